@@ -1,0 +1,119 @@
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+
+/** The server's settings, read from the environment once. Nothing else reads `process.env`. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Base URL devices and clients reach this server at, when it differs from the request's Host. */
+  readonly publicUrl: string | undefined;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** Unset: `serve` starts (or reuses) a local Temporal dev server. */
+  readonly temporalAddress: string | undefined;
+  readonly temporalNamespace: string;
+  readonly temporalTaskQueue: string;
+  readonly temporalCli: string | undefined;
+  readonly temporalDevPort: number;
+  readonly temporalUiPort: number;
+  readonly dataDir: string;
+  readonly allowedOrigins: readonly string[] | "*";
+  readonly defaultCountryCode: string;
+  readonly rateLimit: {
+    /** Requests one API key may make per window. */
+    readonly requestsPerWindow: number;
+    /** Requests one client address may make per window without a key (registration). */
+    readonly anonymousRequestsPerWindow: number;
+    readonly windowSeconds: number;
+  };
+  /** A gateway whose last heartbeat is older than this is marked offline. */
+  readonly gatewayHeartbeatTimeoutSeconds: number;
+  readonly bodyLimitBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+/** A setting that is not valid; `smsgw` prints it and exits. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+function text(env: Env, name: string, fallback: string): string {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? fallback : raw;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? undefined : raw;
+}
+
+function origins(raw: string): readonly string[] | "*" {
+  const list = raw
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== "");
+  return list.length === 0 || list.includes("*") ? "*" : Object.freeze(list);
+}
+
+/** Reads and validates the configuration from `env` (the process environment by default). */
+export function loadConfig(env: Env = process.env): Config {
+  const certFile = optional(env, "TLS_CERT");
+  const keyFile = optional(env, "TLS_KEY");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError("TLS_CERT and TLS_KEY must be set together");
+  }
+  const country = text(env, "DEFAULT_COUNTRY_CODE", "US").toUpperCase();
+  if (!/^[A-Z]{2}$/.test(country)) {
+    throw new ConfigError(`DEFAULT_COUNTRY_CODE must be a two-letter country code, not "${country}"`);
+  }
+  const publicUrl = optional(env, "PUBLIC_URL");
+  if (publicUrl !== undefined && !URL.canParse(publicUrl)) {
+    throw new ConfigError(`PUBLIC_URL must be a URL, not "${publicUrl}"`);
+  }
+  return Object.freeze({
+    host: text(env, "HOST", "0.0.0.0"),
+    port: integer(env, "PORT", 3000, 0, 65535),
+    publicUrl: publicUrl?.replace(/\/+$/, ""),
+    tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined,
+    databaseUrl: text(env, "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/smsgw"),
+    redisUrl: text(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+    temporalAddress: optional(env, "TEMPORAL_ADDRESS"),
+    temporalNamespace: text(env, "TEMPORAL_NAMESPACE", "default"),
+    temporalTaskQueue: text(env, "TEMPORAL_TASK_QUEUE", "smsgw"),
+    temporalCli: optional(env, "TEMPORAL_CLI"),
+    temporalDevPort: integer(env, "TEMPORAL_DEV_PORT", 7233, 1, 65535),
+    temporalUiPort: integer(env, "TEMPORAL_UI_PORT", 8233, 1, 65535),
+    dataDir: resolve(text(env, "DATA_DIR", ".data")),
+    allowedOrigins: origins(text(env, "ALLOWED_ORIGINS", "*")),
+    defaultCountryCode: country,
+    rateLimit: Object.freeze({
+      requestsPerWindow: integer(env, "RATE_LIMIT_REQUESTS", 600, 1, 1_000_000),
+      anonymousRequestsPerWindow: integer(env, "RATE_LIMIT_ANONYMOUS_REQUESTS", 30, 1, 1_000_000),
+      windowSeconds: integer(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),
+    }),
+    gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
+    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    logLevel: text(env, "LOG_LEVEL", "info"),
+  });
+}
+
+/** Where `scripts/setup-temporal.sh` installs the Temporal CLI when it is not on PATH. */
+export function cachedTemporalCliPath(env: Env = process.env): string {
+  const cacheHome = optional(env, "XDG_CACHE_HOME") ?? resolve(homedir(), ".cache");
+  return resolve(cacheHome, "smsgw", "bin", "temporal");
+}

@@ -1,0 +1,55 @@
+import { Migrator } from "@mikro-orm/migrations";
+import { defineConfig, MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
+import pg from "pg";
+import { GatewayEntity } from "../modules/gateways/gateway.entity.js";
+import { ApiKeyEntity } from "../modules/keys/api-key.entity.js";
+import { Migration20261125000000 } from "./migrations/Migration20261125000000.js";
+
+/** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
+const migrations = [{ name: "Migration20261125000000", class: Migration20261125000000 }];
+
+/** The MikroORM configuration for a database URL. */
+export function ormConfig(databaseUrl: string, debug = false) {
+  return defineConfig({
+    driver: PostgreSqlDriver,
+    clientUrl: databaseUrl,
+    entities: [GatewayEntity, ApiKeyEntity],
+    extensions: [Migrator],
+    migrations: { migrationsList: migrations, tableName: "mikro_orm_migrations", transactional: true },
+    pool: { min: 0, max: 10 },
+    debug,
+    allowGlobalContext: false,
+  });
+}
+
+/** Creates the database named in `databaseUrl` when it does not exist yet. */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (name === "") return;
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const found = await client.query("select 1 from pg_database where datname = $1", [name]);
+    if (found.rowCount === 0) {
+      await client.query(`create database "${name.replaceAll('"', '""')}"`).catch((error: unknown) => {
+        // Another process may have created it between the check and here.
+        if ((error as { code?: string }).code !== "42P04") throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Connects to PostgreSQL. */
+export async function openOrm(databaseUrl: string): Promise<MikroORM> {
+  return MikroORM.init(ormConfig(databaseUrl));
+}
+
+/** Applies every pending migration; returns the names of those applied. */
+export async function migrate(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((migration) => migration.name);
+}

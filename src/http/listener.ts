@@ -1,0 +1,112 @@
+import { readFileSync } from "node:fs";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import type { Socket } from "node:net";
+import type { Config } from "../config.js";
+
+/** Fastify's request handler; it serves HTTP/2 compatibility requests as well. */
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type Http2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
+
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const http2Settings = { maxConcurrentStreams: 1000 };
+
+/** The HTTP/2 sessions a listener serves, so shutdown can end them. */
+export interface Listener {
+  /** For fastify's `serverFactory`. */
+  serverFactory(handler: Handler): http.Server;
+  /** Asks every HTTP/2 session to finish its streams and close; destroys them after `graceMs`. */
+  closeSessions(graceMs: number): Promise<void>;
+}
+
+/**
+ * Hands a cleartext connection to the HTTP/2 server when it opens with the HTTP/2 preface (gRPC and
+ * Connect over h2c), and to the HTTP/1.1 server otherwise. Node's HTTP/1 server cannot take h2c, and
+ * its HTTP/2 server cannot take HTTP/1.1 without TLS, so the first bytes decide.
+ */
+function sniff(socket: Socket, onHttp1: (socket: Socket) => void, onHttp2: (socket: Socket) => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const length = Math.min(seen.length, preface.length);
+    const isPrefix = seen.subarray(0, length).equals(preface.subarray(0, length));
+    if (isPrefix && seen.length < preface.length) return;
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    if (isPrefix) {
+      // The HTTP/2 session reads what is buffered on the socket itself, then takes over the handle.
+      onHttp2(socket);
+    } else {
+      // The HTTP/1 parser listens for 'data': resuming hands it the buffered bytes.
+      onHttp1(socket);
+      socket.resume();
+    }
+  };
+  socket.on("data", onData);
+}
+
+/** One port for HTTP/1.1 and HTTP/2: ALPN with TLS, first-bytes sniffing without. */
+export function createListener(config: Config): Listener {
+  const sessions = new Set<Http2Session>();
+  const track = (session: Http2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  };
+
+  return {
+    serverFactory(handler) {
+      if (config.tls !== undefined) {
+        const secure = http2.createSecureServer({
+          allowHTTP1: true,
+          key: readFileSync(config.tls.keyFile),
+          cert: readFileSync(config.tls.certFile),
+          settings: http2Settings,
+        });
+        secure.on("request", handler as unknown as Http2Handler);
+        secure.on("session", track);
+        // Fastify types its server as HTTP/1; the secure HTTP/2 server with allowHTTP1 serves both.
+        return secure as unknown as http.Server;
+      }
+      const h2 = http2.createServer({ settings: http2Settings });
+      h2.on("request", handler as unknown as Http2Handler);
+      h2.on("session", track);
+      const h1 = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
+      h1.on("request", handler);
+      // Take over h1's own connection handling and call it only for HTTP/1.1 connections, so that
+      // fastify (and its WebSocket upgrades) keep working with the real HTTP/1 server.
+      const http1Listeners = h1.listeners("connection") as ((socket: Socket) => void)[];
+      h1.removeAllListeners("connection");
+      h1.on("connection", (socket: Socket) =>
+        sniff(
+          socket,
+          (s) => {
+            for (const listener of http1Listeners) listener.call(h1, s);
+          },
+          (s) => h2.emit("connection", s),
+        ),
+      );
+      return h1;
+    },
+
+    async closeSessions(graceMs) {
+      const open = [...sessions];
+      await Promise.all(
+        open.map(
+          (session) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(() => {
+                session.destroy();
+                resolve();
+              }, graceMs);
+              timer.unref();
+              session.close(() => {
+                clearTimeout(timer);
+                resolve();
+              });
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { ConfigError, loadConfig } from "./config.js";
+import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
+import { GatewaysService } from "./modules/gateways/index.js";
+import { type KeyRecord, type KeyScope, KeysService } from "./modules/keys/index.js";
+import { serve } from "./serve.js";
+import { DomainError } from "./shared/errors.js";
+
+const usage = `smsgw: a self-hosted SMS gateway
+
+Usage:
+  smsgw serve [--api-only | --worker-only]   run the API (one port: gRPC, Connect, REST) and the Temporal worker
+  smsgw migrate                              create the database if missing and apply migrations
+  smsgw seed                                 create the first admin key and print it (only when none exists)
+  smsgw keys create --kind client|admin|gateway --name NAME [--device-id ID]
+                                             create a key and print it alone on stdout (shown once)
+  smsgw keys list                            list keys (never the keys themselves)
+  smsgw keys revoke ID                       revoke a key at once
+
+Configuration is read from the environment; see README.md.`;
+
+/** Runs `work` with a migrated database and the key and gateway services, then closes it. */
+async function withServices<T>(work: (keys: KeysService, gateways: GatewaysService) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  await ensureDatabase(config.databaseUrl);
+  const orm = await openOrm(config.databaseUrl);
+  try {
+    await migrate(orm);
+    const keys = new KeysService(orm.em);
+    return await work(keys, new GatewaysService(orm.em, keys));
+  } finally {
+    await orm.close();
+  }
+}
+
+function formatKey(key: KeyRecord): string {
+  const date = (value: Date | null) => (value === null ? "-" : value.toISOString());
+  return [
+    key.id,
+    key.scope,
+    key.name,
+    `…${key.hint}`,
+    key.gatewayId ?? "-",
+    date(key.createdAt),
+    date(key.lastUsedAt),
+    date(key.revokedAt),
+  ].join("\t");
+}
+
+async function keysCommand(args: string[]): Promise<void> {
+  const [action, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { kind: { type: "string" }, name: { type: "string" }, "device-id": { type: "string" } },
+  });
+  if (action === "create") {
+    const kind = values.kind as KeyScope | undefined;
+    if (kind !== "client" && kind !== "admin" && kind !== "gateway")
+      throw new UsageError("--kind must be client, admin or gateway");
+    if (kind === "gateway" && values["device-id"] === undefined)
+      throw new UsageError("a gateway key needs --device-id");
+    const key = await withServices(async (keys, gateways) => {
+      const gateway = kind === "gateway" ? await gateways.findByDeviceId(values["device-id"] ?? "") : undefined;
+      const name = values.name ?? gateway?.name ?? kind;
+      return (await keys.create({ scope: kind, name, ...(gateway ? { gatewayId: gateway.id } : {}) })).key;
+    });
+    process.stdout.write(`${key}\n`);
+  } else if (action === "list") {
+    const list = await withServices((keys) => keys.list());
+    process.stdout.write(`id\tscope\tname\tkey\tgateway\tcreated\tlast used\trevoked\n`);
+    for (const key of list) process.stdout.write(`${formatKey(key)}\n`);
+  } else if (action === "revoke") {
+    const id = Number(positionals[0]);
+    if (!Number.isInteger(id) || id <= 0) throw new UsageError("keys revoke takes a key id (see keys list)");
+    const record = await withServices((keys) => keys.revoke(id));
+    process.stderr.write(`revoked key ${record.id} (${record.scope}, ${record.name})\n`);
+  } else {
+    throw new UsageError(`unknown keys command: ${action ?? "(none)"}`);
+  }
+}
+
+class UsageError extends Error {}
+
+async function serveCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { "api-only": { type: "boolean" }, "worker-only": { type: "boolean" } },
+  });
+  if (values["api-only"] && values["worker-only"])
+    throw new UsageError("--api-only and --worker-only exclude each other");
+  const config = loadConfig();
+  const logger = pino({ level: config.logLevel });
+  const running = await serve(config, logger, { api: !values["worker-only"], worker: !values["api-only"] });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "draining and shutting down");
+    const force = setTimeout(() => {
+      logger.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5000);
+    force.unref();
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "error while shutting down");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** Runs the command line. */
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  try {
+    switch (command) {
+      case "serve":
+        return await serveCommand(args);
+      case "migrate": {
+        const applied = await withServices(async () => []);
+        process.stderr.write(`database is up to date${applied.length ? "" : ""}\n`);
+        return;
+      }
+      case "seed": {
+        const key = await withServices(async (keys) =>
+          (await keys.hasActiveAdminKey()) ? undefined : (await keys.create({ scope: "admin", name: "admin" })).key,
+        );
+        if (key === undefined)
+          process.stderr.write(
+            "an admin key already exists; create another with `smsgw keys create --kind admin --name NAME`\n",
+          );
+        else {
+          process.stderr.write("Admin API key (save it now, it will not be shown again):\n");
+          process.stdout.write(`${key}\n`);
+        }
+        return;
+      }
+      case "keys":
+        return await keysCommand(args);
+      case undefined:
+      case "help":
+      case "--help":
+        process.stdout.write(`${usage}\n`);
+        return;
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) process.stderr.write(`smsgw: ${error.message}\n\n${usage}\n`);
+    else if (error instanceof ConfigError || error instanceof DomainError)
+      process.stderr.write(`smsgw: ${error.message}\n`);
+    else process.stderr.write(`smsgw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  }
+}

@@ -1,0 +1,37 @@
+import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
+
+/** What a device last reported of itself; kept in the gateway's `metadata`. */
+export interface GatewayMetadata {
+  battery_level?: number;
+  signal_strength?: number;
+  messages_in_queue?: number;
+  reported_at?: string;
+  [key: string]: unknown;
+}
+
+/** A registered Android device that sends and receives SMS. */
+export const GatewayEntity = defineEntity({
+  name: "Gateway",
+  tableName: "gateways",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    deviceId: p.string().length(255).unique(),
+    name: p.string().length(255),
+    status: p.string().length(16).default("offline"),
+    lastHeartbeatAt: p.datetime().nullable(),
+    messagesSentToday: p.integer().default(0),
+    messagesReceivedToday: p.integer().default(0),
+    totalMessagesSent: p.integer().default(0),
+    totalMessagesReceived: p.integer().default(0),
+    active: p.boolean().default(true),
+    priority: p.integer().default(1),
+    metadata: p.json<GatewayMetadata>().default("{}"),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+  },
+});
+
+export type Gateway = InferEntity<typeof GatewayEntity>;

@@ -1,0 +1,130 @@
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { DomainError, invalid, missing } from "../../shared/errors.js";
+import type { KeysService } from "../keys/index.js";
+import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
+
+/** What a device reports in a heartbeat; fields left out keep their last value. */
+export interface HeartbeatInput {
+  status?: string | undefined;
+  messagesInQueue?: number | undefined;
+  batteryLevel?: number | undefined;
+  signalStrength?: number | undefined;
+}
+
+/** The part of a gateway a toggle changes. */
+export interface ToggledGateway {
+  id: number;
+  deviceId: string;
+  active: boolean;
+}
+
+const maxTextLength = 255;
+
+function requiredText(value: string, field: string): string {
+  const trimmed = value.trim();
+  if (trimmed === "") throw missing(field);
+  if (trimmed.length > maxTextLength) throw invalid(`${field} is too long (at most ${maxTextLength} characters)`);
+  return trimmed;
+}
+
+function inRange(value: number | undefined, field: string, min: number, max: number): number | undefined {
+  if (value !== undefined && (value < min || value > max)) {
+    throw invalid(`${field} must be from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Registers gateways, records their health and lets operators list and disable them. */
+export class GatewaysService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly keys: KeysService,
+  ) {}
+
+  /**
+   * Registers a device and issues its key, in one transaction: there is never a gateway without a
+   * key or a key without a gateway. A device id that is already registered is refused.
+   */
+  async register(input: { deviceId: string; name: string }): Promise<{ gateway: Gateway; apiKey: string }> {
+    const deviceId = requiredText(input.deviceId, "device_id");
+    const name = input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
+    try {
+      return await this.em.fork().transactional(async (em) => {
+        const gateway = em.create(GatewayEntity, { deviceId, name });
+        await em.flush();
+        const { key } = await this.keys.create({ scope: "gateway", name, gatewayId: gateway.id }, em);
+        return { gateway, apiKey: key };
+      });
+    } catch (error) {
+      if (error instanceof UniqueConstraintViolationException) {
+        throw invalid("device_id has already been taken");
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Records a heartbeat: the gateway is online (unless it says it is going offline), its health
+   * figures are kept in `metadata`, and its last heartbeat time is now.
+   */
+  async heartbeat(gatewayId: number, input: HeartbeatInput): Promise<Gateway> {
+    const status = input.status === undefined || input.status === "" ? "online" : input.status;
+    if (status !== "online" && status !== "offline") throw invalid("status must be online or offline");
+    const reported: GatewayMetadata = { reported_at: new Date().toISOString() };
+    const battery = inRange(input.batteryLevel, "battery_level", 0, 100);
+    const signal = inRange(input.signalStrength, "signal_strength", 0, 4);
+    const queue = inRange(input.messagesInQueue, "messages_in_queue", 0, 1_000_000);
+    if (battery !== undefined) reported.battery_level = battery;
+    if (signal !== undefined) reported.signal_strength = signal;
+    if (queue !== undefined) reported.messages_in_queue = queue;
+    const em = this.em.fork();
+    const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
+    if (gateway === null) throw new DomainError("not_found", "Gateway not found");
+    gateway.status = status;
+    gateway.lastHeartbeatAt = new Date();
+    gateway.metadata = { ...gateway.metadata, ...reported };
+    await em.flush();
+    return gateway;
+  }
+
+  /** Every gateway, by priority (highest first) then id. */
+  async list(): Promise<Gateway[]> {
+    return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
+  }
+
+  /** The gateway with this device id. */
+  async findByDeviceId(deviceId: string): Promise<Gateway> {
+    const gateway = await this.em.fork().findOne(GatewayEntity, { deviceId });
+    if (gateway === null) throw new DomainError("not_found", `No gateway with device id ${deviceId}`);
+    return gateway;
+  }
+
+  /** Flips whether a gateway may be sent messages, atomically. */
+  async toggle(id: number): Promise<ToggledGateway> {
+    const rows: { id: number; device_id: string; active: boolean }[] = await this.em
+      .getConnection()
+      .execute(
+        "update gateways set active = not active, updated_at = now() where id = ? returning id, device_id, active",
+        [id],
+      );
+    const row = rows[0];
+    if (row === undefined) throw new DomainError("not_found", "Gateway not found");
+    return { id: row.id, deviceId: row.device_id, active: row.active };
+  }
+
+  /**
+   * Marks offline every online gateway whose last heartbeat is older than `timeoutSeconds`, and
+   * returns their device ids.
+   */
+  async markStaleOffline(timeoutSeconds: number): Promise<string[]> {
+    const rows: { device_id: string }[] = await this.em.getConnection().execute(
+      `update gateways set status = 'offline', updated_at = now()
+        where status = 'online'
+          and (last_heartbeat_at is null or last_heartbeat_at < now() - make_interval(secs => ?))
+        returning device_id`,
+      [timeoutSeconds],
+    );
+    return rows.map((row) => row.device_id);
+  }
+}

@@ -1,0 +1,3 @@
+export { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
+export { createGatewayActivities, type GatewayActivities } from "./gateways.activities.js";
+export { GatewaysService, type HeartbeatInput, type ToggledGateway } from "./gateways.service.js";

@@ -1,0 +1,2 @@
+export type { KeyScope } from "./api-key.entity.js";
+export { type KeyRecord, KeysService, type Principal } from "./keys.service.js";

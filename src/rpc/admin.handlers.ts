@@ -1,0 +1,36 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
+import type { GatewaysService } from "../modules/gateways/index.js";
+
+/** AdminService on the shared services. `GetStats` comes with the outbound and OTP issues. */
+export function adminHandlers(deps: { gateways: GatewaysService }): Partial<ServiceImpl<typeof AdminService>> {
+  return {
+    async listGateways() {
+      const gateways = await deps.gateways.list();
+      return {
+        gateways: gateways.map((gateway) => ({
+          id: gateway.id,
+          deviceId: gateway.deviceId,
+          name: gateway.name,
+          status: gateway.status,
+          lastHeartbeatAt: gateway.lastHeartbeatAt ? timestampFromDate(gateway.lastHeartbeatAt) : undefined,
+          messagesSentToday: gateway.messagesSentToday,
+          messagesReceivedToday: gateway.messagesReceivedToday,
+          totalMessagesSent: gateway.totalMessagesSent,
+          totalMessagesReceived: gateway.totalMessagesReceived,
+          active: gateway.active,
+          priority: gateway.priority,
+          metadata: gateway.metadata as JsonObject,
+          createdAt: timestampFromDate(gateway.createdAt),
+        })),
+      };
+    },
+
+    async toggleGateway(req) {
+      const gateway = await deps.gateways.toggle(req.id);
+      return { success: true, gateway };
+    },
+  };
+}

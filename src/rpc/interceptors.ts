@@ -1,0 +1,84 @@
+import { getOption } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { AuthRequirement, auth } from "../../gen/smsgw/v1/options_pb.js";
+import type { Config } from "../config.js";
+import type { KeysService, Principal } from "../modules/keys/index.js";
+import type { RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
+import { DomainError } from "../shared/errors.js";
+import { internalHeaders, peerKey, principalKey, requestIdKey } from "./context.js";
+import { toConnectError } from "./errors.js";
+
+/** Outermost: every error leaves as a ConnectError a client may see; unexpected ones are logged. */
+export function errorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      const requestId = req.contextValues.get(requestIdKey) ?? req.header.get(internalHeaders.requestId) ?? undefined;
+      throw toConnectError(error, logger, requestId);
+    }
+  };
+}
+
+function bearerToken(header: string | null): string | undefined {
+  const match = header === null ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+function allows(requirement: AuthRequirement, principal: Principal): boolean {
+  switch (requirement) {
+    case AuthRequirement.GATEWAY:
+      return principal.kind === "gateway";
+    case AuthRequirement.CLIENT:
+      return principal.kind === "client";
+    case AuthRequirement.ADMIN:
+      return principal.kind === "client" && principal.scope === "admin";
+    case AuthRequirement.NONE:
+      return true;
+    case AuthRequirement.UNSPECIFIED:
+      return false;
+  }
+}
+
+const refusals: Record<AuthRequirement, string> = {
+  [AuthRequirement.UNSPECIFIED]: "This operation is not available",
+  [AuthRequirement.NONE]: "",
+  [AuthRequirement.GATEWAY]: "This operation needs a gateway key (gw_live_…)",
+  [AuthRequirement.CLIENT]: "This operation needs a client key (api_live_…)",
+  [AuthRequirement.ADMIN]: "This operation needs an admin key",
+};
+
+function limited(decision: RateDecision): DomainError {
+  return new DomainError("rate_limited", "Rate limit exceeded", decision.resetSeconds);
+}
+
+/**
+ * Authenticates the `Authorization: Bearer` key, checks it against the RPC's `auth` option, and
+ * counts the call against the key's rate limit (the client address's, for RPCs that need no key).
+ */
+export function authInterceptor(deps: { keys: KeysService; rateLimiter: RateLimiter; config: Config }): Interceptor {
+  const { requestsPerWindow, anonymousRequestsPerWindow } = deps.config.rateLimit;
+  return (next) => async (req) => {
+    const requirement = getOption(req.method, auth);
+    let decision: RateDecision;
+    if (requirement === AuthRequirement.NONE) {
+      const peer = req.contextValues.get(peerKey) ?? req.header.get(internalHeaders.peer) ?? "unknown";
+      decision = await deps.rateLimiter.hit(`peer:${peer}`, anonymousRequestsPerWindow);
+    } else {
+      const token = bearerToken(req.header.get("authorization"));
+      if (token === undefined) throw new DomainError("unauthenticated", "Missing API key");
+      const principal = await deps.keys.authenticate(token);
+      if (principal === undefined) throw new DomainError("unauthenticated", "Invalid API key");
+      if (!allows(requirement, principal)) throw new DomainError("permission_denied", refusals[requirement]);
+      req.contextValues.set(principalKey, principal);
+      decision = await deps.rateLimiter.hit(`key:${principal.keyId}`, requestsPerWindow);
+    }
+    if (!decision.allowed) throw limited(decision);
+    const res = await next(req);
+    res.header.set("ratelimit-limit", String(decision.limit));
+    res.header.set("ratelimit-remaining", String(decision.remaining));
+    res.header.set("ratelimit-reset", String(decision.resetSeconds));
+    return res;
+  };
+}

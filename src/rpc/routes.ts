@@ -1,0 +1,27 @@
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
+import { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
+import { OtpService } from "../../gen/smsgw/v1/otp_pb.js";
+import { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
+import type { Deps } from "../deps.js";
+import { adminHandlers } from "./admin.handlers.js";
+import { gatewayHandlers } from "./gateway.handlers.js";
+import { authInterceptor, errorInterceptor } from "./interceptors.js";
+
+/** Every service of the contract, in the order the REST routes are registered. */
+export const services = [GatewayService, SmsService, OtpService, AdminService] as const;
+
+/** The interceptors every door runs, outermost first. */
+export function interceptors(deps: Deps): Interceptor[] {
+  return [errorInterceptor(deps.logger), authInterceptor(deps)];
+}
+
+/** Registers every service's handlers; RPCs without one answer UNIMPLEMENTED. */
+export function routes(deps: Deps): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(GatewayService, gatewayHandlers(deps));
+    router.service(SmsService, {});
+    router.service(OtpService, {});
+    router.service(AdminService, adminHandlers(deps));
+  };
+}

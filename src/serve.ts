@@ -1,0 +1,87 @@
+import type { NativeConnection, Worker } from "@temporalio/worker";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { buildApp } from "./app.js";
+import type { Config } from "./config.js";
+import { ensureDatabase, migrate } from "./db/orm.js";
+import { createDeps, type Deps } from "./deps.js";
+import { createListener } from "./http/listener.js";
+import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
+import { ensureSchedules } from "./temporal/schedules.js";
+import { ensureSearchAttributes } from "./temporal/search-attributes.js";
+import { createWorker } from "./temporal/worker.js";
+
+/** What `serve` runs: the API, the Temporal worker, or both. */
+export interface ServeOptions {
+  readonly api: boolean;
+  readonly worker: boolean;
+}
+
+/** A running server; `stop` drains it and releases everything it holds. */
+export interface Running {
+  readonly deps: Deps;
+  readonly app: FastifyInstance | undefined;
+  /** Where the API listens, e.g. `http://127.0.0.1:3000`. */
+  readonly url: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Resolves Temporal's address, starting a local dev server when none is configured. */
+async function temporalFor(config: Config, logger: Logger): Promise<LocalTemporal> {
+  if (config.temporalAddress !== undefined) return { address: config.temporalAddress, stop: async () => undefined };
+  return ensureLocalTemporal({
+    cli: config.temporalCli,
+    port: config.temporalDevPort,
+    uiPort: config.temporalUiPort,
+    dataDir: config.dataDir,
+    namespace: config.temporalNamespace,
+    logger,
+  });
+}
+
+/**
+ * Starts everything `smsgw serve` runs: database (created and migrated), Temporal (search attributes
+ * and schedules), the worker and the API on one port.
+ */
+export async function serve(config: Config, logger: Logger, options: ServeOptions): Promise<Running> {
+  const temporal = await temporalFor(config, logger);
+  await ensureDatabase(config.databaseUrl);
+  const deps = await createDeps(config, logger, temporal.address);
+  const applied = await migrate(deps.orm);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
+
+  let worker: { worker: Worker; connection: NativeConnection; running: Promise<void> } | undefined;
+  if (options.worker) {
+    await ensureSchedules(deps.temporal, config);
+    const created = await createWorker(deps);
+    worker = { ...created, running: created.worker.run() };
+    worker.running.catch((error: unknown) => logger.fatal({ err: error }, "the Temporal worker stopped"));
+  }
+
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+  const listener = createListener(config);
+  if (options.api) {
+    app = await buildApp(deps, { serverFactory: listener.serverFactory });
+    url = await app.listen({ port: config.port, host: config.host });
+    logger.info({ url, tls: config.tls !== undefined }, "smsgw is listening (HTTP/1.1 and HTTP/2 on one port)");
+  }
+
+  return {
+    deps,
+    app,
+    url,
+    async stop() {
+      // Stop taking requests and let in-flight ones finish, then stop the worker after its tasks.
+      await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
+      if (worker !== undefined) {
+        worker.worker.shutdown();
+        await worker.running.catch(() => undefined);
+        await worker.connection.close();
+      }
+      await deps.close();
+      await temporal.stop();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants, mkdirSync, openSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { Connection } from "@temporalio/client";
+import type { Logger } from "pino";
+import { cachedTemporalCliPath } from "../config.js";
+
+/** A Temporal server this process may have started. */
+export interface LocalTemporal {
+  readonly address: string;
+  /** Stops the dev server if this process started it. */
+  stop(): Promise<void>;
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds the `temporal` CLI: `TEMPORAL_CLI`, then PATH, then the cache `scripts/setup-temporal.sh` fills. */
+export function findTemporalCli(configured: string | undefined): string {
+  const candidates = [
+    ...(configured === undefined ? [] : [configured]),
+    ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "temporal")),
+    cachedTemporalCliPath(),
+  ];
+  const found = candidates.find((candidate) => candidate !== "" && executable(candidate));
+  if (found === undefined) {
+    throw new Error(
+      "The Temporal CLI was not found. Run `sh scripts/setup-temporal.sh` once (it builds it with Go), " +
+        "or set TEMPORAL_ADDRESS to a running Temporal server.",
+    );
+  }
+  return found;
+}
+
+/** Whether a Temporal frontend answers at `address`. */
+export async function temporalAnswers(address: string): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: 1000 });
+    await connection.workflowService.getSystemInfo({});
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+async function waitFor(address: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`temporal server start-dev exited with code ${child.exitCode}`);
+    if (await temporalAnswers(address)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`Temporal did not answer at ${address} within ${timeoutMs} ms`);
+}
+
+/**
+ * Returns a local Temporal dev server: the one already answering on `port` (another smsgw process
+ * may have started it), or a new one, with its database under `dataDir` (in memory when undefined)
+ * and its Web UI on `uiPort` (none when undefined).
+ */
+export async function ensureLocalTemporal(options: {
+  cli: string | undefined;
+  port: number;
+  uiPort: number | undefined;
+  dataDir: string | undefined;
+  namespace: string;
+  logger: Logger;
+}): Promise<LocalTemporal> {
+  const address = `127.0.0.1:${options.port}`;
+  if (await temporalAnswers(address)) {
+    options.logger.info({ address }, "using the Temporal server already running");
+    return { address, stop: async () => undefined };
+  }
+  const cli = findTemporalCli(options.cli);
+  const args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", String(options.port), "--log-level", "warn"];
+  args.push(...(options.uiPort === undefined ? ["--headless"] : ["--ui-port", String(options.uiPort)]));
+  if (options.namespace !== "default") args.push("--namespace", options.namespace);
+  let output: "ignore" | number = "ignore";
+  if (options.dataDir !== undefined) {
+    mkdirSync(options.dataDir, { recursive: true });
+    args.push("--db-filename", join(options.dataDir, "temporal.db"));
+    output = openSync(join(options.dataDir, "temporal.log"), "a");
+  }
+  options.logger.info({ cli, args }, "starting the Temporal dev server");
+  const child = spawn(cli, args, { stdio: ["ignore", output, output] });
+  await waitFor(address, child, 60_000);
+  options.logger.info({ address, ui: options.uiPort && `http://127.0.0.1:${options.uiPort}` }, "Temporal is up");
+  return {
+    address,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}

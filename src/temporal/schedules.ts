@@ -1,0 +1,37 @@
+import { type Client, ScheduleAlreadyRunning, type ScheduleOptions, ScheduleOverlapPolicy } from "@temporalio/client";
+import type { Config } from "../config.js";
+
+/** The maintenance schedules, as the original's Sidekiq cron jobs were. */
+function schedules(config: Config): ScheduleOptions[] {
+  return [
+    {
+      scheduleId: "smsgw-gateway-health",
+      spec: { intervals: [{ every: "1 minute" }] },
+      action: {
+        type: "startWorkflow",
+        workflowType: "gatewayHealthWorkflow",
+        taskQueue: config.temporalTaskQueue,
+        args: [{ heartbeatTimeoutSeconds: config.gatewayHeartbeatTimeoutSeconds }],
+        workflowExecutionTimeout: "5 minutes",
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    },
+  ];
+}
+
+/** Creates the maintenance schedules, or updates them to this configuration when they exist. */
+export async function ensureSchedules(client: Client, config: Config): Promise<void> {
+  for (const options of schedules(config)) {
+    try {
+      await client.schedule.create(options);
+    } catch (error) {
+      if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+      await client.schedule.getHandle(options.scheduleId).update((previous) => ({
+        ...previous,
+        spec: options.spec,
+        action: options.action,
+        policies: { ...previous.policies, ...options.policies },
+      }));
+    }
+  }
+}
