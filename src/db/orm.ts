@@ -15,7 +15,7 @@ export function ormConfig(databaseUrl: string, debug = false) {
     clientUrl: databaseUrl,
     entities: [GatewayEntity, ApiKeyEntity],
     extensions: [Migrator],
-    migrations: { migrationsList: migrations, tableName: "mikro_orm_migrations", transactional: true },
+    migrations: { migrationsList: migrations, tableName: "mikro_orm_migrations", transactional: true, silent: true },
     pool: { min: 0, max: 10 },
     debug,
     allowGlobalContext: false,

@@ -1,0 +1,64 @@
+import { Connection } from "@temporalio/client";
+import { bundleWorkflowCode } from "@temporalio/worker";
+import pg from "pg";
+import { pino } from "pino";
+import type { TestProject } from "vitest/node";
+import { ensureDatabase, migrate, openOrm } from "../src/db/orm.js";
+import { ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
+import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
+import { workflowsPath } from "../src/temporal/worker.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    databaseUrl: string;
+    redisUrl: string;
+    temporalAddress: string;
+    workflowBundleCode: string;
+  }
+}
+
+const databaseUrl = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_test";
+const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/15";
+
+/** A clean test database with every migration applied. */
+async function freshDatabase(): Promise<void> {
+  await ensureDatabase(databaseUrl);
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query("drop schema public cascade; create schema public;");
+  await client.end();
+  const orm = await openOrm(databaseUrl);
+  await migrate(orm);
+  await orm.close();
+}
+
+let temporal: LocalTemporal | undefined;
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const logger = pino({ level: "warn" });
+  await freshDatabase();
+  temporal = process.env.TEMPORAL_ADDRESS
+    ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
+    : await ensureLocalTemporal({
+        cli: process.env.TEMPORAL_CLI,
+        port: Number(process.env.TEST_TEMPORAL_PORT ?? 7266),
+        uiPort: undefined,
+        dataDir: undefined,
+        namespace: "default",
+        logger,
+      });
+  const connection = await Connection.connect({ address: temporal.address });
+  await ensureSearchAttributes(connection, "default");
+  await connection.close();
+  const bundle = await bundleWorkflowCode({ workflowsPath, logger: { ...silentLogger } });
+  project.provide("databaseUrl", databaseUrl);
+  project.provide("redisUrl", redisUrl);
+  project.provide("temporalAddress", temporal.address);
+  project.provide("workflowBundleCode", bundle.code);
+  return async () => {
+    await temporal?.stop();
+  };
+}
+
+const noop = () => undefined;
+const silentLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };

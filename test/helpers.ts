@@ -1,0 +1,89 @@
+import { randomUUID } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { pino } from "pino";
+import { inject } from "vitest";
+import { type Config, loadConfig } from "../src/config.js";
+import type { KeyScope } from "../src/modules/keys/index.js";
+import { type Running, serve } from "../src/serve.js";
+
+/** A configuration for tests: the test database, Redis and Temporal, an ephemeral port. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: inject("databaseUrl"),
+    REDIS_URL: inject("redisUrl"),
+    TEMPORAL_ADDRESS: inject("temporalAddress"),
+    LOG_LEVEL: "silent",
+    // Tests make many calls with few keys; rate-limit tests lower these.
+    RATE_LIMIT_REQUESTS: "100000",
+    RATE_LIMIT_ANONYMOUS_REQUESTS: "100000",
+    ...env,
+  });
+}
+
+/** A running API (no worker) on an ephemeral port. */
+export async function startServer(env: Record<string, string> = {}): Promise<Running & { url: string }> {
+  const config = testConfig(env);
+  const running = await serve(config, pino({ level: config.logLevel }), { api: true, worker: false });
+  if (running.url === undefined) throw new Error("the API did not start");
+  return { ...running, url: running.url };
+}
+
+/** A unique name for data a test owns. */
+export function unique(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** A new client key of `scope` (`client` or `admin`). */
+export async function clientKey(server: Running, scope: Exclude<KeyScope, "gateway"> = "client"): Promise<string> {
+  return (await server.deps.keys.create({ scope, name: unique(scope) })).key;
+}
+
+/** Registers a gateway directly through the service; returns its id, device id and key. */
+export async function registeredGateway(server: Running): Promise<{ id: number; deviceId: string; key: string }> {
+  const { gateway, apiKey } = await server.deps.gateways.register({ deviceId: unique("device"), name: "Test phone" });
+  return { id: gateway.id, deviceId: gateway.deviceId, key: apiKey };
+}
+
+/** Calls a REST path with an optional key and JSON body; returns the status, headers and parsed body. */
+export async function rest(
+  server: { url: string },
+  method: string,
+  path: string,
+  options: { key?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
+  let body: string | undefined = options.rawBody;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const response = await fetch(`${server.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON: the test sees the text.
+  }
+  return { status: response.status, headers: response.headers, body: parsed };
+}
+
+/** The three RPC doors, as clients of one service. */
+export function doors<S extends DescService>(server: { url: string }, service: S) {
+  return {
+    grpc: createClient(service, createGrpcTransport({ baseUrl: server.url })),
+    connect: createClient(service, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })),
+    connectH2: createClient(service, createConnectTransport({ baseUrl: server.url, httpVersion: "2" })),
+    grpcWeb: createClient(service, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" })),
+  } satisfies Record<string, Client<S>>;
+}
+
+/** Call options carrying a key. */
+export function withKey(key: string) {
+  return { headers: { authorization: `Bearer ${key}` } };
+}
