@@ -1,5 +1,6 @@
 import { Connection } from "@temporalio/client";
 import { bundleWorkflowCode } from "@temporalio/worker";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { pino } from "pino";
 import type { TestProject } from "vitest/node";
@@ -32,11 +33,19 @@ async function freshDatabase(): Promise<void> {
   await orm.close();
 }
 
+/** An empty Redis database: rate-limit counters are keyed by key ids, which restart with the database. */
+async function freshRedis(): Promise<void> {
+  const redis = new Redis(redisUrl);
+  await redis.flushdb();
+  await redis.quit();
+}
+
 let temporal: LocalTemporal | undefined;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = pino({ level: "warn" });
   await freshDatabase();
+  await freshRedis();
   temporal = process.env.TEMPORAL_ADDRESS
     ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
     : await ensureLocalTemporal({
