@@ -1,0 +1,12 @@
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY bin ./bin
+COPY gen ./gen
+COPY src ./src
+COPY workflows ./workflows
+EXPOSE 3000
+USER node
+CMD ["node", "bin/smsgw.js", "serve"]

@@ -1,0 +1,121 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { rest, startServer } from "./helpers.js";
+
+const run = promisify(execFile);
+let server: Awaited<ReturnType<typeof startServer>>;
+
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: inject("databaseUrl"),
+    REDIS_URL: inject("redisUrl"),
+    TEMPORAL_ADDRESS: inject("temporalAddress"),
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+async function smsgw(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run("node", ["bin/smsgw.js", ...args], { env: env() });
+}
+
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => server.stop());
+
+describe("smsgw keys", () => {
+  it("creates a client key, printed alone on stdout, that the API accepts", async () => {
+    const { stdout } = await smsgw("keys", "create", "--kind", "client", "--name", "billing");
+    expect(stdout).toMatch(/^api_live_[0-9a-z]{40}\n$/);
+    const key = stdout.trim();
+    const res = await rest(server, "GET", "/api/v1/admin/gateways", { key });
+    expect(res.status).toBe(403);
+    const admin = (await smsgw("keys", "create", "--kind", "admin", "--name", "ops")).stdout.trim();
+    expect((await rest(server, "GET", "/api/v1/admin/gateways", { key: admin })).status).toBe(200);
+  });
+
+  it("lists keys by their last four characters only, and revokes one at once", async () => {
+    const key = (await smsgw("keys", "create", "--kind", "admin", "--name", "to-revoke")).stdout.trim();
+    const { stdout: listing } = await smsgw("keys", "list");
+    expect(listing).not.toContain(key);
+    const line = listing.split("\n").find((row) => row.includes("to-revoke") && row.includes(`…${key.slice(-4)}`));
+    const id = line?.split("\t")[0];
+    expect(id).toMatch(/^\d+$/);
+    await smsgw("keys", "revoke", String(id));
+    expect(await rest(server, "GET", "/api/v1/admin/gateways", { key })).toMatchObject({
+      status: 401,
+      body: { error: "Invalid API key" },
+    });
+  });
+
+  it("reissues a gateway's key by device id", async () => {
+    const deviceId = `cli-${Date.now()}`;
+    await rest(server, "POST", "/api/v1/gateway/register", { body: { device_id: deviceId } });
+    const key = (await smsgw("keys", "create", "--kind", "gateway", "--device-id", deviceId)).stdout.trim();
+    expect(key).toMatch(/^gw_live_/);
+    expect((await rest(server, "POST", "/api/v1/gateway/heartbeat", { key, body: {} })).status).toBe(200);
+  });
+
+  it("refuses a bad kind with a usage error and exit code 2", async () => {
+    const failure = await smsgw("keys", "create", "--kind", "root").catch(
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failure).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("--kind must be client, admin or gateway"),
+    });
+  });
+});
+
+describe("smsgw seed", () => {
+  it("prints a first admin key once, and nothing on stdout when an admin key exists", async () => {
+    await server.deps.orm.em.getConnection().execute("update api_keys set revoked_at = now() where scope = 'admin'");
+    const first = await smsgw("seed");
+    expect(first.stdout).toMatch(/^api_live_[0-9a-z]{40}\n$/);
+    expect((await rest(server, "GET", "/api/v1/admin/gateways", { key: first.stdout.trim() })).status).toBe(200);
+    const second = await smsgw("seed");
+    expect(second.stdout).toBe("");
+    expect(second.stderr).toContain("an admin key already exists");
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+describe("smsgw serve", () => {
+  it("serves on PORT and exits 0 after draining on SIGTERM", async () => {
+    const port = await freePort();
+    const child = spawn("node", ["bin/smsgw.js", "serve", "--api-only"], {
+      env: env({ PORT: String(port), HOST: "127.0.0.1" }),
+      stdio: "ignore",
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 20_000;
+    let up = 0;
+    while (Date.now() < deadline && up !== 200) {
+      up = await fetch(`${url}/up`).then(
+        (res) => res.status,
+        () => 0,
+      );
+      if (up !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(up).toBe(200);
+    const exit = exited(child);
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  });
+});

@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { get } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { describe, expect, it } from "vitest";
+import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
+import { rest, startServer, unique } from "./helpers.js";
+
+describe("GET /up", () => {
+  it("answers 503 and names Redis when Redis does not answer", async () => {
+    const server = await startServer();
+    try {
+      server.deps.redis.disconnect();
+      const res = await rest(server, "GET", "/up");
+      expect(res).toMatchObject({
+        status: 503,
+        body: { status: "unavailable", database: "ok", redis: "down", temporal: "ok" },
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("CORS", () => {
+  it("allows the origins in ALLOWED_ORIGINS and no others", async () => {
+    const server = await startServer({ ALLOWED_ORIGINS: "https://app.example.com, https://admin.example.com" });
+    try {
+      const preflight = (origin: string) =>
+        fetch(`${server.url}/api/v1/sms/send`, {
+          method: "OPTIONS",
+          headers: {
+            origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type",
+          },
+        });
+      const allowed = await preflight("https://admin.example.com");
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get("access-control-allow-origin")).toBe("https://admin.example.com");
+      expect(allowed.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+      const refused = await preflight("https://evil.example.com");
+      expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("TLS", () => {
+  it("serves HTTP/1.1 REST and gRPC over HTTP/2 on one port with ALPN when TLS_CERT and TLS_KEY are set", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "smsgw-tls-"));
+    const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { stdio: "ignore" },
+    );
+    const server = await startServer({ TLS_CERT: cert, TLS_KEY: key });
+    try {
+      const url = server.url.replace("http://", "https://");
+      const http1 = await new Promise<{ status: number; protocol: string }>((resolve, reject) => {
+        get(`${url}/up`, { rejectUnauthorized: false }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, protocol: res.httpVersion });
+        }).on("error", reject);
+      });
+      expect(http1).toEqual({ status: 200, protocol: "1.1" });
+      const grpc = createClient(
+        GatewayService,
+        createGrpcTransport({ baseUrl: url, nodeOptions: { rejectUnauthorized: false } }),
+      );
+      const registered = await grpc.register({ deviceId: unique("tls") });
+      expect(registered.websocketUrl).toMatch(/^wss:\/\//);
+    } finally {
+      await server.stop();
+    }
+  });
+});
