@@ -29,9 +29,44 @@ export interface Config {
   };
   /** A gateway whose last heartbeat is older than this is marked offline. */
   readonly gatewayHeartbeatTimeoutSeconds: number;
+  /** The time zone whose midnight starts "today" for stats and daily counters (IANA name). */
+  readonly timeZone: string;
+  /** How outbound messages move: retries, timeouts, per-gateway send rate. */
+  readonly messages: MessagePolicyConfig;
+  /** The device channel: how often devices heartbeat, how often the server pings, presence lifetime. */
+  readonly devices: {
+    readonly heartbeatIntervalSeconds: number;
+    readonly pingIntervalSeconds: number;
+    /** A connected device silent for longer is disconnected, and its presence in Redis expires. */
+    readonly idleTimeoutSeconds: number;
+    /** Commands waiting for one device beyond this are refused, and the message fails over. */
+    readonly maxQueuedCommands: number;
+  };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
+}
+
+/** How outbound messages move through their workflow. Passed to each workflow as its input. */
+export interface MessagePolicyConfig {
+  /** Dispatches to gateways before a message fails for good. */
+  readonly maxAttempts: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  /** How long a dispatched message waits for the gateway's first report before failing over. */
+  readonly dispatchTimeoutMs: number;
+  /** How long a sent message waits for a delivery report before its workflow ends at `sent`. */
+  readonly deliveryTimeoutMs: number;
+  /** How long a push may wait for the instance holding the device before failing over. */
+  readonly pushScheduleToStartMs: number;
+  /** How often a message with no gateway available looks again (a gateway coming online wakes it). */
+  readonly noGatewayRecheckMs: number;
+  /** How long a message may wait to be sent when the client gives no validity. */
+  readonly defaultValiditySeconds: number;
+  /** SMS one gateway may be given per minute (Android itself allows about 30). */
+  readonly gatewaySendsPerMinute: number;
+  /** How long a gateway that failed a message is passed over when others are available. */
+  readonly failedGatewayCooldownSeconds: number;
 }
 
 /** A setting that is not valid; `smsgw` prints it and exits. */
@@ -67,6 +102,15 @@ function origins(raw: string): readonly string[] | "*" {
     .map((origin) => origin.trim())
     .filter((origin) => origin !== "");
   return list.length === 0 || list.includes("*") ? "*" : Object.freeze(list);
+}
+
+function timeZone(name: string): string {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    return name;
+  } catch {
+    throw new ConfigError(`TIME_ZONE must be an IANA time zone such as Europe/Berlin, not "${name}"`);
+  }
 }
 
 /** Reads and validates the configuration from `env` (the process environment by default). */
@@ -106,6 +150,25 @@ export function loadConfig(env: Env = process.env): Config {
       windowSeconds: integer(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),
     }),
     gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
+    timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),
+    messages: Object.freeze({
+      maxAttempts: integer(env, "MESSAGE_MAX_ATTEMPTS", 5, 1, 100),
+      retryInitialMs: integer(env, "MESSAGE_RETRY_INITIAL_MS", 2000, 1, 3_600_000),
+      retryMaxMs: integer(env, "MESSAGE_RETRY_MAX_MS", 60_000, 1, 86_400_000),
+      dispatchTimeoutMs: integer(env, "MESSAGE_DISPATCH_TIMEOUT_MS", 60_000, 100, 86_400_000),
+      deliveryTimeoutMs: integer(env, "MESSAGE_DELIVERY_TIMEOUT_MS", 3_600_000, 100, 7 * 86_400_000),
+      pushScheduleToStartMs: integer(env, "MESSAGE_PUSH_TIMEOUT_MS", 10_000, 100, 600_000),
+      noGatewayRecheckMs: integer(env, "MESSAGE_NO_GATEWAY_RECHECK_MS", 30_000, 100, 3_600_000),
+      defaultValiditySeconds: integer(env, "MESSAGE_DEFAULT_VALIDITY_SECONDS", 86_400, 1, 30 * 86_400),
+      gatewaySendsPerMinute: integer(env, "GATEWAY_SENDS_PER_MINUTE", 30, 1, 100_000),
+      failedGatewayCooldownSeconds: integer(env, "GATEWAY_FAILURE_COOLDOWN_SECONDS", 60, 0, 86_400),
+    }),
+    devices: Object.freeze({
+      heartbeatIntervalSeconds: integer(env, "DEVICE_HEARTBEAT_INTERVAL_SECONDS", 30, 1, 3600),
+      pingIntervalSeconds: integer(env, "DEVICE_PING_INTERVAL_SECONDS", 20, 1, 3600),
+      idleTimeoutSeconds: integer(env, "DEVICE_IDLE_TIMEOUT_SECONDS", 90, 2, 86_400),
+      maxQueuedCommands: integer(env, "DEVICE_MAX_QUEUED_COMMANDS", 1000, 1, 1_000_000),
+    }),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     logLevel: text(env, "LOG_LEVEL", "info"),

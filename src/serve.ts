@@ -1,4 +1,3 @@
-import type { NativeConnection, Worker } from "@temporalio/worker";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApp } from "./app.js";
@@ -9,12 +8,16 @@ import { createListener } from "./http/listener.js";
 import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
-import { createWorker } from "./temporal/worker.js";
+import { createDeviceWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
 
 /** What `serve` runs: the API, the Temporal worker, or both. */
 export interface ServeOptions {
   readonly api: boolean;
   readonly worker: boolean;
+  /** Create or update the maintenance schedules (on by default with the worker). */
+  readonly schedules?: boolean;
+  /** Workflow code bundled ahead of time (tests); bundled at start when absent. */
+  readonly workflowBundle?: { code: string };
 }
 
 /** A running server; `stop` drains it and releases everything it holds. */
@@ -51,13 +54,18 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
 
-  let worker: { worker: Worker; connection: NativeConnection; running: Promise<void> } | undefined;
+  const workers: (RunningWorker & { running: Promise<void> })[] = [];
+  const run = (created: RunningWorker, name: string) => {
+    const running = created.worker.run();
+    running.catch((error: unknown) => logger.fatal({ err: error, worker: name }, "a Temporal worker stopped"));
+    workers.push({ ...created, running });
+  };
   if (options.worker) {
-    await ensureSchedules(deps.temporal, config);
-    const created = await createWorker(deps);
-    worker = { ...created, running: created.worker.run() };
-    worker.running.catch((error: unknown) => logger.fatal({ err: error }, "the Temporal worker stopped"));
+    if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
+    run(await createWorker(deps, options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}), "shared");
   }
+  // Devices connect to the API: the instance serving it pushes their commands.
+  if (options.api) run(await createDeviceWorker(deps), "devices");
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -73,10 +81,12 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
     app,
     url,
     async stop() {
-      // Stop taking requests and let in-flight ones finish, then stop the worker after its tasks.
+      // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
+      // their tasks.
+      deps.hub.closeAll("shutdown");
       await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
-      if (worker !== undefined) {
-        worker.worker.shutdown();
+      for (const worker of workers) worker.worker.shutdown();
+      for (const worker of workers) {
         await worker.running.catch(() => undefined);
         await worker.connection.close();
       }

@@ -7,6 +7,7 @@ import { inject } from "vitest";
 import { type Config, loadConfig } from "../src/config.js";
 import type { KeyScope } from "../src/modules/keys/index.js";
 import { type Running, serve } from "../src/serve.js";
+import { defaultBehaviour, SimulatedGateway, type SimulatorBehaviour } from "../src/simulator/simulated-gateway.js";
 
 /** A configuration for tests: the test database, Redis and Temporal, an ephemeral port. */
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -24,10 +25,33 @@ export function testConfig(env: Record<string, string> = {}): Config {
   });
 }
 
-/** A running API (no worker) on an ephemeral port. */
-export async function startServer(env: Record<string, string> = {}): Promise<Running & { url: string }> {
-  const config = testConfig(env);
-  const running = await serve(config, pino({ level: config.logLevel }), { api: true, worker: false });
+/** Short timeouts so that failover and retries happen within a test. */
+export const fastMessages: Record<string, string> = {
+  MESSAGE_RETRY_INITIAL_MS: "200",
+  MESSAGE_RETRY_MAX_MS: "1000",
+  MESSAGE_DISPATCH_TIMEOUT_MS: "4000",
+  MESSAGE_PUSH_TIMEOUT_MS: "2000",
+  MESSAGE_NO_GATEWAY_RECHECK_MS: "1000",
+  DEVICE_PING_INTERVAL_SECONDS: "1",
+  DEVICE_IDLE_TIMEOUT_SECONDS: "6",
+  GATEWAY_FAILURE_COOLDOWN_SECONDS: "30",
+};
+
+/**
+ * A running API on an ephemeral port; with `worker`, also a Temporal worker on its own task queue
+ * (unless TEMPORAL_TASK_QUEUE is given), without the maintenance schedules.
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: { worker?: boolean } = {},
+): Promise<Running & { url: string }> {
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: unique("test-queue"), ...env });
+  const running = await serve(config, pino({ level: config.logLevel }), {
+    api: true,
+    worker: options.worker ?? false,
+    schedules: false,
+    workflowBundle: { code: inject("workflowBundleCode") },
+  });
   if (running.url === undefined) throw new Error("the API did not start");
   return { ...running, url: running.url };
 }
@@ -86,4 +110,33 @@ export function doors<S extends DescService>(server: { url: string }, service: S
 /** Call options carrying a key. */
 export function withKey(key: string) {
   return { headers: { authorization: `Bearer ${key}` } };
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  what = "a condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A registered gateway with a simulated phone connected over the real stream. */
+export async function simulatedGateway(
+  server: { url: string; deps: Running["deps"] },
+  behaviour: Partial<SimulatorBehaviour> = {},
+): Promise<SimulatedGateway & { id: number }> {
+  const { id, deviceId, key } = await registeredGateway(server as Running);
+  const phone = new SimulatedGateway(createGrpcTransport({ baseUrl: server.url }), key, deviceId, {
+    ...defaultBehaviour,
+    ...behaviour,
+  });
+  await phone.connect();
+  return Object.assign(phone, { id });
 }

@@ -1,2 +1,4 @@
 // Every workflow the worker runs. Deterministic code only: no I/O, no Node built-ins.
 export { gatewayHealthWorkflow } from "./gateway-health.workflow.js";
+export { messageSweeperWorkflow, resetDailyCountersWorkflow } from "./maintenance.workflow.js";
+export { messageWorkflow } from "./message.workflow.js";

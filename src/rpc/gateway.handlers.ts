@@ -1,7 +1,10 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { Config } from "../config.js";
+import type { DeviceHub } from "../modules/devices/index.js";
 import type { GatewaysService } from "../modules/gateways/index.js";
+import type { MessagesService } from "../modules/messages/index.js";
+import { deviceStream } from "./device-stream.js";
 import { callingGateway } from "./principal.js";
 
 /** Where Action Cable devices connect: PUBLIC_URL when set, else the host the request was sent to. */
@@ -19,6 +22,8 @@ function websocketUrl(config: Config, ctx: HandlerContext): string {
 export function gatewayHandlers(deps: {
   config: Config;
   gateways: GatewaysService;
+  messages: MessagesService;
+  hub: DeviceHub;
 }): Partial<ServiceImpl<typeof GatewayService>> {
   return {
     async register(req, ctx) {
@@ -34,8 +39,15 @@ export function gatewayHandlers(deps: {
         batteryLevel: req.batteryLevel,
         signalStrength: req.signalStrength,
       });
-      // No outbound messages exist before the outbound pipeline does, so none are pending.
-      return { success: true, pendingMessages: 0 };
+      return { success: true, pendingMessages: await deps.messages.pendingFor(gateway.gatewayId) };
     },
+
+    async reportStatus(req, ctx) {
+      const gateway = callingGateway(ctx);
+      await deps.messages.report(gateway.gatewayId, req.messageId, req.status, req.errorMessage ?? null);
+      return { success: true };
+    },
+
+    connect: (requests, ctx) => deviceStream(deps.hub, requests, ctx),
   };
 }

@@ -9,14 +9,27 @@ import { DomainError } from "../shared/errors.js";
 import { internalHeaders, peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 
+/** Maps errors raised while a stream runs, as `errorInterceptor` does for calls. */
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unknown) => Error): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw map(error);
+  }
+}
+
 /** Outermost: every error leaves as a ConnectError a client may see; unexpected ones are logged. */
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    try {
-      return await next(req);
-    } catch (error) {
+    const map = (error: unknown) => {
       const requestId = req.contextValues.get(requestIdKey) ?? req.header.get(internalHeaders.requestId) ?? undefined;
-      throw toConnectError(error, logger, requestId);
+      return toConnectError(error, logger, requestId);
+    };
+    try {
+      const res = await next(req);
+      return res.stream ? { ...res, message: mapStreamErrors(res.message, map) } : res;
+    } catch (error) {
+      throw map(error);
     }
   };
 }

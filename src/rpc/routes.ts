@@ -7,6 +7,7 @@ import type { Deps } from "../deps.js";
 import { adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor } from "./interceptors.js";
+import { smsHandlers } from "./sms.handlers.js";
 
 /** Every service of the contract, in the order the REST routes are registered. */
 export const services = [GatewayService, SmsService, OtpService, AdminService] as const;
@@ -20,7 +21,7 @@ export function interceptors(deps: Deps): Interceptor[] {
 export function routes(deps: Deps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(GatewayService, gatewayHandlers(deps));
-    router.service(SmsService, {});
+    router.service(SmsService, smsHandlers(deps));
     router.service(OtpService, {});
     router.service(AdminService, adminHandlers(deps));
   };

@@ -16,6 +16,31 @@ function schedules(config: Config): ScheduleOptions[] {
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
     },
+    {
+      scheduleId: "smsgw-message-sweeper",
+      spec: { intervals: [{ every: "30 seconds" }] },
+      action: {
+        type: "startWorkflow",
+        workflowType: "messageSweeperWorkflow",
+        taskQueue: config.temporalTaskQueue,
+        args: [{ olderThanSeconds: 10 }],
+        workflowExecutionTimeout: "5 minutes",
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
+    },
+    {
+      scheduleId: "smsgw-reset-daily-counters",
+      spec: { calendars: [{ hour: 0, minute: 0 }], timezone: config.timeZone },
+      action: {
+        type: "startWorkflow",
+        workflowType: "resetDailyCountersWorkflow",
+        taskQueue: config.temporalTaskQueue,
+        args: [],
+        workflowExecutionTimeout: "30 minutes",
+      },
+      // A missed midnight (the cluster was down) still resets the counters when it comes back.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 day" },
+    },
   ];
 }
 
@@ -28,7 +53,7 @@ export async function ensureSchedules(client: Client, config: Config): Promise<v
       if (!(error instanceof ScheduleAlreadyRunning)) throw error;
       await client.schedule.getHandle(options.scheduleId).update((previous) => ({
         ...previous,
-        spec: options.spec,
+        spec: { ...options.spec, timezone: options.spec.timezone },
         action: options.action,
         policies: { ...previous.policies, ...options.policies },
       }));

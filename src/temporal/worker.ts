@@ -1,21 +1,40 @@
 import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
+import { createDeviceActivities } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
+import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
 
 /** Where the workflow code starts; the worker bundles it. */
 export const workflowsPath = fileURLToPath(new URL("../../workflows/index.ts", import.meta.url));
 
-/** Every activity, bound to the same services the API uses. */
+/** Every shared activity, bound to the same services the API uses. */
 export function createActivities(deps: Deps) {
-  return { ...createGatewayActivities(deps.gateways) };
+  return {
+    ...createGatewayActivities(deps.gateways, (gatewayId) => deps.messages.gatewayLost(gatewayId)),
+    ...createMessageActivities({
+      lifecycle: deps.lifecycle,
+      messages: deps.messages,
+      gateways: deps.gateways,
+      resetCounters: () => resetDailyCounters(deps.orm.em),
+    }),
+  };
 }
 
-/** A worker for this instance's task queue, not yet running. Close `connection` after it stops. */
+/** A running worker and the connection to close after it stops. */
+export interface RunningWorker {
+  worker: Worker;
+  connection: NativeConnection;
+}
+
+/**
+ * The worker that runs workflows and shared activities on the shared task queue. Not yet running:
+ * call `worker.run()`, and close `connection` after it stops.
+ */
 export async function createWorker(
   deps: Deps,
   options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
-): Promise<{ worker: Worker; connection: NativeConnection }> {
+): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: deps.temporalAddress });
   try {
     const worker = await Worker.create({
@@ -24,6 +43,28 @@ export async function createWorker(
       taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
       activities: createActivities(deps),
       ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
+    });
+    return { worker, connection };
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+}
+
+/**
+ * The worker for this instance's own task queue: it pushes commands to the devices connected here.
+ * Every instance that serves the API runs one.
+ */
+export async function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: deps.config.temporalNamespace,
+      taskQueue: deps.instanceTaskQueue,
+      activities: createDeviceActivities(deps.hub),
+      // Pushes only queue a frame; many may run at once.
+      maxConcurrentActivityTaskExecutions: 500,
     });
     return { worker, connection };
   } catch (error) {

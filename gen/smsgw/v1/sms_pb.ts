@@ -6,15 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_smsgw_v1_options } from "./options_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file smsgw/v1/sms.proto.
  */
 export const file_smsgw_v1_sms: GenFile = /*@__PURE__*/
-  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIi0KDlNlbmRTbXNSZXF1ZXN0EgoKAnRvGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiRgoPU2VuZFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiKQoTR2V0U21zU3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIvYBChRHZXRTbXNTdGF0dXNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgGIAEoCUgAiAEBQhAKDl9lcnJvcl9tZXNzYWdlIqkBChZMaXN0UmVjZWl2ZWRTbXNSZXF1ZXN0EhkKDHBob25lX251bWJlchgBIAEoCUgAiAEBEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgVsaW1pdBgDIAEoBUgBiAEBEhEKBHBhZ2UYBCABKAVIAogBAUIPCg1fcGhvbmVfbnVtYmVyQggKBl9saW1pdEIHCgVfcGFnZSJuChdMaXN0UmVjZWl2ZWRTbXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLnNtc2d3LnYxLlJlY2VpdmVkU21zEg0KBXRvdGFsGAIgASgFEgwKBHBhZ2UYAyABKAUSDQoFcGFnZXMYBCABKAUicQoLUmVjZWl2ZWRTbXMSEgoKbWVzc2FnZV9pZBgBIAEoCRIMCgRmcm9tGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSLwoLcmVjZWl2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMugCCgpTbXNTZXJ2aWNlEmQKB1NlbmRTbXMSGC5zbXNndy52MS5TZW5kU21zUmVxdWVzdBoZLnNtc2d3LnYxLlNlbmRTbXNSZXNwb25zZSIkyPMYygHQ8xgDgtPkkwIVOgEqIhAvYXBpL3YxL3Ntcy9zZW5kEnoKDEdldFNtc1N0YXR1cxIdLnNtc2d3LnYxLkdldFNtc1N0YXR1c1JlcXVlc3QaHi5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXNwb25zZSIr0PMYA4LT5JMCIRIfL2FwaS92MS9zbXMvc3RhdHVzL3ttZXNzYWdlX2lkfRJ4Cg9MaXN0UmVjZWl2ZWRTbXMSIC5zbXNndy52MS5MaXN0UmVjZWl2ZWRTbXNSZXF1ZXN0GiEuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVzcG9uc2UiINDzGAOC0+STAhYSFC9hcGkvdjEvc21zL3JlY2VpdmVkYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIrcCCg5TZW5kU21zUmVxdWVzdBIKCgJ0bxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhwKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUgAiAEBEhUKCHByaW9yaXR5GAQgASgFSAGIAQESKwoHc2VuZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoQdmFsaWRpdHlfc2Vjb25kcxgGIAEoBUgCiAEBEhcKCmdhdGV3YXlfaWQYByABKAlIA4gBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHNCDQoLX2dhdGV3YXlfaWQiRgoPU2VuZFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkilAIKE1NlbmRTbXNCYXRjaFJlcXVlc3QSCgoCdG8YASADKAkSDwoHbWVzc2FnZRgCIAEoCRIcCg9pZGVtcG90ZW5jeV9rZXkYAyABKAlIAIgBARIVCghwcmlvcml0eRgEIAEoBUgBiAEBEisKB3NlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEHZhbGlkaXR5X3NlY29uZHMYBiABKAVIAogBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHMiUQoUU2VuZFNtc0JhdGNoUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIoCghtZXNzYWdlcxgCIAMoCzIWLnNtc2d3LnYxLkJhdGNoTWVzc2FnZSI+CgxCYXRjaE1lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIKCgJ0bxgCIAEoCRIOCgZzdGF0dXMYAyABKAkiJgoQQ2FuY2VsU21zUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkgKEUNhbmNlbFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiKQoTR2V0U21zU3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIvYBChRHZXRTbXNTdGF0dXNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgGIAEoCUgAiAEBQhAKDl9lcnJvcl9tZXNzYWdlIqkBChZMaXN0UmVjZWl2ZWRTbXNSZXF1ZXN0EhkKDHBob25lX251bWJlchgBIAEoCUgAiAEBEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgVsaW1pdBgDIAEoBUgBiAEBEhEKBHBhZ2UYBCABKAVIAogBAUIPCg1fcGhvbmVfbnVtYmVyQggKBl9saW1pdEIHCgVfcGFnZSJuChdMaXN0UmVjZWl2ZWRTbXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLnNtc2d3LnYxLlJlY2VpdmVkU21zEg0KBXRvdGFsGAIgASgFEgwKBHBhZ2UYAyABKAUSDQoFcGFnZXMYBCABKAUicQoLUmVjZWl2ZWRTbXMSEgoKbWVzc2FnZV9pZBgBIAEoCRIMCgRmcm9tGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSLwoLcmVjZWl2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMtYECgpTbXNTZXJ2aWNlEmQKB1NlbmRTbXMSGC5zbXNndy52MS5TZW5kU21zUmVxdWVzdBoZLnNtc2d3LnYxLlNlbmRTbXNSZXNwb25zZSIkyPMYygHQ8xgDgtPkkwIVOgEqIhAvYXBpL3YxL3Ntcy9zZW5kEnkKDFNlbmRTbXNCYXRjaBIdLnNtc2d3LnYxLlNlbmRTbXNCYXRjaFJlcXVlc3QaHi5zbXNndy52MS5TZW5kU21zQmF0Y2hSZXNwb25zZSIqyPMYygHQ8xgDgtPkkwIbOgEqIhYvYXBpL3YxL3Ntcy9zZW5kX2JhdGNoEnEKCUNhbmNlbFNtcxIaLnNtc2d3LnYxLkNhbmNlbFNtc1JlcXVlc3QaGy5zbXNndy52MS5DYW5jZWxTbXNSZXNwb25zZSIr0PMYA4LT5JMCISIfL2FwaS92MS9zbXMve21lc3NhZ2VfaWR9L2NhbmNlbBJ6CgxHZXRTbXNTdGF0dXMSHS5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXF1ZXN0Gh4uc21zZ3cudjEuR2V0U21zU3RhdHVzUmVzcG9uc2UiK9DzGAOC0+STAiESHy9hcGkvdjEvc21zL3N0YXR1cy97bWVzc2FnZV9pZH0SeAoPTGlzdFJlY2VpdmVkU21zEiAuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlIiDQ8xgDgtPkkwIWEhQvYXBpL3YxL3Ntcy9yZWNlaXZlZGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
 
 /**
  * SendSmsRequest is one SMS to send.
@@ -30,11 +30,54 @@ export type SendSmsRequest = Message<"smsgw.v1.SendSmsRequest"> & {
   to: string;
 
   /**
-   * The text to send.
+   * The text to send (at most 1,600 characters: ten concatenated SMS).
    *
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * A key the client chooses (at most 255 characters); sending again with the same key returns the
+   * same message instead of sending a second SMS. The `Idempotency-Key` header sets it too.
+   *
+   * @generated from field: optional string idempotency_key = 3;
+   */
+  idempotencyKey?: string | undefined;
+
+  /**
+   * Higher values are dispatched first when messages wait for a gateway: -10 to 10, 0 when unset.
+   *
+   * @generated from field: optional int32 priority = 4;
+   */
+  priority?: number | undefined;
+
+  /**
+   * When to send (RFC 3339); at once when unset or in the past.
+   *
+   * @generated from field: google.protobuf.Timestamp send_at = 5;
+   */
+  sendAt?: Timestamp | undefined;
+
+  /**
+   * Seconds after `send_at` (or acceptance) after which a message no gateway has sent expires.
+   *
+   * @generated from field: optional int32 validity_seconds = 6;
+   */
+  validitySeconds?: number | undefined;
+
+  /**
+   * The device id of the gateway to try first.
+   *
+   * @generated from field: optional string gateway_id = 7;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * The client's own data, kept with the message.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 8;
+   */
+  metadata?: JsonObject | undefined;
 };
 
 /**
@@ -80,6 +123,188 @@ export const SendSmsResponseSchema: GenMessage<SendSmsResponse> = /*@__PURE__*/
   messageDesc(file_smsgw_v1_sms, 1);
 
 /**
+ * SendSmsBatchRequest is one text for many recipients.
+ *
+ * @generated from message smsgw.v1.SendSmsBatchRequest
+ */
+export type SendSmsBatchRequest = Message<"smsgw.v1.SendSmsBatchRequest"> & {
+  /**
+   * The recipients, 1 to 1,000; duplicates (after normalisation) are sent once.
+   *
+   * @generated from field: repeated string to = 1;
+   */
+  to: string[];
+
+  /**
+   * The text to send.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * As in `SendSmsRequest`; each recipient's message gets the key suffixed with `:` and its number.
+   *
+   * @generated from field: optional string idempotency_key = 3;
+   */
+  idempotencyKey?: string | undefined;
+
+  /**
+   * As in `SendSmsRequest`.
+   *
+   * @generated from field: optional int32 priority = 4;
+   */
+  priority?: number | undefined;
+
+  /**
+   * As in `SendSmsRequest`.
+   *
+   * @generated from field: google.protobuf.Timestamp send_at = 5;
+   */
+  sendAt?: Timestamp | undefined;
+
+  /**
+   * As in `SendSmsRequest`.
+   *
+   * @generated from field: optional int32 validity_seconds = 6;
+   */
+  validitySeconds?: number | undefined;
+
+  /**
+   * As in `SendSmsRequest`.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 8;
+   */
+  metadata?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SendSmsBatchRequest.
+ * Use `create(SendSmsBatchRequestSchema)` to create a new message.
+ */
+export const SendSmsBatchRequestSchema: GenMessage<SendSmsBatchRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 2);
+
+/**
+ * SendSmsBatchResponse names every accepted message.
+ *
+ * @generated from message smsgw.v1.SendSmsBatchResponse
+ */
+export type SendSmsBatchResponse = Message<"smsgw.v1.SendSmsBatchResponse"> & {
+  /**
+   * Always true on success.
+   *
+   * @generated from field: bool success = 1;
+   */
+  success: boolean;
+
+  /**
+   * One entry per distinct recipient, in request order.
+   *
+   * @generated from field: repeated smsgw.v1.BatchMessage messages = 2;
+   */
+  messages: BatchMessage[];
+};
+
+/**
+ * Describes the message smsgw.v1.SendSmsBatchResponse.
+ * Use `create(SendSmsBatchResponseSchema)` to create a new message.
+ */
+export const SendSmsBatchResponseSchema: GenMessage<SendSmsBatchResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 3);
+
+/**
+ * BatchMessage is one recipient's message in a batch.
+ *
+ * @generated from message smsgw.v1.BatchMessage
+ */
+export type BatchMessage = Message<"smsgw.v1.BatchMessage"> & {
+  /**
+   * The message's id (`msg_…`).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * The recipient in E.164.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * The message's status: `queued` when accepted.
+   *
+   * @generated from field: string status = 3;
+   */
+  status: string;
+};
+
+/**
+ * Describes the message smsgw.v1.BatchMessage.
+ * Use `create(BatchMessageSchema)` to create a new message.
+ */
+export const BatchMessageSchema: GenMessage<BatchMessage> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 4);
+
+/**
+ * CancelSmsRequest names a message.
+ *
+ * @generated from message smsgw.v1.CancelSmsRequest
+ */
+export type CancelSmsRequest = Message<"smsgw.v1.CancelSmsRequest"> & {
+  /**
+   * The message's id (`msg_…`).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message smsgw.v1.CancelSmsRequest.
+ * Use `create(CancelSmsRequestSchema)` to create a new message.
+ */
+export const CancelSmsRequestSchema: GenMessage<CancelSmsRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 5);
+
+/**
+ * CancelSmsResponse is the message's status after the cancel.
+ *
+ * @generated from message smsgw.v1.CancelSmsResponse
+ */
+export type CancelSmsResponse = Message<"smsgw.v1.CancelSmsResponse"> & {
+  /**
+   * Always true on success.
+   *
+   * @generated from field: bool success = 1;
+   */
+  success: boolean;
+
+  /**
+   * The message's id.
+   *
+   * @generated from field: string message_id = 2;
+   */
+  messageId: string;
+
+  /**
+   * `cancelled`.
+   *
+   * @generated from field: string status = 3;
+   */
+  status: string;
+};
+
+/**
+ * Describes the message smsgw.v1.CancelSmsResponse.
+ * Use `create(CancelSmsResponseSchema)` to create a new message.
+ */
+export const CancelSmsResponseSchema: GenMessage<CancelSmsResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 6);
+
+/**
  * GetSmsStatusRequest names a message.
  *
  * @generated from message smsgw.v1.GetSmsStatusRequest
@@ -98,7 +323,7 @@ export type GetSmsStatusRequest = Message<"smsgw.v1.GetSmsStatusRequest"> & {
  * Use `create(GetSmsStatusRequestSchema)` to create a new message.
  */
 export const GetSmsStatusRequestSchema: GenMessage<GetSmsStatusRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 2);
+  messageDesc(file_smsgw_v1_sms, 7);
 
 /**
  * GetSmsStatusResponse is where a message stands.
@@ -154,7 +379,7 @@ export type GetSmsStatusResponse = Message<"smsgw.v1.GetSmsStatusResponse"> & {
  * Use `create(GetSmsStatusResponseSchema)` to create a new message.
  */
 export const GetSmsStatusResponseSchema: GenMessage<GetSmsStatusResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 3);
+  messageDesc(file_smsgw_v1_sms, 8);
 
 /**
  * ListReceivedSmsRequest filters and pages inbound SMS.
@@ -196,7 +421,7 @@ export type ListReceivedSmsRequest = Message<"smsgw.v1.ListReceivedSmsRequest"> 
  * Use `create(ListReceivedSmsRequestSchema)` to create a new message.
  */
 export const ListReceivedSmsRequestSchema: GenMessage<ListReceivedSmsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 4);
+  messageDesc(file_smsgw_v1_sms, 9);
 
 /**
  * ListReceivedSmsResponse is one page of inbound SMS.
@@ -238,7 +463,7 @@ export type ListReceivedSmsResponse = Message<"smsgw.v1.ListReceivedSmsResponse"
  * Use `create(ListReceivedSmsResponseSchema)` to create a new message.
  */
 export const ListReceivedSmsResponseSchema: GenMessage<ListReceivedSmsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 5);
+  messageDesc(file_smsgw_v1_sms, 10);
 
 /**
  * ReceivedSms is one inbound SMS.
@@ -280,7 +505,7 @@ export type ReceivedSms = Message<"smsgw.v1.ReceivedSms"> & {
  * Use `create(ReceivedSmsSchema)` to create a new message.
  */
 export const ReceivedSmsSchema: GenMessage<ReceivedSms> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 6);
+  messageDesc(file_smsgw_v1_sms, 11);
 
 /**
  * SmsService is what client applications call to send SMS and read the SMS gateways received.
@@ -298,6 +523,28 @@ export const SmsService: GenService<{
     methodKind: "unary";
     input: typeof SendSmsRequestSchema;
     output: typeof SendSmsResponseSchema;
+  },
+  /**
+   * Accepts one text for up to 1,000 recipients: one message, with its own lifecycle, per recipient.
+   * Either every recipient is accepted or none is.
+   *
+   * @generated from rpc smsgw.v1.SmsService.SendSmsBatch
+   */
+  sendSmsBatch: {
+    methodKind: "unary";
+    input: typeof SendSmsBatchRequestSchema;
+    output: typeof SendSmsBatchResponseSchema;
+  },
+  /**
+   * Cancels a message that no gateway has reported sent yet. Cancelling a cancelled message changes
+   * nothing; a message already sent, delivered, failed or expired cannot be cancelled (REST 422).
+   *
+   * @generated from rpc smsgw.v1.SmsService.CancelSms
+   */
+  cancelSms: {
+    methodKind: "unary";
+    input: typeof CancelSmsRequestSchema;
+    output: typeof CancelSmsResponseSchema;
   },
   /**
    * Returns the delivery status of a message the calling application sent.

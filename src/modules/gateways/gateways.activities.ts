@@ -1,11 +1,20 @@
 import type { GatewaysService } from "./gateways.service.js";
 
 /** The gateway activities Temporal workflows call. Plain JSON in and out. */
-export function createGatewayActivities(gateways: GatewaysService) {
+export function createGatewayActivities(
+  gateways: GatewaysService,
+  /** Tells the workflows of a gateway's messages in flight that it went away. */
+  gatewayLost: (gatewayId: number) => Promise<void>,
+) {
   return {
-    /** Marks gateways without a recent heartbeat offline; returns their device ids. */
+    /**
+     * Marks gateways without a recent heartbeat offline, fails their messages in flight over, and
+     * returns their device ids.
+     */
     async markStaleGatewaysOffline(input: { heartbeatTimeoutSeconds: number }): Promise<string[]> {
-      return gateways.markStaleOffline(input.heartbeatTimeoutSeconds);
+      const stale = await gateways.markStaleOffline(input.heartbeatTimeoutSeconds);
+      for (const gateway of stale) await gatewayLost(gateway.id);
+      return stale.map((gateway) => gateway.deviceId);
     },
   };
 }

@@ -88,6 +88,27 @@ export class GatewaysService {
     return gateway;
   }
 
+  /**
+   * Records that the gateway is connected and alive: online, last heard from now. Returns whether it
+   * was offline before, so callers can wake messages waiting for a gateway.
+   */
+  async touch(gatewayId: number): Promise<boolean> {
+    const rows: { was_offline: boolean }[] = await this.em.getConnection().execute(
+      `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
+         from (select id, status from gateways where id = ?) old
+        where g.id = old.id returning old.status = 'offline' as was_offline`,
+      [gatewayId],
+    );
+    return rows[0]?.was_offline ?? false;
+  }
+
+  /** Records that the gateway's live connection ended. */
+  async markDisconnected(gatewayId: number): Promise<void> {
+    await this.em
+      .getConnection()
+      .execute("update gateways set status = 'offline', updated_at = now() where id = ?", [gatewayId]);
+  }
+
   /** Every gateway, by priority (highest first) then id. */
   async list(): Promise<Gateway[]> {
     return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
@@ -115,16 +136,16 @@ export class GatewaysService {
 
   /**
    * Marks offline every online gateway whose last heartbeat is older than `timeoutSeconds`, and
-   * returns their device ids.
+   * returns them.
    */
-  async markStaleOffline(timeoutSeconds: number): Promise<string[]> {
-    const rows: { device_id: string }[] = await this.em.getConnection().execute(
+  async markStaleOffline(timeoutSeconds: number): Promise<{ id: number; deviceId: string }[]> {
+    const rows: { id: number; device_id: string }[] = await this.em.getConnection().execute(
       `update gateways set status = 'offline', updated_at = now()
         where status = 'online'
           and (last_heartbeat_at is null or last_heartbeat_at < now() - make_interval(secs => ?))
-        returning device_id`,
+        returning id, device_id`,
       [timeoutSeconds],
     );
-    return rows.map((row) => row.device_id);
+    return rows.map((row) => ({ id: row.id, deviceId: row.device_id }));
   }
 }

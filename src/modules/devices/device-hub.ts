@@ -1,0 +1,178 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { GatewaysService } from "../gateways/index.js";
+import type { MessagesService } from "../messages/index.js";
+import { CommandQueue } from "./command-queue.js";
+import type { ConnectedGateway, DeviceCommand, DeviceFrame, InboundSink } from "./device.types.js";
+import type { Presence } from "./presence.js";
+
+/** Why a connection ended. `shutdown` asks the device to reconnect elsewhere. */
+export type CloseReason = "device_closed" | "replaced" | "idle" | "shutdown" | "revoked";
+
+/** One live device connection: its commands and its liveness. */
+export class DeviceConnection {
+  readonly id = randomUUID();
+  readonly commands: CommandQueue;
+  lastSeenMs = Date.now();
+  lastTouchMs = 0;
+  closeReason: CloseReason | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly gateway: ConnectedGateway,
+    capacity: number,
+  ) {
+    this.commands = new CommandQueue(capacity);
+  }
+
+  every(ms: number, tick: () => void): void {
+    const timer = setInterval(tick, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** Ends the connection's command stream; the channel then closes. */
+  close(reason: CloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    for (const timer of this.timers) clearInterval(timer);
+    this.commands.close();
+  }
+}
+
+/**
+ * The devices connected to this instance, whatever channel they use. It keeps their presence in
+ * Redis, hands their frames to the domain, and pushes commands to them.
+ */
+export class DeviceHub {
+  private readonly connections = new Map<number, DeviceConnection>();
+  private inbound: InboundSink | undefined;
+
+  constructor(
+    private readonly deps: {
+      presence: Presence;
+      gateways: GatewaysService;
+      messages: MessagesService;
+      logger: Logger;
+      /** This instance's Temporal task queue for pushes. */
+      taskQueue: string;
+      heartbeatIntervalSeconds: number;
+      pingIntervalSeconds: number;
+      idleTimeoutSeconds: number;
+      maxQueuedCommands: number;
+    },
+  ) {}
+
+  /** Where received SMS go (set by the inbound module). */
+  onReceived(sink: InboundSink): void {
+    this.inbound = sink;
+  }
+
+  get heartbeatIntervalSeconds(): number {
+    return this.deps.heartbeatIntervalSeconds;
+  }
+
+  /** How many devices are connected here. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /**
+   * Registers a new connection for a gateway (replacing an older one of the same gateway), marks it
+   * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.
+   */
+  async connect(gateway: ConnectedGateway): Promise<DeviceConnection> {
+    const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands);
+    this.connections.get(gateway.gatewayId)?.close("replaced");
+    this.connections.set(gateway.gatewayId, connection);
+    await this.deps.presence.hold(gateway.gatewayId, this.deps.taskQueue, connection.id);
+    const wasOffline = await this.deps.gateways.touch(gateway.gatewayId);
+    connection.lastTouchMs = Date.now();
+    for (const command of await this.deps.messages.unacknowledged(gateway.gatewayId)) {
+      connection.commands.push({
+        type: "send_sms",
+        messageId: command.messageId,
+        recipient: command.recipient,
+        message: command.body,
+      });
+    }
+    connection.every(this.deps.pingIntervalSeconds * 1000, () => {
+      if (Date.now() - connection.lastSeenMs > this.deps.idleTimeoutSeconds * 1000) connection.close("idle");
+      else connection.commands.push({ type: "ping", sentAt: new Date() });
+    });
+    if (wasOffline) {
+      this.deps.messages
+        .wakeQueued()
+        .catch((error: unknown) => this.deps.logger.warn({ err: error }, "waking queued messages failed"));
+    }
+    this.deps.logger.info({ deviceId: gateway.deviceId, connection: connection.id }, "device connected");
+    return connection;
+  }
+
+  /** Queues a command for a gateway connected here: false when it is not, or its queue is full. */
+  push(gatewayId: number, command: DeviceCommand): boolean {
+    const connection = this.connections.get(gatewayId);
+    return connection !== undefined && connection.closeReason === undefined && connection.commands.push(command);
+  }
+
+  /** Handles one frame from a device. A frame the domain refuses is logged; the connection stays. */
+  async handle(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
+    const { gatewayId, deviceId } = connection.gateway;
+    connection.lastSeenMs = Date.now();
+    try {
+      await this.refresh(connection);
+      switch (frame.type) {
+        case "heartbeat":
+          await this.deps.gateways.heartbeat(gatewayId, frame);
+          return;
+        case "ack":
+          await this.deps.messages.acknowledge(gatewayId, frame.messageId);
+          return;
+        case "delivery_report":
+          await this.deps.messages.report(gatewayId, frame.messageId, frame.status, frame.errorMessage);
+          return;
+        case "message_received":
+          if (this.inbound === undefined) throw new Error("no inbound sink");
+          await this.inbound(gatewayId, frame);
+          return;
+      }
+    } catch (error) {
+      this.deps.logger.warn({ err: error, deviceId, frame: frame.type }, "device frame refused");
+    }
+  }
+
+  /** Keeps the presence and the gateway's liveness fresh, at most every third of the presence TTL. */
+  private async refresh(connection: DeviceConnection): Promise<void> {
+    const interval = (this.deps.idleTimeoutSeconds * 1000) / 3;
+    if (Date.now() - connection.lastTouchMs < interval) return;
+    connection.lastTouchMs = Date.now();
+    await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id);
+    await this.deps.gateways.touch(connection.gateway.gatewayId);
+  }
+
+  /**
+   * Forgets a connection that ended. When no newer connection holds the gateway, it goes offline and
+   * its messages in flight are told so and fail over.
+   */
+  async disconnect(connection: DeviceConnection): Promise<void> {
+    connection.close(connection.closeReason ?? "device_closed");
+    const { gatewayId, deviceId } = connection.gateway;
+    if (this.connections.get(gatewayId) === connection) this.connections.delete(gatewayId);
+    if (connection.closeReason === "replaced") return;
+    try {
+      const released = await this.deps.presence.release(gatewayId, connection.id);
+      if (!released) return;
+      await this.deps.gateways.markDisconnected(gatewayId);
+      // On shutdown the device reconnects to another instance, which sends its commands again.
+      if (connection.closeReason !== "shutdown") await this.deps.messages.gatewayLost(gatewayId);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, deviceId }, "cleaning up a device connection failed");
+    }
+    this.deps.logger.info({ deviceId, reason: connection.closeReason }, "device disconnected");
+  }
+
+  /** Ends every connection (server shutdown): devices reconnect to another instance. */
+  closeAll(reason: CloseReason): void {
+    for (const connection of this.connections.values()) connection.close(reason);
+  }
+}

@@ -1,0 +1,1 @@
+export { type EventListener, EventsService, type MessageEvent, type MessageEventType } from "./events.service.js";

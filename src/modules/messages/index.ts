@@ -1,0 +1,14 @@
+export { GatewayPicker, type Pick } from "./gateway-picker.js";
+export {
+  type DeviceReport,
+  type DeviceReportStatus,
+  finalStatuses,
+  type MessageStatus,
+  type MessageView,
+  type MessageWorkflows,
+  type SendInput,
+} from "./message.types.js";
+export { MessageLifecycle, type MessagePlan } from "./message-lifecycle.js";
+export { resetDailyCounters, type SystemStats, systemStats } from "./message-stats.js";
+export { createMessageActivities, type MessageActivities } from "./messages.activities.js";
+export { type Caller, MessagesService } from "./messages.service.js";

@@ -1,0 +1,61 @@
+/** Where an outbound message stands. `delivered`, `failed`, `expired` and `cancelled` are final. */
+export type MessageStatus = "queued" | "dispatched" | "sent" | "delivered" | "failed" | "expired" | "cancelled";
+
+/** What a device can report of a message it was told to send. */
+export type DeviceReportStatus = "sent" | "delivered" | "failed";
+
+/** A device's report, as the message workflow receives it. */
+export interface DeviceReport {
+  status: DeviceReportStatus;
+  gatewayId: number;
+  error: string | null;
+}
+
+/** A message as the API shows it. */
+export interface MessageView {
+  id: string;
+  recipient: string;
+  body: string;
+  status: MessageStatus;
+  clientKeyId: number | null;
+  gatewayId: number | null;
+  attempts: number;
+  createdAt: Date;
+  sentAt: Date | null;
+  deliveredAt: Date | null;
+  failedAt: Date | null;
+  errorMessage: string | null;
+}
+
+/** What a client asks to send. */
+export interface SendInput {
+  to: string;
+  message: string;
+  idempotencyKey?: string | undefined;
+  priority?: number | undefined;
+  sendAt?: Date | undefined;
+  validitySeconds?: number | undefined;
+  /** The device id of the gateway to try first. */
+  gatewayDeviceId?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+/**
+ * How the messages module starts and talks to message workflows. Implemented over the Temporal
+ * client in `src/temporal`, so the domain knows nothing of Temporal.
+ */
+export interface MessageWorkflows {
+  /** Starts the workflows of these messages; starting one that runs already changes nothing. */
+  start(messageIds: readonly string[]): Promise<void>;
+  /** Hands a device's report to the message's workflow; a finished workflow ignores it. */
+  report(messageId: string, report: DeviceReport): Promise<void>;
+  /** Asks the message's workflow to cancel it. */
+  cancel(messageId: string): Promise<void>;
+  /** Tells the workflows of these messages that their gateway went away. */
+  gatewayLost(messageIds: readonly string[], gatewayId: number): Promise<void>;
+  /** Tells waiting workflows that a gateway may be available now. */
+  wake(messageIds: readonly string[]): Promise<void>;
+}
+
+/** Statuses from which nothing moves. */
+export const finalStatuses: readonly MessageStatus[] = ["delivered", "failed", "expired", "cancelled"];

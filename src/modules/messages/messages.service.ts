@@ -1,0 +1,338 @@
+import { createHash } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { DomainError, invalid, missing } from "../../shared/errors.js";
+import { newMessageId } from "../../shared/ids.js";
+import { normalizePhoneNumber } from "../../shared/phone.js";
+import type { DeviceReportStatus, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+
+const maxBodyLength = 1600;
+const maxBatchSize = 1000;
+const maxMetadataBytes = 4096;
+
+/** Who is asking: a client key, and whether it may see every application's messages. */
+export interface Caller {
+  keyId: number;
+  admin: boolean;
+}
+
+interface MessageRow {
+  id: string;
+  recipient: string;
+  body: string;
+  status: MessageView["status"];
+  client_key_id: number | null;
+  gateway_id: number | null;
+  attempts: number;
+  created_at: string;
+  sent_at: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+  error_message: string | null;
+  request_digest: string | null;
+}
+
+const date = (value: string | null): Date | null => (value === null ? null : new Date(value));
+
+function toView(row: MessageRow): MessageView {
+  return {
+    id: row.id,
+    recipient: row.recipient,
+    body: row.body,
+    status: row.status,
+    clientKeyId: row.client_key_id,
+    gatewayId: row.gateway_id,
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at),
+    sentAt: date(row.sent_at),
+    deliveredAt: date(row.delivered_at),
+    failedAt: date(row.failed_at),
+    errorMessage: row.error_message,
+  };
+}
+
+/** A send request checked and normalised, ready to store. */
+interface CheckedSend {
+  recipient: string;
+  body: string;
+  priority: number;
+  sendAt: Date | null;
+  expiresAt: Date;
+  preferredGatewayId: number | null;
+  metadata: string;
+  idempotencyKey: string | null;
+  digest: string;
+}
+
+/** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
+export class MessagesService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly workflows: MessageWorkflows,
+    private readonly options: { defaultCountryCode: string; defaultValiditySeconds: number },
+    private readonly logger: Logger,
+  ) {}
+
+  private async check(input: SendInput, recipient: string, idempotencyKey: string | null): Promise<CheckedSend> {
+    if (input.message.trim() === "") throw missing("message");
+    if (input.message.length > maxBodyLength)
+      throw invalid(`message is too long (at most ${maxBodyLength} characters)`);
+    const priority = input.priority ?? 0;
+    if (!Number.isInteger(priority) || priority < -10 || priority > 10)
+      throw invalid("priority must be from -10 to 10");
+    const validity = input.validitySeconds ?? this.options.defaultValiditySeconds;
+    if (validity < 1 || validity > 30 * 86_400) throw invalid("validity_seconds must be from 1 to 2592000");
+    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 300)) {
+      throw invalid("idempotency_key must be 1 to 255 characters");
+    }
+    const metadata = JSON.stringify(input.metadata ?? {});
+    if (Buffer.byteLength(metadata) > maxMetadataBytes)
+      throw invalid(`metadata is too large (at most ${maxMetadataBytes} bytes)`);
+    const now = Date.now();
+    const sendAt = input.sendAt !== undefined && input.sendAt.getTime() > now ? input.sendAt : null;
+    const expiresAt = new Date((sendAt?.getTime() ?? now) + validity * 1000);
+    let preferredGatewayId: number | null = null;
+    if (input.gatewayDeviceId !== undefined && input.gatewayDeviceId !== "") {
+      const rows: { id: number }[] = await this.em
+        .getConnection()
+        .execute("select id from gateways where device_id = ?", [input.gatewayDeviceId]);
+      preferredGatewayId = rows[0]?.id ?? null;
+      if (preferredGatewayId === null) throw invalid("gateway_id is not a registered gateway");
+    }
+    const digest = createHash("sha256")
+      .update(
+        JSON.stringify([
+          recipient,
+          input.message,
+          priority,
+          input.sendAt?.toISOString() ?? null,
+          input.validitySeconds ?? null,
+          input.gatewayDeviceId ?? null,
+          metadata,
+        ]),
+      )
+      .digest("hex");
+    return {
+      recipient,
+      body: input.message,
+      priority,
+      sendAt,
+      expiresAt,
+      preferredGatewayId,
+      metadata,
+      idempotencyKey,
+      digest,
+    };
+  }
+
+  /** Inserts checked messages in one transaction; an idempotency key seen before yields the earlier message. */
+  private async store(caller: Caller, checked: CheckedSend[]): Promise<{ view: MessageView; created: boolean }[]> {
+    return this.em.fork().transactional(async (em) => {
+      const connection = em.getConnection();
+      const out: { view: MessageView; created: boolean }[] = [];
+      for (const item of checked) {
+        const inserted: MessageRow[] = await connection.execute(
+          `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
+                                 preferred_gateway_id, metadata, idempotency_key, request_digest)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           on conflict (client_key_id, idempotency_key) do nothing returning *`,
+          [
+            newMessageId(),
+            caller.keyId,
+            item.recipient,
+            item.body,
+            item.priority,
+            item.sendAt,
+            item.expiresAt,
+            item.preferredGatewayId,
+            item.metadata,
+            item.idempotencyKey,
+            item.digest,
+          ],
+          "all",
+          em.getTransactionContext(),
+        );
+        const row = inserted[0];
+        if (row !== undefined) {
+          out.push({ view: toView(row), created: true });
+          continue;
+        }
+        const existing: MessageRow[] = await connection.execute(
+          "select * from messages where client_key_id = ? and idempotency_key = ?",
+          [caller.keyId, item.idempotencyKey],
+          "all",
+          em.getTransactionContext(),
+        );
+        const earlier = existing[0];
+        if (earlier === undefined) throw new Error("idempotency conflict without a stored message");
+        if (earlier.request_digest !== item.digest) {
+          throw invalid("idempotency_key was already used for a different request");
+        }
+        out.push({ view: toView(earlier), created: false });
+      }
+      return out;
+    });
+  }
+
+  /** Starts the workflows of newly stored messages; what fails here the sweeper starts later. */
+  private async startWorkflows(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.workflows.start(ids);
+      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id = any(?)", [ids]);
+    } catch (error) {
+      this.logger.warn({ err: error, count: ids.length }, "starting message workflows failed; the sweeper will retry");
+    }
+  }
+
+  /**
+   * Stores a message and starts its workflow. The answer is given once the message is durable; if
+   * Temporal does not answer, the message sweeper starts the workflow later.
+   */
+  async send(caller: Caller, input: SendInput): Promise<{ view: MessageView; created: boolean }> {
+    if (input.to.trim() === "") throw missing("to");
+    const recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
+    const checked = await this.check(input, recipient, input.idempotencyKey ?? null);
+    const [result] = await this.store(caller, [checked]);
+    if (result === undefined) throw new Error("no message stored");
+    if (result.created) await this.startWorkflows([result.view.id]);
+    return result;
+  }
+
+  /** Stores one message per distinct recipient, all or none, and starts their workflows. */
+  async sendBatch(caller: Caller, recipients: string[], input: Omit<SendInput, "to">): Promise<MessageView[]> {
+    if (recipients.length === 0) throw missing("to");
+    if (recipients.length > maxBatchSize) throw invalid(`to has too many recipients (at most ${maxBatchSize})`);
+    const normalised = recipients.map((to, i) => normalizePhoneNumber(to, this.options.defaultCountryCode, `to[${i}]`));
+    const distinct = [...new Set(normalised)];
+    const checked: CheckedSend[] = [];
+    for (const recipient of distinct) {
+      const key = input.idempotencyKey === undefined ? null : `${input.idempotencyKey}:${recipient}`;
+      checked.push(await this.check({ ...input, to: recipient }, recipient, key));
+    }
+    const results = await this.store(caller, checked);
+    const created = results.filter((result) => result.created).map((result) => result.view.id);
+    // A thousand starts take a while: answer now; anything not started here the sweeper starts.
+    void this.startWorkflows(created);
+    return results.map((result) => result.view);
+  }
+
+  /** A message the caller may see; another application's message is as unknown as a missing one. */
+  async get(caller: Caller, messageId: string): Promise<MessageView> {
+    const rows: MessageRow[] = await this.em
+      .getConnection()
+      .execute("select * from messages where id = ?", [messageId]);
+    const row = rows[0];
+    if (row === undefined || (!caller.admin && row.client_key_id !== caller.keyId)) {
+      throw new DomainError("not_found", "Message not found");
+    }
+    return toView(row);
+  }
+
+  /** Cancels a message no gateway has sent yet. */
+  async cancel(caller: Caller, messageId: string): Promise<MessageView> {
+    const view = await this.get(caller, messageId);
+    if (view.status === "cancelled") return view;
+    const rows: MessageRow[] = await this.em.getConnection().execute(
+      `update messages set status = 'cancelled', cancelled_at = now(), updated_at = now()
+        where id = ? and status in ('queued', 'dispatched') returning *`,
+      [messageId],
+    );
+    const row = rows[0];
+    if (row === undefined) throw invalid(`message is already ${view.status} and cannot be cancelled`);
+    await this.workflows
+      .cancel(messageId)
+      .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "cancel signal failed"));
+    return toView(row);
+  }
+
+  /**
+   * Takes a gateway's report on a message. Repeated and late reports are accepted and change
+   * nothing; a report on a message this gateway was never given is refused.
+   */
+  async report(gatewayId: number, messageId: string, status: string, error: string | null): Promise<void> {
+    if (messageId.trim() === "") throw missing("message_id");
+    if (status !== "sent" && status !== "delivered" && status !== "failed") {
+      throw invalid("status must be sent, delivered or failed");
+    }
+    const rows: { gateway_id: number | null; tried: boolean }[] = await this.em.getConnection().execute(
+      `select m.gateway_id,
+              exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
+         from messages m where m.id = ?`,
+      [gatewayId, messageId],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new DomainError("not_found", "Message not found");
+    if (row.gateway_id !== gatewayId && !row.tried) {
+      throw new DomainError("permission_denied", "This message was not sent through this gateway");
+    }
+    await this.workflows.report(messageId, { status: status as DeviceReportStatus, gatewayId, error });
+  }
+
+  /** Records that a gateway has taken a command; acknowledged commands are not sent again. */
+  async acknowledge(gatewayId: number, messageId: string): Promise<void> {
+    await this.em.getConnection().execute(
+      `with m as (update messages set acked_at = coalesce(acked_at, now())
+                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts)
+       update message_attempts a set acked_at = coalesce(a.acked_at, now())
+         from m where a.message_id = m.id and a.attempt = m.attempts`,
+      [messageId, gatewayId],
+    );
+  }
+
+  /** How many messages are assigned to this gateway and not yet reported sent. */
+  async pendingFor(gatewayId: number): Promise<number> {
+    const rows: { count: number }[] = await this.em
+      .getConnection()
+      .execute("select count(*)::int as count from messages where gateway_id = ? and status = 'dispatched'", [
+        gatewayId,
+      ]);
+    return rows[0]?.count ?? 0;
+  }
+
+  /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
+  async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
+    const rows: { id: string; recipient: string; body: string }[] = await this.em.getConnection().execute(
+      `select id, recipient, body from messages
+        where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
+      [gatewayId],
+    );
+    return rows.map((row) => ({ messageId: row.id, recipient: row.recipient, body: row.body }));
+  }
+
+  /** Tells the workflows of messages in flight on this gateway that it went away. */
+  async gatewayLost(gatewayId: number): Promise<void> {
+    const rows: { id: string }[] = await this.em
+      .getConnection()
+      .execute("select id from messages where gateway_id = ? and status = 'dispatched'", [gatewayId]);
+    if (rows.length > 0)
+      await this.workflows.gatewayLost(
+        rows.map((row) => row.id),
+        gatewayId,
+      );
+  }
+
+  /** Wakes the workflows of messages waiting for a gateway, highest priority first. */
+  async wakeQueued(limit = 1000): Promise<void> {
+    const rows: { id: string }[] = await this.em.getConnection().execute(
+      `select id from messages where status = 'queued' and workflow_started_at is not null
+        order by priority desc, created_at limit ?`,
+      [limit],
+    );
+    if (rows.length > 0) await this.workflows.wake(rows.map((row) => row.id));
+  }
+
+  /** Starts workflows for stored messages that have none (Temporal was down when they were accepted). */
+  async startMissingWorkflows(olderThanSeconds: number, limit = 500): Promise<number> {
+    const rows: { id: string }[] = await this.em.getConnection().execute(
+      `select id from messages where workflow_started_at is null and status in ('queued', 'dispatched')
+          and created_at < now() - make_interval(secs => ?) order by created_at limit ?`,
+      [olderThanSeconds, limit],
+    );
+    const ids = rows.map((row) => row.id);
+    await this.workflows.start(ids);
+    if (ids.length > 0)
+      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id = any(?)", [ids]);
+    return ids.length;
+  }
+}

@@ -1,0 +1,89 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { ConnectRequest, ConnectResponse, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
+import type { DeviceCommand, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
+import { callingGateway } from "./principal.js";
+
+/** A device's stream frame as the hub takes it; undefined for an empty frame. */
+function toFrame(request: ConnectRequest): DeviceFrame | undefined {
+  const { frame } = request;
+  switch (frame.case) {
+    case "heartbeat":
+      return { type: "heartbeat", ...frame.value };
+    case "ack":
+      return { type: "ack", messageId: frame.value.messageId };
+    case "deliveryReport":
+      return {
+        type: "delivery_report",
+        messageId: frame.value.messageId,
+        status: frame.value.status,
+        errorMessage: frame.value.errorMessage ?? null,
+      };
+    case "messageReceived":
+      return {
+        type: "message_received",
+        sender: frame.value.sender,
+        message: frame.value.message,
+        timestamp: frame.value.timestamp === undefined ? undefined : timestampDate(frame.value.timestamp),
+      };
+    default:
+      return undefined;
+  }
+}
+
+function toResponse(command: DeviceCommand): MessageInitShape<typeof ConnectResponseSchema> {
+  if (command.type === "ping") return { frame: { case: "ping", value: { sentAt: timestampFromDate(command.sentAt) } } };
+  return {
+    frame: {
+      case: "sendSms",
+      value: { messageId: command.messageId, recipient: command.recipient, message: command.message },
+    },
+  };
+}
+
+/**
+ * `GatewayService.Connect`: says hello at once (response headers leave with the first message),
+ * reads the device's frames concurrently with writing its commands, and ends when either side does.
+ */
+export async function* deviceStream(
+  hub: DeviceHub,
+  requests: AsyncIterable<ConnectRequest>,
+  ctx: HandlerContext,
+): AsyncIterable<MessageInitShape<typeof ConnectResponseSchema>> {
+  const gateway = callingGateway(ctx);
+  const connection = await hub.connect(gateway);
+  const onAbort = () => connection.close("device_closed");
+  ctx.signal.addEventListener("abort", onAbort);
+  const reading = (async () => {
+    try {
+      for await (const request of requests) {
+        const frame = toFrame(request);
+        if (frame !== undefined) await hub.handle(connection, frame);
+      }
+    } catch {
+      // The device went away mid-frame; the stream ends below.
+    } finally {
+      connection.close(connection.closeReason ?? "device_closed");
+    }
+  })();
+  try {
+    yield {
+      frame: {
+        case: "hello",
+        value: { deviceId: gateway.deviceId, heartbeatIntervalSeconds: hub.heartbeatIntervalSeconds },
+      },
+    };
+    for await (const command of connection.commands) yield toResponse(command);
+  } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
+    await hub.disconnect(connection);
+    void reading;
+  }
+  if (connection.closeReason === "shutdown")
+    throw new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
+  if (connection.closeReason === "replaced")
+    throw new ConnectError("a newer connection of this gateway took over", Code.Aborted);
+  if (connection.closeReason === "idle")
+    throw new ConnectError("no frame from the device in time", Code.DeadlineExceeded);
+}

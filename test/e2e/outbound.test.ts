@@ -1,0 +1,307 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
+import { rfc3339 } from "../fixtures/documented.js";
+import { clientKey, eventually, fastMessages, rest, simulatedGateway, startServer } from "../helpers.js";
+
+let server: Awaited<ReturnType<typeof startServer>>;
+let key: string;
+const phones: SimulatedGateway[] = [];
+
+beforeAll(async () => {
+  server = await startServer(fastMessages, { worker: true });
+  key = await clientKey(server);
+});
+afterEach(async () => {
+  await Promise.all(phones.splice(0).map((phone) => phone.disconnect()));
+  // Each test starts with no connected gateway and no message left waiting from another test.
+  await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+  await server.deps.orm.em
+    .getConnection()
+    .execute("update messages set status = 'cancelled', cancelled_at = now() where status in ('queued', 'dispatched')");
+});
+afterAll(async () => server.stop());
+
+async function phone(behaviour: Parameters<typeof simulatedGateway>[1] = {}) {
+  const connected = await simulatedGateway(server, behaviour);
+  phones.push(connected);
+  return connected;
+}
+
+async function send(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const res = await rest(server, "POST", "/api/v1/sms/send", { key, body, headers });
+  return res as { status: number; body: { success: boolean; message_id: string; status: string } };
+}
+
+async function statusOf(messageId: string) {
+  return (await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key })).body as Record<string, unknown>;
+}
+
+function until(messageId: string, status: string, timeoutMs = 20_000) {
+  return eventually(
+    async () => {
+      const current = await statusOf(messageId);
+      return current.status === status ? current : undefined;
+    },
+    timeoutMs,
+    `${messageId} to be ${status}`,
+  );
+}
+
+describe("sending an SMS through a connected phone", () => {
+  it("accepts with 202, reaches the phone, and ends delivered with the documented status shape", async () => {
+    const gateway = await phone();
+    const res = await send({ to: "+14155552671", message: "Your code is 123456" });
+    expect(res.status).toBe(202);
+    expect(Object.keys(res.body)).toEqual(["success", "message_id", "status"]);
+    expect(res.body).toEqual({
+      success: true,
+      message_id: expect.stringMatching(/^msg_[0-9a-z]{24}$/),
+      status: "queued",
+    });
+
+    const final = await until(res.body.message_id, "delivered");
+    expect(Object.keys(final)).toEqual([
+      "message_id",
+      "status",
+      "sent_at",
+      "delivered_at",
+      "failed_at",
+      "error_message",
+    ]);
+    expect(final).toEqual({
+      message_id: res.body.message_id,
+      status: "delivered",
+      sent_at: expect.stringMatching(rfc3339),
+      delivered_at: expect.stringMatching(rfc3339),
+      failed_at: null,
+      error_message: null,
+    });
+    expect(gateway.commands.map((command) => command.recipient)).toEqual(["+14155552671"]);
+    const events = await server.deps.events.forMessage(res.body.message_id);
+    expect(events.map((event) => event.event)).toEqual(["sms_sent", "sms_delivered"]);
+    expect(events[0]).toMatchObject({
+      to: "+14155552671",
+      message: "Your code is 123456",
+      gateway_id: gateway.deviceId,
+    });
+    const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
+    expect(row).toMatchObject({ messagesSentToday: 1, totalMessagesSent: 1 });
+  });
+
+  it("shows a queued message with null timestamps until a gateway reports", async () => {
+    const res = await send({ to: "+14155552671", message: "waiting" });
+    const status = await statusOf(res.body.message_id);
+    expect(status).toEqual({
+      message_id: res.body.message_id,
+      status: "queued",
+      sent_at: null,
+      delivered_at: null,
+      failed_at: null,
+      error_message: null,
+    });
+  });
+});
+
+describe("failover", () => {
+  it("retries on another gateway after backoff when a gateway reports failed", async () => {
+    const first = await phone({ autoReport: false });
+    const res = await send({ to: "+14155552671", message: "failover", gateway_id: first.deviceId });
+    await eventually(
+      async () => (first.commands.length > 0 ? true : undefined),
+      10_000,
+      "the first phone to get the command",
+    );
+    const second = await phone();
+    first.report(res.body.message_id, "failed", "SIM blocked");
+    await until(res.body.message_id, "delivered");
+    expect(second.commands.map((c) => c.messageId)).toContain(res.body.message_id);
+    const attempts: { gateway_id: number; outcome: string; error: string | null }[] = await server.deps.orm.em
+      .getConnection()
+      .execute("select gateway_id, outcome, error from message_attempts where message_id = ? order by attempt", [
+        res.body.message_id,
+      ]);
+    expect(attempts).toEqual([
+      { gateway_id: first.id, outcome: "failed", error: "SIM blocked" },
+      { gateway_id: second.id, outcome: "sent", error: null },
+    ]);
+  });
+
+  it("fails over when the gateway disconnects mid-dispatch", async () => {
+    const first = await phone({ autoReport: false, reconnect: false });
+    const res = await send({ to: "+14155552671", message: "dropped", gateway_id: first.deviceId });
+    await eventually(
+      async () => (first.commands.length > 0 ? true : undefined),
+      10_000,
+      "the first phone to get the command",
+    );
+    const second = await phone();
+    await first.disconnect();
+    await until(res.body.message_id, "delivered");
+    expect(second.commands.map((c) => c.messageId)).toContain(res.body.message_id);
+    const outcomes: { outcome: string }[] = await server.deps.orm.em
+      .getConnection()
+      .execute("select outcome from message_attempts where message_id = ? order by attempt", [res.body.message_id]);
+    expect(outcomes.map((row) => row.outcome)).toEqual(["disconnected", "sent"]);
+  });
+
+  it("keeps a message queued while no gateway is online, and delivers it when one connects", async () => {
+    const res = await send({ to: "+14155552671", message: "patience" });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await statusOf(res.body.message_id)).status).toBe("queued");
+    await phone();
+    await until(res.body.message_id, "delivered");
+  });
+
+  it("fails for good after the attempt limit, with the last error", async () => {
+    const flaky = await phone({ successRate: 0 });
+    const res = await send({ to: "+14155552671", message: "doomed" });
+    const final = await until(res.body.message_id, "failed", 30_000);
+    expect(final).toMatchObject({
+      failed_at: expect.stringMatching(rfc3339),
+      error_message: "simulated failure",
+      sent_at: null,
+    });
+    expect(flaky.commands.length).toBe(5);
+    const events = await server.deps.events.forMessage(res.body.message_id);
+    expect(events.map((event) => event.event)).toEqual(["sms_failed"]);
+  });
+});
+
+describe("the message's own settings", () => {
+  it("expires a message whose validity runs out before any gateway sends it", async () => {
+    const res = await send({ to: "+14155552671", message: "too late", validity_seconds: 2 });
+    const final = await until(res.body.message_id, "expired", 10_000);
+    expect(final.failed_at).toBeNull();
+  });
+
+  it("returns the same message for the same idempotency key, header or body, and sends one SMS", async () => {
+    const gateway = await phone();
+    const first = await send({ to: "+14155552671", message: "once" }, { "idempotency-key": "order-42" });
+    const again = await send({ to: "+14155552671", message: "once" }, { "idempotency-key": "order-42" });
+    const inBody = await send({ to: "+14155552671", message: "once", idempotency_key: "order-42" });
+    expect(again.body.message_id).toBe(first.body.message_id);
+    expect(inBody.body.message_id).toBe(first.body.message_id);
+    await until(first.body.message_id, "delivered");
+    expect(gateway.commands.filter((c) => c.messageId === first.body.message_id)).toHaveLength(1);
+    const different = await send({ to: "+14155552671", message: "changed" }, { "idempotency-key": "order-42" });
+    expect(different).toMatchObject({
+      status: 422,
+      body: { error: "idempotency_key was already used for a different request" },
+    });
+  });
+
+  it("waits for send_at before dispatching", async () => {
+    const gateway = await phone();
+    const sendAt = new Date(Date.now() + 3000);
+    const res = await send({ to: "+14155552671", message: "later", send_at: sendAt.toISOString() });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(gateway.commands).toHaveLength(0);
+    expect((await statusOf(res.body.message_id)).status).toBe("queued");
+    await until(res.body.message_id, "delivered");
+    const delivered = await server.deps.messages.get({ keyId: 0, admin: true }, res.body.message_id);
+    expect(delivered.sentAt?.getTime()).toBeGreaterThanOrEqual(sendAt.getTime());
+  });
+
+  it("cancels a message that waits, and refuses to cancel a delivered one", async () => {
+    const res = await send({
+      to: "+14155552671",
+      message: "never mind",
+      send_at: new Date(Date.now() + 60_000).toISOString(),
+    });
+    const cancelled = await rest(server, "POST", `/api/v1/sms/${res.body.message_id}/cancel`, { key });
+    expect(cancelled).toMatchObject({
+      status: 200,
+      body: { success: true, message_id: res.body.message_id, status: "cancelled" },
+    });
+    await phone();
+    const done = await send({ to: "+14155552671", message: "done" });
+    await until(done.body.message_id, "delivered");
+    expect(await rest(server, "POST", `/api/v1/sms/${done.body.message_id}/cancel`, { key })).toMatchObject({
+      status: 422,
+      body: { error: "message is already delivered and cannot be cancelled" },
+    });
+  });
+
+  it("sends a batch as one message per distinct recipient", async () => {
+    const gateway = await phone();
+    const res = await rest(server, "POST", "/api/v1/sms/send_batch", {
+      key,
+      body: { to: ["+14155552671", "(415) 555-2672", "+14155552671"], message: "hello all" },
+    });
+    expect(res.status).toBe(202);
+    const messages = (res.body as { messages: { message_id: string; to: string; status: string }[] }).messages;
+    expect(messages.map((m) => m.to)).toEqual(["+14155552671", "+14155552672"]);
+    for (const message of messages) await until(message.message_id, "delivered");
+    expect(gateway.commands).toHaveLength(2);
+  });
+});
+
+describe("rules around messages", () => {
+  it("answers 422 for a recipient that is not a phone number and stores nothing", async () => {
+    const before: { count: number }[] = await server.deps.orm.em
+      .getConnection()
+      .execute("select count(*)::int as count from messages");
+    const res = await send({ to: "not a number", message: "x" });
+    expect(res).toMatchObject({ status: 422, body: { error: "to is not a valid phone number" } });
+    const after: { count: number }[] = await server.deps.orm.em
+      .getConnection()
+      .execute("select count(*)::int as count from messages");
+    expect(after[0]?.count).toBe(before[0]?.count);
+  });
+
+  it("shows a client only the messages its own key sent", async () => {
+    const res = await send({ to: "+14155552671", message: "mine" });
+    const other = await clientKey(server);
+    expect(await rest(server, "GET", `/api/v1/sms/status/${res.body.message_id}`, { key: other })).toMatchObject({
+      status: 404,
+      body: { error: "Message not found" },
+    });
+  });
+
+  it("refuses a report from a gateway the message was never given to, and takes repeated reports as no-ops", async () => {
+    const gateway = await phone();
+    const res = await send({ to: "+14155552671", message: "report rules" });
+    await until(res.body.message_id, "delivered");
+    const stranger = await rest(server, "POST", "/api/v1/gateway/register", {
+      body: { device_id: `stranger-${Date.now()}` },
+    });
+    const strangerKey = (stranger.body as { api_key: string }).api_key;
+    expect(
+      await rest(server, "POST", "/api/v1/gateway/sms/status", {
+        key: strangerKey,
+        body: { message_id: res.body.message_id, status: "delivered" },
+      }),
+    ).toMatchObject({ status: 403, body: { error: "This message was not sent through this gateway" } });
+    const repeat = await rest(server, "POST", "/api/v1/gateway/sms/status", {
+      key: (await server.deps.keys.create({ scope: "gateway", name: "same", gatewayId: gateway.id })).key,
+      body: { message_id: res.body.message_id, status: "delivered", error_message: null },
+    });
+    expect(repeat).toMatchObject({ status: 200, body: { success: true } });
+    const events = await server.deps.events.forMessage(res.body.message_id);
+    expect(events.filter((event) => event.event === "sms_delivered")).toHaveLength(1);
+    const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
+    expect(row?.totalMessagesSent).toBe(1);
+  });
+
+  it("answers 404 for a report on an unknown message and 422 for an unknown status", async () => {
+    const gateway = await phone();
+    const gwKey = (await server.deps.keys.create({ scope: "gateway", name: "k", gatewayId: gateway.id })).key;
+    expect(
+      await rest(server, "POST", "/api/v1/gateway/sms/status", {
+        key: gwKey,
+        body: { message_id: "msg_nope", status: "sent" },
+      }),
+    ).toMatchObject({
+      status: 404,
+    });
+    expect(
+      await rest(server, "POST", "/api/v1/gateway/sms/status", {
+        key: gwKey,
+        body: { message_id: "msg_nope", status: "lost" },
+      }),
+    ).toMatchObject({
+      status: 422,
+      body: { error: "status must be sent, delivered or failed" },
+    });
+  });
+});

@@ -1,0 +1,28 @@
+import { defineSignal } from "@temporalio/workflow";
+import type { DeviceReport } from "../src/modules/messages/message.types.js";
+
+/** A device reported on the message (`sent`, `delivered` or `failed`). */
+export const reportSignal = defineSignal<[DeviceReport]>("report");
+/** The gateway the message is dispatched to went away. */
+export const gatewayLostSignal = defineSignal<[{ gatewayId: number }]>("gatewayLost");
+/** A gateway may be available now: a waiting message looks again at once. */
+export const wakeSignal = defineSignal("wake");
+/** The client cancelled the message (already recorded in the database). */
+export const cancelSignal = defineSignal("cancel");
+
+/** How a message moves: retries, timeouts. Taken from configuration when the workflow starts. */
+export interface MessagePolicy {
+  maxAttempts: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  dispatchTimeoutMs: number;
+  deliveryTimeoutMs: number;
+  pushScheduleToStartMs: number;
+  noGatewayRecheckMs: number;
+}
+
+/** The input of `messageWorkflow`. */
+export interface MessageWorkflowInput {
+  messageId: string;
+  policy: MessagePolicy;
+}
