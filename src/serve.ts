@@ -6,6 +6,7 @@ import { ensureDatabase, migrate } from "./db/orm.js";
 import { createDeps, type Deps } from "./deps.js";
 import { createListener } from "./http/listener.js";
 import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
+import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
 import { createDeviceWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
@@ -47,6 +48,7 @@ async function temporalFor(config: Config, logger: Logger): Promise<LocalTempora
  * and schedules), the worker and the API on one port.
  */
 export async function serve(config: Config, logger: Logger, options: ServeOptions): Promise<Running> {
+  installTemporalRuntime(logger);
   const temporal = await temporalFor(config, logger);
   await ensureDatabase(config.databaseUrl);
   const deps = await createDeps(config, logger, temporal.address);
@@ -85,7 +87,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       // their tasks.
       deps.hub.closeAll("shutdown");
       await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
-      for (const worker of workers) worker.worker.shutdown();
+      for (const worker of workers) if (worker.worker.getState() === "RUNNING") worker.worker.shutdown();
       for (const worker of workers) {
         await worker.running.catch(() => undefined);
         await worker.connection.close();

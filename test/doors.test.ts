@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService } from "../gen/smsgw/v1/admin_pb.js";
 import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
-import { SmsService } from "../gen/smsgw/v1/sms_pb.js";
+import { OtpService } from "../gen/smsgw/v1/otp_pb.js";
 import { clientKey, doors, startServer, unique, withKey } from "./helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -63,9 +63,9 @@ describe.each(doorNames)("the %s door on the shared port", (door) => {
   });
 
   it("answers UNIMPLEMENTED for operations later issues build", async () => {
-    const sms = doors(server, SmsService)[door];
-    const error = await sms
-      .sendSms({ to: "+14155552671", message: "hi" }, withKey(admin))
+    const otp = doors(server, OtpService)[door];
+    const error = await otp
+      .sendOtp({ phoneNumber: "+14155552671", purpose: "login" }, withKey(admin))
       .catch((e: unknown) => ConnectError.from(e));
     expect((error as ConnectError).code).toBe(Code.Unimplemented);
   });
