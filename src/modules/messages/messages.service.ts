@@ -179,7 +179,7 @@ export class MessagesService {
     if (ids.length === 0) return;
     try {
       await this.workflows.start(ids);
-      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id = any(?)", [ids]);
+      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id in (?)", [ids]);
     } catch (error) {
       this.logger.warn({ err: error, count: ids.length }, "starting message workflows failed; the sweeper will retry");
     }
@@ -332,7 +332,7 @@ export class MessagesService {
     const ids = rows.map((row) => row.id);
     await this.workflows.start(ids);
     if (ids.length > 0)
-      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id = any(?)", [ids]);
+      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id in (?)", [ids]);
     return ids.length;
   }
 }

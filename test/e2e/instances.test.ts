@@ -1,0 +1,141 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { describe, expect, inject, it } from "vitest";
+import { defaultBehaviour, SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
+import {
+  clientKey,
+  eventually,
+  fastMessages,
+  registeredGateway,
+  rest,
+  simulatedGateway,
+  startServer,
+  unique,
+} from "../helpers.js";
+
+describe("several server instances", () => {
+  it("delivers a message sent through one instance to a phone connected to another", async () => {
+    const queue = unique("shared-queue");
+    const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    try {
+      await a.deps.orm.em.getConnection().execute("update gateways set active = false");
+      const phone = await simulatedGateway(a);
+      const key = await clientKey(b);
+      const sent = await rest(b, "POST", "/api/v1/sms/send", { key, body: { to: "+14155552671", message: "across" } });
+      const messageId = (sent.body as { message_id: string }).message_id;
+      await eventually(
+        async () => {
+          const status = await rest(b, "GET", `/api/v1/sms/status/${messageId}`, { key });
+          return (status.body as { status: string }).status === "delivered" ? true : undefined;
+        },
+        20_000,
+        "delivery across instances",
+      );
+      expect(phone.commands.map((command) => command.messageId)).toEqual([messageId]);
+      await phone.disconnect();
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+function startProcess(port: number, queue: string): ChildProcess {
+  return spawn("node", ["bin/smsgw.js", "serve"], {
+    env: {
+      ...process.env,
+      ...fastMessages,
+      MESSAGE_DISPATCH_TIMEOUT_MS: "60000",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: inject("databaseUrl"),
+      REDIS_URL: inject("redisUrl"),
+      TEMPORAL_ADDRESS: inject("temporalAddress"),
+      TEMPORAL_TASK_QUEUE: queue,
+      LOG_LEVEL: "warn",
+    },
+    stdio: "ignore",
+  });
+}
+
+async function up(url: string): Promise<void> {
+  await eventually(
+    async () =>
+      (await fetch(`${url}/up`).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+        ? true
+        : undefined,
+    30_000,
+    "the server to come up",
+  );
+}
+
+describe("a server killed mid-flight", () => {
+  it("completes the message after a restart, with exactly one delivery", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const queue = unique("restart-queue");
+    let child = startProcess(port, queue);
+    const server = await startServer();
+    try {
+      await up(url);
+      await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+      const gateway = await registeredGateway(server);
+      const phone = new SimulatedGateway(createGrpcTransport({ baseUrl: url }), gateway.key, gateway.deviceId, {
+        ...defaultBehaviour,
+        autoReport: false,
+      });
+      await phone.connect();
+      const key = await clientKey(server);
+      const sent = await rest({ url }, "POST", "/api/v1/sms/send", {
+        key,
+        body: { to: "+14155552671", message: "survive" },
+      });
+      const messageId = (sent.body as { message_id: string }).message_id;
+      await eventually(
+        async () => (phone.commands.length > 0 ? true : undefined),
+        20_000,
+        "the phone to get the command",
+      );
+
+      const killed = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await killed;
+      child = startProcess(port, queue);
+      await up(url);
+      await eventually(async () => (phone.tally.connects >= 2 ? true : undefined), 20_000, "the phone to reconnect");
+      phone.report(messageId, "sent");
+      phone.report(messageId, "delivered");
+
+      await eventually(
+        async () => {
+          const status = await rest({ url }, "GET", `/api/v1/sms/status/${messageId}`, { key });
+          return (status.body as { status: string }).status === "delivered" ? true : undefined;
+        },
+        30_000,
+        "delivery after the restart",
+      );
+      const events = await server.deps.events.forMessage(messageId);
+      expect(events.map((event) => event.event)).toEqual(["sms_sent", "sms_delivered"]);
+      const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
+      expect(row?.totalMessagesSent).toBe(1);
+      await phone.disconnect();
+    } finally {
+      child.kill("SIGTERM");
+      await server.stop();
+    }
+  }, 90_000);
+});
