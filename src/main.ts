@@ -17,6 +17,9 @@ Usage:
                                              create a key and print it alone on stdout (shown once)
   smsgw keys list                            list keys (never the keys themselves)
   smsgw keys revoke ID                       revoke a key at once
+  smsgw simulate-gateway [--url URL] [--count N] [--key gw_live_…]… [--success-rate 0.95]
+                         [--latency-ms 500] [--drop-probability 0] [--duration-seconds S] [--quiet]
+                                             connect simulated phones over the real stream
 
 Configuration is read from the environment; see README.md.`;
 
@@ -143,6 +146,10 @@ export async function main(argv: string[]): Promise<void> {
       }
       case "keys":
         return await keysCommand(args);
+      case "simulate-gateway": {
+        const { simulateGateway } = await import("./simulator/cli.js");
+        return await simulateGateway(args, `http://127.0.0.1:${loadConfig().port}`);
+      }
       case undefined:
       case "help":
       case "--help":

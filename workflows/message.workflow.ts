@@ -1,7 +1,13 @@
-import { condition, proxyActivities, setHandler, upsertSearchAttributes } from "@temporalio/workflow";
+import {
+  condition,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from "@temporalio/workflow";
 import type { DeviceActivities } from "../src/modules/devices/devices.activities.js";
-import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import type { DeviceReport, MessageStatus } from "../src/modules/messages/message.types.js";
+import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
   cancelSignal,
   gatewayLostSignal,
@@ -12,9 +18,12 @@ import {
 } from "./message.signals.js";
 import { smsGatewayId, smsStatus } from "./search-attributes.js";
 
-const db = proxyActivities<MessageActivities>({
+// Database steps are short and run in the worker that runs the workflow (local activities): no
+// round trip through the Temporal server per step. They retry until the database answers, so a
+// message is never dropped for an outage.
+const db = proxyLocalActivities<MessageActivities>({
   startToCloseTimeout: "30 seconds",
-  // Database activities retry until the database answers: a message is never dropped for an outage.
+  localRetryThreshold: "10 seconds",
   retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
 });
 
@@ -69,7 +78,10 @@ export async function messageWorkflow({ messageId, policy }: MessageWorkflowInpu
   async function awaitReports(gatewayId: number, attempt: number): Promise<AttemptEnd> {
     const mine = (status?: DeviceReport["status"]) =>
       reports.filter((report) => report.gatewayId === gatewayId && (status === undefined || report.status === status));
-    const heard = await condition(() => mine().length > 0 || lost.has(gatewayId) || cancelled, policy.dispatchTimeoutMs);
+    const heard = await condition(
+      () => mine().length > 0 || lost.has(gatewayId) || cancelled,
+      policy.dispatchTimeoutMs,
+    );
     if (cancelled && mine().length === 0) {
       await db.closeMessageAttempt({ messageId, attempt, outcome: "cancelled" });
       return { kind: "final", status: "cancelled" };
@@ -95,7 +107,8 @@ export async function messageWorkflow({ messageId, policy }: MessageWorkflowInpu
       return { kind: "final", status: "sent" };
     }
     const failure = mine("failed")[0];
-    if (failure !== undefined) return { kind: "retry", outcome: "failed", error: failure.error ?? "the gateway could not send it" };
+    if (failure !== undefined)
+      return { kind: "retry", outcome: "failed", error: failure.error ?? "the gateway could not send it" };
     if (lost.has(gatewayId)) return { kind: "retry", outcome: "disconnected", error: "the gateway disconnected" };
     if (!heard) return { kind: "retry", outcome: "timeout", error: "the gateway did not report in time" };
     return { kind: "retry", outcome: "timeout", error: "no report" };
@@ -144,7 +157,12 @@ export async function messageWorkflow({ messageId, policy }: MessageWorkflowInpu
     });
     let end: AttemptEnd;
     try {
-      await device.pushToDevice({ gatewayId: pick.gatewayId, messageId, recipient: plan.recipient, message: plan.body });
+      await device.pushToDevice({
+        gatewayId: pick.gatewayId,
+        messageId,
+        recipient: plan.recipient,
+        message: plan.body,
+      });
       end = await awaitReports(pick.gatewayId, attempt);
     } catch {
       end = { kind: "retry", outcome: "unreachable", error: "the gateway could not be reached" };

@@ -10,6 +10,25 @@ export function messageWorkflowId(messageId: string): string {
   return `message/${messageId}`;
 }
 
+/** Limits how many starts run at once across the process, so a burst of sends cannot flood Temporal. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
 /** Runs `work` over `items`, at most `concurrency` at a time. */
 async function eachLimited<T>(
   items: readonly T[],
@@ -37,6 +56,7 @@ export function createMessageWorkflows(
   logger: Logger,
 ): MessageWorkflows {
   const { policy } = options;
+  const starts = new Semaphore(64);
   const signal = async (messageId: string, send: () => Promise<void>) => {
     try {
       await send();
@@ -47,37 +67,39 @@ export function createMessageWorkflows(
   };
   return {
     async start(messageIds) {
-      await eachLimited(messageIds, 32, async (messageId) => {
-        try {
-          await client.workflow.start("messageWorkflow", {
-            workflowId: messageWorkflowId(messageId),
-            taskQueue: options.taskQueue,
-            args: [
-              {
-                messageId,
-                policy: {
-                  maxAttempts: policy.maxAttempts,
-                  retryInitialMs: policy.retryInitialMs,
-                  retryMaxMs: policy.retryMaxMs,
-                  dispatchTimeoutMs: policy.dispatchTimeoutMs,
-                  deliveryTimeoutMs: policy.deliveryTimeoutMs,
-                  pushScheduleToStartMs: policy.pushScheduleToStartMs,
-                  noGatewayRecheckMs: policy.noGatewayRecheckMs,
+      await eachLimited(messageIds, 32, (messageId) =>
+        starts.run(async () => {
+          try {
+            await client.workflow.start("messageWorkflow", {
+              workflowId: messageWorkflowId(messageId),
+              taskQueue: options.taskQueue,
+              args: [
+                {
+                  messageId,
+                  policy: {
+                    maxAttempts: policy.maxAttempts,
+                    retryInitialMs: policy.retryInitialMs,
+                    retryMaxMs: policy.retryMaxMs,
+                    dispatchTimeoutMs: policy.dispatchTimeoutMs,
+                    deliveryTimeoutMs: policy.deliveryTimeoutMs,
+                    pushScheduleToStartMs: policy.pushScheduleToStartMs,
+                    noGatewayRecheckMs: policy.noGatewayRecheckMs,
+                  },
                 },
-              },
-            ],
-            workflowIdConflictPolicy: "USE_EXISTING",
-            workflowIdReusePolicy: "REJECT_DUPLICATE",
-            typedSearchAttributes: [
-              { key: smsMessageId, value: messageId },
-              { key: smsStatus, value: "queued" },
-            ],
-          });
-        } catch (error) {
-          // A finished workflow for this message: it has already moved.
-          if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-        }
-      });
+              ],
+              workflowIdConflictPolicy: "USE_EXISTING",
+              workflowIdReusePolicy: "REJECT_DUPLICATE",
+              typedSearchAttributes: [
+                { key: smsMessageId, value: messageId },
+                { key: smsStatus, value: "queued" },
+              ],
+            });
+          } catch (error) {
+            // A finished workflow for this message: it has already moved.
+            if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+          }
+        }),
+      );
     },
     report: (messageId: string, report: DeviceReport) =>
       signal(messageId, () => client.workflow.getHandle(messageWorkflowId(messageId)).signal(reportSignal, report)),

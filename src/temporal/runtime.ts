@@ -19,6 +19,10 @@ export function installTemporalRuntime(logger: Logger): void {
   };
   Runtime.install({
     shutdownSignals: [],
-    logger: new DefaultLogger("WARN", (entry) => logger[levels[entry.level]]({ temporal: entry.meta }, entry.message)),
+    logger: new DefaultLogger("WARN", (entry) => {
+      // Expected for the per-instance device worker, which runs activities only.
+      if (entry.message.startsWith("No workflows registered")) return;
+      logger[levels[entry.level]]({ temporal: entry.meta }, entry.message);
+    }),
   });
 }

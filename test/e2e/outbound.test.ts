@@ -86,6 +86,14 @@ describe("sending an SMS through a connected phone", () => {
     });
     const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
     expect(row).toMatchObject({ messagesSentToday: 1, totalMessagesSent: 1 });
+
+    // An operator finds the message's workflow in the Temporal UI by message id, gateway and status.
+    const query = `SmsMessageId = "${res.body.message_id}" AND SmsGatewayId = "${gateway.deviceId}" AND SmsStatus = "delivered"`;
+    const found = await eventually(async () => {
+      for await (const workflow of server.deps.temporal.workflow.list({ query })) return workflow.workflowId;
+      return undefined;
+    }, 15_000, "the workflow to be listed by its search attributes");
+    expect(found).toBe(`message/${res.body.message_id}`);
   });
 
   it("shows a queued message with null timestamps until a gateway reports", async () => {

@@ -186,8 +186,8 @@ export class MessagesService {
   }
 
   /**
-   * Stores a message and starts its workflow. The answer is given once the message is durable; if
-   * Temporal does not answer, the message sweeper starts the workflow later.
+   * Stores a message and starts its workflow. The answer is given once the message is durable; the
+   * workflow is started right after, or by the message sweeper if that fails.
    */
   async send(caller: Caller, input: SendInput): Promise<{ view: MessageView; created: boolean }> {
     if (input.to.trim() === "") throw missing("to");
@@ -195,7 +195,9 @@ export class MessagesService {
     const checked = await this.check(input, recipient, input.idempotencyKey ?? null);
     const [result] = await this.store(caller, [checked]);
     if (result === undefined) throw new Error("no message stored");
-    if (result.created) await this.startWorkflows([result.view.id]);
+    // The message is durable: answer now. Its workflow starts in the background, and whatever does
+    // not start here (Temporal down, process killed) the sweeper starts.
+    if (result.created) void this.startWorkflows([result.view.id]);
     return result;
   }
 
