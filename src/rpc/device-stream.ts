@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { ConnectRequest, ConnectResponse, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
+import type { ConnectRequest, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { DeviceCommand, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
 import { callingGateway } from "./principal.js";
 

@@ -89,10 +89,14 @@ describe("sending an SMS through a connected phone", () => {
 
     // An operator finds the message's workflow in the Temporal UI by message id, gateway and status.
     const query = `SmsMessageId = "${res.body.message_id}" AND SmsGatewayId = "${gateway.deviceId}" AND SmsStatus = "delivered"`;
-    const found = await eventually(async () => {
-      for await (const workflow of server.deps.temporal.workflow.list({ query })) return workflow.workflowId;
-      return undefined;
-    }, 15_000, "the workflow to be listed by its search attributes");
+    const found = await eventually(
+      async () => {
+        for await (const workflow of server.deps.temporal.workflow.list({ query })) return workflow.workflowId;
+        return undefined;
+      },
+      15_000,
+      "the workflow to be listed by its search attributes",
+    );
     expect(found).toBe(`message/${res.body.message_id}`);
   });
 
