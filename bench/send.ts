@@ -63,9 +63,9 @@ async function main(): Promise<void> {
   const done = new Promise<void>((resolve) => {
     allDelivered = resolve;
   });
-  server.deps.events.listen(async (event) => {
-    if (event.event !== "sms_delivered") return;
-    const accepted = acceptedAt.get(event.message_id);
+  server.deps.events.listen(({ payload }) => {
+    if (payload.event !== "sms_delivered" || payload.message_id === undefined) return;
+    const accepted = acceptedAt.get(payload.message_id);
     if (accepted !== undefined) deliveredLatency.push(performance.now() - accepted);
     if (++delivered === messages) allDelivered();
   });

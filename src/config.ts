@@ -42,6 +42,17 @@ export interface Config {
     /** Commands waiting for one device beyond this are refused, and the message fails over. */
     readonly maxQueuedCommands: number;
   };
+  /** The key webhook secrets are encrypted with (derived from it); unset, a key file in DATA_DIR. */
+  readonly secretKeyBase: string | undefined;
+  readonly webhooks: {
+    /** Allow webhook URLs on loopback, private and link-local addresses (development and tests). */
+    readonly allowPrivateTargets: boolean;
+    readonly timeoutMs: number;
+    readonly retryInitialMs: number;
+    readonly retryMaxMs: number;
+    /** A delivery that has not succeeded this long after its event is given up. */
+    readonly retryForSeconds: number;
+  };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
@@ -84,6 +95,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
   }
   return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes"].includes(raw.toLowerCase())) return true;
+  if (["0", "false", "no"].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, not "${raw}"`);
 }
 
 function text(env: Env, name: string, fallback: string): string {
@@ -168,6 +187,14 @@ export function loadConfig(env: Env = process.env): Config {
       pingIntervalSeconds: integer(env, "DEVICE_PING_INTERVAL_SECONDS", 20, 1, 3600),
       idleTimeoutSeconds: integer(env, "DEVICE_IDLE_TIMEOUT_SECONDS", 90, 2, 86_400),
       maxQueuedCommands: integer(env, "DEVICE_MAX_QUEUED_COMMANDS", 1000, 1, 1_000_000),
+    }),
+    secretKeyBase: optional(env, "SECRET_KEY_BASE"),
+    webhooks: Object.freeze({
+      allowPrivateTargets: boolean(env, "WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
+      timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
+      retryInitialMs: integer(env, "WEBHOOK_RETRY_INITIAL_MS", 10_000, 1, 3_600_000),
+      retryMaxMs: integer(env, "WEBHOOK_RETRY_MAX_MS", 3_600_000, 1, 86_400_000),
+      retryForSeconds: integer(env, "WEBHOOK_RETRY_FOR_SECONDS", 93_600, 1, 30 * 86_400),
     }),
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),

@@ -1,3 +1,6 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client, Connection } from "@temporalio/client";
 import { Redis } from "ioredis";
@@ -7,11 +10,15 @@ import { openOrm } from "./db/orm.js";
 import { DeviceHub, Presence } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
+import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import { GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
 import { RateLimiter } from "./modules/rate-limits/index.js";
+import { WebhooksService } from "./modules/webhooks/index.js";
 import { randomToken } from "./shared/ids.js";
+import { SecretBox } from "./shared/secret-box.js";
 import { createMessageWorkflows } from "./temporal/message-workflows.js";
+import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
 
 /** Everything the server and the worker share, built once. */
 export interface Deps {
@@ -31,8 +38,28 @@ export interface Deps {
   readonly messages: MessagesService;
   readonly lifecycle: MessageLifecycle;
   readonly hub: DeviceHub;
+  readonly inbound: InboundService;
+  readonly webhooks: WebhooksService;
   /** Closes every client, in reverse order of creation. */
   close(): Promise<void>;
+}
+
+/**
+ * The secret key base: SECRET_KEY_BASE, or one kept in DATA_DIR (created on first start). Several
+ * instances must share it, so production sets SECRET_KEY_BASE.
+ */
+function secretKeyBase(config: Config, logger: Logger): string {
+  if (config.secretKeyBase !== undefined) return config.secretKeyBase;
+  const file = join(config.dataDir, "secret_key_base");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const created = randomBytes(48).toString("hex");
+    writeFileSync(file, created, { mode: 0o600, flag: "wx" });
+    logger.warn({ file }, "SECRET_KEY_BASE is not set: created one in DATA_DIR; set it in production");
+    return created;
+  }
 }
 
 /** The composition root: connects to PostgreSQL, Redis and Temporal and wires the services. */
@@ -53,8 +80,8 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporalNamespace });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
   const keys = new KeysService(orm.em);
-  const gateways = new GatewaysService(orm.em, keys);
   const events = new EventsService(orm.em);
+  const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const workflows = createMessageWorkflows(
     temporal,
@@ -72,6 +99,16 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
+  const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
+  hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
+  const webhooks = new WebhooksService(
+    orm.em,
+    new SecretBox(secretKeyBase(config, logger)),
+    events,
+    config.webhooks,
+    logger,
+  );
+  webhooks.start(createWebhookWorkflows(temporal, config));
   return {
     config,
     logger,
@@ -88,6 +125,8 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     messages,
     lifecycle: new MessageLifecycle(orm.em, picker, events),
     hub,
+    inbound,
+    webhooks,
     async close() {
       await temporalConnection.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
       await redis.quit().catch(() => redis.disconnect());

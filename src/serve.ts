@@ -9,7 +9,7 @@ import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.j
 import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
-import { createDeviceWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
+import { createDeviceWorker, createWebhookWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
 
 /** What `serve` runs: the API, the Temporal worker, or both. */
 export interface ServeOptions {
@@ -65,6 +65,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   if (options.worker) {
     if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
     run(await createWorker(deps, options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}), "shared");
+    run(await createWebhookWorker(deps), "webhooks");
   }
   // Devices connect to the API: the instance serving it pushes their commands.
   if (options.api) run(await createDeviceWorker(deps), "devices");

@@ -2,3 +2,4 @@
 export { gatewayHealthWorkflow } from "./gateway-health.workflow.js";
 export { messageSweeperWorkflow, resetDailyCountersWorkflow } from "./maintenance.workflow.js";
 export { messageWorkflow } from "./message.workflow.js";
+export { webhookDeliveryWorkflow } from "./webhook.workflow.js";

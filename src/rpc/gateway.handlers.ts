@@ -1,8 +1,10 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { Config } from "../config.js";
 import type { DeviceHub } from "../modules/devices/index.js";
 import type { GatewaysService } from "../modules/gateways/index.js";
+import type { InboundService } from "../modules/inbound/index.js";
 import type { MessagesService } from "../modules/messages/index.js";
 import { deviceStream } from "./device-stream.js";
 import { callingGateway } from "./principal.js";
@@ -18,13 +20,14 @@ function websocketUrl(config: Config, ctx: HandlerContext): string {
   return `${secure ? "wss" : "ws"}://${host}/cable`;
 }
 
-/** GatewayService on the shared services. RPCs later issues build answer UNIMPLEMENTED until then. */
+/** GatewayService on the shared services. */
 export function gatewayHandlers(deps: {
   config: Config;
   gateways: GatewaysService;
   messages: MessagesService;
   hub: DeviceHub;
-}): Partial<ServiceImpl<typeof GatewayService>> {
+  inbound: InboundService;
+}): ServiceImpl<typeof GatewayService> {
   return {
     async register(req, ctx) {
       const { gateway, apiKey } = await deps.gateways.register({ deviceId: req.deviceId, name: req.name });
@@ -40,6 +43,16 @@ export function gatewayHandlers(deps: {
         signalStrength: req.signalStrength,
       });
       return { success: true, pendingMessages: await deps.messages.pendingFor(gateway.gatewayId) };
+    },
+
+    async reportReceived(req, ctx) {
+      const gateway = callingGateway(ctx);
+      const { id } = await deps.inbound.receive(gateway.gatewayId, {
+        sender: req.sender,
+        message: req.message,
+        timestamp: req.timestamp === undefined ? undefined : timestampDate(req.timestamp),
+      });
+      return { success: true, messageId: id };
     },
 
     async reportStatus(req, ctx) {

@@ -3,14 +3,16 @@ import { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import { OtpService } from "../../gen/smsgw/v1/otp_pb.js";
 import { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
+import { WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
 import type { Deps } from "../deps.js";
 import { adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor } from "./interceptors.js";
 import { smsHandlers } from "./sms.handlers.js";
+import { webhookHandlers } from "./webhook.handlers.js";
 
 /** Every service of the contract, in the order the REST routes are registered. */
-export const services = [GatewayService, SmsService, OtpService, AdminService] as const;
+export const services = [GatewayService, SmsService, OtpService, AdminService, WebhookService] as const;
 
 /** The interceptors every door runs, outermost first. */
 export function interceptors(deps: Deps): Interceptor[] {
@@ -24,5 +26,6 @@ export function routes(deps: Deps): (router: ConnectRouter) => void {
     router.service(SmsService, smsHandlers(deps));
     router.service(OtpService, {});
     router.service(AdminService, adminHandlers(deps));
+    router.service(WebhookService, webhookHandlers(deps));
   };
 }

@@ -1,6 +1,7 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
+import type { InboundService } from "../modules/inbound/index.js";
 import type { Caller, MessagesService } from "../modules/messages/index.js";
 import { callingClient } from "./principal.js";
 
@@ -11,8 +12,11 @@ function callerOf(ctx: HandlerContext): Caller {
 
 const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
 
-/** SmsService on the messages module. Received SMS come with the inbound issue. */
-export function smsHandlers(deps: { messages: MessagesService }): Partial<ServiceImpl<typeof SmsService>> {
+/** SmsService on the messages and inbound modules. */
+export function smsHandlers(deps: {
+  messages: MessagesService;
+  inbound: InboundService;
+}): ServiceImpl<typeof SmsService> {
   return {
     async sendSms(req, ctx) {
       const { view } = await deps.messages.send(callerOf(ctx), {
@@ -46,6 +50,27 @@ export function smsHandlers(deps: { messages: MessagesService }): Partial<Servic
     async cancelSms(req, ctx) {
       const view = await deps.messages.cancel(callerOf(ctx), req.messageId);
       return { success: true, messageId: view.id, status: view.status };
+    },
+
+    async listReceivedSms(req, ctx) {
+      callingClient(ctx);
+      const page = await deps.inbound.list({
+        phoneNumber: req.phoneNumber,
+        since: req.since === undefined ? undefined : timestampDate(req.since),
+        limit: req.limit,
+        page: req.page,
+      });
+      return {
+        messages: page.messages.map((message) => ({
+          messageId: message.id,
+          from: message.sender,
+          message: message.body,
+          receivedAt: timestampFromDate(message.receivedAt),
+        })),
+        total: page.total,
+        page: page.page,
+        pages: page.pages,
+      };
     },
 
     async getSmsStatus(req, ctx) {

@@ -4,6 +4,8 @@ import type { Deps } from "../deps.js";
 import { createDeviceActivities } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
 import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
+import { createWebhookActivities } from "../modules/webhooks/index.js";
+import { webhookTaskQueue } from "./webhook-workflows.js";
 
 /** Where the workflow code starts; the worker bundles it. */
 export const workflowsPath = fileURLToPath(new URL("../../workflows/index.ts", import.meta.url));
@@ -18,6 +20,7 @@ export function createActivities(deps: Deps) {
       gateways: deps.gateways,
       resetCounters: () => resetDailyCounters(deps.orm.em),
     }),
+    ...createWebhookActivities(deps.webhooks),
   };
 }
 
@@ -65,6 +68,27 @@ export async function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
       activities: createDeviceActivities(deps.hub),
       // Pushes only queue a frame; many may run at once.
       maxConcurrentActivityTaskExecutions: 500,
+    });
+    return { worker, connection };
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+}
+
+/**
+ * The worker that makes webhook HTTP calls, on its own task queue, so that slow or dead endpoints
+ * take none of the slots message processing uses.
+ */
+export async function createWebhookWorker(deps: Deps): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: deps.config.temporalNamespace,
+      taskQueue: webhookTaskQueue(deps.config),
+      activities: createWebhookActivities(deps.webhooks),
+      maxConcurrentActivityTaskExecutions: 100,
     });
     return { worker, connection };
   } catch (error) {

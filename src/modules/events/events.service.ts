@@ -1,57 +1,77 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 
+/** Every event smsgw emits; webhooks subscribe to them by name. */
+export const eventTypes = [
+  "sms_received",
+  "sms_sent",
+  "sms_delivered",
+  "sms_failed",
+  "gateway_offline",
+  "gateway_online",
+] as const;
+
+export type EventType = (typeof eventTypes)[number];
+
 /** The outbound message events. Each happens at most once per message. */
 export type MessageEventType = "sms_sent" | "sms_delivered" | "sms_failed";
 
 /**
- * The payload of a message event, the shape webhooks deliver: the original README's example with
- * `to` for outbound messages and the event's own timestamp.
+ * An event's payload, the body webhooks receive. Message events follow the original README's
+ * example; each event's keys are listed in the README.
  */
-export interface MessageEvent {
-  event: MessageEventType;
-  message_id: string;
-  to: string;
-  message: string;
-  /** The device id of the gateway that sent it, or null when none did. */
-  gateway_id: string | null;
-  sent_at?: string;
-  delivered_at?: string;
-  failed_at?: string;
-  error_message?: string | null;
-}
+export type EventPayload = { event: EventType; message_id?: string } & Record<string, unknown>;
 
-/** Something that wants to hear of events as they are recorded (the webhook dispatcher). */
-export type EventListener = (event: MessageEvent & { id: number }) => Promise<void>;
+/** Something that wants to hear of events once they are recorded (the webhook dispatcher). */
+export type EventListener = (event: { id: number; payload: EventPayload }) => void;
 
-/** Records events durably, once each, and tells listeners. The one way events are emitted. */
+/** Records events durably and tells listeners. The one way events are emitted. */
 export class EventsService {
   private readonly listeners: EventListener[] = [];
 
   constructor(private readonly em: EntityManager) {}
 
-  /** Adds a listener; it is called after the event is recorded, and its failures are not the emitter's. */
+  /** Adds a listener. It is called after the event is recorded and must not throw or block. */
   listen(listener: EventListener): void {
     this.listeners.push(listener);
   }
 
-  /** Records `event` unless this message already had one of its type; returns whether it was new. */
-  async emit(event: MessageEvent): Promise<boolean> {
+  /**
+   * Records `payload`; an event about a message is recorded at most once per type. Returns the new
+   * event's id, or undefined when the message already had one of this type.
+   */
+  async emit(payload: EventPayload): Promise<number | undefined> {
     const rows: { id: string }[] = await this.em.getConnection().execute(
       `insert into events (type, message_id, payload) values (?, ?, ?)
          on conflict (message_id, type) where message_id is not null do nothing returning id`,
-      [event.event, event.message_id, JSON.stringify(event)],
+      [payload.event, payload.message_id ?? null, JSON.stringify(payload)],
     );
     const row = rows[0];
-    if (row === undefined) return false;
-    await Promise.allSettled(this.listeners.map((listener) => listener({ ...event, id: Number(row.id) })));
-    return true;
+    if (row === undefined) return undefined;
+    const id = Number(row.id);
+    for (const listener of this.listeners) listener({ id, payload });
+    return id;
   }
 
   /** The recorded events of a message, oldest first. */
-  async forMessage(messageId: string): Promise<MessageEvent[]> {
-    const rows: { payload: MessageEvent }[] = await this.em
+  async forMessage(messageId: string): Promise<EventPayload[]> {
+    const rows: { payload: EventPayload }[] = await this.em
       .getConnection()
       .execute("select payload from events where message_id = ? order by id", [messageId]);
     return rows.map((row) => row.payload);
+  }
+
+  /** Events not yet handed to webhooks and older than `olderThanSeconds` (the process died first). */
+  async undispatched(olderThanSeconds: number, limit: number): Promise<{ id: number; payload: EventPayload }[]> {
+    const rows: { id: string; payload: EventPayload }[] = await this.em.getConnection().execute(
+      `select id, payload from events where dispatched_at is null
+          and created_at < now() - make_interval(secs => ?) order by id limit ?`,
+      [olderThanSeconds, limit],
+    );
+    return rows.map((row) => ({ id: Number(row.id), payload: row.payload }));
+  }
+
+  /** Marks an event as handed to webhooks. */
+  async markDispatched(eventId: number): Promise<void> {
+    await this.em.getConnection().execute("update events set dispatched_at = now() where id = ?", [eventId]);
   }
 }

@@ -1,1 +1,8 @@
-export { type EventListener, EventsService, type MessageEvent, type MessageEventType } from "./events.service.js";
+export {
+  type EventListener,
+  type EventPayload,
+  EventsService,
+  type EventType,
+  eventTypes,
+  type MessageEventType,
+} from "./events.service.js";

@@ -1,6 +1,7 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
+import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
 import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
 
@@ -40,7 +41,27 @@ export class GatewaysService {
   constructor(
     private readonly em: EntityManager,
     private readonly keys: KeysService,
+    private readonly events?: EventsService,
   ) {}
+
+  /** Emits `gateway_online` or `gateway_offline` for a gateway whose status just changed. */
+  private async statusChanged(gatewayId: number): Promise<void> {
+    if (this.events === undefined) return;
+    const rows: { device_id: string; name: string; status: "online" | "offline"; last_heartbeat_at: string | null }[] =
+      await this.em
+        .getConnection()
+        .execute("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [gatewayId]);
+    const row = rows[0];
+    if (row === undefined) return;
+    await this.events.emit({
+      event: row.status === "online" ? "gateway_online" : "gateway_offline",
+      gateway_id: row.device_id,
+      name: row.name,
+      status: row.status,
+      last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
+      timestamp: new Date().toISOString(),
+    });
+  }
 
   /**
    * Registers a device and issues its key, in one transaction: there is never a gateway without a
@@ -81,10 +102,12 @@ export class GatewaysService {
     const em = this.em.fork();
     const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
     if (gateway === null) throw new DomainError("not_found", "Gateway not found");
+    const changed = gateway.status !== status;
     gateway.status = status;
     gateway.lastHeartbeatAt = new Date();
     gateway.metadata = { ...gateway.metadata, ...reported };
     await em.flush();
+    if (changed) await this.statusChanged(gatewayId);
     return gateway;
   }
 
@@ -99,14 +122,20 @@ export class GatewaysService {
         where g.id = old.id returning old.status = 'offline' as was_offline`,
       [gatewayId],
     );
-    return rows[0]?.was_offline ?? false;
+    const wasOffline = rows[0]?.was_offline ?? false;
+    if (wasOffline) await this.statusChanged(gatewayId);
+    return wasOffline;
   }
 
   /** Records that the gateway's live connection ended. */
   async markDisconnected(gatewayId: number): Promise<void> {
-    await this.em
+    const rows: { id: number }[] = await this.em
       .getConnection()
-      .execute("update gateways set status = 'offline', updated_at = now() where id = ?", [gatewayId]);
+      .execute(
+        "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
+        [gatewayId],
+      );
+    if (rows.length > 0) await this.statusChanged(gatewayId);
   }
 
   /** Every gateway, by priority (highest first) then id. */
@@ -146,6 +175,7 @@ export class GatewaysService {
         returning id, device_id`,
       [timeoutSeconds],
     );
+    for (const row of rows) await this.statusChanged(row.id);
     return rows.map((row) => ({ id: row.id, deviceId: row.device_id }));
   }
 }

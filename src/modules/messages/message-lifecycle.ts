@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { EventsService, MessageEvent, MessageEventType } from "../events/index.js";
+import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
 import type { MessageStatus } from "./message.types.js";
 
@@ -201,7 +201,6 @@ export class MessageLifecycle {
     );
     const row = rows[0];
     if (row === undefined) return;
-    const base = { message_id: row.id, to: row.recipient, message: row.body, gateway_id: row.device_id };
     const reached: Record<MessageEventType, boolean> = {
       sms_sent: row.sent_at !== null,
       sms_delivered: row.status === "delivered",
@@ -209,11 +208,13 @@ export class MessageLifecycle {
     };
     for (const type of types) {
       if (!reached[type]) continue;
-      const event: MessageEvent = { event: type, ...base };
+      // Keys in the order the README documents: event, message_id, to, message, the time, (error), gateway_id.
+      const event: EventPayload = { event: type, message_id: row.id, to: row.recipient, message: row.body };
       if (type === "sms_sent") event.sent_at = iso(row.sent_at);
       if (type === "sms_delivered") event.delivered_at = iso(row.delivered_at);
       if (type === "sms_failed")
         Object.assign(event, { failed_at: iso(row.failed_at), error_message: row.error_message });
+      event.gateway_id = row.device_id;
       await this.events.emit(event);
     }
   }

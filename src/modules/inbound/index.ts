@@ -1,0 +1,1 @@
+export { defaultPageSize, type InboundPage, InboundService, type InboundView, maxPageSize } from "./inbound.service.js";

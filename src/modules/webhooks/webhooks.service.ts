@@ -1,0 +1,320 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { DomainError, invalid, missing } from "../../shared/errors.js";
+import { randomToken } from "../../shared/ids.js";
+import type { SecretBox } from "../../shared/secret-box.js";
+import { type EventPayload, type EventsService, type EventType, eventTypes } from "../events/index.js";
+import { parseTargetUrl, resolveTarget, TargetRefused } from "./target-guard.js";
+import { type AttemptResult, sendWebhook, signatureHeaders } from "./webhook-sender.js";
+
+/** A webhook endpoint as the API shows it: the secret itself is never shown. */
+export interface WebhookView {
+  id: number;
+  url: string;
+  events: EventType[];
+  hasSecret: boolean;
+  active: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One event's delivery to one endpoint, with every attempt. */
+export interface DeliveryView {
+  id: string;
+  event: string;
+  status: "pending" | "succeeded" | "failed";
+  createdAt: Date;
+  completedAt: Date | null;
+  attempts: { attempt: number; startedAt: Date; statusCode: number | null; durationMs: number; error: string | null }[];
+}
+
+/** Starts delivery workflows; implemented over Temporal in `src/temporal`. */
+export interface WebhookWorkflows {
+  start(deliveryIds: readonly string[]): Promise<void>;
+}
+
+interface WebhookRow {
+  id: number;
+  url: string;
+  events: EventType[];
+  secret_encrypted: string | null;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+const toView = (row: WebhookRow): WebhookView => ({
+  id: row.id,
+  url: row.url,
+  events: row.events,
+  hasSecret: row.secret_encrypted !== null,
+  active: row.active,
+  createdAt: new Date(row.created_at),
+  updatedAt: new Date(row.updated_at),
+});
+
+export interface WebhookOptions {
+  allowPrivateTargets: boolean;
+  timeoutMs: number;
+}
+
+/** Webhook endpoints, the fan-out of events to them, and each HTTP attempt. */
+export class WebhooksService {
+  private workflows: WebhookWorkflows | undefined;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly secrets: SecretBox,
+    private readonly events: EventsService,
+    private readonly options: WebhookOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Connects the delivery workflows and starts handing every recorded event to the endpoints. */
+  start(workflows: WebhookWorkflows): void {
+    this.workflows = workflows;
+    this.events.listen(({ id, payload }) => {
+      // In the background: a slow Temporal never delays the code that emitted the event. Anything
+      // not dispatched here the sweeper dispatches.
+      this.dispatch(id, payload).catch((error: unknown) =>
+        this.logger.warn({ err: error, eventId: id }, "webhook dispatch failed; the sweeper will retry"),
+      );
+    });
+  }
+
+  private sql<T>(query: string, params: unknown[] = []): Promise<T[]> {
+    return this.em.getConnection().execute(query, params);
+  }
+
+  private checkEvents(events: string[]): EventType[] {
+    if (events.length === 0) throw missing("events");
+    const unknown = events.filter((event) => !(eventTypes as readonly string[]).includes(event));
+    if (unknown.length > 0)
+      throw invalid(`events has unknown event ${unknown[0]}; known events: ${eventTypes.join(", ")}`);
+    return [...new Set(events)] as EventType[];
+  }
+
+  private async checkUrl(raw: string): Promise<string> {
+    if (raw.trim() === "") throw missing("url");
+    if (raw.length > 2048) throw invalid("url is too long (at most 2048 characters)");
+    try {
+      parseTargetUrl(raw);
+      await resolveTarget(raw, this.options.allowPrivateTargets);
+    } catch (error) {
+      if (error instanceof TargetRefused) throw invalid(error.message);
+      throw error;
+    }
+    return raw;
+  }
+
+  private checkSecret(secret: string): string {
+    if (secret.length > 255) throw invalid("secret_key is too long (at most 255 characters)");
+    return secret;
+  }
+
+  async create(input: {
+    url: string;
+    events: string[];
+    secretKey?: string | undefined;
+    active?: boolean | undefined;
+  }): Promise<WebhookView> {
+    const url = await this.checkUrl(input.url);
+    const events = this.checkEvents(input.events);
+    const secret =
+      input.secretKey === undefined || input.secretKey === ""
+        ? null
+        : this.secrets.seal(this.checkSecret(input.secretKey));
+    const [row] = await this.sql<WebhookRow>(
+      "insert into webhooks (url, events, secret_encrypted, active) values (?, ?, ?, ?) returning *",
+      [url, JSON.stringify(events), secret, input.active ?? true],
+    );
+    if (row === undefined) throw new Error("no webhook stored");
+    return toView(row);
+  }
+
+  async list(): Promise<WebhookView[]> {
+    return (await this.sql<WebhookRow>("select * from webhooks order by id")).map(toView);
+  }
+
+  private async row(id: number): Promise<WebhookRow> {
+    const [row] = await this.sql<WebhookRow>("select * from webhooks where id = ?", [id]);
+    if (row === undefined) throw new DomainError("not_found", "Webhook not found");
+    return row;
+  }
+
+  /** Changes what is given; an empty `secretKey` removes the secret. */
+  async update(
+    id: number,
+    input: {
+      url?: string | undefined;
+      events?: string[] | undefined;
+      secretKey?: string | undefined;
+      active?: boolean | undefined;
+    },
+  ): Promise<WebhookView> {
+    const current = await this.row(id);
+    const url = input.url === undefined ? current.url : await this.checkUrl(input.url);
+    const events =
+      input.events === undefined || input.events.length === 0 ? current.events : this.checkEvents(input.events);
+    let secret = current.secret_encrypted;
+    if (input.secretKey !== undefined)
+      secret = input.secretKey === "" ? null : this.secrets.seal(this.checkSecret(input.secretKey));
+    const [row] = await this.sql<WebhookRow>(
+      "update webhooks set url = ?, events = ?, secret_encrypted = ?, active = ?, updated_at = now() where id = ? returning *",
+      [url, JSON.stringify(events), secret, input.active ?? current.active, id],
+    );
+    if (row === undefined) throw new DomainError("not_found", "Webhook not found");
+    return toView(row);
+  }
+
+  /** Deletes an endpoint and its delivery history; deliveries under way stop at their next attempt. */
+  async delete(id: number): Promise<void> {
+    const rows = await this.sql<{ id: number }>("delete from webhooks where id = ? returning id", [id]);
+    if (rows.length === 0) throw new DomainError("not_found", "Webhook not found");
+  }
+
+  /** Sends a `webhook_test` event to the endpoint once, now, and reports how it went. */
+  async test(id: number): Promise<AttemptResult> {
+    const row = await this.row(id);
+    const body = JSON.stringify({ event: "webhook_test", webhook_id: row.id, timestamp: new Date().toISOString() });
+    return this.post(row, body, `test_${randomToken(12)}`, "webhook_test");
+  }
+
+  /** The latest deliveries to an endpoint, newest first, with their attempts. */
+  async deliveries(id: number, limit: number): Promise<DeliveryView[]> {
+    await this.row(id);
+    const deliveries = await this.sql<{
+      id: string;
+      event: string;
+      status: DeliveryView["status"];
+      created_at: string;
+      completed_at: string | null;
+    }>(
+      "select id, event, status, created_at, completed_at from webhook_deliveries where webhook_id = ? order by created_at desc, id desc limit ?",
+      [id, Math.min(Math.max(limit, 1), 100)],
+    );
+    if (deliveries.length === 0) return [];
+    const attempts = await this.sql<{
+      delivery_id: string;
+      attempt: number;
+      started_at: string;
+      status_code: number | null;
+      duration_ms: number;
+      error: string | null;
+    }>(
+      "select delivery_id, attempt, started_at, status_code, duration_ms, error from webhook_attempts where delivery_id in (?) order by attempt",
+      [deliveries.map((delivery) => delivery.id)],
+    );
+    return deliveries.map((delivery) => ({
+      id: delivery.id,
+      event: delivery.event,
+      status: delivery.status,
+      createdAt: new Date(delivery.created_at),
+      completedAt: delivery.completed_at === null ? null : new Date(delivery.completed_at),
+      attempts: attempts
+        .filter((attempt) => attempt.delivery_id === delivery.id)
+        .map((attempt) => ({
+          attempt: attempt.attempt,
+          startedAt: new Date(attempt.started_at),
+          statusCode: attempt.status_code,
+          durationMs: attempt.duration_ms,
+          error: attempt.error,
+        })),
+    }));
+  }
+
+  /** Creates one delivery per active endpoint that wants the event, and starts their workflows. */
+  async dispatch(eventId: number, payload: EventPayload): Promise<void> {
+    const rows = await this.sql<{ id: string }>(
+      `insert into webhook_deliveries (id, webhook_id, event_id, event)
+       select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
+         from webhooks w where w.active and w.events @> ?::jsonb
+       on conflict (webhook_id, event_id) do nothing returning id`,
+      [eventId, payload.event, JSON.stringify([payload.event])],
+    );
+    const pending = await this.sql<{ id: string }>(
+      "select id from webhook_deliveries where event_id = ? and status = 'pending'",
+      [eventId],
+    );
+    if (pending.length > 0) {
+      if (this.workflows === undefined) throw new Error("webhook workflows are not connected");
+      await this.workflows.start(pending.map((row) => row.id));
+    }
+    await this.events.markDispatched(eventId);
+    if (rows.length > 0) this.logger.debug({ eventId, deliveries: rows.length }, "webhook deliveries created");
+  }
+
+  /** Dispatches events recorded but not handed to endpoints (the process died first). */
+  async dispatchPending(olderThanSeconds: number): Promise<number> {
+    const events = await this.events.undispatched(olderThanSeconds, 500);
+    for (const event of events) await this.dispatch(event.id, event.payload);
+    return events.length;
+  }
+
+  private async post(row: WebhookRow, body: string, deliveryId: string, event: string): Promise<AttemptResult> {
+    const headers: Record<string, string> = { "x-webhook-event": event, "x-webhook-delivery": deliveryId };
+    if (row.secret_encrypted !== null) {
+      Object.assign(
+        headers,
+        signatureHeaders(this.secrets.open(row.secret_encrypted), body, Math.floor(Date.now() / 1000)),
+      );
+    }
+    return sendWebhook({
+      url: row.url,
+      body,
+      headers,
+      timeoutMs: this.options.timeoutMs,
+      allowPrivate: this.options.allowPrivateTargets,
+    });
+  }
+
+  /**
+   * Makes attempt number `attempt` of a delivery and records it. A delivery whose endpoint was
+   * deleted or switched off gives up.
+   */
+  async attempt(deliveryId: string, attempt: number): Promise<AttemptResult> {
+    const [delivery] = await this.sql<{ event: string; payload: EventPayload; webhook_id: number; status: string }>(
+      `select d.event, e.payload, d.webhook_id, d.status from webhook_deliveries d join events e on e.id = d.event_id where d.id = ?`,
+      [deliveryId],
+    );
+    if (delivery === undefined || delivery.status !== "pending") {
+      return {
+        outcome: "give_up",
+        statusCode: null,
+        durationMs: 0,
+        error: "the delivery no longer exists",
+        retryAfterMs: null,
+      };
+    }
+    const [row] = await this.sql<WebhookRow>("select * from webhooks where id = ?", [delivery.webhook_id]);
+    if (row === undefined || !row.active) {
+      return {
+        outcome: "give_up",
+        statusCode: null,
+        durationMs: 0,
+        error: "the endpoint was deleted or switched off",
+        retryAfterMs: null,
+      };
+    }
+    const startedAt = new Date();
+    const result = await this.post(row, JSON.stringify(delivery.payload), deliveryId, delivery.event);
+    await this.sql(
+      `insert into webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
+       values (?, ?, ?, ?, ?, ?) on conflict (delivery_id, attempt) do nothing`,
+      [deliveryId, attempt, startedAt, result.statusCode, result.durationMs, result.error],
+    );
+    await this.sql("update webhook_deliveries set attempts = greatest(attempts, ?) where id = ?", [
+      attempt,
+      deliveryId,
+    ]);
+    return result;
+  }
+
+  /** Ends a delivery. */
+  async finish(deliveryId: string, status: "succeeded" | "failed"): Promise<void> {
+    await this.sql(
+      "update webhook_deliveries set status = ?, completed_at = now() where id = ? and status = 'pending'",
+      [status, deliveryId],
+    );
+  }
+}
