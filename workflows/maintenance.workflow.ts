@@ -17,7 +17,9 @@ const { dispatchPendingEvents } = proxyActivities<WebhookActivities>({
  * webhooks the events that were recorded but never dispatched, so that nothing accepted is left
  * unmoved. Scheduled every 30 seconds.
  */
-export async function messageSweeperWorkflow(input: { olderThanSeconds: number }): Promise<{ started: number; events: number }> {
+export async function messageSweeperWorkflow(input: {
+  olderThanSeconds: number;
+}): Promise<{ started: number; events: number }> {
   return { started: await startMissingMessageWorkflows(input), events: await dispatchPendingEvents(input) };
 }
 

@@ -17,7 +17,10 @@ export interface WebhookPolicy {
  * errors, timeouts, 5xx, 408 and 429 retry with exponential backoff (or as `Retry-After` says) until
  * it succeeds or `retryForMs` has passed; any other answer gives up at once.
  */
-export async function webhookDeliveryWorkflow(input: { deliveryId: string; policy: WebhookPolicy }): Promise<{ status: "succeeded" | "failed"; attempts: number }> {
+export async function webhookDeliveryWorkflow(input: {
+  deliveryId: string;
+  policy: WebhookPolicy;
+}): Promise<{ status: "succeeded" | "failed"; attempts: number }> {
   const { deliveryId, policy } = input;
   const http = proxyActivities<WebhookActivities>({
     taskQueue: policy.taskQueue,

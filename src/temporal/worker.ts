@@ -24,29 +24,20 @@ export function createActivities(deps: Deps) {
   };
 }
 
-/** A running worker and the connection to close after it stops. */
+/** A worker, not yet running, and the connection to close after it stops. */
 export interface RunningWorker {
   worker: Worker;
   connection: NativeConnection;
 }
 
-/**
- * The worker that runs workflows and shared activities on the shared task queue. Not yet running:
- * call `worker.run()`, and close `connection` after it stops.
- */
-export async function createWorker(
+/** A worker on its own connection for one task queue. */
+async function queueWorker(
   deps: Deps,
-  options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
+  options: Omit<WorkerOptions, "connection" | "namespace">,
 ): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: deps.temporalAddress });
   try {
-    const worker = await Worker.create({
-      connection,
-      namespace: deps.config.temporalNamespace,
-      taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
-      activities: createActivities(deps),
-      ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
-    });
+    const worker = await Worker.create({ connection, namespace: deps.config.temporalNamespace, ...options });
     return { worker, connection };
   } catch (error) {
     await connection.close();
@@ -54,45 +45,38 @@ export async function createWorker(
   }
 }
 
+/** The worker that runs workflows and shared activities on the shared task queue. */
+export function createWorker(
+  deps: Deps,
+  options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
+): Promise<RunningWorker> {
+  return queueWorker(deps, {
+    taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
+    activities: createActivities(deps),
+    ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
+  });
+}
+
 /**
  * The worker for this instance's own task queue: it pushes commands to the devices connected here.
- * Every instance that serves the API runs one.
+ * Every instance that serves the API runs one. Pushes only queue a frame, so many run at once.
  */
-export async function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace: deps.config.temporalNamespace,
-      taskQueue: deps.instanceTaskQueue,
-      activities: createDeviceActivities(deps.hub),
-      // Pushes only queue a frame; many may run at once.
-      maxConcurrentActivityTaskExecutions: 500,
-    });
-    return { worker, connection };
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
+export function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
+  return queueWorker(deps, {
+    taskQueue: deps.instanceTaskQueue,
+    activities: createDeviceActivities(deps.hub),
+    maxConcurrentActivityTaskExecutions: 500,
+  });
 }
 
 /**
  * The worker that makes webhook HTTP calls, on its own task queue, so that slow or dead endpoints
  * take none of the slots message processing uses.
  */
-export async function createWebhookWorker(deps: Deps): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace: deps.config.temporalNamespace,
-      taskQueue: webhookTaskQueue(deps.config),
-      activities: createWebhookActivities(deps.webhooks),
-      maxConcurrentActivityTaskExecutions: 100,
-    });
-    return { worker, connection };
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
+export function createWebhookWorker(deps: Deps): Promise<RunningWorker> {
+  return queueWorker(deps, {
+    taskQueue: webhookTaskQueue(deps.config),
+    activities: createWebhookActivities(deps.webhooks),
+    maxConcurrentActivityTaskExecutions: 100,
+  });
 }

@@ -19,6 +19,8 @@ export class Migration20261125020000 extends Migration {
     );
     this.addSql(`create index "inbound_messages_sender_index" on "inbound_messages" ("sender", "received_at" desc);`);
 
+    // json keeps the payload's key order, which webhooks deliver as documented; jsonb would sort it.
+    this.addSql(`alter table "events" alter column "payload" type json using "payload"::text::json;`);
     this.addSql(`alter table "events" add column "dispatched_at" timestamptz null;`);
     this.addSql(`create index "events_undispatched_index" on "events" ("created_at") where "dispatched_at" is null;`);
 
@@ -65,6 +67,7 @@ export class Migration20261125020000 extends Migration {
     this.addSql(`drop table if exists "webhook_deliveries";`);
     this.addSql(`drop table if exists "webhooks";`);
     this.addSql(`alter table "events" drop column if exists "dispatched_at";`);
+    this.addSql(`alter table "events" alter column "payload" type jsonb using "payload"::jsonb;`);
     this.addSql(`drop table if exists "inbound_messages";`);
   }
 }
