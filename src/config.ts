@@ -42,6 +42,18 @@ export interface Config {
     /** Commands waiting for one device beyond this are refused, and the message fails over. */
     readonly maxQueuedCommands: number;
   };
+  readonly otp: {
+    readonly maxPerPhonePerHour: number;
+    readonly maxPerKeyPerHour: number;
+    readonly maxPerPrefixPerHour: number;
+    /** Digits after the `+` that make a number prefix (country and area code, say). */
+    readonly prefixDigits: number;
+    readonly maxAttempts: number;
+    /** How long expired, used and replaced codes are kept before the clean-up deletes them. */
+    readonly retentionHours: number;
+    /** The SMS text: `{code}`, `{purpose}` and `{minutes}` are filled in. */
+    readonly messageTemplate: string;
+  };
   /** The key webhook secrets are encrypted with (derived from it); unset, a key file in DATA_DIR. */
   readonly secretKeyBase: string | undefined;
   readonly webhooks: {
@@ -123,6 +135,11 @@ function origins(raw: string): readonly string[] | "*" {
   return list.length === 0 || list.includes("*") ? "*" : Object.freeze(list);
 }
 
+function otpTemplate(template: string): string {
+  if (!template.includes("{code}")) throw new ConfigError("OTP_MESSAGE_TEMPLATE must contain {code}");
+  return template;
+}
+
 function timeZone(name: string): string {
   try {
     new Intl.DateTimeFormat("en", { timeZone: name });
@@ -187,6 +204,17 @@ export function loadConfig(env: Env = process.env): Config {
       pingIntervalSeconds: integer(env, "DEVICE_PING_INTERVAL_SECONDS", 20, 1, 3600),
       idleTimeoutSeconds: integer(env, "DEVICE_IDLE_TIMEOUT_SECONDS", 90, 2, 86_400),
       maxQueuedCommands: integer(env, "DEVICE_MAX_QUEUED_COMMANDS", 1000, 1, 1_000_000),
+    }),
+    otp: Object.freeze({
+      maxPerPhonePerHour: integer(env, "OTP_MAX_PER_PHONE_PER_HOUR", 3, 1, 1000),
+      maxPerKeyPerHour: integer(env, "OTP_MAX_PER_KEY_PER_HOUR", 1000, 1, 10_000_000),
+      maxPerPrefixPerHour: integer(env, "OTP_MAX_PER_PREFIX_PER_HOUR", 100, 1, 10_000_000),
+      prefixDigits: integer(env, "OTP_PREFIX_DIGITS", 6, 1, 15),
+      maxAttempts: integer(env, "OTP_MAX_ATTEMPTS", 3, 1, 100),
+      retentionHours: integer(env, "OTP_RETENTION_HOURS", 48, 1, 24 * 365),
+      messageTemplate: otpTemplate(
+        text(env, "OTP_MESSAGE_TEMPLATE", "Your {purpose} code is {code}. It expires in {minutes} minutes."),
+      ),
     }),
     secretKeyBase: optional(env, "SECRET_KEY_BASE"),
     webhooks: Object.freeze({

@@ -13,11 +13,13 @@ import { GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import { GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
+import { OtpService } from "./modules/otp/index.js";
 import { RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
 import { randomToken } from "./shared/ids.js";
 import { SecretBox } from "./shared/secret-box.js";
 import { createMessageWorkflows } from "./temporal/message-workflows.js";
+import { createOtpWorkflows } from "./temporal/otp-workflows.js";
 import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
 
 /** Everything the server and the worker share, built once. */
@@ -40,6 +42,7 @@ export interface Deps {
   readonly hub: DeviceHub;
   readonly inbound: InboundService;
   readonly webhooks: WebhooksService;
+  readonly otp: OtpService;
   /** Closes every client, in reverse order of creation. */
   close(): Promise<void>;
 }
@@ -101,14 +104,17 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
-  const webhooks = new WebhooksService(
+  const secret = secretKeyBase(config, logger);
+  const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
+  webhooks.start(createWebhookWorkflows(temporal, config));
+  const otp = new OtpService(
     orm.em,
-    new SecretBox(secretKeyBase(config, logger)),
-    events,
-    config.webhooks,
+    messages,
+    secret,
+    { ...config.otp, defaultCountryCode: config.defaultCountryCode },
     logger,
   );
-  webhooks.start(createWebhookWorkflows(temporal, config));
+  otp.start(createOtpWorkflows(temporal, config.temporalTaskQueue));
   return {
     config,
     logger,
@@ -127,6 +133,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     hub,
     inbound,
     webhooks,
+    otp,
     async close() {
       await temporalConnection.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
       await redis.quit().catch(() => redis.disconnect());

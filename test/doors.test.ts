@@ -62,12 +62,19 @@ describe.each(doorNames)("the %s door on the shared port", (door) => {
     expect((missing as ConnectError).code).toBe(Code.NotFound);
   });
 
-  it("answers UNIMPLEMENTED for operations later issues build", async () => {
+  it("sends and checks an OTP", async () => {
     const otp = doors(server, OtpService)[door];
-    const error = await otp
-      .sendOtp({ phoneNumber: "+14155552671", purpose: "login" }, withKey(admin))
-      .catch((e: unknown) => ConnectError.from(e));
-    expect((error as ConnectError).code).toBe(Code.Unimplemented);
+    const client = await clientKey(server);
+    const number = `+1415555${String(910 + doorNames.indexOf(door)).padStart(4, "0")}`;
+    const sent = await otp.sendOtp({ phoneNumber: number, purpose: door }, withKey(client));
+    expect(sent.messageId).toMatch(/^msg_/);
+    const verdict = await otp.verifyOtp({ phoneNumber: number, code: "0", purpose: door }, withKey(client));
+    expect(verdict).toMatchObject({
+      success: false,
+      verified: false,
+      error: "Invalid or expired OTP",
+      attemptsRemaining: 2,
+    });
   });
 });
 

@@ -170,17 +170,6 @@ describe("POST /api/v1/admin/gateways/:id/toggle", () => {
   });
 });
 
-describe("operations later issues build", () => {
-  it.each([
-    ["POST", "/api/v1/otp/send", { phone_number: "+14155552671", purpose: "login" }],
-    ["POST", "/api/v1/otp/verify", { phone_number: "+14155552671", code: "123456" }],
-  ])("%s %s answers 501 with an error body, never a fake success", async (method, path, body) => {
-    const res = await rest(server, method, path, { key: admin, ...(body === undefined ? {} : { body }) });
-    expect(res.status).toBe(501);
-    expect(Object.keys(res.body as object)).toEqual(documented.error);
-  });
-});
-
 describe("the rest of the port", () => {
   it("answers /up with 200 and every dependency ok", async () => {
     const res = await rest(server, "GET", "/up");

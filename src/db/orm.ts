@@ -6,12 +6,14 @@ import { ApiKeyEntity } from "../modules/keys/api-key.entity.js";
 import { Migration20261125000000 } from "./migrations/Migration20261125000000.js";
 import { Migration20261125010000 } from "./migrations/Migration20261125010000.js";
 import { Migration20261125020000 } from "./migrations/Migration20261125020000.js";
+import { Migration20261125030000 } from "./migrations/Migration20261125030000.js";
 
 /** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
 const migrations = [
   { name: "Migration20261125000000", class: Migration20261125000000 },
   { name: "Migration20261125010000", class: Migration20261125010000 },
   { name: "Migration20261125020000", class: Migration20261125020000 },
+  { name: "Migration20261125030000", class: Migration20261125030000 },
 ];
 
 /** The MikroORM configuration for a database URL. */

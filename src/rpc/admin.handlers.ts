@@ -5,11 +5,13 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import type { GatewaysService } from "../modules/gateways/index.js";
 import { systemStats } from "../modules/messages/index.js";
+import type { OtpService } from "../modules/otp/index.js";
 
 /** AdminService on the shared services. */
 export function adminHandlers(deps: {
   gateways: GatewaysService;
   orm: MikroORM;
+  otp: OtpService;
   config: { timeZone: string };
 }): Partial<ServiceImpl<typeof AdminService>> {
   return {
@@ -39,8 +41,7 @@ export function adminHandlers(deps: {
       return {
         gateways: stats.gateways,
         messages: stats.messages,
-        // No OTP is sent before the OTP service exists; the figures are true zeros until then.
-        otp: { sentToday: 0, verifiedToday: 0, verificationRate: 0 },
+        otp: await deps.otp.stats(deps.config.timeZone),
         timestamp: timestampFromDate(new Date()),
       };
     },

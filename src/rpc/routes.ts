@@ -8,6 +8,7 @@ import type { Deps } from "../deps.js";
 import { adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor } from "./interceptors.js";
+import { otpHandlers } from "./otp.handlers.js";
 import { smsHandlers } from "./sms.handlers.js";
 import { webhookHandlers } from "./webhook.handlers.js";
 
@@ -24,7 +25,7 @@ export function routes(deps: Deps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(GatewayService, gatewayHandlers(deps));
     router.service(SmsService, smsHandlers(deps));
-    router.service(OtpService, {});
+    router.service(OtpService, otpHandlers(deps));
     router.service(AdminService, adminHandlers(deps));
     router.service(WebhookService, webhookHandlers(deps));
   };

@@ -29,6 +29,18 @@ function schedules(config: Config): ScheduleOptions[] {
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "1 minute" },
     },
     {
+      scheduleId: "smsgw-otp-cleanup",
+      spec: { intervals: [{ every: "15 minutes" }] },
+      action: {
+        type: "startWorkflow",
+        workflowType: "otpCleanupWorkflow",
+        taskQueue: config.temporalTaskQueue,
+        args: [],
+        workflowExecutionTimeout: "10 minutes",
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: "15 minutes" },
+    },
+    {
       scheduleId: "smsgw-reset-daily-counters",
       spec: { calendars: [{ hour: 0, minute: 0 }], timezone: config.timeZone },
       action: {

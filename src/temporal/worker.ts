@@ -4,6 +4,7 @@ import type { Deps } from "../deps.js";
 import { createDeviceActivities } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
 import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
+import { createOtpActivities } from "../modules/otp/index.js";
 import { createWebhookActivities } from "../modules/webhooks/index.js";
 import { webhookTaskQueue } from "./webhook-workflows.js";
 
@@ -21,6 +22,7 @@ export function createActivities(deps: Deps) {
       resetCounters: () => resetDailyCounters(deps.orm.em),
     }),
     ...createWebhookActivities(deps.webhooks),
+    ...createOtpActivities({ otp: deps.otp, messages: deps.messages }),
   };
 }
 

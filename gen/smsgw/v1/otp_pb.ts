@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smsgw/v1/otp.proto.
  */
 export const file_smsgw_v1_otp: GenFile = /*@__PURE__*/
-  fileDesc("ChJzbXNndy92MS9vdHAucHJvdG8SCHNtc2d3LnYxImcKDlNlbmRPdHBSZXF1ZXN0EhQKDHBob25lX251bWJlchgBIAEoCRIPCgdwdXJwb3NlGAIgASgJEhsKDmV4cGlyeV9taW51dGVzGAMgASgFSACIAQFCEQoPX2V4cGlyeV9taW51dGVzImYKD1NlbmRPdHBSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm1lc3NhZ2VfaWQYAyABKAkiNgoQVmVyaWZ5T3RwUmVxdWVzdBIUCgxwaG9uZV9udW1iZXIYASABKAkSDAoEY29kZRgCIAEoCSKMAQoRVmVyaWZ5T3RwUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIQCgh2ZXJpZmllZBgCIAEoCBISCgVlcnJvchgDIAEoCUgAiAEBEh8KEmF0dGVtcHRzX3JlbWFpbmluZxgEIAEoBUgBiAEBQggKBl9lcnJvckIVChNfYXR0ZW1wdHNfcmVtYWluaW5nMtYBCgpPdHBTZXJ2aWNlEl8KB1NlbmRPdHASGC5zbXNndy52MS5TZW5kT3RwUmVxdWVzdBoZLnNtc2d3LnYxLlNlbmRPdHBSZXNwb25zZSIf0PMYA4LT5JMCFToBKiIQL2FwaS92MS9vdHAvc2VuZBJnCglWZXJpZnlPdHASGi5zbXNndy52MS5WZXJpZnlPdHBSZXF1ZXN0Ghsuc21zZ3cudjEuVmVyaWZ5T3RwUmVzcG9uc2UiIdDzGAOC0+STAhc6ASoiEi9hcGkvdjEvb3RwL3ZlcmlmeWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChJzbXNndy92MS9vdHAucHJvdG8SCHNtc2d3LnYxIpEBCg5TZW5kT3RwUmVxdWVzdBIUCgxwaG9uZV9udW1iZXIYASABKAkSDwoHcHVycG9zZRgCIAEoCRIbCg5leHBpcnlfbWludXRlcxgDIAEoBUgAiAEBEhgKC2NvZGVfbGVuZ3RoGAQgASgFSAGIAQFCEQoPX2V4cGlyeV9taW51dGVzQg4KDF9jb2RlX2xlbmd0aCJmCg9TZW5kT3RwUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAMgASgJIlgKEFZlcmlmeU90cFJlcXVlc3QSFAoMcGhvbmVfbnVtYmVyGAEgASgJEgwKBGNvZGUYAiABKAkSFAoHcHVycG9zZRgDIAEoCUgAiAEBQgoKCF9wdXJwb3NlIowBChFWZXJpZnlPdHBSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhAKCHZlcmlmaWVkGAIgASgIEhIKBWVycm9yGAMgASgJSACIAQESHwoSYXR0ZW1wdHNfcmVtYWluaW5nGAQgASgFSAGIAQFCCAoGX2Vycm9yQhUKE19hdHRlbXB0c19yZW1haW5pbmcy1gEKCk90cFNlcnZpY2USXwoHU2VuZE90cBIYLnNtc2d3LnYxLlNlbmRPdHBSZXF1ZXN0Ghkuc21zZ3cudjEuU2VuZE90cFJlc3BvbnNlIh/Q8xgDgtPkkwIVOgEqIhAvYXBpL3YxL290cC9zZW5kEmcKCVZlcmlmeU90cBIaLnNtc2d3LnYxLlZlcmlmeU90cFJlcXVlc3QaGy5zbXNndy52MS5WZXJpZnlPdHBSZXNwb25zZSIh0PMYA4LT5JMCFzoBKiISL2FwaS92MS9vdHAvdmVyaWZ5YgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_smsgw_v1_options]);
 
 /**
  * SendOtpRequest asks for a code.
@@ -37,11 +37,18 @@ export type SendOtpRequest = Message<"smsgw.v1.SendOtpRequest"> & {
   purpose: string;
 
   /**
-   * Minutes until the code expires: 5 when unset.
+   * Minutes until the code expires: 5 when unset, 1 to 60.
    *
    * @generated from field: optional int32 expiry_minutes = 3;
    */
   expiryMinutes?: number | undefined;
+
+  /**
+   * Digits in the code: 6 when unset, 4 to 10.
+   *
+   * @generated from field: optional int32 code_length = 4;
+   */
+  codeLength?: number | undefined;
 };
 
 /**
@@ -105,6 +112,13 @@ export type VerifyOtpRequest = Message<"smsgw.v1.VerifyOtpRequest"> & {
    * @generated from field: string code = 2;
    */
   code: string;
+
+  /**
+   * What the code is for; the latest code sent to the number when unset.
+   *
+   * @generated from field: optional string purpose = 3;
+   */
+  purpose?: string | undefined;
 };
 
 /**
@@ -163,8 +177,9 @@ export const VerifyOtpResponseSchema: GenMessage<VerifyOtpResponse> = /*@__PURE_
  */
 export const OtpService: GenService<{
   /**
-   * Generates a code, sends it by SMS and returns when it expires. At most 3 codes per phone number
-   * per hour (REST 429 beyond).
+   * Generates a code, sends it by SMS and returns when it expires. A new code for the same number and
+   * purpose replaces the previous one. At most 3 codes per phone number per rolling hour, and limits
+   * per client key and per number prefix (REST 429 with Retry-After beyond).
    *
    * @generated from rpc smsgw.v1.OtpService.SendOtp
    */
@@ -174,7 +189,8 @@ export const OtpService: GenService<{
     output: typeof SendOtpResponseSchema;
   },
   /**
-   * Checks a code. A wrong code is answered with success false, not with an error status.
+   * Checks a code. A right code verifies once; a wrong, expired or unknown code is answered with
+   * success false (not an error status) and the attempts left; 3 wrong attempts end the code.
    *
    * @generated from rpc smsgw.v1.OtpService.VerifyOtp
    */

@@ -126,8 +126,12 @@ export class MessagesService {
   }
 
   /** Inserts checked messages in one transaction; an idempotency key seen before yields the earlier message. */
-  private async store(caller: Caller, checked: CheckedSend[]): Promise<{ view: MessageView; created: boolean }[]> {
-    return this.em.fork().transactional(async (em) => {
+  private async store(
+    caller: Caller,
+    checked: CheckedSend[],
+    outer?: EntityManager,
+  ): Promise<{ view: MessageView; created: boolean }[]> {
+    const work = async (em: EntityManager) => {
       const connection = em.getConnection();
       const out: { view: MessageView; created: boolean }[] = [];
       for (const item of checked) {
@@ -171,11 +175,12 @@ export class MessagesService {
         out.push({ view: toView(earlier), created: false });
       }
       return out;
-    });
+    };
+    return outer === undefined ? this.em.fork().transactional(work) : work(outer);
   }
 
   /** Starts the workflows of newly stored messages; what fails here the sweeper starts later. */
-  private async startWorkflows(ids: string[]): Promise<void> {
+  async startWorkflows(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     try {
       await this.workflows.start(ids);
@@ -199,6 +204,18 @@ export class MessagesService {
     // not start here (Temporal down, process killed) the sweeper starts.
     if (result.created) void this.startWorkflows([result.view.id]);
     return result;
+  }
+
+  /**
+   * Stores a message inside the caller's transaction `em`, without starting its workflow: the caller
+   * starts it (with `startWorkflows`) once its transaction has committed.
+   */
+  async storeWithin(em: EntityManager, caller: Caller, input: SendInput & { to: string }): Promise<MessageView> {
+    const recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
+    const checked = await this.check(input, recipient, input.idempotencyKey ?? null);
+    const [result] = await this.store(caller, [checked], em);
+    if (result === undefined) throw new Error("no message stored");
+    return result.view;
   }
 
   /** Stores one message per distinct recipient, all or none, and starts their workflows. */

@@ -1,0 +1,244 @@
+import { createHmac, hkdfSync, randomInt, timingSafeEqual } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { DomainError, invalid } from "../../shared/errors.js";
+import { randomToken } from "../../shared/ids.js";
+import { normalizePhoneNumber } from "../../shared/phone.js";
+import type { Caller, MessagesService } from "../messages/index.js";
+
+/** How OTPs are limited and worded; from configuration. */
+export interface OtpOptions {
+  maxPerPhonePerHour: number;
+  maxPerKeyPerHour: number;
+  maxPerPrefixPerHour: number;
+  prefixDigits: number;
+  maxAttempts: number;
+  retentionHours: number;
+  messageTemplate: string;
+  defaultCountryCode: string;
+}
+
+/** Starts and signals OTP workflows; implemented over Temporal in `src/temporal`. */
+export interface OtpWorkflows {
+  start(input: { otpId: string; messageId: string; expiresAtMs: number }): Promise<void>;
+  verified(otpId: string): Promise<void>;
+}
+
+/** The verdict on a code. */
+export type Verdict = { verified: true } | { verified: false; attemptsRemaining: number };
+
+const invalidCode = "Invalid or expired OTP";
+
+export { invalidCode };
+
+interface PendingRow {
+  id: string;
+  code_hash: string;
+  attempts: number;
+  max_attempts: number;
+}
+
+/** Sends and verifies one-time passwords. Only a keyed hash of each code is stored. */
+export class OtpService {
+  private readonly hashKey: Buffer;
+  private workflows: OtpWorkflows | undefined;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly messages: MessagesService,
+    secretKeyBase: string,
+    private readonly options: OtpOptions,
+    private readonly logger: Logger,
+  ) {
+    this.hashKey = Buffer.from(hkdfSync("sha256", secretKeyBase, "smsgw", "otp codes v1", 32));
+  }
+
+  /** Connects the OTP workflows. */
+  start(workflows: OtpWorkflows): void {
+    this.workflows = workflows;
+  }
+
+  /** The keyed hash of a code, bound to its OTP so that equal codes hash apart. */
+  private hash(otpId: string, code: string): string {
+    return createHmac("sha256", this.hashKey).update(`${otpId}:${code}`).digest("hex");
+  }
+
+  private purposeOf(raw: string | undefined): string {
+    const purpose = (raw ?? "").trim() || "authentication";
+    if (purpose.length > 64 || !/^[\p{L}\p{N} _.-]+$/u.test(purpose)) {
+      throw invalid("purpose must be 1 to 64 letters, digits, spaces, dots, dashes or underscores");
+    }
+    return purpose;
+  }
+
+  /** Refuses the send when a rolling-hour limit is reached, saying when to try again. */
+  private async checkLimits(em: EntityManager, caller: Caller, phone: string): Promise<void> {
+    const prefix = phone.slice(0, 1 + this.options.prefixDigits);
+    const limits: [string, unknown[], number][] = [
+      ["phone_number = ?", [phone], this.options.maxPerPhonePerHour],
+      ["client_key_id = ?", [caller.keyId], this.options.maxPerKeyPerHour],
+      ["phone_number like ?", [`${prefix}%`], this.options.maxPerPrefixPerHour],
+    ];
+    for (const [where, params, limit] of limits) {
+      const [row] = await em.execute<{ count: number; oldest: string | null }[]>(
+        `select count(*)::int as count, min(created_at) as oldest from (
+           select created_at from otp_codes where ${where} and created_at > now() - interval '1 hour'
+            order by created_at desc limit ?) recent`,
+        [...params, limit],
+      );
+      if (row !== undefined && row.count >= limit && row.oldest !== null) {
+        const retryAfterSeconds = Math.max(
+          1,
+          Math.ceil((new Date(row.oldest).getTime() + 3_600_000 - Date.now()) / 1000),
+        );
+        throw new DomainError("rate_limited", "Too many OTP requests; try again later", retryAfterSeconds);
+      }
+    }
+  }
+
+  /**
+   * Generates a code, stores its hash and the SMS carrying it in one transaction (replacing an
+   * earlier code for the same number and purpose), then starts the OTP's workflow, which sends it.
+   */
+  async send(
+    caller: Caller,
+    input: {
+      phoneNumber: string;
+      purpose?: string | undefined;
+      expiryMinutes?: number | undefined;
+      codeLength?: number | undefined;
+    },
+  ): Promise<{ otpId: string; messageId: string; expiresAt: Date }> {
+    const phone = normalizePhoneNumber(input.phoneNumber, this.options.defaultCountryCode, "phone_number");
+    const purpose = this.purposeOf(input.purpose);
+    const minutes = input.expiryMinutes ?? 5;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 60) throw invalid("expiry_minutes must be from 1 to 60");
+    const length = input.codeLength ?? 6;
+    if (!Number.isInteger(length) || length < 4 || length > 10) throw invalid("code_length must be from 4 to 10");
+    const code = String(randomInt(0, 10 ** length)).padStart(length, "0");
+    const otpId = `otp_${randomToken(24)}`;
+    const expiresAt = new Date(Date.now() + minutes * 60_000);
+    const text = this.options.messageTemplate
+      .replaceAll("{code}", code)
+      .replaceAll("{purpose}", purpose)
+      .replaceAll("{minutes}", String(minutes));
+
+    const messageId = await this.em.fork().transactional(async (em) => {
+      // One send at a time per number, so the limits count exactly under concurrency.
+      await em.execute("select pg_advisory_xact_lock(hashtext(?))", [`otp:${phone}`]);
+      await this.checkLimits(em, caller, phone);
+      await em.execute(
+        "update otp_codes set status = 'replaced' where phone_number = ? and purpose = ? and status = 'pending'",
+        [phone, purpose],
+      );
+      const message = await this.messages.storeWithin(em, caller, {
+        to: phone,
+        message: text,
+        validitySeconds: minutes * 60,
+      });
+      await em.execute(
+        `insert into otp_codes (id, client_key_id, phone_number, purpose, code_hash, max_attempts, message_id, expires_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [otpId, caller.keyId, phone, purpose, this.hash(otpId, code), this.options.maxAttempts, message.id, expiresAt],
+      );
+      return message.id;
+    });
+    try {
+      if (this.workflows === undefined) throw new Error("OTP workflows are not connected");
+      await this.workflows.start({ otpId, messageId, expiresAtMs: expiresAt.getTime() });
+    } catch (error) {
+      // The code is stored; its SMS is still sent by the message sweeper, and it expires by time.
+      this.logger.warn({ err: error, otpId }, "starting the OTP workflow failed");
+    }
+    return { otpId, messageId, expiresAt };
+  }
+
+  /**
+   * Checks a code against the number's pending code (of `purpose`, or the latest). A right code
+   * verifies once; each wrong one uses an attempt, counted by one conditional update so concurrent
+   * checks never exceed the limit. Works from the database alone, whatever Temporal is doing.
+   */
+  async verify(input: { phoneNumber: string; code: string; purpose?: string | undefined }): Promise<Verdict> {
+    const phone = normalizePhoneNumber(input.phoneNumber, this.options.defaultCountryCode, "phone_number");
+    const purpose =
+      input.purpose === undefined || input.purpose.trim() === "" ? undefined : this.purposeOf(input.purpose);
+    const connection = this.em.getConnection();
+    const [pending] = await connection.execute<PendingRow[]>(
+      `select id, code_hash, attempts, max_attempts from otp_codes
+        where phone_number = ? and status = 'pending' and expires_at > now() ${purpose === undefined ? "" : "and purpose = ?"}
+        order by created_at desc limit 1`,
+      purpose === undefined ? [phone] : [phone, purpose],
+    );
+    if (pending === undefined) return { verified: false, attemptsRemaining: 0 };
+    const given = Buffer.from(this.hash(pending.id, input.code.trim()), "hex");
+    const right = timingSafeEqual(given, Buffer.from(pending.code_hash, "hex"));
+    if (right) {
+      const rows = await connection.execute<{ id: string }[]>(
+        `update otp_codes set status = 'verified', verified_at = now()
+          where id = ? and status = 'pending' and expires_at > now() and attempts < max_attempts returning id`,
+        [pending.id],
+      );
+      if (rows.length > 0) {
+        this.workflows
+          ?.verified(pending.id)
+          .catch((error: unknown) => this.logger.warn({ err: error }, "OTP verified signal failed"));
+        return { verified: true };
+      }
+      return { verified: false, attemptsRemaining: 0 };
+    }
+    const [counted] = await connection.execute<{ attempts: number; max_attempts: number }[]>(
+      `update otp_codes set attempts = attempts + 1,
+              status = case when attempts + 1 >= max_attempts then 'exhausted' else status end
+        where id = ? and status = 'pending' and attempts < max_attempts returning attempts, max_attempts`,
+      [pending.id],
+    );
+    return { verified: false, attemptsRemaining: counted === undefined ? 0 : counted.max_attempts - counted.attempts };
+  }
+
+  /** Marks a code expired if it is still pending, and cancels its SMS if no gateway sent it yet. */
+  async expire(otpId: string): Promise<boolean> {
+    const rows = await this.em
+      .getConnection()
+      .execute<{ message_id: string | null }[]>(
+        "update otp_codes set status = 'expired' where id = ? and status = 'pending' returning message_id",
+        [otpId],
+      );
+    const messageId = rows[0]?.message_id;
+    if (messageId) {
+      await this.em.getConnection().execute(
+        `update messages set status = 'expired', expired_at = now(), updated_at = now()
+          where id = ? and status in ('queued', 'dispatched')`,
+        [messageId],
+      );
+    }
+    return rows.length > 0;
+  }
+
+  /** Deletes codes that ended (or expired) longer ago than the retention; returns how many. */
+  async cleanUp(): Promise<number> {
+    const rows = await this.em
+      .getConnection()
+      .execute<{ id: string }[]>(
+        "delete from otp_codes where expires_at < now() - make_interval(hours => ?) returning id",
+        [this.options.retentionHours],
+      );
+    return rows.length;
+  }
+
+  /** Today's OTP figures; "today" starts at midnight in `timeZone`. */
+  async stats(timeZone: string): Promise<{ sentToday: number; verifiedToday: number; verificationRate: number }> {
+    const [row] = await this.em.getConnection().execute<{ sent: number; verified: number }[]>(
+      `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
+       select (select count(*) from otp_codes, today where created_at >= today.start)::int as sent,
+              (select count(*) from otp_codes, today where verified_at >= today.start)::int as verified`,
+      [timeZone, timeZone],
+    );
+    const sent = row?.sent ?? 0;
+    const verified = row?.verified ?? 0;
+    return {
+      sentToday: sent,
+      verifiedToday: verified,
+      verificationRate: sent === 0 ? 0 : Math.round((verified / sent) * 10_000) / 100,
+    };
+  }
+}
