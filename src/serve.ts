@@ -4,6 +4,7 @@ import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import { ensureDatabase, migrate } from "./db/orm.js";
 import { createDeps, type Deps } from "./deps.js";
+import { createActionCable } from "./http/action-cable.js";
 import { createListener } from "./http/listener.js";
 import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
 import { installTemporalRuntime } from "./temporal/runtime.js";
@@ -73,6 +74,8 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   const listener = createListener(config);
+  const cable = createActionCable(deps);
+  listener.onWebSocket("/cable", (request, socket, head) => cable.upgrade(request, socket, head));
   if (options.api) {
     app = await buildApp(deps, { serverFactory: listener.serverFactory });
     url = await app.listen({ port: config.port, host: config.host });
@@ -87,6 +90,9 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
       // their tasks.
       deps.hub.closeAll("shutdown");
+      // Give the channels a moment to tell their devices to reconnect elsewhere.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      cable.close();
       await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
       for (const worker of workers) if (worker.worker.getState() === "RUNNING") worker.worker.shutdown();
       for (const worker of workers) {

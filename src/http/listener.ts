@@ -11,10 +11,15 @@ type Http2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const http2Settings = { maxConcurrentStreams: 1000 };
 
+/** Takes a WebSocket upgrade request for a path. */
+export type UpgradeHandler = (request: IncomingMessage, socket: Socket, head: Buffer) => void;
+
 /** The HTTP/2 sessions a listener serves, so shutdown can end them. */
 export interface Listener {
   /** For fastify's `serverFactory`. */
   serverFactory(handler: Handler): http.Server;
+  /** Routes WebSocket upgrades for `path` (e.g. `/cable`) to `handler`. */
+  onWebSocket(path: string, handler: UpgradeHandler): void;
   /** Asks every HTTP/2 session to finish its streams and close; destroys them after `graceMs`. */
   closeSessions(graceMs: number): Promise<void>;
 }
@@ -49,6 +54,27 @@ function sniff(socket: Socket, onHttp1: (socket: Socket) => void, onHttp2: (sock
 /** One port for HTTP/1.1 and HTTP/2: ALPN with TLS, first-bytes sniffing without. */
 export function createListener(config: Config): Listener {
   const sessions = new Set<Http2Session>();
+  const websockets = new Map<string, UpgradeHandler>();
+
+  /**
+   * Node hands every request with an `Upgrade` header to 'upgrade' listeners once there is one. A
+   * WebSocket upgrade for a registered path goes to its handler; anything else (`Upgrade: h2c` from
+   * `curl --http2`, say) is answered as the plain HTTP/1.1 request it also is.
+   */
+  const upgrade = (handler: Handler) => (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const path = (request.url ?? "/").split("?")[0] ?? "/";
+    const websocket = websockets.get(path);
+    if (websocket !== undefined && request.headers.upgrade?.toLowerCase() === "websocket") {
+      websocket(request, socket, head);
+      return;
+    }
+    if (head.length > 0) socket.unshift(head);
+    const response = new http.ServerResponse(request);
+    response.shouldKeepAlive = false;
+    response.assignSocket(socket);
+    response.on("finish", () => socket.destroySoon());
+    handler(request, response);
+  };
   const track = (session: Http2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
@@ -64,6 +90,7 @@ export function createListener(config: Config): Listener {
           settings: http2Settings,
         });
         secure.on("request", handler as unknown as Http2Handler);
+        secure.on("upgrade", upgrade(handler));
         secure.on("session", track);
         // Fastify types its server as HTTP/1; the secure HTTP/2 server with allowHTTP1 serves both.
         return secure as unknown as http.Server;
@@ -73,6 +100,7 @@ export function createListener(config: Config): Listener {
       h2.on("session", track);
       const h1 = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
       h1.on("request", handler);
+      h1.on("upgrade", upgrade(handler));
       // Take over h1's own connection handling and call it only for HTTP/1.1 connections, so that
       // fastify (and its WebSocket upgrades) keep working with the real HTTP/1 server.
       const http1Listeners = h1.listeners("connection") as ((socket: Socket) => void)[];
@@ -87,6 +115,10 @@ export function createListener(config: Config): Listener {
         ),
       );
       return h1;
+    },
+
+    onWebSocket(path, handler) {
+      websockets.set(path, handler);
     },
 
     async closeSessions(graceMs) {

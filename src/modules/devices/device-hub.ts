@@ -115,6 +115,16 @@ export class DeviceHub {
     return connection !== undefined && connection.closeReason === undefined && connection.commands.push(command);
   }
 
+  /** Records that the device answered at the transport level (a WebSocket pong): it is alive. */
+  async alive(connection: DeviceConnection): Promise<void> {
+    connection.lastSeenMs = Date.now();
+    try {
+      await this.refresh(connection);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, deviceId: connection.gateway.deviceId }, "refreshing presence failed");
+    }
+  }
+
   /** Handles one frame from a device. A frame the domain refuses is logged; the connection stays. */
   async handle(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
     const { gatewayId, deviceId } = connection.gateway;
