@@ -7,6 +7,7 @@ COPY bin ./bin
 COPY gen ./gen
 COPY src ./src
 COPY workflows ./workflows
+RUN mkdir -p /app/.data && chown node:node /app/.data
 EXPOSE 3000
 USER node
 CMD ["node", "bin/smsgw.js", "serve"]

@@ -21,6 +21,8 @@ export interface SimulatorBehaviour {
   dropProbability: number;
   /** Reconnect when the stream ends, as a real gateway app does. */
   reconnect: boolean;
+  /** Acknowledge each command (apps for the original server never do). */
+  ack: boolean;
 }
 
 export const defaultBehaviour: SimulatorBehaviour = {
@@ -29,6 +31,7 @@ export const defaultBehaviour: SimulatorBehaviour = {
   sendLatencyMs: 50,
   dropProbability: 0,
   reconnect: true,
+  ack: true,
 };
 
 /** What a simulated phone did. */
@@ -187,7 +190,7 @@ export class SimulatedGateway {
   private take(command: SendSmsCommand): void {
     this.commands.push(command);
     for (const listener of this.listeners) listener(command);
-    this.send({ frame: { case: "ack", value: { messageId: command.messageId } } });
+    if (this.behaviour.ack) this.send({ frame: { case: "ack", value: { messageId: command.messageId } } });
     if (this.reported.get(command.messageId) === "delivered") {
       // A repeated command for a message already delivered: the phone does not send it twice.
       this.tally.duplicates++;

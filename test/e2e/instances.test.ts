@@ -94,9 +94,11 @@ describe("a server killed mid-flight", () => {
       await up(url);
       await server.deps.orm.em.getConnection().execute("update gateways set active = false");
       const gateway = await registeredGateway(server);
+      // The phone takes the command but neither acknowledges nor reports it before the server dies.
       const phone = new SimulatedGateway(createGrpcTransport({ baseUrl: url }), gateway.key, gateway.deviceId, {
         ...defaultBehaviour,
         autoReport: false,
+        ack: false,
       });
       await phone.connect();
       const key = await clientKey(server);
@@ -117,6 +119,8 @@ describe("a server killed mid-flight", () => {
       child = startProcess(port, queue);
       await up(url);
       await eventually(async () => (phone.tally.connects >= 2 ? true : undefined), 20_000, "the phone to reconnect");
+      // The command it never acknowledged is sent again on the new connection.
+      await eventually(async () => (phone.commands.filter((c) => c.messageId === messageId).length >= 2 ? true : undefined), 10_000, "the command again");
       phone.report(messageId, "sent");
       phone.report(messageId, "delivered");
 

@@ -45,7 +45,7 @@ export type SendSmsRequest = Message<"smsgw.v1.SendSmsRequest"> & {
   idempotencyKey?: string | undefined;
 
   /**
-   * Higher values are dispatched first when messages wait for a gateway: -10 to 10, 0 when unset.
+   * -10 to 10, 0 when unset: when a gateway comes online, waiting messages are woken highest first.
    *
    * @generated from field: optional int32 priority = 4;
    */
