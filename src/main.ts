@@ -23,15 +23,20 @@ Usage:
 
 Configuration is read from the environment; see README.md.`;
 
-/** Runs `work` with a migrated database and the key and gateway services, then closes it. */
-async function withServices<T>(work: (keys: KeysService, gateways: GatewaysService) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` with a migrated database (created if missing) and the key and gateway services, then
+ * closes it. `work` also gets the names of the migrations this call applied.
+ */
+async function withServices<T>(
+  work: (keys: KeysService, gateways: GatewaysService, applied: string[]) => Promise<T>,
+): Promise<T> {
   const config = loadConfig();
   await ensureDatabase(config.databaseUrl);
   const orm = await openOrm(config.databaseUrl);
   try {
-    await migrate(orm);
+    const applied = await migrate(orm);
     const keys = new KeysService(orm.em);
-    return await work(keys, new GatewaysService(orm.em, keys));
+    return await work(keys, new GatewaysService(orm.em, keys), applied);
   } finally {
     await orm.close();
   }
@@ -126,8 +131,9 @@ export async function main(argv: string[]): Promise<void> {
       case "serve":
         return await serveCommand(args);
       case "migrate": {
-        const applied = await withServices(async () => []);
-        process.stderr.write(`database is up to date${applied.length ? "" : ""}\n`);
+        const applied = await withServices(async (_keys, _gateways, names) => names);
+        for (const name of applied) process.stderr.write(`applied ${name}\n`);
+        process.stderr.write("the database is up to date\n");
         return;
       }
       case "seed": {

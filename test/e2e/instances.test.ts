@@ -120,7 +120,11 @@ describe("a server killed mid-flight", () => {
       await up(url);
       await eventually(async () => (phone.tally.connects >= 2 ? true : undefined), 20_000, "the phone to reconnect");
       // The command it never acknowledged is sent again on the new connection.
-      await eventually(async () => (phone.commands.filter((c) => c.messageId === messageId).length >= 2 ? true : undefined), 10_000, "the command again");
+      await eventually(
+        async () => (phone.commands.filter((c) => c.messageId === messageId).length >= 2 ? true : undefined),
+        10_000,
+        "the command again",
+      );
       phone.report(messageId, "sent");
       phone.report(messageId, "delivered");
 
