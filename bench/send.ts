@@ -1,58 +1,22 @@
 // Benchmark of the outbound pipeline: REST sends through the real server (API + Temporal worker) to
 // simulated phones on the real gRPC stream. Prints throughput, latency percentiles, peak memory and
 // the conditions. Not a test: run it with `npm run bench:send` (options as environment variables).
-import { cpus, totalmem } from "node:os";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { pino } from "pino";
-import { loadConfig } from "../src/config.js";
-import { ensureDatabase } from "../src/db/orm.js";
-import { serve } from "../src/serve.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
-import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { benchServer, latencyLine, machine, rssSampler } from "./harness.js";
 
 const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const gatewayCount = Number(process.env.BENCH_GATEWAYS ?? 10);
 const deviceLatencyMs = Number(process.env.BENCH_DEVICE_LATENCY_MS ?? 0);
-const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-function summary(name: string, values: number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  return `${name.padEnd(28)} p50 ${percentile(sorted, 50).toFixed(1).padStart(8)} ms   p99 ${percentile(sorted, 99).toFixed(1).padStart(8)} ms   max ${(sorted.at(-1) ?? Number.NaN).toFixed(1).padStart(8)} ms   (n=${sorted.length})`;
-}
 
 async function main(): Promise<void> {
-  const logger = pino({ level: "warn" });
-  const temporal = process.env.TEMPORAL_ADDRESS
-    ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
-    : await ensureLocalTemporal({
-        cli: process.env.TEMPORAL_CLI,
-        port: 7277,
-        uiPort: undefined,
-        dataDir: undefined,
-        namespace: "default",
-        logger,
-      });
-  await ensureDatabase(databaseUrl);
-  const config = loadConfig({
-    ...process.env,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
-    LOG_LEVEL: "warn",
-    RATE_LIMIT_REQUESTS: "1000000",
-    // Android allows ~30 SMS per minute per phone; the benchmark measures the server, not that cap.
-    GATEWAY_SENDS_PER_MINUTE: "100000",
-  });
-  const server = await serve(config, logger, { api: true, worker: true, schedules: false });
-  const url = server.url ?? "";
+  // Android allows ~30 SMS per minute per phone; the benchmark measures the server, not that cap.
+  const server = await benchServer(
+    { GATEWAY_SENDS_PER_MINUTE: "100000" },
+    { api: true, worker: true, schedules: false },
+  );
+  const url = server.url;
   await server.deps.orm.em.getConnection().execute("update gateways set active = false");
 
   const acceptedAt = new Map<string, number>();
@@ -90,10 +54,7 @@ async function main(): Promise<void> {
   }
   const { key } = await server.deps.keys.create({ scope: "client", name: "bench" });
 
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  }, 100);
+  const memory = rssSampler();
 
   const acceptLatency: number[] = [];
   let next = 0;
@@ -121,23 +82,22 @@ async function main(): Promise<void> {
   await done;
   clearTimeout(timeout);
   const totalSeconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
+  const peakMiB = memory.stop();
 
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
-    `conditions: ${messages} messages, ${concurrency} concurrent REST clients, ${gatewayCount} simulated gateways (device latency ${deviceLatencyMs} ms, all delivered), one smsgw process (API + worker) and the clients in the same process, Temporal dev server (SQLite, in memory), PostgreSQL 15 and Redis 7 on localhost; Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    `conditions: ${messages} messages, ${concurrency} concurrent REST clients, ${gatewayCount} simulated gateways (device latency ${deviceLatencyMs} ms, all delivered), one smsgw process (API + worker) and the clients in the same process, Temporal dev server (SQLite, in memory), PostgreSQL 15 and Redis 7 on localhost; ${machine()}`,
     `accepted:  ${(messages / acceptSeconds).toFixed(0)} sends/s (${messages} in ${acceptSeconds.toFixed(1)} s)`,
     `delivered: ${(delivered / totalSeconds).toFixed(0)} messages/s end to end (${delivered} of ${messages} in ${totalSeconds.toFixed(1)} s)`,
-    summary("accept (HTTP 202)", acceptLatency),
-    summary("accept -> device", deviceLatency),
-    summary("accept -> delivered", deliveredLatency),
-    `peak RSS:  ${(peakRss / 2 ** 20).toFixed(0)} MiB (server, worker, simulators and clients together)`,
+    latencyLine("accept (HTTP 202)", acceptLatency),
+    latencyLine("accept -> device", deviceLatency),
+    latencyLine("accept -> delivered", deliveredLatency),
+    `peak RSS:  ${peakMiB} MiB (server, worker, simulators and clients together)`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 
   await Promise.all(phones.map((phone) => phone.disconnect()));
-  await server.stop();
-  await temporal.stop();
+  await server.stopAll();
   process.exit(0);
 }
 

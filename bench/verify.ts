@@ -1,54 +1,26 @@
 // Benchmark of OTP verification through the REST door of the real server: throughput and latency
 // percentiles for a mix of right and wrong codes. Prints its figures and conditions. Not a test:
 // run it with `npm run bench:verify` (options as environment variables).
-import { cpus, totalmem } from "node:os";
-import { pino } from "pino";
-import { loadConfig } from "../src/config.js";
-import { ensureDatabase } from "../src/db/orm.js";
-import { serve } from "../src/serve.js";
-import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { benchServer, latencyLine, machine, rssSampler } from "./harness.js";
 
 const codes = Number(process.env.BENCH_CODES ?? 500);
 const verifies = Number(process.env.BENCH_VERIFIES ?? 5000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
-const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 async function main(): Promise<void> {
-  const logger = pino({ level: "warn" });
-  const temporal = process.env.TEMPORAL_ADDRESS
-    ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
-    : await ensureLocalTemporal({
-        cli: process.env.TEMPORAL_CLI,
-        port: 7277,
-        uiPort: undefined,
-        dataDir: undefined,
-        namespace: "default",
-        logger,
-      });
-  await ensureDatabase(databaseUrl);
-  const config = loadConfig({
-    ...process.env,
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
-    LOG_LEVEL: "warn",
-    SECRET_KEY_BASE: "bench",
-    RATE_LIMIT_REQUESTS: "1000000",
-    OTP_MAX_PER_KEY_PER_HOUR: "10000000",
-    OTP_MAX_PER_PREFIX_PER_HOUR: "10000000",
-    OTP_MAX_PER_PHONE_PER_HOUR: "1000",
-    // Every verify below is a wrong code: the limit is raised so that each one is checked in full.
-    OTP_MAX_ATTEMPTS: "100",
-  });
   // The API alone: verification reads and writes the database only.
-  const server = await serve(config, logger, { api: true, worker: false, schedules: false });
-  const url = server.url ?? "";
+  const server = await benchServer(
+    {
+      SECRET_KEY_BASE: "bench",
+      OTP_MAX_PER_KEY_PER_HOUR: "10000000",
+      OTP_MAX_PER_PREFIX_PER_HOUR: "10000000",
+      OTP_MAX_PER_PHONE_PER_HOUR: "1000",
+      // Every verify below is a wrong code: the limit is raised so that each one is checked in full.
+      OTP_MAX_ATTEMPTS: "100",
+    },
+    { api: true, worker: false, schedules: false },
+  );
+  const url = server.url;
   const { key, record } = await server.deps.keys.create({ scope: "client", name: "bench" });
   const caller = { keyId: record.id, admin: false };
   const purpose = `bench${Date.now()}`;
@@ -59,10 +31,7 @@ async function main(): Promise<void> {
     sent.push({ phone });
   }
 
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  }, 100);
+  const memory = rssSampler();
   const latencies: number[] = [];
   let next = 0;
   let verified = 0;
@@ -86,18 +55,16 @@ async function main(): Promise<void> {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
-  latencies.sort((a, b) => a - b);
+  const peakMiB = memory.stop();
   const lines = [
     `bench:verify — ${new Date().toISOString()}`,
-    `conditions: ${verifies} verifies of wrong codes spread over ${sent.length} pending codes (each a keyed-hash check and one conditional UPDATE), ${concurrency} concurrent REST clients in the same process as the server, PostgreSQL 15 and Redis 7 on localhost; Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    `conditions: ${verifies} verifies of wrong codes spread over ${sent.length} pending codes (each a keyed-hash check and one conditional UPDATE), ${concurrency} concurrent REST clients in the same process as the server, PostgreSQL 15 and Redis 7 on localhost; ${machine()}`,
     `throughput: ${(verifies / seconds).toFixed(0)} verifies/s (${verifies} in ${seconds.toFixed(1)} s, ${verified} verified)`,
-    `latency:    p50 ${percentile(latencies, 50).toFixed(1)} ms   p99 ${percentile(latencies, 99).toFixed(1)} ms   max ${(latencies.at(-1) ?? 0).toFixed(1)} ms`,
-    `peak RSS:   ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
+    latencyLine("verify (HTTP 200)", latencies),
+    `peak RSS:   ${peakMiB} MiB`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
-  await server.stop();
-  await temporal.stop();
+  await server.stopAll();
   process.exit(0);
 }
 

@@ -1,0 +1,83 @@
+// What the benchmarks share: a real server against local services, percentiles, and the conditions.
+import { cpus, totalmem } from "node:os";
+import { pino } from "pino";
+import { loadConfig } from "../src/config.js";
+import { ensureDatabase } from "../src/db/orm.js";
+import { type Running, type ServeOptions, serve } from "../src/serve.js";
+import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+
+const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
+
+/**
+ * Starts smsgw on an ephemeral port against the bench database, Redis and Temporal (TEMPORAL_ADDRESS,
+ * or an in-memory dev server of its own), with `env` over the defaults. `stop` ends it all.
+ */
+export async function benchServer(
+  env: Record<string, string>,
+  options: ServeOptions,
+): Promise<Running & { url: string; stopAll(): Promise<void> }> {
+  const logger = pino({ level: "warn" });
+  const temporal = process.env.TEMPORAL_ADDRESS
+    ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
+    : await ensureLocalTemporal({
+        cli: process.env.TEMPORAL_CLI,
+        port: 7277,
+        uiPort: undefined,
+        dataDir: undefined,
+        namespace: "default",
+        logger,
+      });
+  await ensureDatabase(databaseUrl);
+  const config = loadConfig({
+    ...process.env,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_REQUESTS: "1000000",
+    ...env,
+  });
+  const server = await serve(config, logger, options);
+  return {
+    ...server,
+    url: server.url ?? "",
+    async stopAll() {
+      await server.stop();
+      await temporal.stop();
+    },
+  };
+}
+
+/** The `p`th percentile of sorted values. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** One line of p50, p99 and max latency. */
+export function latencyLine(name: string, values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const ms = (value: number) => `${value.toFixed(1).padStart(8)} ms`;
+  return `${name.padEnd(28)} p50 ${ms(percentile(sorted, 50))}   p99 ${ms(percentile(sorted, 99))}   max ${ms(sorted.at(-1) ?? Number.NaN)}   (n=${sorted.length})`;
+}
+
+/** The machine a benchmark ran on. */
+export function machine(): string {
+  return `Node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+}
+
+/** Samples this process's resident memory; `stop` returns the peak in MiB. */
+export function rssSampler(): { stop(): number } {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.round(peak / 2 ** 20);
+    },
+  };
+}
