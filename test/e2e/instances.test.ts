@@ -147,3 +147,59 @@ describe("a server killed mid-flight", () => {
     }
   }, 90_000);
 });
+
+describe("smsgw simulate-gateway", () => {
+  it("connects simulated phones that deliver what the server sends, and prints a summary", async () => {
+    const server = await startServer(fastMessages, { worker: true });
+    try {
+      await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+      const child = spawn(
+        "node",
+        [
+          "bin/smsgw.js",
+          "simulate-gateway",
+          "--url",
+          server.url,
+          "--count",
+          "2",
+          "--latency-ms",
+          "10",
+          "--success-rate",
+          "1",
+          "--duration-seconds",
+          "6",
+        ],
+        {
+          env: { ...process.env, DATABASE_URL: inject("databaseUrl") },
+        },
+      );
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      await eventually(
+        async () => (output.includes("2 simulated gateway(s) connected") ? true : undefined),
+        20_000,
+        "the phones to connect",
+      );
+      const key = await clientKey(server);
+      const sent = await rest(server, "POST", "/api/v1/sms/send", {
+        key,
+        body: { to: "+14155552671", message: "simulated" },
+      });
+      const messageId = (sent.body as { message_id: string }).message_id;
+      await eventually(
+        async () => (output.includes(`${messageId} to +14155552671: delivered`) ? true : undefined),
+        20_000,
+        "the delivery line",
+      );
+      expect(await exited).toBe(0);
+      expect(output).toMatch(
+        /summary: 2 gateways, 1 commands, 1 delivered, 0 failed, 0 connection drops, 0 repeated commands/,
+      );
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});
