@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
 import { rest, startServer, unique } from "./helpers.js";
 
