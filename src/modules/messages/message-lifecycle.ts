@@ -54,7 +54,9 @@ export class MessageLifecycle {
       attempts: number;
       preferred_gateway_id: number | null;
     }>(
-      "select status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id from messages where id = ?",
+      // Loading the plan is also how the sweeper learns that this message's workflow runs.
+      `update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ?
+       returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id`,
       [messageId],
     );
     const row = rows[0];

@@ -179,12 +179,14 @@ export class MessagesService {
     return outer === undefined ? this.em.fork().transactional(work) : work(outer);
   }
 
-  /** Starts the workflows of newly stored messages; what fails here the sweeper starts later. */
+  /**
+   * Starts the workflows of newly stored messages (each records that it runs when it loads its
+   * message); what fails here the sweeper starts later.
+   */
   async startWorkflows(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     try {
       await this.workflows.start(ids);
-      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id in (?)", [ids]);
     } catch (error) {
       this.logger.warn({ err: error, count: ids.length }, "starting message workflows failed; the sweeper will retry");
     }
