@@ -13,7 +13,7 @@ export function adminHandlers(deps: {
   orm: MikroORM;
   otp: OtpService;
   config: { timeZone: string };
-}): Partial<ServiceImpl<typeof AdminService>> {
+}): ServiceImpl<typeof AdminService> {
   return {
     async listGateways() {
       const gateways = await deps.gateways.list();

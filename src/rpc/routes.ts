@@ -20,7 +20,7 @@ export function interceptors(deps: Deps): Interceptor[] {
   return [errorInterceptor(deps.logger), authInterceptor(deps)];
 }
 
-/** Registers every service's handlers; RPCs without one answer UNIMPLEMENTED. */
+/** Registers every service's handlers; each implements every RPC of its service (the types check it). */
 export function routes(deps: Deps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(GatewayService, gatewayHandlers(deps));
