@@ -92,6 +92,21 @@ describe("TLS", () => {
       );
       const registered = await grpc.register({ deviceId: unique("tls") });
       expect(registered.websocketUrl).toMatch(/^wss:\/\//);
+
+      // Action Cable over TLS on the same port: the HTTP/1.1 fallback carries the WebSocket upgrade.
+      const socket = new WebSocket(
+        `${url.replace("https", "wss")}/cable?api_key=${registered.apiKey}`,
+        ["actioncable-v1-json"],
+        {
+          rejectUnauthorized: false,
+        },
+      );
+      const first = await new Promise<string>((resolve, reject) => {
+        socket.once("message", (data: Buffer) => resolve(data.toString("utf8")));
+        socket.once("error", reject);
+      });
+      expect(JSON.parse(first)).toEqual({ type: "welcome" });
+      socket.close();
     } finally {
       await server.stop();
     }
