@@ -86,11 +86,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
-  const workflows = createMessageWorkflows(
-    temporal,
-    { taskQueue: config.temporalTaskQueue, policy: config.messages },
-    logger,
-  );
+  const workflows = createMessageWorkflows(temporal, { taskQueue: config.temporalTaskQueue, policy: config.messages });
   const messages = new MessagesService(
     orm.em,
     workflows,
@@ -107,9 +103,11 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const secret = secretKeyBase(config, logger);
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
   webhooks.start(createWebhookWorkflows(temporal, config));
+  const lifecycle = new MessageLifecycle(orm.em, picker, events);
   const otp = new OtpService(
     orm.em,
     messages,
+    lifecycle,
     secret,
     { ...config.otp, defaultCountryCode: config.defaultCountryCode },
     logger,
@@ -129,7 +127,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     rateLimiter: new RateLimiter(redis, config.rateLimit.windowSeconds),
     events,
     messages,
-    lifecycle: new MessageLifecycle(orm.em, picker, events),
+    lifecycle,
     hub,
     inbound,
     webhooks,

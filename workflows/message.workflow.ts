@@ -6,7 +6,7 @@ import {
   upsertSearchAttributes,
 } from "@temporalio/workflow";
 import type { DeviceActivities } from "../src/modules/devices/devices.activities.js";
-import type { DeviceReport, MessageStatus } from "../src/modules/messages/message.types.js";
+import { type DeviceReport, finalStatuses, type MessageStatus } from "../src/modules/messages/message.types.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
   cancelSignal,
@@ -26,8 +26,6 @@ const db = proxyLocalActivities<MessageActivities>({
   localRetryThreshold: "10 seconds",
   retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
 });
-
-const finalStatuses: readonly MessageStatus[] = ["delivered", "failed", "expired", "cancelled"];
 
 /** How one attempt on one gateway ended. */
 type AttemptEnd =

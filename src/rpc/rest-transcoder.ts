@@ -137,10 +137,10 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
       if (described.methodKind !== "unary") continue;
       // The check above makes this a unary method; DescMethod is not a discriminated union.
       const method = described as DescMethodUnary;
-      const route = verbAndPath(getOption(method, http));
+      const rule = getOption(method, http);
+      const route = verbAndPath(rule);
       if (route === undefined) continue;
       const successStatus = getOption(method, http_success_status) || 200;
-      const rule = getOption(method, http);
       app.route({
         method: route.verb,
         url: fastifyPath(route.path),

@@ -1,8 +1,9 @@
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
 import type { InboundService } from "../modules/inbound/index.js";
-import type { Caller, MessagesService } from "../modules/messages/index.js";
+import type { Caller, MessagesService, SendInput } from "../modules/messages/index.js";
 import { callingClient } from "./principal.js";
 
 function callerOf(ctx: HandlerContext): Caller {
@@ -12,6 +13,28 @@ function callerOf(ctx: HandlerContext): Caller {
 
 const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
 
+/** The send options a single send and a batch share; the header supplies a missing idempotency key. */
+function sendOptions(
+  req: {
+    message: string;
+    idempotencyKey?: string;
+    priority?: number;
+    sendAt?: Timestamp;
+    validitySeconds?: number;
+    metadata?: JsonObject;
+  },
+  ctx: HandlerContext,
+): Omit<SendInput, "to"> {
+  return {
+    message: req.message,
+    idempotencyKey: req.idempotencyKey ?? ctx.requestHeader.get("idempotency-key") ?? undefined,
+    priority: req.priority,
+    sendAt: req.sendAt === undefined ? undefined : timestampDate(req.sendAt),
+    validitySeconds: req.validitySeconds,
+    metadata: req.metadata,
+  };
+}
+
 /** SmsService on the messages and inbound modules. */
 export function smsHandlers(deps: {
   messages: MessagesService;
@@ -20,27 +43,15 @@ export function smsHandlers(deps: {
   return {
     async sendSms(req, ctx) {
       const { view } = await deps.messages.send(callerOf(ctx), {
+        ...sendOptions(req, ctx),
         to: req.to,
-        message: req.message,
-        idempotencyKey: req.idempotencyKey ?? ctx.requestHeader.get("idempotency-key") ?? undefined,
-        priority: req.priority,
-        sendAt: req.sendAt === undefined ? undefined : timestampDate(req.sendAt),
-        validitySeconds: req.validitySeconds,
         gatewayDeviceId: req.gatewayId,
-        metadata: req.metadata,
       });
       return { success: true, messageId: view.id, status: view.status };
     },
 
     async sendSmsBatch(req, ctx) {
-      const views = await deps.messages.sendBatch(callerOf(ctx), req.to, {
-        message: req.message,
-        idempotencyKey: req.idempotencyKey ?? ctx.requestHeader.get("idempotency-key") ?? undefined,
-        priority: req.priority,
-        sendAt: req.sendAt === undefined ? undefined : timestampDate(req.sendAt),
-        validitySeconds: req.validitySeconds,
-        metadata: req.metadata,
-      });
+      const views = await deps.messages.sendBatch(callerOf(ctx), req.to, sendOptions(req, ctx));
       return {
         success: true,
         messages: views.map((view) => ({ messageId: view.id, to: view.recipient, status: view.status })),

@@ -1,9 +1,9 @@
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from "@temporalio/client";
-import type { Logger } from "pino";
+import type { Client } from "@temporalio/client";
 import { cancelSignal, gatewayLostSignal, reportSignal, wakeSignal } from "../../workflows/message.signals.js";
 import { smsMessageId, smsStatus } from "../../workflows/search-attributes.js";
 import type { MessagePolicyConfig } from "../config.js";
-import type { DeviceReport, MessageWorkflows } from "../modules/messages/index.js";
+import type { MessageWorkflows } from "../modules/messages/index.js";
+import { eachLimited, signalIfRunning, startOnce } from "./workflow-calls.js";
 
 /** The workflow id of a message's lifecycle. */
 export function messageWorkflowId(messageId: string): string {
@@ -29,91 +29,54 @@ class Semaphore {
   }
 }
 
-/** Runs `work` over `items`, at most `concurrency` at a time. */
-async function eachLimited<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await work(item);
-    }
-  });
-  await Promise.all(lanes);
-}
-
-function isGone(error: unknown): boolean {
-  return error instanceof WorkflowNotFoundError || String(error).includes("already completed");
-}
-
 /** Message workflows over the Temporal client: starts are idempotent by message id; signals to finished workflows are dropped. */
 export function createMessageWorkflows(
   client: Client,
   options: { taskQueue: string; policy: MessagePolicyConfig },
-  logger: Logger,
 ): MessageWorkflows {
-  const { policy } = options;
-  const starts = new Semaphore(64);
-  const signal = async (messageId: string, send: () => Promise<void>) => {
-    try {
-      await send();
-    } catch (error) {
-      if (!isGone(error)) throw error;
-      logger.debug({ messageId }, "signal to a finished message workflow dropped");
-    }
+  const {
+    maxAttempts,
+    retryInitialMs,
+    retryMaxMs,
+    dispatchTimeoutMs,
+    deliveryTimeoutMs,
+    pushScheduleToStartMs,
+    noGatewayRecheckMs,
+  } = options.policy;
+  const policy = {
+    maxAttempts,
+    retryInitialMs,
+    retryMaxMs,
+    dispatchTimeoutMs,
+    deliveryTimeoutMs,
+    pushScheduleToStartMs,
+    noGatewayRecheckMs,
   };
+  const starts = new Semaphore(64);
+  const each = (messageIds: readonly string[], work: (messageId: string) => Promise<void>) =>
+    eachLimited(messageIds, 32, work);
   return {
-    async start(messageIds) {
-      await eachLimited(messageIds, 32, (messageId) =>
-        starts.run(async () => {
-          try {
-            await client.workflow.start("messageWorkflow", {
-              workflowId: messageWorkflowId(messageId),
-              taskQueue: options.taskQueue,
-              args: [
-                {
-                  messageId,
-                  policy: {
-                    maxAttempts: policy.maxAttempts,
-                    retryInitialMs: policy.retryInitialMs,
-                    retryMaxMs: policy.retryMaxMs,
-                    dispatchTimeoutMs: policy.dispatchTimeoutMs,
-                    deliveryTimeoutMs: policy.deliveryTimeoutMs,
-                    pushScheduleToStartMs: policy.pushScheduleToStartMs,
-                    noGatewayRecheckMs: policy.noGatewayRecheckMs,
-                  },
-                },
-              ],
-              workflowIdConflictPolicy: "USE_EXISTING",
-              workflowIdReusePolicy: "REJECT_DUPLICATE",
-              typedSearchAttributes: [
-                { key: smsMessageId, value: messageId },
-                { key: smsStatus, value: "queued" },
-              ],
-            });
-          } catch (error) {
-            // A finished workflow for this message: it has already moved.
-            if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-          }
-        }),
-      );
-    },
-    report: (messageId: string, report: DeviceReport) =>
-      signal(messageId, () => client.workflow.getHandle(messageWorkflowId(messageId)).signal(reportSignal, report)),
-    cancel: (messageId: string) =>
-      signal(messageId, () => client.workflow.getHandle(messageWorkflowId(messageId)).signal(cancelSignal)),
-    gatewayLost: (messageIds, gatewayId) =>
-      eachLimited(messageIds, 32, (messageId) =>
-        signal(messageId, () =>
-          client.workflow.getHandle(messageWorkflowId(messageId)).signal(gatewayLostSignal, { gatewayId }),
+    start: (messageIds) =>
+      each(messageIds, (messageId) =>
+        starts.run(() =>
+          startOnce(client, "messageWorkflow", {
+            workflowId: messageWorkflowId(messageId),
+            taskQueue: options.taskQueue,
+            args: [{ messageId, policy }],
+            typedSearchAttributes: [
+              { key: smsMessageId, value: messageId },
+              { key: smsStatus, value: "queued" },
+            ],
+          }),
         ),
       ),
-    wake: (messageIds) =>
-      eachLimited(messageIds, 32, (messageId) =>
-        signal(messageId, () => client.workflow.getHandle(messageWorkflowId(messageId)).signal(wakeSignal)),
+    report: (messageId, report) => signalIfRunning(client, messageWorkflowId(messageId), reportSignal, report),
+    cancel: (messageId) => signalIfRunning(client, messageWorkflowId(messageId), cancelSignal),
+    gatewayLost: (messageIds, gatewayId) =>
+      each(messageIds, (messageId) =>
+        signalIfRunning(client, messageWorkflowId(messageId), gatewayLostSignal, { gatewayId }),
       ),
+    wake: (messageIds) =>
+      each(messageIds, (messageId) => signalIfRunning(client, messageWorkflowId(messageId), wakeSignal)),
   };
 }

@@ -18,7 +18,6 @@ export function createActivities(deps: Deps) {
     ...createMessageActivities({
       lifecycle: deps.lifecycle,
       messages: deps.messages,
-      gateways: deps.gateways,
       resetCounters: () => resetDailyCounters(deps.orm.em),
     }),
     ...createWebhookActivities(deps.webhooks),

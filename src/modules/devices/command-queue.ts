@@ -29,10 +29,6 @@ export class CommandQueue implements AsyncIterable<DeviceCommand> {
     waiting?.({ value: undefined, done: true });
   }
 
-  get size(): number {
-    return this.items.length;
-  }
-
   [Symbol.asyncIterator](): AsyncIterator<DeviceCommand> {
     return {
       next: () => {

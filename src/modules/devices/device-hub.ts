@@ -72,11 +72,6 @@ export class DeviceHub {
     return this.deps.heartbeatIntervalSeconds;
   }
 
-  /** How many devices are connected here. */
-  get size(): number {
-    return this.connections.size;
-  }
-
   /**
    * Registers a new connection for a gateway (replacing an older one of the same gateway), marks it
    * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.

@@ -24,8 +24,8 @@ export interface InboundPage {
 /** How long a report without a device timestamp counts as a repeat of an identical earlier one. */
 const repeatWindowSeconds = 120;
 const maxBodyLength = 10_000;
-export const defaultPageSize = 50;
-export const maxPageSize = 100;
+const defaultPageSize = 50;
+const maxPageSize = 100;
 
 interface Row {
   id: string;
@@ -78,57 +78,61 @@ export class InboundService {
       throw invalid(`message is too long (at most ${maxBodyLength} characters)`);
     const stored = await this.em
       .fork()
-      .transactional(async (em): Promise<{ id: string; created: boolean; row?: Row }> => {
-        if (input.timestamp === undefined) {
-          const repeat: { id: string }[] = await em.execute(
-            `select id from inbound_messages where gateway_id = ? and sender = ? and body = ?
+      .transactional(
+        async (em): Promise<{ id: string; created: boolean; row?: Row & { device_id: string | null } }> => {
+          if (input.timestamp === undefined) {
+            const repeat: { id: string }[] = await em.execute(
+              `select id from inbound_messages where gateway_id = ? and sender = ? and body = ?
               and created_at > now() - make_interval(secs => ?) order by created_at desc limit 1`,
-            [gatewayId, sender, input.message, repeatWindowSeconds],
+              [gatewayId, sender, input.message, repeatWindowSeconds],
+            );
+            if (repeat[0] !== undefined) return { id: repeat[0].id, created: false };
+          }
+          const receivedAt = input.timestamp ?? new Date();
+          const digest = createHash("sha256")
+            .update(
+              JSON.stringify([
+                gatewayId,
+                sender,
+                input.message,
+                input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
+              ]),
+            )
+            .digest("hex");
+          // One statement stores the SMS, counts it on the gateway and names the gateway, or does
+          // nothing for a repeat.
+          const inserted: (Row & { device_id: string | null })[] = await em.execute(
+            `with stored as (
+             insert into inbound_messages (id, gateway_id, sender, body, received_at, dedupe_digest)
+             values (?, ?, ?, ?, ?, ?) on conflict (dedupe_digest) do nothing
+             returning id, gateway_id, sender, body, received_at),
+           counted as (
+             update gateways set messages_received_today = messages_received_today + 1,
+                    total_messages_received = total_messages_received + 1, updated_at = now()
+              where id = (select gateway_id from stored) returning device_id)
+           select stored.id, stored.sender, stored.body, stored.received_at, counted.device_id
+             from stored left join counted on true`,
+            [newMessageId(), gatewayId, sender, input.message, receivedAt, digest],
           );
-          if (repeat[0] !== undefined) return { id: repeat[0].id, created: false };
-        }
-        const receivedAt = input.timestamp ?? new Date();
-        const digest = createHash("sha256")
-          .update(
-            JSON.stringify([
-              gatewayId,
-              sender,
-              input.message,
-              input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
-            ]),
-          )
-          .digest("hex");
-        const inserted: Row[] = await em.execute(
-          `insert into inbound_messages (id, gateway_id, sender, body, received_at, dedupe_digest)
-         values (?, ?, ?, ?, ?, ?) on conflict (dedupe_digest) do nothing returning id, sender, body, received_at`,
-          [newMessageId(), gatewayId, sender, input.message, receivedAt, digest],
-        );
-        const row = inserted[0];
-        if (row === undefined) {
-          const earlier: { id: string }[] = await em.execute(
-            "select id from inbound_messages where dedupe_digest = ?",
-            [digest],
-          );
-          return { id: earlier[0]?.id ?? "", created: false };
-        }
-        await em.execute(
-          `update gateways set messages_received_today = messages_received_today + 1,
-                total_messages_received = total_messages_received + 1, updated_at = now() where id = ?`,
-          [gatewayId],
-        );
-        return { id: row.id, created: true, row };
-      });
+          const row = inserted[0];
+          if (row === undefined) {
+            const earlier: { id: string }[] = await em.execute(
+              "select id from inbound_messages where dedupe_digest = ?",
+              [digest],
+            );
+            return { id: earlier[0]?.id ?? "", created: false };
+          }
+          return { id: row.id, created: true, row };
+        },
+      );
     if (stored.row !== undefined) {
-      const device: { device_id: string }[] = await this.em
-        .getConnection()
-        .execute("select device_id from gateways where id = ?", [gatewayId]);
       await this.events.emit({
         event: "sms_received",
         message_id: stored.id,
         from: stored.row.sender,
         message: stored.row.body,
         received_at: new Date(stored.row.received_at).toISOString(),
-        gateway_id: device[0]?.device_id ?? null,
+        gateway_id: stored.row.device_id,
       });
     }
     return { id: stored.id, created: stored.created };

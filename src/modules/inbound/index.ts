@@ -1,1 +1,1 @@
-export { defaultPageSize, type InboundPage, InboundService, type InboundView, maxPageSize } from "./inbound.service.js";
+export { type InboundPage, InboundService, type InboundView } from "./inbound.service.js";

@@ -175,12 +175,6 @@ export class MessageLifecycle {
     );
   }
 
-  /** The message's current status. */
-  async status(messageId: string): Promise<MessageStatus | null> {
-    const rows = await this.sql<{ status: MessageStatus }>("select status from messages where id = ?", [messageId]);
-    return rows[0]?.status ?? null;
-  }
-
   private async countSent(em: EntityManager, messageId: string, gatewayId: number): Promise<void> {
     await em.execute(
       `update gateways set messages_sent_today = messages_sent_today + 1,

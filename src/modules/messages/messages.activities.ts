@@ -1,4 +1,3 @@
-import type { GatewaysService } from "../gateways/index.js";
 import type { Pick } from "./gateway-picker.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { resetDailyCounters } from "./message-stats.js";
@@ -8,7 +7,6 @@ import type { MessagesService } from "./messages.service.js";
 export function createMessageActivities(deps: {
   lifecycle: MessageLifecycle;
   messages: MessagesService;
-  gateways: GatewaysService;
   resetCounters: () => ReturnType<typeof resetDailyCounters>;
 }) {
   const { lifecycle } = deps;

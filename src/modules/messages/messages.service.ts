@@ -352,6 +352,8 @@ export class MessagesService {
     );
     const ids = rows.map((row) => row.id);
     await this.workflows.start(ids);
+    // The workflows mark this themselves when they run; marking now keeps a backlogged worker from
+    // having the same messages started again on every sweep.
     if (ids.length > 0)
       await this.em.getConnection().execute("update messages set workflow_started_at = now() where id in (?)", [ids]);
     return ids.length;

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
-import type { Caller, MessagesService } from "../messages/index.js";
+import type { Caller, MessageLifecycle, MessagesService } from "../messages/index.js";
 
 /** How OTPs are limited and worded; from configuration. */
 export interface OtpOptions {
@@ -46,6 +46,7 @@ export class OtpService {
   constructor(
     private readonly em: EntityManager,
     private readonly messages: MessagesService,
+    private readonly lifecycle: MessageLifecycle,
     secretKeyBase: string,
     private readonly options: OtpOptions,
     private readonly logger: Logger,
@@ -204,13 +205,7 @@ export class OtpService {
         [otpId],
       );
     const messageId = rows[0]?.message_id;
-    if (messageId) {
-      await this.em.getConnection().execute(
-        `update messages set status = 'expired', expired_at = now(), updated_at = now()
-          where id = ? and status in ('queued', 'dispatched')`,
-        [messageId],
-      );
-    }
+    if (messageId) await this.lifecycle.markExpired(messageId);
     return rows.length > 0;
   }
 
