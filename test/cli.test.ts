@@ -1,25 +1,13 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { rest, startServer } from "./helpers.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { childEnv, freePort, rest, startServer, untilUp } from "./helpers.js";
 
 const run = promisify(execFile);
 let server: Awaited<ReturnType<typeof startServer>>;
 
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    DATABASE_URL: inject("databaseUrl"),
-    REDIS_URL: inject("redisUrl"),
-    TEMPORAL_ADDRESS: inject("temporalAddress"),
-    LOG_LEVEL: "warn",
-    ...extra,
-  };
-}
-
 async function smsgw(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run("node", ["bin/smsgw.js", ...args], { env: env() });
+  return run("node", ["bin/smsgw.js", ...args], { env: childEnv() });
 }
 
 beforeAll(async () => {
@@ -83,15 +71,6 @@ describe("smsgw seed", () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
-
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
@@ -100,20 +79,11 @@ describe("smsgw serve", () => {
   it("serves on PORT and exits 0 after draining on SIGTERM", async () => {
     const port = await freePort();
     const child = spawn("node", ["bin/smsgw.js", "serve", "--api-only"], {
-      env: env({ PORT: String(port), HOST: "127.0.0.1" }),
+      env: childEnv({ PORT: String(port), HOST: "127.0.0.1" }),
       stdio: "ignore",
     });
     const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 20_000;
-    let up = 0;
-    while (Date.now() < deadline && up !== 200) {
-      up = await fetch(`${url}/up`).then(
-        (res) => res.status,
-        () => 0,
-      );
-      if (up !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(up).toBe(200);
+    await untilUp(url);
     const exit = exited(child);
     child.kill("SIGTERM");
     expect(await exit).toBe(0);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -139,4 +140,48 @@ export async function simulatedGateway(
   });
   await phone.connect();
   return Object.assign(phone, { id });
+}
+
+/**
+ * Leaves no gateway that may be given messages and no message waiting from an earlier test, so
+ * that the next test's phones see only its own messages.
+ */
+export async function isolate(server: { deps: Running["deps"] }): Promise<void> {
+  const sql = server.deps.orm.em.getConnection();
+  await sql.execute("update gateways set active = false");
+  await sql.execute(
+    "update messages set status = 'cancelled', cancelled_at = now() where status in ('queued', 'dispatched')",
+  );
+}
+
+/** The environment for an `smsgw` child process against the test services. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: inject("databaseUrl"),
+    REDIS_URL: inject("redisUrl"),
+    TEMPORAL_ADDRESS: inject("temporalAddress"),
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** Waits until `GET /up` answers 200 at `url`. */
+export async function untilUp(url: string, timeoutMs = 30_000): Promise<void> {
+  const status = () =>
+    fetch(`${url}/up`).then(
+      (response) => response.status,
+      () => 0,
+    );
+  await eventually(async () => ((await status()) === 200 ? true : undefined), timeoutMs, `${url} to come up`);
 }

@@ -6,6 +6,7 @@ import {
   clientKey,
   eventually,
   fastMessages,
+  isolate,
   registeredGateway,
   rest,
   simulatedGateway,
@@ -28,11 +29,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   for (const consumer of consumers.splice(0)) consumer.disconnect();
-  const sql = server.deps.orm.em.getConnection();
-  await sql.execute("update gateways set active = false");
-  await sql.execute(
-    "update messages set status = 'cancelled', cancelled_at = now() where status in ('queued', 'dispatched')",
-  );
+  await isolate(server);
 });
 afterAll(async () => server.stop());
 

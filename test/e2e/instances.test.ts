@@ -1,17 +1,20 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { defaultBehaviour, SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import {
+  childEnv,
   clientKey,
   eventually,
   fastMessages,
+  freePort,
+  isolate,
   registeredGateway,
   rest,
   simulatedGateway,
   startServer,
   unique,
+  untilUp,
 } from "../helpers.js";
 
 describe("several server instances", () => {
@@ -20,7 +23,7 @@ describe("several server instances", () => {
     const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
     const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
     try {
-      await a.deps.orm.em.getConnection().execute("update gateways set active = false");
+      await isolate(a);
       const phone = await simulatedGateway(a);
       const key = await clientKey(b);
       const sent = await rest(b, "POST", "/api/v1/sms/send", { key, body: { to: "+14155552671", message: "across" } });
@@ -42,45 +45,17 @@ describe("several server instances", () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
-
 function startProcess(port: number, queue: string): ChildProcess {
   return spawn("node", ["bin/smsgw.js", "serve"], {
-    env: {
-      ...process.env,
+    env: childEnv({
       ...fastMessages,
       MESSAGE_DISPATCH_TIMEOUT_MS: "60000",
       PORT: String(port),
       HOST: "127.0.0.1",
-      DATABASE_URL: inject("databaseUrl"),
-      REDIS_URL: inject("redisUrl"),
-      TEMPORAL_ADDRESS: inject("temporalAddress"),
       TEMPORAL_TASK_QUEUE: queue,
-      LOG_LEVEL: "warn",
-    },
+    }),
     stdio: "ignore",
   });
-}
-
-async function up(url: string): Promise<void> {
-  await eventually(
-    async () =>
-      (await fetch(`${url}/up`).then(
-        (r) => r.status,
-        () => 0,
-      )) === 200
-        ? true
-        : undefined,
-    30_000,
-    "the server to come up",
-  );
 }
 
 describe("a server killed mid-flight", () => {
@@ -91,8 +66,8 @@ describe("a server killed mid-flight", () => {
     let child = startProcess(port, queue);
     const server = await startServer();
     try {
-      await up(url);
-      await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+      await untilUp(url);
+      await isolate(server);
       const gateway = await registeredGateway(server);
       // The phone takes the command but neither acknowledges nor reports it before the server dies.
       const phone = new SimulatedGateway(createGrpcTransport({ baseUrl: url }), gateway.key, gateway.deviceId, {
@@ -117,7 +92,7 @@ describe("a server killed mid-flight", () => {
       child.kill("SIGKILL");
       await killed;
       child = startProcess(port, queue);
-      await up(url);
+      await untilUp(url);
       await eventually(async () => (phone.tally.connects >= 2 ? true : undefined), 20_000, "the phone to reconnect");
       // The command it never acknowledged is sent again on the new connection.
       await eventually(
@@ -152,7 +127,7 @@ describe("smsgw simulate-gateway", () => {
   it("connects simulated phones that deliver what the server sends, and prints a summary", async () => {
     const server = await startServer(fastMessages, { worker: true });
     try {
-      await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+      await isolate(server);
       const child = spawn(
         "node",
         [
@@ -170,7 +145,7 @@ describe("smsgw simulate-gateway", () => {
           "6",
         ],
         {
-          env: { ...process.env, DATABASE_URL: inject("databaseUrl") },
+          env: childEnv(),
         },
       );
       let output = "";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newMessageId } from "../../src/shared/ids.js";
 import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
-import { clientKey, eventually, fastMessages, rest, simulatedGateway, startServer } from "../helpers.js";
+import { clientKey, eventually, fastMessages, isolate, rest, simulatedGateway, startServer } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
@@ -16,11 +16,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await Promise.all(phones.splice(0).map((phone) => phone.disconnect()));
-  const sql = server.deps.orm.em.getConnection();
-  await sql.execute("update gateways set active = false");
-  await sql.execute(
-    "update messages set status = 'cancelled', cancelled_at = now() where status in ('queued', 'dispatched')",
-  );
+  await isolate(server);
 });
 afterAll(async () => server.stop());
 

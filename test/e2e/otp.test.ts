@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import { rfc3339 } from "../fixtures/documented.js";
-import { clientKey, eventually, fastMessages, rest, simulatedGateway, startServer } from "../helpers.js";
+import { clientKey, eventually, fastMessages, isolate, rest, simulatedGateway, startServer } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
@@ -12,7 +12,7 @@ let nextNumber = 100;
 beforeAll(async () => {
   server = await startServer({ ...fastMessages, SECRET_KEY_BASE: "otp-test-secret" }, { worker: true });
   key = await clientKey(server);
-  await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+  await isolate(server);
   phone = await simulatedGateway(server);
 });
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import { rfc3339 } from "../fixtures/documented.js";
-import { clientKey, eventually, fastMessages, rest, simulatedGateway, startServer } from "../helpers.js";
+import { clientKey, eventually, fastMessages, isolate, rest, simulatedGateway, startServer } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
@@ -13,11 +13,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await Promise.all(phones.splice(0).map((phone) => phone.disconnect()));
-  // Each test starts with no connected gateway and no message left waiting from another test.
-  await server.deps.orm.em.getConnection().execute("update gateways set active = false");
-  await server.deps.orm.em
-    .getConnection()
-    .execute("update messages set status = 'cancelled', cancelled_at = now() where status in ('queued', 'dispatched')");
+  await isolate(server);
 });
 afterAll(async () => server.stop());
 
@@ -225,6 +221,7 @@ describe("the message's own settings", () => {
       status: 200,
       body: { success: true, message_id: res.body.message_id, status: "cancelled" },
     });
+    expect(Object.keys(cancelled.body as object)).toEqual(["success", "message_id", "status"]);
     await phone();
     const done = await send({ to: "+14155552671", message: "done" });
     await until(done.body.message_id, "delivered");

@@ -6,6 +6,7 @@ import {
   clientKey,
   eventually,
   fastMessages,
+  isolate,
   registeredGateway,
   rest,
   simulatedGateway,
@@ -30,7 +31,7 @@ beforeAll(async () => {
   admin = await clientKey(server, "admin");
   client = await clientKey(server);
   await server.deps.orm.em.getConnection().execute("update webhooks set active = false");
-  await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+  await isolate(server);
 });
 afterAll(async () => server.stop());
 
@@ -175,6 +176,22 @@ describe("retries", () => {
         "the delivery to succeed",
       );
       expect(delivery.attempts.map((attempt) => attempt.status_code)).toEqual([500, 503, 200]);
+      expect(Object.keys(delivery)).toEqual([
+        "delivery_id",
+        "event",
+        "status",
+        "created_at",
+        "completed_at",
+        "attempts",
+      ]);
+      expect(Object.keys(delivery.attempts[0] ?? {})).toEqual([
+        "attempt",
+        "started_at",
+        "status_code",
+        "duration_ms",
+        "error",
+      ]);
+      expect(delivery.attempts[2]).toMatchObject({ attempt: 3, status_code: 200, error: null });
       expect(receiver.requests.filter((r) => JSON.parse(r.body).event === "sms_received")).toHaveLength(3);
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(receiver.requests).toHaveLength(3);
