@@ -185,3 +185,19 @@ export async function untilUp(url: string, timeoutMs = 30_000): Promise<void> {
     );
   await eventually(async () => ((await status()) === 200 ? true : undefined), timeoutMs, `${url} to come up`);
 }
+
+/** Simulated phones a test file connects, to be disconnected after each test. */
+export function phoneRack(server: () => { url: string; deps: Running["deps"] }) {
+  const connected: SimulatedGateway[] = [];
+  return {
+    /** Registers and connects one more phone. */
+    async connect(behaviour: Partial<SimulatorBehaviour> = {}) {
+      const phone = await simulatedGateway(server(), behaviour);
+      connected.push(phone);
+      return phone;
+    },
+    async disconnectAll(): Promise<void> {
+      await Promise.all(connected.splice(0).map((phone) => phone.disconnect()));
+    },
+  };
+}

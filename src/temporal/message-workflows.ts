@@ -1,5 +1,11 @@
 import type { Client } from "@temporalio/client";
-import { cancelSignal, gatewayLostSignal, reportSignal, wakeSignal } from "../../workflows/message.signals.js";
+import {
+  cancelSignal,
+  gatewayLostSignal,
+  type MessagePolicy,
+  reportSignal,
+  wakeSignal,
+} from "../../workflows/message.signals.js";
 import { smsMessageId, smsStatus } from "../../workflows/search-attributes.js";
 import type { MessagePolicyConfig } from "../config.js";
 import type { MessageWorkflows } from "../modules/messages/index.js";
@@ -34,24 +40,9 @@ export function createMessageWorkflows(
   client: Client,
   options: { taskQueue: string; policy: MessagePolicyConfig },
 ): MessageWorkflows {
-  const {
-    maxAttempts,
-    retryInitialMs,
-    retryMaxMs,
-    dispatchTimeoutMs,
-    deliveryTimeoutMs,
-    pushScheduleToStartMs,
-    noGatewayRecheckMs,
-  } = options.policy;
-  const policy = {
-    maxAttempts,
-    retryInitialMs,
-    retryMaxMs,
-    dispatchTimeoutMs,
-    deliveryTimeoutMs,
-    pushScheduleToStartMs,
-    noGatewayRecheckMs,
-  };
+  // The workflow needs the timing settings; the picker's settings stay out of its history.
+  const { defaultValiditySeconds, gatewaySendsPerMinute, failedGatewayCooldownSeconds, ...timing } = options.policy;
+  const policy: MessagePolicy = timing;
   const starts = new Semaphore(64);
   const each = (messageIds: readonly string[], work: (messageId: string) => Promise<void>) =>
     eachLimited(messageIds, 32, work);

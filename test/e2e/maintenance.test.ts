@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newMessageId } from "../../src/shared/ids.js";
-import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
-import { clientKey, eventually, fastMessages, isolate, rest, simulatedGateway, startServer } from "../helpers.js";
+import { clientKey, eventually, fastMessages, isolate, phoneRack, rest, startServer } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
 let admin: string;
-const phones: SimulatedGateway[] = [];
+const phones = phoneRack(() => server);
 
 beforeAll(async () => {
   server = await startServer({ ...fastMessages, MESSAGE_DISPATCH_TIMEOUT_MS: "60000" }, { worker: true });
@@ -15,16 +14,12 @@ beforeAll(async () => {
   admin = await clientKey(server, "admin");
 });
 afterEach(async () => {
-  await Promise.all(phones.splice(0).map((phone) => phone.disconnect()));
+  await phones.disconnectAll();
   await isolate(server);
 });
 afterAll(async () => server.stop());
 
-async function phone(behaviour: Parameters<typeof simulatedGateway>[1] = {}) {
-  const connected = await simulatedGateway(server, behaviour);
-  phones.push(connected);
-  return connected;
-}
+const phone = phones.connect;
 
 function run(workflowType: string, args: unknown[] = []) {
   return server.deps.temporal.workflow.execute(workflowType, {

@@ -1,27 +1,22 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import { rfc3339 } from "../fixtures/documented.js";
-import { clientKey, eventually, fastMessages, isolate, rest, simulatedGateway, startServer } from "../helpers.js";
+import { clientKey, eventually, fastMessages, isolate, phoneRack, rest, startServer } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
-const phones: SimulatedGateway[] = [];
+const phones = phoneRack(() => server);
 
 beforeAll(async () => {
   server = await startServer(fastMessages, { worker: true });
   key = await clientKey(server);
 });
 afterEach(async () => {
-  await Promise.all(phones.splice(0).map((phone) => phone.disconnect()));
+  await phones.disconnectAll();
   await isolate(server);
 });
 afterAll(async () => server.stop());
 
-async function phone(behaviour: Parameters<typeof simulatedGateway>[1] = {}) {
-  const connected = await simulatedGateway(server, behaviour);
-  phones.push(connected);
-  return connected;
-}
+const phone = phones.connect;
 
 async function send(body: Record<string, unknown>, headers: Record<string, string> = {}) {
   const res = await rest(server, "POST", "/api/v1/sms/send", { key, body, headers });
