@@ -73,7 +73,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
-  const listener = createListener(config);
+  const listener = createListener(config, logger);
   const cable = createActionCable(deps);
   listener.onWebSocket("/cable", (request, socket, head) => cable.upgrade(request, socket, head));
   if (options.api) {

@@ -8,6 +8,10 @@ import type { KeysService } from "../modules/keys/index.js";
 
 const protocol = "actioncable-v1-json";
 const pingIntervalMs = 3000;
+/** Frames one socket may have waiting (before its key is checked, or behind a slow one) before it is closed. */
+const maxPendingFrames = 64;
+/** Close code for a client that sends faster than its frames can be handled (RFC 6455: policy violation). */
+const policyViolation = 1008;
 
 type Incoming = { command?: unknown; identifier?: unknown; data?: unknown };
 
@@ -62,6 +66,7 @@ function toFrame(data: Record<string, unknown>): DeviceFrame | undefined {
 class CableSession {
   private subscription: { identifier: string; connection: DeviceConnection } | undefined;
   private queue: Promise<void> = Promise.resolve();
+  private pending = 0;
   private readonly pinger: NodeJS.Timeout;
 
   constructor(
@@ -91,11 +96,20 @@ class CableSession {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(frame));
   }
 
-  /** Handles frames one at a time, in order. */
+  /** Handles frames one at a time, in order; a socket that floods the queue is closed. */
   take(text: string): void {
+    if (this.pending >= maxPendingFrames) {
+      this.logger.warn({ deviceId: this.gateway.deviceId }, "action cable client sends too fast: closed");
+      this.socket.close(policyViolation, "too many frames");
+      return;
+    }
+    this.pending += 1;
     this.queue = this.queue
       .then(() => this.handle(text))
-      .catch((error: unknown) => this.logger.warn({ err: error }, "action cable frame failed"));
+      .catch((error: unknown) => this.logger.warn({ err: error }, "action cable frame failed"))
+      .finally(() => {
+        this.pending -= 1;
+      });
   }
 
   private async handle(text: string): Promise<void> {
@@ -183,9 +197,17 @@ export function createActionCable(deps: { hub: DeviceHub; keys: KeysService; log
   });
 
   const accept = (socket: WebSocket, request: IncomingMessage) => {
+    // A frame over the size limit or with invalid UTF-8 makes ws close the socket (1009, 1007) and
+    // report it here: one line in the log, and the rest of the server goes on.
+    socket.on("error", (error: Error & { code?: string }) =>
+      deps.logger.info({ code: error.code, err: error.message }, "action cable socket closed on a bad frame"),
+    );
     // Frames that arrive while the key is being checked wait for it.
     const early: string[] = [];
-    const buffer = (data: Buffer) => early.push(data.toString("utf8"));
+    const buffer = (data: Buffer) => {
+      if (early.length >= maxPendingFrames) socket.close(policyViolation, "too many frames");
+      else early.push(data.toString("utf8"));
+    };
     socket.on("message", buffer);
     const apiKey = new URL(request.url ?? "/", "http://cable").searchParams.get("api_key") ?? "";
     deps.keys

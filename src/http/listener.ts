@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { Socket } from "node:net";
+import type { Logger } from "pino";
 import type { Config } from "../config.js";
 
 /** Fastify's request handler; it serves HTTP/2 compatibility requests as well. */
@@ -10,6 +11,10 @@ type Http2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const http2Settings = { maxConcurrentStreams: 1000 };
+/** A connection that has not said which protocol it speaks within this long is closed. */
+const sniffTimeoutMs = 10_000;
+/** HTTP/2 sessions idle this long (no stream, no frame) are closed; devices ping far more often. */
+const http2SessionIdleMs = 5 * 60_000;
 
 /** Takes a WebSocket upgrade request for a path. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Socket, head: Buffer) => void;
@@ -31,12 +36,21 @@ export interface Listener {
  */
 function sniff(socket: Socket, onHttp1: (socket: Socket) => void, onHttp2: (socket: Socket) => void): void {
   let seen = Buffer.alloc(0);
+  // Until a server owns the socket, its errors (a reset, say) are ours to take, or they would end
+  // the process; a connection that never says anything is closed.
+  const onError = () => socket.destroy();
+  const onTimeout = () => socket.destroy();
+  socket.on("error", onError);
+  socket.setTimeout(sniffTimeoutMs, onTimeout);
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
     const length = Math.min(seen.length, preface.length);
     const isPrefix = seen.subarray(0, length).equals(preface.subarray(0, length));
     if (isPrefix && seen.length < preface.length) return;
     socket.off("data", onData);
+    socket.off("error", onError);
+    socket.setTimeout(0);
+    socket.off("timeout", onTimeout);
     socket.pause();
     socket.unshift(seen);
     if (isPrefix) {
@@ -51,8 +65,21 @@ function sniff(socket: Socket, onHttp1: (socket: Socket) => void, onHttp2: (sock
   socket.on("data", onData);
 }
 
+/**
+ * Gives every HTTP/2 session and stream an error path: a client that resets streams, sends a
+ * malformed frame or goes away mid-stream ends its own session, logged in one line, and nothing else.
+ */
+function guardHttp2(server: http2.Http2Server | http2.Http2SecureServer, logger: Logger): void {
+  server.on("sessionError", (error: Error) => logger.info({ err: error.message }, "HTTP/2 session error"));
+  server.on("session", (session: Http2Session) => {
+    session.setTimeout(http2SessionIdleMs, () => session.close());
+    session.on("stream", (stream) => stream.on("error", () => undefined));
+  });
+  server.on("timeout", () => undefined);
+}
+
 /** One port for HTTP/1.1 and HTTP/2: ALPN with TLS, first-bytes sniffing without. */
-export function createListener(config: Config): Listener {
+export function createListener(config: Config, logger: Logger): Listener {
   const sessions = new Set<Http2Session>();
   const websockets = new Map<string, UpgradeHandler>();
 
@@ -62,6 +89,8 @@ export function createListener(config: Config): Listener {
    * `curl --http2`, say) is answered as the plain HTTP/1.1 request it also is.
    */
   const upgrade = (handler: Handler) => (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    // Node's HTTP server lets go of an upgraded socket, error listener included.
+    socket.on("error", () => socket.destroy());
     const path = (request.url ?? "/").split("?")[0] ?? "/";
     const websocket = websockets.get(path);
     if (websocket !== undefined && request.headers.upgrade?.toLowerCase() === "websocket") {
@@ -92,15 +121,29 @@ export function createListener(config: Config): Listener {
         secure.on("request", handler as unknown as Http2Handler);
         secure.on("upgrade", upgrade(handler));
         secure.on("session", track);
+        guardHttp2(secure, logger);
+        // A TLS handshake that fails (garbage, a plain-text client) ends that connection only.
+        secure.on("tlsClientError", (error: Error) => logger.debug({ err: error.message }, "TLS client error"));
         // Fastify types its server as HTTP/1; the secure HTTP/2 server with allowHTTP1 serves both.
         return secure as unknown as http.Server;
       }
       const h2 = http2.createServer({ settings: http2Settings });
       h2.on("request", handler as unknown as Http2Handler);
       h2.on("session", track);
+      guardHttp2(h2, logger);
       const h1 = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
       h1.on("request", handler);
       h1.on("upgrade", upgrade(handler));
+      // A malformed HTTP/1 request gets a plain 400 and the connection closes; never a crash.
+      h1.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+        if (socket.writable && error.code !== "ECONNRESET") {
+          const body = '{"error":"Bad request"}';
+          socket.end(
+            `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+          );
+        }
+        socket.destroy();
+      });
       // Take over h1's own connection handling and call it only for HTTP/1.1 connections, so that
       // fastify (and its WebSocket upgrades) keep working with the real HTTP/1 server.
       const http1Listeners = h1.listeners("connection") as ((socket: Socket) => void)[];
