@@ -1,16 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { cors as connectCors, createContextValues, createRouterTransport } from "@connectrpc/connect";
-import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
 import fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerFactory,
   LogController,
 } from "fastify";
 import type { Deps } from "./deps.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
+import { registerConnectDoor } from "./rpc/connect-door.js";
 import { peerKey, requestIdKey } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
 import { interceptors, routes } from "./rpc/routes.js";
@@ -31,6 +32,12 @@ export async function buildApp(
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
+    // Ids are short; a longer path segment is refused as a malformed URL, in the documented shape.
+    maxParamLength: 1024,
+    frameworkErrors: (error, _request, reply) => {
+      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "URL is too long" : "Malformed URL";
+      void (reply as unknown as FastifyReply).code(400).send({ error: message });
+    },
     ...(options.serverFactory === undefined ? {} : { serverFactory: options.serverFactory }),
   });
 
@@ -48,6 +55,15 @@ export async function buildApp(
     maxAge: 7200,
   });
 
+  // Every error fastify itself raises (body too large, bad content type, ...) answers in the
+  // documented shape: `{"error": ...}`, and never with internal detail.
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    const status =
+      error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, "unexpected error");
+    return reply.code(status).send({ error: status === 500 ? "Internal server error" : error.message });
+  });
+
   registerMetrics(app);
 
   app.get("/up", async (_request, reply) => {
@@ -58,14 +74,12 @@ export async function buildApp(
   });
 
   const sharedInterceptors = interceptors(deps);
-  await app.register(fastifyConnectPlugin, {
+  await registerConnectDoor(app, {
     routes: routes(deps),
     interceptors: sharedInterceptors,
-    grpc: true,
-    grpcWeb: true,
-    connect: true,
     readMaxBytes: config.bodyLimitBytes,
     contextValues: (request) => createContextValues().set(peerKey, request.ip).set(requestIdKey, request.id),
+    logger: deps.logger,
   });
 
   // The REST door calls the same router in process, so every interceptor runs for it too. It lives

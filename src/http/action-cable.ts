@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { DeviceConnection, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
 import type { KeysService } from "../modules/keys/index.js";
+import { unstorableJsonPath, unstorableTextMessage } from "../shared/text.js";
 
 const protocol = "actioncable-v1-json";
 const pingIntervalMs = 3000;
@@ -128,6 +129,14 @@ class CableSession {
     if (frame.command === "message" && this.subscription?.identifier === identifier && typeof frame.data === "string") {
       const data = parse(frame.data);
       if (typeof data !== "object" || data === null) return;
+      const unstorable = unstorableJsonPath(data, "data");
+      if (unstorable !== undefined) {
+        this.logger.info(
+          { deviceId: this.gateway.deviceId },
+          `action cable frame ignored: ${unstorableTextMessage(unstorable)}`,
+        );
+        return;
+      }
       const deviceFrame = toFrame(data as Record<string, unknown>);
       if (deviceFrame !== undefined) await this.hub.handle(this.subscription.connection, deviceFrame);
     }

@@ -3,6 +3,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ConnectRequest, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { DeviceCommand, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
+import { DomainError } from "../shared/errors.js";
 import { callingGateway } from "./principal.js";
 
 /** A device's stream frame as the hub takes it; undefined for an empty frame. */
@@ -55,14 +56,17 @@ export async function* deviceStream(
   const connection = await hub.connect(gateway);
   const onAbort = () => connection.close("device_closed");
   ctx.signal.addEventListener("abort", onAbort);
+  // A frame refused at the boundary (text that cannot be stored) ends the stream with its error.
+  let refused: DomainError | undefined;
   const reading = (async () => {
     try {
       for await (const request of requests) {
         const frame = toFrame(request);
         if (frame !== undefined) await hub.handle(connection, frame);
       }
-    } catch {
-      // The device went away mid-frame; the stream ends below.
+    } catch (error) {
+      // Otherwise the device went away mid-frame; the stream ends below.
+      if (error instanceof DomainError) refused = error;
     } finally {
       connection.close(connection.closeReason ?? "device_closed");
     }
@@ -80,6 +84,7 @@ export async function* deviceStream(
     await hub.disconnect(connection);
     void reading;
   }
+  if (refused !== undefined) throw refused;
   if (connection.closeReason === "shutdown")
     throw new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
   if (connection.closeReason === "replaced")

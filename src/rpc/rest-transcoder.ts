@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { http_success_status } from "../../gen/smsgw/v1/options_pb.js";
+import { unstorableTextMessage } from "../shared/text.js";
 import { internalHeaders } from "./context.js";
 import { httpStatusOf, restErrorBody } from "./errors.js";
 import { toRestJson } from "./rest-json.js";
@@ -86,11 +87,18 @@ function copyHeaders(from: Headers, reply: FastifyReply): void {
   }
 }
 
-/** A client-facing message for a request that did not decode: the field, not the schema's internals. */
-function decodeErrorMessage(error: unknown): string {
-  if (error instanceof BadRequest) return error.message;
-  const field = /field [\w.]+\.(\w+) from JSON/.exec(String((error as Error).message))?.[1];
-  return field === undefined ? "Invalid request parameters" : `${field} has the wrong type`;
+/**
+ * The status and client-facing message for a request that did not decode: the field, not the
+ * schema's internals. A string that is not valid Unicode is text that cannot be stored (422), as the
+ * boundary check says of a NUL.
+ */
+function decodeError(error: unknown): { status: number; message: string } {
+  if (error instanceof BadRequest) return { status: 400, message: error.message };
+  const text = String((error as Error).message);
+  const field = /field [\w.]+\.(\w+) from JSON/.exec(text)?.[1];
+  if (field === undefined) return { status: 400, message: "Invalid request parameters" };
+  if (text.endsWith("invalid UTF8")) return { status: 422, message: unstorableTextMessage(field) };
+  return { status: 400, message: `${field} has the wrong type` };
 }
 
 function parseBody(contentType: string | undefined, body: string): unknown {
@@ -125,13 +133,6 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
     }
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-    const status =
-      error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) request.log.error({ err: error }, "unexpected error in the REST door");
-    return reply.code(status).send({ error: status === 500 ? "Internal server error" : error.message });
-  });
-
   for (const service of services) {
     for (const described of service.methods) {
       if (described.methodKind !== "unary") continue;
@@ -149,7 +150,8 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
           try {
             input = fromJson(method.input, requestJson(method, rule, request), { ignoreUnknownFields: true });
           } catch (error) {
-            return reply.code(400).send({ error: decodeErrorMessage(error) });
+            const refused = decodeError(error);
+            return reply.code(refused.status).send({ error: refused.message });
           }
           try {
             const res = await transport.unary(method, undefined, undefined, forwardedHeaders(request), input);

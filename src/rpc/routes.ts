@@ -10,6 +10,7 @@ import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor } from "./interceptors.js";
 import { otpHandlers } from "./otp.handlers.js";
 import { smsHandlers } from "./sms.handlers.js";
+import { textInterceptor } from "./text-check.js";
 import { webhookHandlers } from "./webhook.handlers.js";
 
 /** Every service of the contract, in the order the REST routes are registered. */
@@ -17,7 +18,7 @@ export const services = [GatewayService, SmsService, OtpService, AdminService, W
 
 /** The interceptors every door runs, outermost first. */
 export function interceptors(deps: Deps): Interceptor[] {
-  return [errorInterceptor(deps.logger), authInterceptor(deps)];
+  return [errorInterceptor(deps.logger), authInterceptor(deps), textInterceptor()];
 }
 
 /** Registers every service's handlers; each implements every RPC of its service (the types check it). */
