@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
-import { DeviceHub, Presence } from "./modules/devices/index.js";
+import { DeviceHub, Presence, startDeviceControl } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
@@ -100,6 +100,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
+  const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
   const secret = secretKeyBase(config, logger);
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
   webhooks.start(createWebhookWorkflows(temporal, config));
@@ -133,6 +134,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     webhooks,
     otp,
     async close() {
+      await stopDeviceControl();
       await temporalConnection.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
       await redis.quit().catch(() => redis.disconnect());
       await orm.close();

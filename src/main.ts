@@ -1,7 +1,9 @@
 import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
+import { publishDeviceControl } from "./modules/devices/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { type KeyRecord, type KeyScope, KeysService } from "./modules/keys/index.js";
 import { serve } from "./serve.js";
@@ -82,7 +84,17 @@ async function keysCommand(args: string[]): Promise<void> {
   } else if (action === "revoke") {
     const id = Number(positionals[0]);
     if (!Number.isInteger(id) || id <= 0) throw new UsageError("keys revoke takes a key id (see keys list)");
-    const record = await withServices((keys) => keys.revoke(id));
+    const config = loadConfig();
+    const record = await withServices(async (keys) => {
+      // Every running instance hears of it through Redis and cuts the key's live connections.
+      const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+      keys.onRevoked((keyId) => publishDeviceControl(redis, { type: "key_revoked", keyId }));
+      try {
+        return await keys.revoke(id);
+      } finally {
+        await redis.quit().catch(() => redis.disconnect());
+      }
+    });
     process.stderr.write(`revoked key ${record.id} (${record.scope}, ${record.name})\n`);
   } else {
     throw new UsageError(`unknown keys command: ${action ?? "(none)"}`);

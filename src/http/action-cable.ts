@@ -3,7 +3,13 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { DeviceConnection, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
+import type {
+  CloseReason,
+  ConnectedGateway,
+  DeviceConnection,
+  DeviceFrame,
+  DeviceHub,
+} from "../modules/devices/index.js";
 import type { KeysService } from "../modules/keys/index.js";
 import { unstorableJsonPath, unstorableTextMessage } from "../shared/text.js";
 
@@ -73,7 +79,7 @@ class CableSession {
   constructor(
     private readonly socket: WebSocket,
     private readonly hub: DeviceHub,
-    private readonly gateway: { gatewayId: number; deviceId: string },
+    private readonly gateway: ConnectedGateway,
     private readonly apiKey: string,
     private readonly logger: Logger,
   ) {
@@ -181,11 +187,10 @@ class CableSession {
     }
     if (this.subscription?.connection !== connection) return;
     const reconnect = connection.closeReason === "shutdown" || connection.closeReason === "idle";
-    this.send({
-      type: "disconnect",
-      reason: connection.closeReason === "shutdown" ? "server_restart" : (connection.closeReason ?? "closed"),
-      reconnect,
-    });
+    const reasons: Partial<Record<CloseReason, string>> = { shutdown: "server_restart", revoked: "unauthorized" };
+    const reason =
+      connection.closeReason === undefined ? "closed" : (reasons[connection.closeReason] ?? connection.closeReason);
+    this.send({ type: "disconnect", reason, reconnect });
     this.socket.close();
   }
 }

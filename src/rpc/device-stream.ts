@@ -89,6 +89,8 @@ export async function* deviceStream(
     throw new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
   if (connection.closeReason === "replaced")
     throw new ConnectError("a newer connection of this gateway took over", Code.Aborted);
+  if (connection.closeReason === "revoked")
+    throw new ConnectError("the API key of this gateway was revoked", Code.Unauthenticated);
   if (connection.closeReason === "idle")
     throw new ConnectError("no frame from the device in time", Code.DeadlineExceeded);
 }

@@ -15,6 +15,8 @@ export class DeviceConnection {
   readonly commands: CommandQueue;
   lastSeenMs = Date.now();
   lastTouchMs = 0;
+  /** The gateway is inactive: it keeps its connection but is given no new command. */
+  paused = false;
   closeReason: CloseReason | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
 
@@ -81,7 +83,8 @@ export class DeviceHub {
     this.connections.get(gateway.gatewayId)?.close("replaced");
     this.connections.set(gateway.gatewayId, connection);
     await this.deps.presence.hold(gateway.gatewayId, this.deps.taskQueue, connection.id);
-    const wasOffline = await this.deps.gateways.touch(gateway.gatewayId);
+    const { wasOffline, active } = await this.deps.gateways.touch(gateway.gatewayId);
+    connection.paused = !active;
     connection.lastTouchMs = Date.now();
     for (const command of await this.deps.messages.unacknowledged(gateway.gatewayId)) {
       connection.commands.push({
@@ -104,10 +107,33 @@ export class DeviceHub {
     return connection;
   }
 
-  /** Queues a command for a gateway connected here: false when it is not, or its queue is full. */
+  /** Queues a command for a gateway connected here: false when it is not, is inactive, or its queue is full. */
   push(gatewayId: number, command: DeviceCommand): boolean {
     const connection = this.connections.get(gatewayId);
-    return connection !== undefined && connection.closeReason === undefined && connection.commands.push(command);
+    return (
+      connection !== undefined &&
+      connection.closeReason === undefined &&
+      !connection.paused &&
+      connection.commands.push(command)
+    );
+  }
+
+  /** Ends at once every connection that authenticated with a key that was just revoked. */
+  revokeKey(keyId: number): void {
+    for (const connection of this.connections.values()) {
+      if (connection.gateway.keyId === keyId) connection.close("revoked");
+    }
+  }
+
+  /** Stops (or resumes) new commands to a gateway connected here, as its active flag says. */
+  setActive(gatewayId: number, active: boolean): void {
+    const connection = this.connections.get(gatewayId);
+    if (connection !== undefined) connection.paused = !active;
+  }
+
+  /** The keys the devices connected here authenticated with. */
+  connectedKeyIds(): number[] {
+    return [...new Set([...this.connections.values()].map((connection) => connection.gateway.keyId))];
   }
 
   /** Records that the device answered at the transport level (a WebSocket pong): it is alive. */
@@ -152,7 +178,8 @@ export class DeviceHub {
     if (Date.now() - connection.lastTouchMs < interval) return;
     connection.lastTouchMs = Date.now();
     await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id);
-    await this.deps.gateways.touch(connection.gateway.gatewayId);
+    const { active } = await this.deps.gateways.touch(connection.gateway.gatewayId);
+    connection.paused = !active;
   }
 
   /**

@@ -20,6 +20,8 @@ export type DeviceFrame =
 export interface ConnectedGateway {
   gatewayId: number;
   deviceId: string;
+  /** The key the device authenticated with: revoking it ends the connection. */
+  keyId: number;
 }
 
 /** Stores an SMS a device received; the inbound module provides it. */

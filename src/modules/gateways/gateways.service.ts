@@ -38,6 +38,8 @@ function inRange(value: number | undefined, field: string, min: number, max: num
 
 /** Registers gateways, records their health and lets operators list and disable them. */
 export class GatewaysService {
+  private readonly toggleListeners: ((gatewayId: number, active: boolean) => void)[] = [];
+
   constructor(
     private readonly em: EntityManager,
     private readonly keys: KeysService,
@@ -113,18 +115,18 @@ export class GatewaysService {
 
   /**
    * Records that the gateway is connected and alive: online, last heard from now. Returns whether it
-   * was offline before, so callers can wake messages waiting for a gateway.
+   * was offline before, so callers can wake messages waiting for a gateway, and whether it is active.
    */
-  async touch(gatewayId: number): Promise<boolean> {
-    const rows: { was_offline: boolean }[] = await this.em.getConnection().execute(
+  async touch(gatewayId: number): Promise<{ wasOffline: boolean; active: boolean }> {
+    const rows: { was_offline: boolean; active: boolean }[] = await this.em.getConnection().execute(
       `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
          from (select id, status from gateways where id = ?) old
-        where g.id = old.id returning old.status = 'offline' as was_offline`,
+        where g.id = old.id returning old.status = 'offline' as was_offline, g.active`,
       [gatewayId],
     );
     const wasOffline = rows[0]?.was_offline ?? false;
     if (wasOffline) await this.statusChanged(gatewayId);
-    return wasOffline;
+    return { wasOffline, active: rows[0]?.active ?? false };
   }
 
   /** Records that the gateway's live connection ended. */
@@ -160,7 +162,13 @@ export class GatewaysService {
       );
     const row = rows[0];
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
+    for (const listener of this.toggleListeners) listener(row.id, row.active);
     return { id: row.id, deviceId: row.device_id, active: row.active };
+  }
+
+  /** Hears of every toggle once it is recorded (every instance must stop or resume pushes at once). */
+  onToggled(listener: (gatewayId: number, active: boolean) => void): void {
+    this.toggleListeners.push(listener);
   }
 
   /**

@@ -46,7 +46,24 @@ interface KeyRow {
 
 /** Issues, checks, lists and revokes API keys. */
 export class KeysService {
+  private readonly revokeListeners: ((keyId: number) => void | Promise<void>)[] = [];
+
   constructor(private readonly em: EntityManager) {}
+
+  /** Hears of every revocation once it is recorded (every instance must cut the key's connections). */
+  onRevoked(listener: (keyId: number) => void | Promise<void>): void {
+    this.revokeListeners.push(listener);
+  }
+
+  /** Of `keyIds`, those revoked (or deleted). */
+  async revokedAmong(keyIds: number[]): Promise<number[]> {
+    if (keyIds.length === 0) return [];
+    const rows: { id: number }[] = await this.em
+      .getConnection()
+      .execute("select id from api_keys where id in (?) and revoked_at is null", [keyIds]);
+    const live = new Set(rows.map((row) => row.id));
+    return keyIds.filter((id) => !live.has(id));
+  }
 
   /**
    * Creates a key and returns it with its record: the only time the key itself exists outside the
@@ -109,6 +126,7 @@ export class KeysService {
     if (key === null) throw new DomainError("not_found", `No API key with id ${id}`);
     key.revokedAt ??= new Date();
     await em.flush();
+    for (const listener of this.revokeListeners) await listener(id);
     return toRecord(key);
   }
 

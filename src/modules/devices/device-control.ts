@@ -1,0 +1,83 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { GatewaysService } from "../gateways/index.js";
+import type { KeysService } from "../keys/index.js";
+import type { DeviceHub } from "./device-hub.js";
+
+/** What every instance must act on at once for the devices it holds. */
+export type DeviceControlEvent =
+  | { type: "key_revoked"; keyId: number }
+  | { type: "gateway_active"; gatewayId: number; active: boolean };
+
+const channel = "smsgw:devices:control";
+
+/** Tells every instance (this one included) of a control event, through Redis. */
+export async function publishDeviceControl(redis: Redis, event: DeviceControlEvent): Promise<void> {
+  await redis.publish(channel, JSON.stringify(event));
+}
+
+function parse(text: string): DeviceControlEvent | undefined {
+  try {
+    const event = JSON.parse(text) as DeviceControlEvent;
+    return event.type === "key_revoked" || event.type === "gateway_active" ? event : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Applies revocations and gateway toggles to the devices connected to this instance: heard through
+ * Redis pub/sub from whichever instance (or CLI) made them, within milliseconds, and checked against
+ * the database every `sweepMs` too, so that a message lost while Redis was away is made up for.
+ * Returns a function that stops it.
+ */
+export async function startDeviceControl(deps: {
+  redis: Redis;
+  hub: DeviceHub;
+  keys: KeysService;
+  gateways: GatewaysService;
+  logger: Logger;
+  sweepMs: number;
+}): Promise<() => Promise<void>> {
+  const { hub, logger } = deps;
+  const apply = (event: DeviceControlEvent) => {
+    if (event.type === "key_revoked") hub.revokeKey(event.keyId);
+    else hub.setActive(event.gatewayId, event.active);
+  };
+  const publish = (event: DeviceControlEvent) =>
+    publishDeviceControl(deps.redis, event).catch((error: unknown) => {
+      // This instance applies it at once all the same; the others catch up with their sweep.
+      logger.warn({ err: error, event }, "publishing a device control event failed");
+    });
+  deps.keys.onRevoked((keyId) => {
+    apply({ type: "key_revoked", keyId });
+    return publish({ type: "key_revoked", keyId });
+  });
+  deps.gateways.onToggled((gatewayId, active) => {
+    apply({ type: "gateway_active", gatewayId, active });
+    void publish({ type: "gateway_active", gatewayId, active });
+  });
+
+  const subscriber = deps.redis.duplicate();
+  subscriber.on("error", (error) => logger.warn({ err: error }, "device control subscription error"));
+  subscriber.on("message", (_channel: string, text: string) => {
+    const event = parse(text);
+    if (event !== undefined) apply(event);
+  });
+  await subscriber.subscribe(channel);
+
+  const sweep = setInterval(() => {
+    deps.keys
+      .revokedAmong(hub.connectedKeyIds())
+      .then((revoked) => {
+        for (const keyId of revoked) hub.revokeKey(keyId);
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, "checking connected devices' keys failed"));
+  }, deps.sweepMs);
+  sweep.unref();
+
+  return async () => {
+    clearInterval(sweep);
+    await subscriber.quit().catch(() => subscriber.disconnect());
+  };
+}
