@@ -87,11 +87,13 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const workflows = createMessageWorkflows(temporal, { taskQueue: config.temporalTaskQueue, policy: config.messages });
+  const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
     orm.em,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
     logger,
+    new SecretBox(secret, "message texts v1"),
   );
   const picker = new GatewayPicker(orm.em, redis, presence, {
     sendsPerMinute: config.messages.gatewaySendsPerMinute,
@@ -101,7 +103,6 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
-  const secret = secretKeyBase(config, logger);
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
   webhooks.start(createWebhookWorkflows(temporal, config));
   const lifecycle = new MessageLifecycle(orm.em, picker, events);

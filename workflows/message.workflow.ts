@@ -160,6 +160,7 @@ export async function messageWorkflow({ messageId, policy }: MessageWorkflowInpu
         messageId,
         recipient: plan.recipient,
         message: plan.body,
+        sealed: plan.sealed,
       });
       end = await awaitReports(pick.gatewayId, attempt);
     } catch {

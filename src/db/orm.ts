@@ -7,6 +7,7 @@ import { Migration20261125000000 } from "./migrations/Migration20261125000000.js
 import { Migration20261125010000 } from "./migrations/Migration20261125010000.js";
 import { Migration20261125020000 } from "./migrations/Migration20261125020000.js";
 import { Migration20261125030000 } from "./migrations/Migration20261125030000.js";
+import { Migration20261125040000 } from "./migrations/Migration20261125040000.js";
 
 /** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
 const migrations = [
@@ -14,6 +15,7 @@ const migrations = [
   { name: "Migration20261125010000", class: Migration20261125010000 },
   { name: "Migration20261125020000", class: Migration20261125020000 },
   { name: "Migration20261125030000", class: Migration20261125030000 },
+  { name: "Migration20261125040000", class: Migration20261125040000 },
 ];
 
 /** The MikroORM configuration for a database URL. */

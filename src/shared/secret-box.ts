@@ -1,14 +1,15 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 
 /**
- * Encrypts short secrets (webhook signing keys) at rest with AES-256-GCM, under a key derived from
- * the server's secret key base. The stored form is `v1:` and base64url of nonce, tag and ciphertext.
+ * Encrypts short secrets (webhook signing keys, the text of an OTP's SMS) at rest with AES-256-GCM,
+ * under a key derived from the server's secret key base for one `purpose` (each purpose has its own
+ * key). The stored form is `v1:` and base64url of nonce, tag and ciphertext.
  */
 export class SecretBox {
   private readonly key: Buffer;
 
-  constructor(secretKeyBase: string) {
-    this.key = Buffer.from(hkdfSync("sha256", secretKeyBase, "smsgw", "webhook secrets v1", 32));
+  constructor(secretKeyBase: string, purpose = "webhook secrets v1") {
+    this.key = Buffer.from(hkdfSync("sha256", secretKeyBase, "smsgw", purpose, 32));
   }
 
   seal(plaintext: string): string {

@@ -65,7 +65,7 @@ export function createWorker(
 export function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
   return queueWorker(deps, {
     taskQueue: deps.instanceTaskQueue,
-    activities: createDeviceActivities(deps.hub),
+    activities: createDeviceActivities(deps.hub, deps.messages),
     maxConcurrentActivityTaskExecutions: 500,
   });
 }

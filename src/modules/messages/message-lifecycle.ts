@@ -12,6 +12,8 @@ export interface MessagePlan {
   expiresAtMs: number;
   attempts: number;
   preferredGatewayId: number | null;
+  /** `body` is a masked copy: the device activity fetches the text itself right before the push. */
+  sealed: boolean;
 }
 
 interface Row {
@@ -53,10 +55,12 @@ export class MessageLifecycle {
       expires_at: string;
       attempts: number;
       preferred_gateway_id: number | null;
+      sealed: boolean;
     }>(
       // Loading the plan is also how the sweeper learns that this message's workflow runs.
       `update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ?
-       returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id`,
+       returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
+                 sealed_body is not null as sealed`,
       [messageId],
     );
     const row = rows[0];
@@ -69,6 +73,7 @@ export class MessageLifecycle {
       expiresAtMs: new Date(row.expires_at).getTime(),
       attempts: row.attempts,
       preferredGatewayId: row.preferred_gateway_id,
+      sealed: row.sealed,
     };
   }
 
@@ -122,7 +127,7 @@ export class MessageLifecycle {
   async markSent(messageId: string, gatewayId: number): Promise<void> {
     await this.em.fork().transactional(async (em) => {
       const moved: { id: string }[] = await em.execute(
-        `update messages set status = 'sent', sent_at = now(), error_message = null, updated_at = now()
+        `update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null, updated_at = now()
           where id = ? and gateway_id = ? and status in ('queued', 'dispatched') returning id`,
         [messageId, gatewayId],
       );
@@ -137,7 +142,7 @@ export class MessageLifecycle {
       const moved: { was: MessageStatus }[] = await em.execute(
         // The joined row is read before the update, so `was` is the status it leaves.
         `update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
-                error_message = null, updated_at = now()
+                error_message = null, sealed_body = null, updated_at = now()
            from (select id, status from messages where id = ?) old
           where m.id = old.id and m.gateway_id = ? and m.status in ('queued', 'dispatched', 'sent')
           returning old.status as was`,
@@ -151,7 +156,7 @@ export class MessageLifecycle {
   /** The message failed for good. */
   async markFailed(messageId: string, error: string): Promise<void> {
     await this.sql(
-      `update messages set status = 'failed', failed_at = now(), error_message = ?, updated_at = now()
+      `update messages set status = 'failed', failed_at = now(), error_message = ?, sealed_body = null, updated_at = now()
         where id = ? and status in ('queued', 'dispatched', 'sent')`,
       [error, messageId],
     );
@@ -161,7 +166,7 @@ export class MessageLifecycle {
   /** The message's validity ran out before any gateway sent it. */
   async markExpired(messageId: string): Promise<void> {
     await this.sql(
-      `update messages set status = 'expired', expired_at = now(), updated_at = now()
+      `update messages set status = 'expired', expired_at = now(), sealed_body = null, updated_at = now()
         where id = ? and status in ('queued', 'dispatched')`,
       [messageId],
     );

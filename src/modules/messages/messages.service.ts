@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
+import type { SecretBox } from "../../shared/secret-box.js";
 import type { DeviceReportStatus, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
 
 const maxBodyLength = 1600;
@@ -62,6 +63,8 @@ interface CheckedSend {
   metadata: string;
   idempotencyKey: string | null;
   digest: string;
+  /** The text itself, encrypted, when `body` is a masked copy (an OTP's SMS). */
+  sealedBody: string | null;
 }
 
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
@@ -71,6 +74,8 @@ export class MessagesService {
     private readonly workflows: MessageWorkflows,
     private readonly options: { defaultCountryCode: string; defaultValiditySeconds: number },
     private readonly logger: Logger,
+    /** Encrypts the text of messages that hold a secret; only the phone ever gets it in clear. */
+    private readonly box: SecretBox,
   ) {}
 
   private async check(input: SendInput, recipient: string, idempotencyKey: string | null): Promise<CheckedSend> {
@@ -122,6 +127,7 @@ export class MessagesService {
       metadata,
       idempotencyKey,
       digest,
+      sealedBody: null,
     };
   }
 
@@ -137,8 +143,8 @@ export class MessagesService {
       for (const item of checked) {
         const inserted: MessageRow[] = await connection.execute(
           `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
-                                 preferred_gateway_id, metadata, idempotency_key, request_digest)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            on conflict (client_key_id, idempotency_key) do nothing returning *`,
           [
             newMessageId(),
@@ -152,6 +158,7 @@ export class MessagesService {
             item.metadata,
             item.idempotencyKey,
             item.digest,
+            item.sealedBody,
           ],
           "all",
           em.getTransactionContext(),
@@ -210,11 +217,18 @@ export class MessagesService {
 
   /**
    * Stores a message inside the caller's transaction `em`, without starting its workflow: the caller
-   * starts it (with `startWorkflows`) once its transaction has committed.
+   * starts it (with `startWorkflows`) once its transaction has committed. With `secretMessage`, the
+   * text the phone sends is that one, kept only encrypted; `message` (a masked copy) is what is
+   * stored, listed and put in events.
    */
-  async storeWithin(em: EntityManager, caller: Caller, input: SendInput & { to: string }): Promise<MessageView> {
+  async storeWithin(
+    em: EntityManager,
+    caller: Caller,
+    input: SendInput & { to: string; secretMessage?: string },
+  ): Promise<MessageView> {
     const recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
     const checked = await this.check(input, recipient, input.idempotencyKey ?? null);
+    if (input.secretMessage !== undefined) checked.sealedBody = this.box.seal(input.secretMessage);
     const [result] = await this.store(caller, [checked], em);
     if (result === undefined) throw new Error("no message stored");
     return result.view;
@@ -255,7 +269,7 @@ export class MessagesService {
     const view = await this.get(caller, messageId);
     if (view.status === "cancelled") return view;
     const rows: MessageRow[] = await this.em.getConnection().execute(
-      `update messages set status = 'cancelled', cancelled_at = now(), updated_at = now()
+      `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
         where id = ? and status in ('queued', 'dispatched') returning *`,
       [messageId],
     );
@@ -311,14 +325,30 @@ export class MessagesService {
     return rows[0]?.count ?? 0;
   }
 
+  /** The text a phone is to send: the sealed text of a message that holds a secret, else its body. */
+  async textForDevice(messageId: string): Promise<string> {
+    const rows: { body: string; sealed_body: string | null }[] = await this.em
+      .getConnection()
+      .execute("select body, sealed_body from messages where id = ?", [messageId]);
+    const row = rows[0];
+    if (row === undefined) throw new DomainError("not_found", "Message not found");
+    return row.sealed_body === null ? row.body : this.box.open(row.sealed_body);
+  }
+
   /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
   async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
-    const rows: { id: string; recipient: string; body: string }[] = await this.em.getConnection().execute(
-      `select id, recipient, body from messages
-        where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
-      [gatewayId],
-    );
-    return rows.map((row) => ({ messageId: row.id, recipient: row.recipient, body: row.body }));
+    const rows: { id: string; recipient: string; body: string; sealed_body: string | null }[] = await this.em
+      .getConnection()
+      .execute(
+        `select id, recipient, body, sealed_body from messages
+          where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
+        [gatewayId],
+      );
+    return rows.map((row) => ({
+      messageId: row.id,
+      recipient: row.recipient,
+      body: row.sealed_body === null ? row.body : this.box.open(row.sealed_body),
+    }));
   }
 
   /** Tells the workflows of messages in flight on this gateway that it went away. */

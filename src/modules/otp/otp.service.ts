@@ -119,10 +119,11 @@ export class OtpService {
     const code = String(randomInt(0, 10 ** length)).padStart(length, "0");
     const otpId = `otp_${randomToken(24)}`;
     const expiresAt = new Date(Date.now() + minutes * 60_000);
-    const text = this.options.messageTemplate
-      .replaceAll("{code}", code)
-      .replaceAll("{purpose}", purpose)
-      .replaceAll("{minutes}", String(minutes));
+    const textWith = (shown: string) =>
+      this.options.messageTemplate
+        .replaceAll("{code}", shown)
+        .replaceAll("{purpose}", purpose)
+        .replaceAll("{minutes}", String(minutes));
 
     const messageId = await this.em.fork().transactional(async (em) => {
       // One send at a time per number, so the limits count exactly under concurrency.
@@ -132,9 +133,11 @@ export class OtpService {
         "update otp_codes set status = 'replaced' where phone_number = ? and purpose = ? and status = 'pending'",
         [phone, purpose],
       );
+      // What is stored, listed and sent to webhooks carries the code masked; the phone alone gets it.
       const message = await this.messages.storeWithin(em, caller, {
         to: phone,
-        message: text,
+        message: textWith("*".repeat(length)),
+        secretMessage: textWith(code),
         validitySeconds: minutes * 60,
       });
       await em.execute(
