@@ -26,6 +26,8 @@ export interface Config {
     /** Requests one client address may make per window without a key (registration). */
     readonly anonymousRequestsPerWindow: number;
     readonly windowSeconds: number;
+    /** Failed authentications one client address may make per minute before it is refused (429). */
+    readonly authFailuresPerMinute: number;
   };
   /** A gateway whose last heartbeat is older than this is marked offline. */
   readonly gatewayHeartbeatTimeoutSeconds: number;
@@ -184,6 +186,7 @@ export function loadConfig(env: Env = process.env): Config {
       requestsPerWindow: integer(env, "RATE_LIMIT_REQUESTS", 600, 1, 1_000_000),
       anonymousRequestsPerWindow: integer(env, "RATE_LIMIT_ANONYMOUS_REQUESTS", 30, 1, 1_000_000),
       windowSeconds: integer(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),
+      authFailuresPerMinute: integer(env, "AUTH_FAILURES_PER_MINUTE", 30, 1, 1_000_000),
     }),
     gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
     timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),

@@ -14,7 +14,7 @@ import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import { GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
 import { OtpService } from "./modules/otp/index.js";
-import { RateLimiter } from "./modules/rate-limits/index.js";
+import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
 import { randomToken } from "./shared/ids.js";
 import { SecretBox } from "./shared/secret-box.js";
@@ -36,6 +36,7 @@ export interface Deps {
   readonly keys: KeysService;
   readonly gateways: GatewaysService;
   readonly rateLimiter: RateLimiter;
+  readonly authFailures: AuthFailureLimiter;
   readonly events: EventsService;
   readonly messages: MessagesService;
   readonly lifecycle: MessageLifecycle;
@@ -83,6 +84,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporalNamespace });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
   const keys = new KeysService(orm.em);
+  const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds);
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
@@ -126,7 +128,8 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     instanceTaskQueue,
     keys,
     gateways,
-    rateLimiter: new RateLimiter(redis, config.rateLimit.windowSeconds),
+    rateLimiter,
+    authFailures: new AuthFailureLimiter(rateLimiter, config.rateLimit.authFailuresPerMinute, 60),
     events,
     messages,
     lifecycle,

@@ -22,6 +22,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     // Tests make many calls with few keys; rate-limit tests lower these.
     RATE_LIMIT_REQUESTS: "100000",
     RATE_LIMIT_ANONYMOUS_REQUESTS: "100000",
+    AUTH_FAILURES_PER_MINUTE: "100000",
     ...env,
   });
 }

@@ -11,6 +11,7 @@ import type {
   DeviceHub,
 } from "../modules/devices/index.js";
 import type { KeysService } from "../modules/keys/index.js";
+import type { AuthFailureLimiter } from "../modules/rate-limits/index.js";
 import { unstorableJsonPath, unstorableTextMessage } from "../shared/text.js";
 
 const protocol = "actioncable-v1-json";
@@ -201,7 +202,12 @@ class CableSession {
  * `GatewayChannel` subscriptions, and the documented `send_sms`, `heartbeat`, `delivery_report` and
  * `message_received` frames, all through the same device hub as the gRPC stream.
  */
-export function createActionCable(deps: { hub: DeviceHub; keys: KeysService; logger: Logger }) {
+export function createActionCable(deps: {
+  hub: DeviceHub;
+  keys: KeysService;
+  authFailures: AuthFailureLimiter;
+  logger: Logger;
+}) {
   const server = new WebSocketServer({
     noServer: true,
     maxPayload: 64 * 1024,
@@ -224,12 +230,22 @@ export function createActionCable(deps: { hub: DeviceHub; keys: KeysService; log
     };
     socket.on("message", buffer);
     const apiKey = new URL(request.url ?? "/", "http://cable").searchParams.get("api_key") ?? "";
+    const peer = request.socket.remoteAddress ?? "unknown";
+    const refuse = () => {
+      socket.send(JSON.stringify({ type: "disconnect", reason: "unauthorized", reconnect: false }));
+      socket.close();
+    };
+    // An address that failed authentication too often is refused before its key is even looked at.
+    if (deps.authFailures.blockedFor(peer) !== undefined) {
+      refuse();
+      return;
+    }
     deps.keys
       .authenticate(apiKey)
-      .then((principal) => {
+      .then(async (principal) => {
         if (principal?.kind !== "gateway") {
-          socket.send(JSON.stringify({ type: "disconnect", reason: "unauthorized", reconnect: false }));
-          socket.close();
+          if (principal === undefined) await deps.authFailures.failed(peer);
+          refuse();
           return;
         }
         const session = new CableSession(socket, deps.hub, principal, apiKey, deps.logger);

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { AuthRequirement, auth } from "../../gen/smsgw/v1/options_pb.js";
 import type { Config } from "../config.js";
 import type { KeysService, Principal } from "../modules/keys/index.js";
-import type { RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
+import type { AuthFailureLimiter, RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
 import { DomainError } from "../shared/errors.js";
 import { internalHeaders, peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
@@ -66,23 +66,43 @@ function limited(decision: RateDecision): DomainError {
   return new DomainError("rate_limited", "Rate limit exceeded", decision.resetSeconds);
 }
 
+/** The address the call came from, as the network door saw it. */
+function peerOf(req: { contextValues: { get<T>(key: { id: symbol; defaultValue: T }): T }; header: Headers }): string {
+  return req.contextValues.get(peerKey) ?? req.header.get(internalHeaders.peer) ?? "unknown";
+}
+
 /**
  * Authenticates the `Authorization: Bearer` key, checks it against the RPC's `auth` option, and
  * counts the call against the key's rate limit (the client address's, for RPCs that need no key).
+ * Failed authentication is limited per client address: beyond the limit the address hears 429.
  */
-export function authInterceptor(deps: { keys: KeysService; rateLimiter: RateLimiter; config: Config }): Interceptor {
+export function authInterceptor(deps: {
+  keys: KeysService;
+  rateLimiter: RateLimiter;
+  authFailures: AuthFailureLimiter;
+  config: Config;
+}): Interceptor {
   const { requestsPerWindow, anonymousRequestsPerWindow } = deps.config.rateLimit;
+  const refuse = async (peer: string, message: string): Promise<never> => {
+    const decision = await deps.authFailures.failed(peer);
+    if (!decision.allowed) throw limited(decision);
+    throw new DomainError("unauthenticated", message);
+  };
   return (next) => async (req) => {
     const requirement = getOption(req.method, auth);
+    const peer = peerOf(req);
     let decision: RateDecision;
     if (requirement === AuthRequirement.NONE) {
-      const peer = req.contextValues.get(peerKey) ?? req.header.get(internalHeaders.peer) ?? "unknown";
       decision = await deps.rateLimiter.hit(`peer:${peer}`, anonymousRequestsPerWindow);
     } else {
+      const blockedSeconds = deps.authFailures.blockedFor(peer);
+      if (blockedSeconds !== undefined) {
+        throw new DomainError("rate_limited", "Too many failed authentication attempts", blockedSeconds);
+      }
       const token = bearerToken(req.header.get("authorization"));
-      if (token === undefined) throw new DomainError("unauthenticated", "Missing API key");
+      if (token === undefined) return refuse(peer, "Missing API key");
       const principal = await deps.keys.authenticate(token);
-      if (principal === undefined) throw new DomainError("unauthenticated", "Invalid API key");
+      if (principal === undefined) return refuse(peer, "Invalid API key");
       if (!allows(requirement, principal)) throw new DomainError("permission_denied", refusals[requirement]);
       req.contextValues.set(principalKey, principal);
       decision = await deps.rateLimiter.hit(`key:${principal.keyId}`, requestsPerWindow);
