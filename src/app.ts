@@ -33,7 +33,7 @@ export async function buildApp(
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     // Ids are short; a longer path segment is refused as a malformed URL, in the documented shape.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     frameworkErrors: (error, _request, reply) => {
       const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "URL is too long" : "Malformed URL";
       void (reply as unknown as FastifyReply).code(400).send({ error: message });

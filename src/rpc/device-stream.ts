@@ -56,8 +56,9 @@ export async function* deviceStream(
   const connection = await hub.connect(gateway);
   const onAbort = () => connection.close("device_closed");
   ctx.signal.addEventListener("abort", onAbort);
-  // A frame refused at the boundary (text that cannot be stored) ends the stream with its error.
-  let refused: DomainError | undefined;
+  // A frame refused at the boundary (text that cannot be stored, bytes that do not decode) ends the
+  // stream with the client's error.
+  let refused: Error | undefined;
   const reading = (async () => {
     try {
       for await (const request of requests) {
@@ -67,6 +68,9 @@ export async function* deviceStream(
     } catch (error) {
       // Otherwise the device went away mid-frame; the stream ends below.
       if (error instanceof DomainError) refused = error;
+      else if (error instanceof ConnectError && [Code.Internal, Code.InvalidArgument].includes(error.code)) {
+        refused = new ConnectError(`a frame did not decode: ${error.rawMessage}`, Code.InvalidArgument);
+      }
     } finally {
       connection.close(connection.closeReason ?? "device_closed");
     }
