@@ -51,7 +51,7 @@ const strings = [
   "msg_",
   "<script>alert(1)</script>",
 ];
-const numbers = [0, -1, 1.5, -2147483649, 2147483648, 9007199254740993, 1e308, -1e308, Number.MIN_VALUE];
+const numbers = [0, -1, 1.5, -2147483649, 2147483648, Number.MAX_SAFE_INTEGER + 2, 1e308, -1e308, Number.MIN_VALUE];
 
 /** A value of the wrong (or sometimes the right) JSON type. */
 function jsonValue(random: Random, depth = 0): unknown {

@@ -46,7 +46,8 @@ export class RateLimiter {
 
   /** Counts one request for `subject` against `limit` per window (the limiter's, unless given). */
   async hit(subject: string, limit: number, windowSeconds = this.windowSeconds): Promise<RateDecision> {
-    const member = `${this.prefix}:${(this.sequence += 1)}`;
+    this.sequence += 1;
+    const member = `${this.prefix}:${this.sequence}`;
     const [allowed, count, nowMs, oldestMs] = (await this.redis.eval(
       hitScript,
       1,
