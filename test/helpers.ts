@@ -163,6 +163,10 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     REDIS_URL: inject("redisUrl"),
     TEMPORAL_ADDRESS: inject("temporalAddress"),
     LOG_LEVEL: "warn",
+    // The same generous limits as testConfig: every test counts against the same Redis.
+    RATE_LIMIT_REQUESTS: "100000",
+    RATE_LIMIT_ANONYMOUS_REQUESTS: "100000",
+    AUTH_FAILURES_PER_MINUTE: "100000",
     ...extra,
   };
 }

@@ -30,6 +30,7 @@ describe("a server fed bad bytes stays up", () => {
     const registered = await rest({ url }, "POST", "/api/v1/gateway/register", {
       body: { device_id: unique("hardening"), name: "Hardening phone" },
     });
+    expect(registered.status).toBe(201);
     gatewayKey = (registered.body as { api_key: string }).api_key;
   }, 60_000);
 
