@@ -1,4 +1,5 @@
 // What the benchmarks share: a real server against local services, percentiles, and the conditions.
+import { readdirSync, readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { pino } from "pino";
 import { loadConfig } from "../src/config.js";
@@ -78,6 +79,56 @@ export function rssSampler(): { stop(): number } {
     stop() {
       clearInterval(timer);
       return Math.round(peak / 2 ** 20);
+    },
+  };
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc; 0 once it is gone. */
+export function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name; in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of a process in MiB, from /proc. */
+export function processRssMiB(pid: number): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+    return Math.round(Number(line?.[1] ?? 0) / 1024);
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes whose command name is `name` (PostgreSQL's server and backends, say). */
+export function pidsNamed(name: string): number[] {
+  return readdirSync("/proc").flatMap((entry) => {
+    if (!/^\d+$/.test(entry)) return [];
+    try {
+      return readFileSync(`/proc/${entry}/comm`, "utf8").trim() === name ? [Number(entry)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Samples the peak resident memory of processes; `stop` returns each one's peak in MiB. */
+export function peakRss(pids: Record<string, number>): { stop(): Record<string, number> } {
+  const peaks: Record<string, number> = Object.fromEntries(Object.keys(pids).map((name) => [name, 0]));
+  const sample = () => {
+    for (const [name, pid] of Object.entries(pids)) peaks[name] = Math.max(peaks[name] ?? 0, processRssMiB(pid));
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return peaks;
     },
   };
 }

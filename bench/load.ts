@@ -1,27 +1,42 @@
 // The REST load generator of bench:send, run as its own process so that its HTTP client does not
-// share the server's event loop. Prints one JSON line per accepted send: the message id and the
-// wall-clock times (ms, sub-millisecond) the request left and the 202 came back.
-const [url, key, total, concurrency] = process.argv.slice(2);
+// share the server's event loop. Usage: load.ts URL KEY TOTAL CONCURRENCY [RATE_PER_SECOND]
+// Without a rate, CONCURRENCY clients send back to back (a burst); with one, sends start on a fixed
+// schedule (open loop) with at most CONCURRENCY in flight. Prints one JSON line per send: the HTTP
+// status, the message id when accepted, and the wall-clock times (ms) the request left and the
+// answer came back.
+const [url, key, total, concurrency, rate] = process.argv.slice(2);
 const messages = Number(total);
+const perSecond = rate === undefined ? undefined : Number(rate);
 const now = () => performance.timeOrigin + performance.now();
+const started = now();
+
+async function sendOne(i: number): Promise<void> {
+  if (perSecond !== undefined) {
+    const due = started + (i * 1000) / perSecond;
+    const wait = due - now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  const sentAt = now();
+  const response = await fetch(`${url}/api/v1/sms/send`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ to: "+14155552671", message: `bench message ${i}` }),
+  });
+  const body = (await response.json()) as { message_id?: string; error?: string };
+  const acceptedAt = now();
+  if (response.status !== 202 && response.status !== 503) {
+    process.stderr.write(`send answered ${response.status} ${JSON.stringify(body)}\n`);
+    process.exit(1);
+  }
+  const retryAfter = response.headers.get("retry-after");
+  process.stdout.write(
+    `${JSON.stringify({ status: response.status, id: body.message_id, error: body.error, retryAfter, sentAt, acceptedAt })}\n`,
+  );
+}
 
 let next = 0;
 await Promise.all(
   Array.from({ length: Number(concurrency) }, async () => {
-    while (next < messages) {
-      const i = next++;
-      const sentAt = now();
-      const response = await fetch(`${url}/api/v1/sms/send`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-        body: JSON.stringify({ to: "+14155552671", message: `bench message ${i}` }),
-      });
-      const body = (await response.json()) as { message_id?: string };
-      if (response.status !== 202 || body.message_id === undefined) {
-        process.stderr.write(`send answered ${response.status}\n`);
-        process.exit(1);
-      }
-      process.stdout.write(`${JSON.stringify({ id: body.message_id, sentAt, acceptedAt: now() })}\n`);
-    }
+    while (next < messages) await sendOne(next++);
   }),
 );

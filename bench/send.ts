@@ -1,54 +1,152 @@
-// Benchmark of the outbound pipeline: REST sends through the real server (API + Temporal worker) to
-// simulated phones on the real gRPC stream. Prints throughput, latency percentiles, peak memory and
-// the conditions. Not a test: run it with `npm run bench:send` (options as environment variables).
-import { spawn } from "node:child_process";
+// bench:send — the outbound pipeline against the engine's floor, in one run on one machine.
+//
+// 1. floor: the lean message workflow with no project code (bench/floor), on the same dev server;
+// 2. bare endpoint: one INSERT per send (bench/bare-endpoint.ts), same PostgreSQL, pool and load;
+// 3. smsgw (`smsgw serve`, one process, as `npm start` runs it) with instant simulated phones:
+//    a burst, then a steady 2 msg/s;
+// 4. smsgw with a small backlog limit under a send rate above what it drains (back-pressure).
+// The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
+// the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { NativeConnection } from "@temporalio/worker";
+import pg from "pg";
+import { pino } from "pino";
+import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
-import { benchServer, latencyLine, machine, rssSampler } from "./harness.js";
+import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
+import { latencyLine, machine, peakRss, percentile, pidsNamed, processCpuMs } from "./harness.js";
 
-const messages = Number(process.env.BENCH_MESSAGES ?? 2000);
+const burstMessages = Number(process.env.BENCH_MESSAGES ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const gatewayCount = Number(process.env.BENCH_GATEWAYS ?? 10);
-const deviceLatencyMs = Number(process.env.BENCH_DEVICE_LATENCY_MS ?? 0);
+const floorRuns = Number(process.env.BENCH_FLOOR_RUNS ?? 1000);
+const steadySeconds = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
+const overloadRate = Number(process.env.BENCH_OVERLOAD_RATE ?? 120);
+const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
+const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
+const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
+const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const root = here("..");
+const wallClock = () => performance.timeOrigin + performance.now();
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function main(): Promise<void> {
-  // Android allows ~30 SMS per minute per phone; the benchmark measures the server, not that cap.
-  const server = await benchServer(
-    { GATEWAY_SENDS_PER_MINUTE: "100000" },
-    { api: true, worker: true, schedules: false },
+/** Runs a TypeScript file as a child process; resolves with its stdout lines once it exits. */
+function runTs(file: string, args: string[], onLine?: (line: string) => void): Promise<string[]> {
+  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    cwd: root,
+  });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    onLine?.(line);
+  });
+  return new Promise((resolve, reject) =>
+    child.once("exit", (code) => (code === 0 ? resolve(lines) : reject(new Error(`${file} exited with ${code}`)))),
   );
-  const url = server.url;
-  await server.deps.orm.em.getConnection().execute("update gateways set active = false");
+}
 
-  // Wall-clock times per message id, matched up at the end: the load generator reports its sends
-  // from another process, sometimes after the phone already has the message.
-  const wallClock = () => performance.timeOrigin + performance.now();
-  const acceptedAt = new Map<string, number>();
+/** Starts a long-running TypeScript child; resolves once it prints `ready` or answers /up. */
+async function startChild(args: string[], env: Record<string, string>, upUrl?: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "inherit"],
+    cwd: root,
+    env: { ...process.env, ...env },
+  });
+  const ready = new Promise<void>((resolve) =>
+    createInterface({ input: child.stdout }).on("line", (line) => line === "ready" && resolve()),
+  );
+  if (upUrl === undefined) await ready;
+  else {
+    for (;;) {
+      const status = await fetch(`${upUrl}/up`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status === 200) break;
+      if (child.exitCode !== null) throw new Error("the server exited");
+      await wait(200);
+    }
+  }
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+interface Sent {
+  status: number;
+  id?: string;
+  error?: string;
+  retryAfter?: string | null;
+  sentAt: number;
+  acceptedAt: number;
+}
+
+/** Drives load.ts against `url`; returns every answer and how long the sending took. */
+async function load(url: string, key: string, total: number, inFlight: number, rate?: number) {
+  const started = performance.now();
+  const lines = await runTs(here("./load.ts"), [
+    url,
+    key,
+    String(total),
+    String(inFlight),
+    ...(rate ? [String(rate)] : []),
+  ]);
+  return { sent: lines.map((line) => JSON.parse(line) as Sent), seconds: (performance.now() - started) / 1000 };
+}
+
+/** CPU used (ms) by the given processes between two readings. */
+function cpuMeter(pids: () => number[]) {
+  const read = () => pids().reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const start = read();
+  return () => read() - start;
+}
+
+/** One smsgw server process, its phones, its client key, and how to read its messages back. */
+async function smsgwRun(temporalAddress: string, env: Record<string, string>, db: pg.Pool) {
+  const port = 3300 + Math.floor(Math.random() * 500);
+  const url = `http://127.0.0.1:${port}`;
+  const serverEnv = {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
+    LOG_LEVEL: "warn",
+    RATE_LIMIT_REQUESTS: "1000000",
+    GATEWAY_SENDS_PER_MINUTE: "1000000",
+    ...env,
+  };
+  const server = await startChild(["bin/smsgw.js", "serve"], serverEnv, url);
+  const [key] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "client", "--name", "bench"]);
+  if (key === undefined) throw new Error("no key");
+  await db.query("update gateways set active = false");
   const deviceAt = new Map<string, number>();
-  const deliveredAt = new Map<string, number>();
-  let delivered = 0;
-  let allDelivered: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => {
-    allDelivered = resolve;
-  });
-  server.deps.events.listen(({ payload }) => {
-    if (payload.event !== "sms_delivered" || payload.message_id === undefined) return;
-    deliveredAt.set(payload.message_id, wallClock());
-    if (++delivered === messages) allDelivered();
-  });
-
-  const transport = createGrpcTransport({ baseUrl: url });
   const phones: SimulatedGateway[] = [];
+  const transport = createGrpcTransport({ baseUrl: url });
   for (let i = 0; i < gatewayCount; i++) {
-    const { gateway, apiKey } = await server.deps.gateways.register({
-      deviceId: `bench-${Date.now()}-${i}`,
-      name: `bench ${i}`,
+    const registered = await fetch(`${url}/api/v1/gateway/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ device_id: `bench-${Date.now()}-${i}`, name: `bench ${i}` }),
     });
-    const phone = new SimulatedGateway(transport, apiKey, gateway.deviceId, {
+    const body = (await registered.json()) as { api_key: string; device_id: string };
+    const phone = new SimulatedGateway(transport, body.api_key, body.device_id, {
       ...defaultBehaviour,
-      sendLatencyMs: deviceLatencyMs,
+      sendLatencyMs: 0,
     });
     phone.onCommand((command) => {
       if (!deviceAt.has(command.messageId)) deviceAt.set(command.messageId, wallClock());
@@ -56,68 +154,160 @@ async function main(): Promise<void> {
     await phone.connect();
     phones.push(phone);
   }
-  const { key } = await server.deps.keys.create({ scope: "client", name: "bench" });
-
-  const memory = rssSampler();
-
-  // The load generator runs in its own process; times are wall-clock, comparable across processes.
-  const acceptLatency: number[] = [];
-  const started = performance.now();
-  const load = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      fileURLToPath(new URL("./load.ts", import.meta.url)),
-      url,
-      key,
-      String(messages),
-      String(concurrency),
-    ],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
+  /** Delivery times (ms since the epoch) of these messages, once every one of them ended. */
+  const deliveredTimes = async (ids: string[], timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await db.query<{ id: string; at: number | null; done: boolean }>(
+        `select id, extract(epoch from delivered_at) * 1000 as at,
+                status in ('delivered', 'failed', 'expired', 'cancelled') as done
+           from messages where id = any($1)`,
+        [ids],
+      );
+      if (rows.every((row) => row.done) || Date.now() > deadline) {
+        return new Map(rows.flatMap((row) => (row.at === null ? [] : [[row.id, Number(row.at)] as const])));
+      }
+      await wait(200);
+    }
+  };
+  return {
+    url,
+    key,
+    pid: server.pid ?? 0,
+    deviceAt,
+    deliveredTimes,
+    async stop() {
+      await Promise.all(phones.map((phone) => phone.disconnect()));
+      await stopChild(server);
     },
-  );
-  const answers = createInterface({ input: load.stdout });
-  answers.on("line", (line) => {
-    const {
-      id,
-      sentAt,
-      acceptedAt: answeredAt,
-    } = JSON.parse(line) as { id: string; sentAt: number; acceptedAt: number };
-    acceptedAt.set(id, sentAt);
-    acceptLatency.push(answeredAt - sentAt);
-  });
-  const code = await new Promise<number | null>((resolve) => load.once("exit", resolve));
-  if (code !== 0) throw new Error(`the load generator exited with ${code}`);
-  const acceptSeconds = (performance.now() - started) / 1000;
-  const timeout = setTimeout(() => allDelivered(), 300_000);
-  await done;
-  clearTimeout(timeout);
-  const totalSeconds = (performance.now() - started) / 1000;
-  const peakMiB = memory.stop();
-  const since = (times: Map<string, number>) =>
-    [...times].flatMap(([id, at]) => {
-      const accepted = acceptedAt.get(id);
-      return accepted === undefined ? [] : [at - accepted];
-    });
-  const deviceLatency = since(deviceAt);
-  const deliveredLatency = since(deliveredAt);
+  };
+}
 
+function latencies(sent: Sent[], times: Map<string, number>): number[] {
+  return sent.flatMap((s) => {
+    const at = s.id === undefined ? undefined : times.get(s.id);
+    return at === undefined ? [] : [at - s.sentAt];
+  });
+}
+
+const p = (values: number[], q: number) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
+
+async function main(): Promise<void> {
+  const logger = pino({ level: "warn" });
+  const dataDir = mkdtempSync(join(tmpdir(), "smsgw-bench-"));
+  const temporal = await ensureLocalTemporal({
+    cli: process.env.TEMPORAL_CLI,
+    port: temporalPort,
+    uiPort: undefined,
+    dataDir,
+    namespace: "default",
+    logger,
+  });
+  if (temporal.pid === undefined)
+    throw new Error(`port ${temporalPort} is taken: the bench needs a dev server of its own`);
+  const temporalPid = temporal.pid;
+  const connection = await NativeConnection.connect({ address: temporal.address });
+  await ensureSearchAttributes(connection, "default");
+  await connection.close();
+  await ensureDatabase(databaseUrl);
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const out: string[] = [];
+  const say = (line: string) => {
+    out.push(line);
+    process.stderr.write(`${line}\n`);
+  };
+
+  // 1. The engine's floor.
+  const floorCpu = cpuMeter(() => [temporalPid]);
+  const [floorLine] = await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
+  const floor = JSON.parse(floorLine ?? "{}") as { perSecond: number; nodeCpuMs: number; total: number };
+  const floorCpuPer = (floorCpu() + floor.nodeCpuMs) / floor.total;
+  say(
+    `floor:     ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node), ${floor.total} runs, 64 in flight`,
+  );
+
+  // 2. The bare endpoint.
+  const barePort = 3900 + Math.floor(Math.random() * 90);
+  const bare = await startChild(["--import", "tsx", here("./bare-endpoint.ts"), String(barePort), databaseUrl], {});
+  const bareRun = await load(`http://127.0.0.1:${barePort}`, "none", burstMessages, concurrency);
+  await stopChild(bare);
+  const bareRate = burstMessages / bareRun.seconds;
+  const bareAccept = bareRun.sent.map((s) => s.acceptedAt - s.sentAt);
+  say(`bare:      ${bareRate.toFixed(0)} inserts/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`);
+
+  // 3. smsgw: burst, then steady.
+  const run = await smsgwRun(temporal.address, {}, db);
+  const postgres = () => pidsNamed("postgres");
+  const cpu = {
+    server: cpuMeter(() => [run.pid]),
+    temporal: cpuMeter(() => [temporalPid]),
+    postgres: cpuMeter(postgres),
+  };
+  const memory = peakRss({ server: run.pid, temporal: temporalPid });
+  const burst = await load(run.url, run.key, burstMessages, concurrency);
+  const accepted = burst.sent.filter((s) => s.status === 202);
+  const burstIds = accepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
+  const burstStart = Math.min(...burst.sent.map((s) => s.sentAt));
+  const burstDelivered = await run.deliveredTimes(burstIds, 600_000);
+  const drainSeconds = (Math.max(...burstDelivered.values()) - burstStart) / 1000;
+  const cpuMs = { server: cpu.server(), temporal: cpu.temporal(), postgres: cpu.postgres() };
+  const peaks = memory.stop();
+  const acceptRate = accepted.length / burst.seconds;
+  const drainRate = burstDelivered.size / drainSeconds;
+  const cpuPer = (cpuMs.server + cpuMs.temporal + cpuMs.postgres) / Math.max(1, burstDelivered.size);
+  const acceptLatency = burst.sent.map((s) => s.acceptedAt - s.sentAt);
+  say(
+    `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
+  );
+
+  const steadyCount = Math.round(steadySeconds * 2);
+  const steady = await load(run.url, run.key, steadyCount, 4, 2);
+  const steadyIds = steady.sent.flatMap((s) => (s.id === undefined ? [] : [s.id]));
+  const steadyDelivered = await run.deliveredTimes(steadyIds, 60_000);
+  const steadyDevice = latencies(steady.sent, run.deviceAt);
+  const steadyEnd = latencies(steady.sent, steadyDelivered);
+  await run.stop();
+
+  // 4. Back-pressure: a small backlog limit, a send rate above the drain.
+  const over = await smsgwRun(
+    temporal.address,
+    { BACKLOG_MAX_TOTAL: String(overloadBacklog), BACKLOG_MAX_PER_KEY: String(overloadBacklog) },
+    db,
+  );
+  const overload = await load(over.url, over.key, overloadRate * overloadSeconds, 64, overloadRate);
+  const overAccepted = overload.sent.filter((s) => s.status === 202);
+  const refused = overload.sent.filter((s) => s.status === 503);
+  const refusalsWellFormed = refused.every((s) => typeof s.error === "string" && Number(s.retryAfter) > 0);
+  const overIds = overAccepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
+  const overDelivered = await over.deliveredTimes(overIds, 300_000);
+  const overEnd = latencies(overAccepted, overDelivered);
+  await over.stop();
+
+  await db.end();
+  await temporal.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
-    `conditions: ${messages} messages, ${concurrency} concurrent REST clients, ${gatewayCount} simulated gateways (device latency ${deviceLatencyMs} ms, all delivered), one smsgw process (API + worker + the simulated phones), the REST clients in a second process, Temporal dev server (SQLite, in memory), PostgreSQL 15 and Redis 7 on localhost; ${machine()}`,
-    `accepted:  ${(messages / acceptSeconds).toFixed(0)} sends/s (${messages} in ${acceptSeconds.toFixed(1)} s)`,
-    `delivered: ${(delivered / totalSeconds).toFixed(0)} messages/s end to end (${delivered} of ${messages} in ${totalSeconds.toFixed(1)} s)`,
-    latencyLine("accept (HTTP 202)", acceptLatency),
-    latencyLine("accept -> device", deviceLatency),
-    latencyLine("accept -> delivered", deliveredLatency),
-    `peak RSS:  ${peakMiB} MiB (server, worker, simulators and clients together)`,
+    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as \`smsgw serve\` (API + worker, one process); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
+    `floor (lean message workflow, no project code): ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node)`,
+    `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
+    `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
+    `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
+    `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
+    `peak RSS under the burst: server ${peaks.server} MiB, Temporal dev server ${peaks.temporal} MiB`,
+    `steady 2 msg/s for ${steadySeconds} s:`,
+    `  ${latencyLine("accept -> device", steadyDevice)}`,
+    `  ${latencyLine("accept -> delivered", steadyEnd)}`,
+    `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,
+    `  ${latencyLine("accept -> delivered", overEnd)}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
-
-  await Promise.all(phones.map((phone) => phone.disconnect()));
-  await server.stopAll();
   process.exit(0);
 }
 

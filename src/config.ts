@@ -35,6 +35,8 @@ export interface Config {
   readonly timeZone: string;
   /** How outbound messages move: retries, timeouts, per-gateway send rate. */
   readonly messages: MessagePolicyConfig;
+  /** Accepted messages that may wait for a gateway before sends answer 503 with Retry-After. */
+  readonly backlog: { readonly perKey: number; readonly total: number; readonly retryAfterSeconds: number };
   /** The device channel: how often devices heartbeat, how often the server pings, presence lifetime. */
   readonly devices: {
     readonly heartbeatIntervalSeconds: number;
@@ -190,6 +192,11 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
     timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),
+    backlog: Object.freeze({
+      perKey: integer(env, "BACKLOG_MAX_PER_KEY", 5000, 1, 10_000_000),
+      total: integer(env, "BACKLOG_MAX_TOTAL", 10_000, 1, 10_000_000),
+      retryAfterSeconds: integer(env, "BACKLOG_RETRY_AFTER_SECONDS", 2, 1, 3600),
+    }),
     messages: Object.freeze({
       maxAttempts: integer(env, "MESSAGE_MAX_ATTEMPTS", 5, 1, 100),
       retryInitialMs: integer(env, "MESSAGE_RETRY_INITIAL_MS", 2000, 1, 3_600_000),

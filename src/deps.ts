@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { Client, Connection } from "@temporalio/client";
+import { Client } from "@temporalio/client";
+import { NativeConnection } from "@temporalio/worker";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
@@ -12,7 +13,7 @@ import { EventsService } from "./modules/events/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
-import { GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
+import { Backlog, GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
 import { OtpService } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
@@ -30,7 +31,11 @@ export interface Deps {
   readonly redis: Redis;
   readonly temporalAddress: string;
   readonly temporal: Client;
-  readonly temporalConnection: Connection;
+  /**
+   * The client's connection, shared with this process's worker on the shared task queue: a start
+   * from here then runs its first workflow task in this process at once (eager start).
+   */
+  readonly temporalConnection: NativeConnection;
   /** This process's own task queue: pushes to the devices connected here run on it. */
   readonly instanceTaskQueue: string;
   readonly keys: KeysService;
@@ -71,10 +76,10 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const orm = await openOrm(config.databaseUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
-  let connection: Connection | undefined;
+  let connection: NativeConnection | undefined;
   try {
     await redis.connect();
-    connection = await Connection.connect({ address: temporalAddress });
+    connection = await NativeConnection.connect({ address: temporalAddress });
   } catch (error) {
     redis.disconnect();
     await orm.close();
@@ -88,7 +93,18 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
-  const workflows = createMessageWorkflows(temporal, { taskQueue: config.temporalTaskQueue, policy: config.messages });
+  const workflows = createMessageWorkflows(temporal, {
+    taskQueue: config.temporalTaskQueue,
+    policy: config.messages,
+    startCapacity: config.backlog.total,
+    logger,
+  });
+  const backlog = new Backlog(orm.em, config.backlog, logger);
+  const picker = new GatewayPicker(orm.em, redis, presence, {
+    sendsPerMinute: config.messages.gatewaySendsPerMinute,
+    failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
+  });
+  const lifecycle = new MessageLifecycle(orm.em, picker, events);
   const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
     orm.em,
@@ -96,18 +112,15 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
     logger,
     new SecretBox(secret, "message texts v1"),
+    lifecycle,
+    backlog,
   );
-  const picker = new GatewayPicker(orm.em, redis, presence, {
-    sendsPerMinute: config.messages.gatewaySendsPerMinute,
-    failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
-  });
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
   webhooks.start(createWebhookWorkflows(temporal, config));
-  const lifecycle = new MessageLifecycle(orm.em, picker, events);
   const otp = new OtpService(
     orm.em,
     messages,
@@ -138,6 +151,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     webhooks,
     otp,
     async close() {
+      backlog.stop();
       await stopDeviceControl();
       await temporalConnection.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
       await redis.quit().catch(() => redis.disconnect());

@@ -97,7 +97,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       for (const worker of workers) if (worker.worker.getState() === "RUNNING") worker.worker.shutdown();
       for (const worker of workers) {
         await worker.running.catch(() => undefined);
-        await worker.connection.close();
+        await worker.connection?.close();
       }
       await deps.close();
       await temporal.stop();

@@ -2,5 +2,6 @@
 export { gatewayHealthWorkflow } from "./gateway-health.workflow.js";
 export { messageSweeperWorkflow, resetDailyCountersWorkflow } from "./maintenance.workflow.js";
 export { messageWorkflow } from "./message.workflow.js";
+export { messageLifecycle } from "./message-lifecycle.workflow.js";
 export { otpCleanupWorkflow, otpWorkflow } from "./otp.workflow.js";
 export { webhookDeliveryWorkflow } from "./webhook.workflow.js";

@@ -8,6 +8,8 @@ import { cachedTemporalCliPath } from "../config.js";
 /** A Temporal server this process may have started. */
 export interface LocalTemporal {
   readonly address: string;
+  /** The dev server's process, when this process started it. */
+  readonly pid?: number | undefined;
   /** Stops the dev server if this process started it. */
   stop(): Promise<void>;
 }
@@ -87,7 +89,10 @@ export async function ensureLocalTemporal(options: {
   let output: "ignore" | number = "ignore";
   if (options.dataDir !== undefined) {
     mkdirSync(options.dataDir, { recursive: true });
+    // WAL with synchronous=normal: still durable across a crash of the process (SQLite's WAL survives
+    // it), about twice the throughput of the default rollback journal on these machines.
     args.push("--db-filename", join(options.dataDir, "temporal.db"));
+    args.push("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal");
     output = openSync(join(options.dataDir, "temporal.log"), "a");
   }
   options.logger.info({ cli, args }, "starting the Temporal dev server");
@@ -96,6 +101,7 @@ export async function ensureLocalTemporal(options: {
   options.logger.info({ address, ui: options.uiPort && `http://127.0.0.1:${options.uiPort}` }, "Temporal is up");
   return {
     address,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -1,5 +1,5 @@
 import type { Client } from "@temporalio/client";
-import { otpVerifiedSignal } from "../../workflows/otp.workflow.js";
+import { otpVerifiedSignal, otpWorkflow } from "../../workflows/otp.workflow.js";
 import { otpId } from "../../workflows/search-attributes.js";
 import type { OtpWorkflows } from "../modules/otp/index.js";
 import { signalIfRunning, startOnce } from "./workflow-calls.js";
@@ -8,7 +8,7 @@ import { signalIfRunning, startOnce } from "./workflow-calls.js";
 export function createOtpWorkflows(client: Client, taskQueue: string): OtpWorkflows {
   return {
     start: (input) =>
-      startOnce(client, "otpWorkflow", {
+      startOnce(client, otpWorkflow, {
         workflowId: `otp/${input.otpId}`,
         taskQueue,
         args: [input],

@@ -1,9 +1,13 @@
 import type { Connection } from "@temporalio/client";
 import proto from "@temporalio/proto";
+import type { NativeConnection } from "@temporalio/worker";
 import { allSearchAttributes } from "../../workflows/search-attributes.js";
 
 /** Registers the custom search attributes the workflows use, when the namespace lacks them. */
-export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+export async function ensureSearchAttributes(
+  connection: Pick<Connection | NativeConnection, "operatorService">,
+  namespace: string,
+): Promise<void> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const known = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = allSearchAttributes.filter((key) => !known.has(key.name));

@@ -1,4 +1,5 @@
 import type { Client } from "@temporalio/client";
+import { webhookDeliveryWorkflow } from "../../workflows/webhook.workflow.js";
 import type { Config } from "../config.js";
 import type { WebhookWorkflows } from "../modules/webhooks/index.js";
 import { startOnce } from "./workflow-calls.js";
@@ -20,7 +21,7 @@ export function createWebhookWorkflows(client: Client, config: Config): WebhookW
   return {
     async start(deliveryIds) {
       for (const deliveryId of deliveryIds) {
-        await startOnce(client, "webhookDeliveryWorkflow", {
+        await startOnce(client, webhookDeliveryWorkflow, {
           workflowId: `webhook/${deliveryId}`,
           taskQueue: config.temporalTaskQueue,
           args: [{ deliveryId, policy }],

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
-import { createDeviceActivities } from "../modules/devices/index.js";
+import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
 import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
 import { createOtpActivities } from "../modules/otp/index.js";
@@ -19,16 +19,17 @@ export function createActivities(deps: Deps) {
       lifecycle: deps.lifecycle,
       messages: deps.messages,
       resetCounters: () => resetDailyCounters(deps.orm.em),
+      pushHere: (command) => pushCommand(deps.hub, deps.messages, command),
     }),
     ...createWebhookActivities(deps.webhooks),
     ...createOtpActivities({ otp: deps.otp, messages: deps.messages }),
   };
 }
 
-/** A worker, not yet running, and the connection to close after it stops. */
+/** A worker, not yet running, and the connection to close after it stops (none when it shares the client's). */
 export interface RunningWorker {
   worker: Worker;
-  connection: NativeConnection;
+  connection: NativeConnection | undefined;
 }
 
 /** A worker on its own connection for one task queue. */
@@ -46,16 +47,22 @@ async function queueWorker(
   }
 }
 
-/** The worker that runs workflows and shared activities on the shared task queue. */
-export function createWorker(
+/**
+ * The worker that runs workflows and shared activities on the shared task queue. It shares the
+ * client's connection, so that workflows this process starts begin here at once (eager start).
+ */
+export async function createWorker(
   deps: Deps,
   options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
 ): Promise<RunningWorker> {
-  return queueWorker(deps, {
+  const worker = await Worker.create({
+    connection: deps.temporalConnection,
+    namespace: deps.config.temporalNamespace,
     taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
     activities: createActivities(deps),
     ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
   });
+  return { worker, connection: undefined };
 }
 
 /**

@@ -1,6 +1,7 @@
 import {
   type Client,
   type SignalDefinition,
+  type Workflow,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   type WorkflowStartOptions,
@@ -11,17 +12,17 @@ import {
  * (`USE_EXISTING`), and a finished one is not started again (`REJECT_DUPLICATE`), since the business
  * object it moved has already moved.
  */
-export async function startOnce(
+export async function startOnce<T extends Workflow>(
   client: Client,
-  workflowType: string,
-  options: Omit<WorkflowStartOptions, "workflowIdConflictPolicy" | "workflowIdReusePolicy">,
+  workflow: T,
+  options: Omit<WorkflowStartOptions<T>, "workflowIdConflictPolicy" | "workflowIdReusePolicy">,
 ): Promise<void> {
   try {
-    await client.workflow.start(workflowType, {
+    await client.workflow.start(workflow, {
       ...options,
       workflowIdConflictPolicy: "USE_EXISTING",
       workflowIdReusePolicy: "REJECT_DUPLICATE",
-    } as WorkflowStartOptions);
+    } as WorkflowStartOptions<T>);
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
   }
@@ -55,4 +56,41 @@ export async function eachLimited<T>(
     }
   });
   await Promise.all(lanes);
+}
+
+/**
+ * Starts work in the background at a bounded pace: at most `concurrency` at a time, at most
+ * `capacity` waiting. What does not fit is dropped (and `onOverflow` told): the caller has made sure
+ * something else picks it up later (the message sweeper).
+ */
+export class BoundedStarter {
+  private readonly waiting: string[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly capacity: number,
+    private readonly start: (id: string) => Promise<void>,
+    private readonly onError: (error: unknown, id: string) => void,
+    private readonly onOverflow: (dropped: number) => void,
+  ) {}
+
+  /** Queues ids to start; returns at once. */
+  enqueue(ids: readonly string[]): void {
+    const room = Math.max(0, this.capacity - this.waiting.length);
+    this.waiting.push(...ids.slice(0, room));
+    if (ids.length > room) this.onOverflow(ids.length - room);
+    while (this.running < this.concurrency && this.waiting.length > 0) void this.lane();
+  }
+
+  private async lane(): Promise<void> {
+    this.running++;
+    try {
+      for (let id = this.waiting.shift(); id !== undefined; id = this.waiting.shift()) {
+        await this.start(id).catch((error: unknown) => this.onError(error, id));
+      }
+    } finally {
+      this.running--;
+    }
+  }
 }

@@ -29,23 +29,19 @@ describe("the gateway health workflow on a real Temporal dev server", () => {
     await setHeartbeat(fresh.deviceId, 5);
 
     const taskQueue = `test-${randomUUID()}`;
-    const { worker, connection } = await createWorker(server.deps, {
+    const { worker } = await createWorker(server.deps, {
       taskQueue,
       workflowBundle: { code: inject("workflowBundleCode") },
     });
-    try {
-      const result = await worker.runUntil(
-        server.deps.temporal.workflow.execute(gatewayHealthWorkflow, {
-          taskQueue,
-          workflowId: `test-gateway-health-${randomUUID()}`,
-          args: [{ heartbeatTimeoutSeconds: 120 }],
-        }),
-      );
-      expect(result.markedOffline).toContain(stale.deviceId);
-      expect(result.markedOffline).not.toContain(fresh.deviceId);
-    } finally {
-      await connection.close();
-    }
+    const result = await worker.runUntil(
+      server.deps.temporal.workflow.execute(gatewayHealthWorkflow, {
+        taskQueue,
+        workflowId: `test-gateway-health-${randomUUID()}`,
+        args: [{ heartbeatTimeoutSeconds: 120 }],
+      }),
+    );
+    expect(result.markedOffline).toContain(stale.deviceId);
+    expect(result.markedOffline).not.toContain(fresh.deviceId);
     expect((await server.deps.gateways.findByDeviceId(stale.deviceId)).status).toBe("offline");
     expect((await server.deps.gateways.findByDeviceId(fresh.deviceId)).status).toBe("online");
   });

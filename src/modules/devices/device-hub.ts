@@ -107,6 +107,12 @@ export class DeviceHub {
     return connection;
   }
 
+  /** Whether a command for the gateway would be taken here now: connected to this instance and active. */
+  accepts(gatewayId: number): boolean {
+    const connection = this.connections.get(gatewayId);
+    return connection !== undefined && connection.closeReason === undefined && !connection.paused;
+  }
+
   /** Queues a command for a gateway connected here: false when it is not, is inactive, or its queue is full. */
   push(gatewayId: number, command: DeviceCommand): boolean {
     const connection = this.connections.get(gatewayId);

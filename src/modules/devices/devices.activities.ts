@@ -1,14 +1,27 @@
 import { ApplicationFailure } from "@temporalio/common";
-import type { MessagesService } from "../messages/index.js";
+import type { MessagesService, PushCommand } from "../messages/index.js";
 import type { DeviceHub } from "./device-hub.js";
+
+/**
+ * Hands a `send_sms` command to a phone connected to this process; false when it is not connected
+ * here (or is inactive, or its queue is full). A `sealed` message's text is fetched and opened here,
+ * right before the push, so that it never passes through a workflow's history.
+ */
+export async function pushCommand(hub: DeviceHub, messages: MessagesService, command: PushCommand): Promise<boolean> {
+  if (!hub.accepts(command.gatewayId)) return false;
+  const message = command.sealed ? await messages.textForDevice(command.messageId) : command.message;
+  return hub.push(command.gatewayId, {
+    type: "send_sms",
+    messageId: command.messageId,
+    recipient: command.recipient,
+    message,
+  });
+}
 
 /** The activity that runs on the task queue of the instance holding a device. */
 export function createDeviceActivities(hub: DeviceHub, messages: MessagesService) {
   return {
-    /**
-     * Queues a `send_sms` command for a device connected to this instance. A `sealed` message's
-     * text is fetched and opened here, so that it never passes through the workflow's history.
-     */
+    /** Queues a `send_sms` command for a device connected to this instance. */
     async pushToDevice(input: {
       gatewayId: number;
       messageId: string;
@@ -16,13 +29,7 @@ export function createDeviceActivities(hub: DeviceHub, messages: MessagesService
       message: string;
       sealed?: boolean;
     }): Promise<void> {
-      const queued = hub.push(input.gatewayId, {
-        type: "send_sms",
-        messageId: input.messageId,
-        recipient: input.recipient,
-        message: input.sealed === true ? await messages.textForDevice(input.messageId) : input.message,
-      });
-      if (!queued) {
+      if (!(await pushCommand(hub, messages, { ...input, sealed: input.sealed === true }))) {
         throw ApplicationFailure.nonRetryable("the gateway is not connected to this instance", "DeviceNotConnected");
       }
     },

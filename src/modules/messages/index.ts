@@ -1,11 +1,14 @@
+export { Backlog, type BacklogLimits } from "./backlog.js";
 export { GatewayPicker, type Pick } from "./gateway-picker.js";
 export {
+  type AttemptStart,
   type DeviceReport,
   type DeviceReportStatus,
   finalStatuses,
   type MessageStatus,
   type MessageView,
   type MessageWorkflows,
+  type PushCommand,
   type SendInput,
 } from "./message.types.js";
 export { MessageLifecycle, type MessagePlan } from "./message-lifecycle.js";

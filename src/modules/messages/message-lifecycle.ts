@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
-import type { MessageStatus } from "./message.types.js";
+import type { AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 /** What a message workflow needs to know of its message. Plain JSON: it crosses into Temporal. */
 export interface MessagePlan {
@@ -79,6 +79,54 @@ export class MessageLifecycle {
 
   pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {
     return this.picker.pick(input);
+  }
+
+  /**
+   * Starts attempt number `attempt`: picks a gateway, records the dispatch, and hands the command to
+   * the phone at once when it is connected to this process (`pushHere`); otherwise the caller pushes
+   * it on the holding instance's task queue.
+   */
+  async startAttempt(
+    input: {
+      messageId: string;
+      attempt: number;
+      preferredGatewayId: number | null;
+      triedGatewayIds: number[];
+      recipient: string;
+      body: string;
+      sealed: boolean;
+    },
+    pushHere: (command: PushCommand) => Promise<boolean>,
+  ): Promise<AttemptStart> {
+    const pick = await this.picker.pick(input);
+    if (pick.kind === "none") return pick;
+    const { messageId, attempt } = input;
+    if (!(await this.dispatch(messageId, pick.gatewayId, attempt))) {
+      return { kind: "moved_on", status: await this.state(messageId, pick.gatewayId) };
+    }
+    const pushed = await pushHere({
+      gatewayId: pick.gatewayId,
+      messageId,
+      recipient: input.recipient,
+      message: input.body,
+      sealed: input.sealed,
+    });
+    return { ...pick, kind: "dispatched", attempt, pushed };
+  }
+
+  /**
+   * Where the message stands for the attempt on `gatewayId`: `dispatched` while that attempt has no
+   * report (or the message is back in the queue), `sent` once that gateway sent it, else its final state.
+   */
+  async state(messageId: string, gatewayId: number): Promise<MessageStatus> {
+    const rows = await this.sql<{ status: MessageStatus; gateway_id: number | null }>(
+      "select status, gateway_id from messages where id = ?",
+      [messageId],
+    );
+    const row = rows[0];
+    if (row === undefined) return "failed";
+    if (row.status === "queued" || (row.status === "sent" && row.gateway_id !== gatewayId)) return "dispatched";
+    return row.status;
   }
 
   /** Assigns the message to a gateway for one attempt; false when the message moved on (cancelled). */

@@ -9,6 +9,32 @@ export interface DeviceReport {
   status: DeviceReportStatus;
   gatewayId: number;
   error: string | null;
+  /** A failure the database already recorded as final (the message had been sent). */
+  final?: boolean;
+}
+
+/** How starting an attempt went: no gateway now, the message moved on (cancelled), or dispatched. */
+export type AttemptStart =
+  | { kind: "none"; reason: "no_gateway" | "rate_limited"; retryAfterMs: number }
+  | { kind: "moved_on"; status: MessageStatus }
+  | {
+      kind: "dispatched";
+      attempt: number;
+      gatewayId: number;
+      deviceId: string;
+      /** The task queue of the instance holding the phone. */
+      taskQueue: string;
+      /** Whether the command was already handed to the phone, connected to this very process. */
+      pushed: boolean;
+    };
+
+/** The command a phone gets for a message; `sealed` means its text is fetched right before the push. */
+export interface PushCommand {
+  gatewayId: number;
+  messageId: string;
+  recipient: string;
+  message: string;
+  sealed: boolean;
 }
 
 /** A message as the API shows it. */
@@ -47,6 +73,11 @@ export interface SendInput {
 export interface MessageWorkflows {
   /** Starts the workflows of these messages; starting one that runs already changes nothing. */
   start(messageIds: readonly string[]): Promise<void>;
+  /**
+   * Starts them in the background at a bounded pace and returns at once; what does not fit (or
+   * fails) is left to the message sweeper, which starts workflows for stored messages that have none.
+   */
+  enqueue(messageIds: readonly string[]): void;
   /** Hands a device's report to the message's workflow; a finished workflow ignores it. */
   report(messageId: string, report: DeviceReport): Promise<void>;
   /** Asks the message's workflow to cancel it. */

@@ -1,4 +1,5 @@
 import type { Pick } from "./gateway-picker.js";
+import type { AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { resetDailyCounters } from "./message-stats.js";
 import type { MessagesService } from "./messages.service.js";
@@ -8,9 +9,47 @@ export function createMessageActivities(deps: {
   lifecycle: MessageLifecycle;
   messages: MessagesService;
   resetCounters: () => ReturnType<typeof resetDailyCounters>;
+  /** Hands a command to a phone connected to this process; false when it is not connected here. */
+  pushHere: (command: PushCommand) => Promise<boolean>;
 }) {
   const { lifecycle } = deps;
+  type AttemptInput = {
+    messageId: string;
+    attempt: number;
+    preferredGatewayId: number | null;
+    triedGatewayIds: number[];
+    recipient: string;
+    body: string;
+    sealed: boolean;
+  };
+  const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
   return {
+    /**
+     * Loads the message's plan and, when it is due now, starts its first attempt: on the happy path
+     * the whole dispatch is this one step.
+     */
+    beginMessage: async (input: {
+      messageId: string;
+    }): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
+      const plan = await lifecycle.plan(input.messageId);
+      const due = plan !== null && (plan.sendAtMs === null || plan.sendAtMs <= Date.now());
+      if (plan === null || !due || (plan.status !== "queued" && plan.status !== "dispatched")) {
+        return { plan, first: null };
+      }
+      const first = await startAttempt({
+        messageId: input.messageId,
+        attempt: plan.attempts + 1,
+        preferredGatewayId: plan.preferredGatewayId,
+        triedGatewayIds: [],
+        recipient: plan.recipient,
+        body: plan.body,
+        sealed: plan.sealed,
+      });
+      return { plan, first };
+    },
+    startAttempt,
+    messageState: (input: { messageId: string; gatewayId: number }): Promise<MessageStatus> =>
+      lifecycle.state(input.messageId, input.gatewayId),
     loadMessagePlan: (messageId: string): Promise<MessagePlan | null> => lifecycle.plan(messageId),
     pickGateway: (input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> =>
       lifecycle.pick(input),

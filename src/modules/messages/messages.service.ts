@@ -5,7 +5,9 @@ import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
-import type { DeviceReportStatus, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+import type { Backlog } from "./backlog.js";
+import type { MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+import type { MessageLifecycle } from "./message-lifecycle.js";
 
 const maxBodyLength = 1600;
 const maxBatchSize = 1000;
@@ -76,6 +78,8 @@ export class MessagesService {
     private readonly logger: Logger,
     /** Encrypts the text of messages that hold a secret; only the phone ever gets it in clear. */
     private readonly box: SecretBox,
+    private readonly lifecycle: MessageLifecycle,
+    private readonly backlog: Backlog,
   ) {}
 
   private async check(input: SendInput, recipient: string, idempotencyKey: string | null): Promise<CheckedSend> {
@@ -137,6 +141,8 @@ export class MessagesService {
     checked: CheckedSend[],
     outer?: EntityManager,
   ): Promise<{ view: MessageView; created: boolean }[]> {
+    // Refused before anything is written when too many messages already wait for a gateway.
+    this.backlog.admit(caller.keyId, checked.length);
     const work = async (em: EntityManager) => {
       const connection = em.getConnection();
       const out: { view: MessageView; created: boolean }[] = [];
@@ -211,7 +217,7 @@ export class MessagesService {
     if (result === undefined) throw new Error("no message stored");
     // The message is durable: answer now. Its workflow starts in the background, and whatever does
     // not start here (Temporal down, process killed) the sweeper starts.
-    if (result.created) void this.startWorkflows([result.view.id]);
+    if (result.created) this.workflows.enqueue([result.view.id]);
     return result;
   }
 
@@ -248,7 +254,7 @@ export class MessagesService {
     const results = await this.store(caller, checked);
     const created = results.filter((result) => result.created).map((result) => result.view.id);
     // A thousand starts take a while: answer now; anything not started here the sweeper starts.
-    void this.startWorkflows(created);
+    this.workflows.enqueue(created);
     return results.map((result) => result.view);
   }
 
@@ -282,26 +288,43 @@ export class MessagesService {
   }
 
   /**
-   * Takes a gateway's report on a message. Repeated and late reports are accepted and change
-   * nothing; a report on a message this gateway was never given is refused.
+   * Takes a gateway's report on a message: recorded in the database first (counted and emitted
+   * once), then, when it ends the attempt, handed to the message's workflow. Repeated and late
+   * reports are accepted and change nothing; a report on a message this gateway was never given is
+   * refused.
    */
   async report(gatewayId: number, messageId: string, status: string, error: string | null): Promise<void> {
     if (messageId.trim() === "") throw missing("message_id");
     if (status !== "sent" && status !== "delivered" && status !== "failed") {
       throw invalid("status must be sent, delivered or failed");
     }
-    const rows: { gateway_id: number | null; tried: boolean }[] = await this.em.getConnection().execute(
-      `select m.gateway_id,
-              exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
-         from messages m where m.id = ?`,
-      [gatewayId, messageId],
-    );
+    const rows: { gateway_id: number | null; status: MessageView["status"]; tried: boolean }[] = await this.em
+      .getConnection()
+      .execute(
+        `select m.gateway_id, m.status,
+                exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
+           from messages m where m.id = ?`,
+        [gatewayId, messageId],
+      );
     const row = rows[0];
     if (row === undefined) throw new DomainError("not_found", "Message not found");
     if (row.gateway_id !== gatewayId && !row.tried) {
       throw new DomainError("permission_denied", "This message was not sent through this gateway");
     }
-    await this.workflows.report(messageId, { status: status as DeviceReportStatus, gatewayId, error });
+    if (status === "sent") {
+      // The workflow needs no word of it: when its wait runs out, the database tells it.
+      await this.lifecycle.markSent(messageId, gatewayId);
+      return;
+    }
+    if (status === "delivered") {
+      await this.lifecycle.markDelivered(messageId, gatewayId);
+      await this.workflows.report(messageId, { status, gatewayId, error: null });
+      return;
+    }
+    // A failure after the phone sent it ends the message: sending again could reach the person twice.
+    const final = row.status === "sent" && row.gateway_id === gatewayId;
+    if (final) await this.lifecycle.markFailed(messageId, error ?? "delivery failed");
+    await this.workflows.report(messageId, { status, gatewayId, error, final });
   }
 
   /** Records that a gateway has taken a command; acknowledged commands are not sent again. */

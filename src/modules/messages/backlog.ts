@@ -1,0 +1,67 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { DomainError } from "../../shared/errors.js";
+
+/** How many accepted messages may wait for a gateway before sends are refused. */
+export interface BacklogLimits {
+  perKey: number;
+  total: number;
+  /** What a refused sender is told to wait before trying again. */
+  retryAfterSeconds: number;
+}
+
+/**
+ * The backlog of accepted messages that no gateway has been given yet (due now, `queued`), per
+ * client key and in total, across every instance: counted in the database every `refreshMs` in the
+ * background, and kept up to date in between with what this instance accepts. Admission never waits
+ * on the count: the accept path stays one insert.
+ */
+export class Backlog {
+  private perKey = new Map<number, number>();
+  private total = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly limits: BacklogLimits,
+    private readonly logger: Logger,
+    private readonly refreshMs = 500,
+  ) {}
+
+  /** Refuses `count` more messages from `keyId` with 503 and Retry-After when the backlog is full. */
+  admit(keyId: number, count: number): void {
+    this.timer ??= this.startRefreshing();
+    const mine = this.perKey.get(keyId) ?? 0;
+    if (this.total + count > this.limits.total || mine + count > this.limits.perKey) {
+      throw new DomainError(
+        "unavailable",
+        "Too many messages are waiting to be sent; try again shortly",
+        this.limits.retryAfterSeconds,
+      );
+    }
+    this.total += count;
+    this.perKey.set(keyId, mine + count);
+  }
+
+  private startRefreshing(): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      this.refresh().catch((error: unknown) => this.logger.warn({ err: error }, "counting the backlog failed"));
+    }, this.refreshMs);
+    timer.unref();
+    return timer;
+  }
+
+  private async refresh(): Promise<void> {
+    const rows: { client_key_id: number | null; count: number }[] = await this.em.getConnection().execute(
+      `select client_key_id, count(*)::int as count from messages
+        where status = 'queued' and (send_at is null or send_at <= now()) group by client_key_id`,
+    );
+    this.perKey = new Map(rows.flatMap((row) => (row.client_key_id === null ? [] : [[row.client_key_id, row.count]])));
+    this.total = rows.reduce((sum, row) => sum + row.count, 0);
+  }
+
+  /** Stops counting. */
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
