@@ -127,10 +127,12 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
     LOG_LEVEL: "warn",
     RATE_LIMIT_REQUESTS: "1000000",
-    GATEWAY_SENDS_PER_MINUTE: "1000000",
+    GATEWAY_SENDS_PER_MINUTE: "100000",
     ...env,
   };
-  const server = await startChild(["bin/smsgw.js", "serve"], serverEnv, url);
+  // BENCH_SERVER_FLAGS passes Node flags to the server (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+  const flags = (process.env.BENCH_SERVER_FLAGS ?? "").split(" ").filter((flag) => flag !== "");
+  const server = await startChild([...flags, "bin/smsgw.js", "serve"], serverEnv, url);
   const [key] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "client", "--name", "bench"]);
   if (key === undefined) throw new Error("no key");
   await db.query("update gateways set active = false");
@@ -198,6 +200,8 @@ const p = (values: number[], q: number) =>
 
 async function main(): Promise<void> {
   const logger = pino({ level: "warn" });
+  // The CLI children (keys create) read the database from the environment too.
+  process.env.DATABASE_URL = databaseUrl;
   const dataDir = mkdtempSync(join(tmpdir(), "smsgw-bench-"));
   const temporal = await ensureLocalTemporal({
     cli: process.env.TEMPORAL_CLI,
@@ -210,6 +214,14 @@ async function main(): Promise<void> {
   if (temporal.pid === undefined)
     throw new Error(`port ${temporalPort} is taken: the bench needs a dev server of its own`);
   const temporalPid = temporal.pid;
+  // Whatever happens, the dev server this run started goes with it.
+  process.once("exit", () => {
+    try {
+      process.kill(temporalPid, "SIGTERM");
+    } catch {
+      // Already stopped.
+    }
+  });
   const connection = await NativeConnection.connect({ address: temporal.address });
   await ensureSearchAttributes(connection, "default");
   await connection.close();

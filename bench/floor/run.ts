@@ -2,7 +2,9 @@
 // one shared connection. Usage: run.ts ADDRESS COUNT INFLIGHT. Prints one JSON line of its figures.
 import { fileURLToPath } from "node:url";
 import { Client } from "@temporalio/client";
-import { NativeConnection, Worker } from "@temporalio/worker";
+import { DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker";
+
+Runtime.install({ logger: new DefaultLogger("WARN") });
 
 const [address, count, inflight] = process.argv.slice(2);
 const total = Number(count);

@@ -60,6 +60,9 @@ export async function createWorker(
     namespace: deps.config.temporalNamespace,
     taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
     activities: createActivities(deps),
+    // One workflow thread: workflow tasks are short and the machine's other core runs the engine
+    // and the database; each further thread is another V8 heap of cached workflows.
+    workflowThreadPoolSize: 1,
     ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
   });
   return { worker, connection: undefined };

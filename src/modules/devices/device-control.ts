@@ -41,8 +41,10 @@ export async function startDeviceControl(deps: {
 }): Promise<() => Promise<void>> {
   const { hub, logger } = deps;
   const apply = (event: DeviceControlEvent) => {
-    if (event.type === "key_revoked") hub.revokeKey(event.keyId);
-    else hub.setActive(event.gatewayId, event.active);
+    if (event.type === "key_revoked") {
+      deps.keys.forget(event.keyId);
+      hub.revokeKey(event.keyId);
+    } else hub.setActive(event.gatewayId, event.active);
   };
   const publish = (event: DeviceControlEvent) =>
     publishDeviceControl(deps.redis, event).catch((error: unknown) => {
@@ -70,7 +72,7 @@ export async function startDeviceControl(deps: {
     deps.keys
       .revokedAmong(hub.connectedKeyIds())
       .then((revoked) => {
-        for (const keyId of revoked) hub.revokeKey(keyId);
+        for (const keyId of revoked) apply({ type: "key_revoked", keyId });
       })
       .catch((error: unknown) => logger.warn({ err: error }, "checking connected devices' keys failed"));
   }, deps.sweepMs);

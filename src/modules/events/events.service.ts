@@ -52,6 +52,16 @@ export class EventsService {
     return id;
   }
 
+  /**
+   * Tells listeners of events another statement recorded (a message's state change records its
+   * event in the same statement).
+   */
+  recorded(events: readonly { id: string | number; payload: EventPayload }[]): void {
+    for (const event of events) {
+      for (const listener of this.listeners) listener({ id: Number(event.id), payload: event.payload });
+    }
+  }
+
   /** The recorded events of a message, oldest first. */
   async forMessage(messageId: string): Promise<EventPayload[]> {
     const rows: { payload: EventPayload }[] = await this.em

@@ -24,6 +24,12 @@ export interface KeyRecord {
 const keyPattern = /^(gw|api)_live_[0-9a-z]{40}$/;
 /** `last_used_at` is written at most this often per key, so authentication stays a read. */
 const lastUsedResolutionSeconds = 60;
+/**
+ * How long a checked key is remembered, so that most calls need no database read. Revocation drops
+ * it at once on every instance (through the device control channel); this bounds the rest.
+ */
+const rememberMs = 10_000;
+const maxRemembered = 10_000;
 
 function digestOf(key: string): string {
   return createHash("sha256").update(key).digest("hex");
@@ -47,6 +53,7 @@ interface KeyRow {
 /** Issues, checks, lists and revokes API keys. */
 export class KeysService {
   private readonly revokeListeners: ((keyId: number) => void | Promise<void>)[] = [];
+  private readonly remembered = new Map<string, { principal: Principal; untilMs: number }>();
 
   constructor(private readonly em: EntityManager) {}
 
@@ -88,10 +95,28 @@ export class KeysService {
     return { key, record: toRecord(entity) };
   }
 
+  /** Forgets a remembered key (it was just revoked, here or on another instance). */
+  forget(keyId: number): void {
+    for (const [digest, entry] of this.remembered) if (entry.principal.keyId === keyId) this.remembered.delete(digest);
+  }
+
   /** The principal a presented key identifies, or undefined when it is unknown or revoked. */
   async authenticate(presented: string): Promise<Principal | undefined> {
     if (!keyPattern.test(presented)) return undefined;
     const digest = digestOf(presented);
+    const known = this.remembered.get(digest);
+    if (known !== undefined && known.untilMs > Date.now()) return known.principal;
+    const principal = await this.lookUp(digest);
+    if (principal === undefined) {
+      this.remembered.delete(digest);
+      return undefined;
+    }
+    if (this.remembered.size >= maxRemembered) this.remembered.clear();
+    this.remembered.set(digest, { principal, untilMs: Date.now() + rememberMs });
+    return principal;
+  }
+
+  private async lookUp(digest: string): Promise<Principal | undefined> {
     const rows: KeyRow[] = await this.em.getConnection().execute(
       `select k.id, k.scope, k.name, k.digest, k.gateway_id, g.device_id,
               coalesce(k.last_used_at < now() - make_interval(secs => ?), true) as stale
@@ -126,6 +151,7 @@ export class KeysService {
     if (key === null) throw new DomainError("not_found", `No API key with id ${id}`);
     key.revokedAt ??= new Date();
     await em.flush();
+    this.forget(id);
     for (const listener of this.revokeListeners) await listener(id);
     return toRecord(key);
   }

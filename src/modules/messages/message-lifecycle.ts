@@ -31,6 +31,34 @@ interface Row {
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 
+/** A timestamp column as JavaScript's `toISOString()` writes it (UTC, milliseconds, `Z`). */
+const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * A message event's payload built by PostgreSQL from the moved message `m` and its gateway `g`,
+ * with the keys in the order the README documents (the same as `emitFor` writes them).
+ */
+function eventJson(type: "sms_sent" | "sms_delivered"): string {
+  const time = type === "sms_sent" ? "sent_at" : "delivered_at";
+  return `json_build_object('event', '${type}', 'message_id', m.id, 'to', m.recipient, 'message', m.body,
+            '${time}', ${isoSql(`m.${time}`)}, 'gateway_id', g.device_id)`;
+}
+
+/**
+ * CTEs that count a sent SMS once on its gateway (\`g\`, with its device id) and close its attempt,
+ * for the messages in \`moved\`.
+ */
+function countedSql(moved: string): string {
+  return `g as (
+         update gateways set messages_sent_today = messages_sent_today + 1,
+                total_messages_sent = total_messages_sent + 1, updated_at = now()
+          where id = (select gateway_id from ${moved}) returning id, device_id),
+       a as (
+         update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
+          where message_id = (select id from ${moved}) and gateway_id = (select gateway_id from ${moved})
+            and outcome is null)`;
+}
+
 /**
  * The state changes of a message, each one conditional on the state it leaves, so that retried
  * activities and repeated reports change nothing twice. The database is the source of truth.
@@ -129,23 +157,23 @@ export class MessageLifecycle {
     return row.status;
   }
 
-  /** Assigns the message to a gateway for one attempt; false when the message moved on (cancelled). */
+  /**
+   * Assigns the message to a gateway for one attempt and records the attempt, in one statement;
+   * false when the message moved on (cancelled).
+   */
   async dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
-    return this.em.fork().transactional(async (em) => {
-      const updated: { id: string }[] = await em.execute(
-        `update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
+    const rows = await this.sql<{ message_id: string }>(
+      `with m as (
+         update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
                 dispatched_at = now(), updated_at = now()
-          where id = ? and status in ('queued', 'dispatched') returning id`,
-        [gatewayId, attempt, messageId],
-      );
-      if (updated.length === 0) return false;
-      await em.execute(
-        `insert into message_attempts (message_id, attempt, gateway_id) values (?, ?, ?)
-           on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id`,
-        [messageId, attempt, gatewayId],
-      );
-      return true;
-    });
+          where id = ? and status in ('queued', 'dispatched') returning id)
+       insert into message_attempts (message_id, attempt, gateway_id)
+       select id, ?, ? from m
+       on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id
+       returning message_id`,
+      [gatewayId, attempt, messageId, attempt, gatewayId],
+    );
+    return rows.length > 0;
   }
 
   /** Ends an attempt that did not send the message and puts it back in the queue. */
@@ -171,34 +199,54 @@ export class MessageLifecycle {
     await this.picker.noteFailure(gatewayId);
   }
 
-  /** The gateway sent the SMS: counted once on the gateway, `sms_sent` emitted once. */
-  async markSent(messageId: string, gatewayId: number): Promise<void> {
-    await this.em.fork().transactional(async (em) => {
-      const moved: { id: string }[] = await em.execute(
-        `update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null, updated_at = now()
-          where id = ? and gateway_id = ? and status in ('queued', 'dispatched') returning id`,
-        [messageId, gatewayId],
-      );
-      if (moved.length > 0) await this.countSent(em, messageId, gatewayId);
-    });
-    await this.emitFor(messageId, ["sms_sent"]);
+  /**
+   * The gateway sent the SMS: moved, counted once on the gateway, its attempt closed and `sms_sent`
+   * recorded, all in one statement (so none of it can happen without the rest). Returns whether the
+   * message moved (false for a repeated or late report).
+   */
+  async markSent(messageId: string, gatewayId: number): Promise<boolean> {
+    const events = await this.sql<{ id: string; payload: EventPayload }>(
+      `with m as (
+         update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
+                updated_at = now()
+          where id = ? and gateway_id = ? and status in ('queued', 'dispatched')
+         returning id, recipient, body, sent_at, gateway_id),
+       ${countedSql("m")}
+       insert into events (type, message_id, payload)
+       select 'sms_sent', m.id, ${eventJson("sms_sent")} from m left join g on true
+       on conflict (message_id, type) where message_id is not null do nothing
+       returning id, payload`,
+      [messageId, gatewayId],
+    );
+    this.events.recorded(events);
+    return events.length > 0;
   }
 
-  /** The SMS reached the phone. A delivery report without a sent report counts as both. */
-  async markDelivered(messageId: string, gatewayId: number): Promise<void> {
-    await this.em.fork().transactional(async (em) => {
-      const moved: { was: MessageStatus }[] = await em.execute(
-        // The joined row is read before the update, so `was` is the status it leaves.
-        `update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
+  /**
+   * The SMS reached the phone, in one statement: moved, counted (when no sent report came first),
+   * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved.
+   */
+  async markDelivered(messageId: string, gatewayId: number): Promise<boolean> {
+    const events = await this.sql<{ id: string; payload: EventPayload; type: MessageEventType }>(
+      // The joined row is read before the update, so `was` is the status it leaves.
+      `with m as (
+         update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
                 error_message = null, sealed_body = null, updated_at = now()
            from (select id, status from messages where id = ?) old
           where m.id = old.id and m.gateway_id = ? and m.status in ('queued', 'dispatched', 'sent')
-          returning old.status as was`,
-        [messageId, gatewayId],
-      );
-      if (moved[0] !== undefined && moved[0].was !== "sent") await this.countSent(em, messageId, gatewayId);
-    });
-    await this.emitFor(messageId, ["sms_sent", "sms_delivered"]);
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.gateway_id, old.status as was),
+       unsent as (select * from m where was <> 'sent'),
+       ${countedSql("unsent")}
+       insert into events (type, message_id, payload)
+       select e.type, m.id, e.payload
+         from m left join gateways g on g.id = m.gateway_id
+        cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
+       on conflict (message_id, type) where message_id is not null do nothing
+       returning id, payload, type`,
+      [messageId, gatewayId],
+    );
+    this.events.recorded(events);
+    return events.some((event) => event.type === "sms_delivered");
   }
 
   /** The message failed for good. */
@@ -225,19 +273,6 @@ export class MessageLifecycle {
     await this.sql(
       "update message_attempts set outcome = ?, ended_at = now() where message_id = ? and attempt = ? and ended_at is null",
       [outcome, messageId, attempt],
-    );
-  }
-
-  private async countSent(em: EntityManager, messageId: string, gatewayId: number): Promise<void> {
-    await em.execute(
-      `update gateways set messages_sent_today = messages_sent_today + 1,
-              total_messages_sent = total_messages_sent + 1, updated_at = now() where id = ?`,
-      [gatewayId],
-    );
-    await em.execute(
-      `update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
-        where message_id = ? and gateway_id = ? and outcome is null`,
-      [messageId, gatewayId],
     );
   }
 

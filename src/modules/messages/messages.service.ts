@@ -189,7 +189,9 @@ export class MessagesService {
       }
       return out;
     };
-    return outer === undefined ? this.em.fork().transactional(work) : work(outer);
+    if (outer !== undefined) return work(outer);
+    // One message is one statement (plus a read for a repeated idempotency key): no transaction needed.
+    return checked.length === 1 ? work(this.em) : this.em.fork().transactional(work);
   }
 
   /**
@@ -298,6 +300,29 @@ export class MessagesService {
     if (status !== "sent" && status !== "delivered" && status !== "failed") {
       throw invalid("status must be sent, delivered or failed");
     }
+    // The transition is tried first: on the happy path that is the only statement.
+    if (status === "sent") {
+      // The workflow needs no word of it: when its wait runs out, the database tells it.
+      if (!(await this.lifecycle.markSent(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
+      return;
+    }
+    if (status === "delivered") {
+      if (!(await this.lifecycle.markDelivered(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
+      await this.workflows.report(messageId, { status, gatewayId, error: null });
+      return;
+    }
+    const current = await this.reportable(gatewayId, messageId);
+    // A failure after the phone sent it ends the message: sending again could reach the person twice.
+    const final = current.status === "sent" && current.gatewayId === gatewayId;
+    if (final) await this.lifecycle.markFailed(messageId, error ?? "delivery failed");
+    await this.workflows.report(messageId, { status, gatewayId, error, final });
+  }
+
+  /** The message a gateway reports on, refused when it does not exist or was never given to that gateway. */
+  private async reportable(
+    gatewayId: number,
+    messageId: string,
+  ): Promise<{ status: MessageView["status"]; gatewayId: number | null }> {
     const rows: { gateway_id: number | null; status: MessageView["status"]; tried: boolean }[] = await this.em
       .getConnection()
       .execute(
@@ -311,20 +336,7 @@ export class MessagesService {
     if (row.gateway_id !== gatewayId && !row.tried) {
       throw new DomainError("permission_denied", "This message was not sent through this gateway");
     }
-    if (status === "sent") {
-      // The workflow needs no word of it: when its wait runs out, the database tells it.
-      await this.lifecycle.markSent(messageId, gatewayId);
-      return;
-    }
-    if (status === "delivered") {
-      await this.lifecycle.markDelivered(messageId, gatewayId);
-      await this.workflows.report(messageId, { status, gatewayId, error: null });
-      return;
-    }
-    // A failure after the phone sent it ends the message: sending again could reach the person twice.
-    const final = row.status === "sent" && row.gateway_id === gatewayId;
-    if (final) await this.lifecycle.markFailed(messageId, error ?? "delivery failed");
-    await this.workflows.report(messageId, { status, gatewayId, error, final });
+    return { status: row.status, gatewayId: row.gateway_id };
   }
 
   /** Records that a gateway has taken a command; acknowledged commands are not sent again. */

@@ -223,25 +223,30 @@ export class WebhooksService {
     }));
   }
 
-  /** Creates one delivery per active endpoint that wants the event, and starts their workflows. */
+  /**
+   * Creates one delivery per active endpoint that wants the event, and starts their workflows. One
+   * statement creates the deliveries, finds any still pending from an earlier try, and, when there
+   * are none (no endpoint wants the event), marks the event dispatched.
+   */
   async dispatch(eventId: number, payload: EventPayload): Promise<void> {
     const rows = await this.sql<{ id: string }>(
-      `insert into webhook_deliveries (id, webhook_id, event_id, event)
-       select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
-         from webhooks w where w.active and w.events @> ?::jsonb
-       on conflict (webhook_id, event_id) do nothing returning id`,
-      [eventId, payload.event, JSON.stringify([payload.event])],
+      `with created as (
+         insert into webhook_deliveries (id, webhook_id, event_id, event)
+         select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
+           from webhooks w where w.active and w.events @> ?::jsonb
+         on conflict (webhook_id, event_id) do nothing returning id),
+       pending as (select id from webhook_deliveries where event_id = ? and status = 'pending'),
+       idle as (
+         update events set dispatched_at = now()
+          where id = ? and not exists (select 1 from created) and not exists (select 1 from pending))
+       select id from created union all select id from pending`,
+      [eventId, payload.event, JSON.stringify([payload.event]), eventId, eventId],
     );
-    const pending = await this.sql<{ id: string }>(
-      "select id from webhook_deliveries where event_id = ? and status = 'pending'",
-      [eventId],
-    );
-    if (pending.length > 0) {
-      if (this.workflows === undefined) throw new Error("webhook workflows are not connected");
-      await this.workflows.start(pending.map((row) => row.id));
-    }
+    if (rows.length === 0) return;
+    if (this.workflows === undefined) throw new Error("webhook workflows are not connected");
+    await this.workflows.start(rows.map((row) => row.id));
     await this.events.markDispatched(eventId);
-    if (rows.length > 0) this.logger.debug({ eventId, deliveries: rows.length }, "webhook deliveries created");
+    this.logger.debug({ eventId, deliveries: rows.length }, "webhook deliveries started");
   }
 
   /** Dispatches events recorded but not handed to endpoints (the process died first). */
