@@ -11,6 +11,7 @@ import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
 import { createDeviceWorker, createWebhookWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
+import { workflowBundlePath } from "./temporal/workflow-bundle.js";
 
 /** What `serve` runs: the API, the Temporal worker, or both. */
 export interface ServeOptions {
@@ -65,7 +66,9 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   };
   if (options.worker) {
     if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
-    run(await createWorker(deps, options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}), "shared");
+    // Tests hand in code bundled once; a server uses (or builds, in a child process) the cached bundle.
+    const workflowBundle = options.workflowBundle ?? { codePath: await workflowBundlePath(config.dataDir) };
+    run(await createWorker(deps, { workflowBundle }), "shared");
     run(await createWebhookWorker(deps), "webhooks");
   }
   // Devices connect to the API: the instance serving it pushes their commands.

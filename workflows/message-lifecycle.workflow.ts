@@ -32,6 +32,9 @@ const db = proxyLocalActivities<MessageActivities>({
   retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
 });
 
+/** How long an attempt may go unanswered before its "dispatched" status is shown. */
+const showDispatchedAfterMs = 2000;
+
 function backoffMs(policy: MessagePolicy, attempt: number): number {
   return Math.min(policy.retryMaxMs, policy.retryInitialMs * 2 ** Math.max(0, attempt - 1));
 }
@@ -86,9 +89,19 @@ export async function messageLifecycle({
   };
 
   /** Waits for the phone's final report; when none comes in time, what the database says decides. */
-  async function awaitEnd(gatewayId: number, at: number): Promise<AttemptEnd> {
+  async function awaitEnd(gatewayId: number, deviceId: string, at: number): Promise<AttemptEnd> {
     const mine = () => reports.slice(since).find((report) => report.gatewayId === gatewayId);
-    await condition(() => mine() !== undefined || lost.has(gatewayId) || cancelled, policy.dispatchTimeoutMs);
+    const heard = () => mine() !== undefined || lost.has(gatewayId) || cancelled;
+    // Most phones answer within moments: the "dispatched" status is shown (one search-attribute
+    // update, a visibility write) only for an attempt that takes longer.
+    const quickMs = Math.min(showDispatchedAfterMs, policy.dispatchTimeoutMs);
+    if (!(await condition(heard, quickMs))) {
+      upsertSearchAttributes([
+        { key: smsStatus, value: "dispatched" },
+        { key: smsGatewayId, value: deviceId },
+      ]);
+      await condition(heard, policy.dispatchTimeoutMs - quickMs);
+    }
     let report = mine();
     if (report === undefined && cancelled) {
       await db.closeMessageAttempt({ messageId, attempt: at, outcome: "cancelled" });
@@ -158,10 +171,6 @@ export async function messageLifecycle({
     }
 
     attempt = started.attempt;
-    upsertSearchAttributes([
-      { key: smsStatus, value: "dispatched" },
-      { key: smsGatewayId, value: started.deviceId },
-    ]);
     lost.delete(started.gatewayId);
 
     let outcome: AttemptEnd;
@@ -181,7 +190,7 @@ export async function messageLifecycle({
           sealed: plan.sealed,
         });
       }
-      outcome = await awaitEnd(started.gatewayId, attempt);
+      outcome = await awaitEnd(started.gatewayId, started.deviceId, attempt);
     } catch {
       outcome = { kind: "retry", outcome: "unreachable", error: "the gateway could not be reached" };
     }

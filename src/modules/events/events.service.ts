@@ -24,6 +24,16 @@ export type EventPayload = { event: EventType; message_id?: string } & Record<st
 /** Something that wants to hear of events once they are recorded (the webhook dispatcher). */
 export type EventListener = (event: { id: number; payload: EventPayload }) => void;
 
+/**
+ * SQL for an event's `dispatched_at` as it is inserted: null when an active webhook endpoint wants
+ * events of type `typeSql` (the webhook dispatcher then takes it), else already now, so that events
+ * nobody subscribes to cost no further statement.
+ */
+export function dispatchedAtSql(typeSql: string): string {
+  return `case when exists (select 1 from webhooks w where w.active and w.events @> jsonb_build_array(${typeSql}))
+               then null else now() end`;
+}
+
 /** Records events durably and tells listeners. The one way events are emitted. */
 export class EventsService {
   private readonly listeners: EventListener[] = [];
@@ -40,15 +50,16 @@ export class EventsService {
    * event's id, or undefined when the message already had one of this type.
    */
   async emit(payload: EventPayload): Promise<number | undefined> {
-    const rows: { id: string }[] = await this.em.getConnection().execute(
-      `insert into events (type, message_id, payload) values (?, ?, ?)
-         on conflict (message_id, type) where message_id is not null do nothing returning id`,
-      [payload.event, payload.message_id ?? null, JSON.stringify(payload)],
+    const rows: { id: string; dispatched: boolean }[] = await this.em.getConnection().execute(
+      `insert into events (type, message_id, payload, dispatched_at) values (?, ?, ?, ${dispatchedAtSql("?::text")})
+         on conflict (message_id, type) where message_id is not null do nothing
+         returning id, dispatched_at is not null as dispatched`,
+      [payload.event, payload.message_id ?? null, JSON.stringify(payload), payload.event],
     );
     const row = rows[0];
     if (row === undefined) return undefined;
     const id = Number(row.id);
-    for (const listener of this.listeners) listener({ id, payload });
+    if (!row.dispatched) for (const listener of this.listeners) listener({ id, payload });
     return id;
   }
 
@@ -56,8 +67,9 @@ export class EventsService {
    * Tells listeners of events another statement recorded (a message's state change records its
    * event in the same statement).
    */
-  recorded(events: readonly { id: string | number; payload: EventPayload }[]): void {
+  recorded(events: readonly { id: string | number; payload: EventPayload; dispatched: boolean }[]): void {
     for (const event of events) {
+      if (event.dispatched) continue;
       for (const listener of this.listeners) listener({ id: Number(event.id), payload: event.payload });
     }
   }

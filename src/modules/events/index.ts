@@ -1,4 +1,5 @@
 export {
+  dispatchedAtSql,
   type EventListener,
   type EventPayload,
   EventsService,

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
+import { dispatchedAtSql, type EventPayload, type EventsService, type MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
 import type { AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
@@ -205,17 +205,17 @@ export class MessageLifecycle {
    * message moved (false for a repeated or late report).
    */
   async markSent(messageId: string, gatewayId: number): Promise<boolean> {
-    const events = await this.sql<{ id: string; payload: EventPayload }>(
+    const events = await this.sql<{ id: string; payload: EventPayload; dispatched: boolean }>(
       `with m as (
          update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
                 updated_at = now()
           where id = ? and gateway_id = ? and status in ('queued', 'dispatched')
          returning id, recipient, body, sent_at, gateway_id),
        ${countedSql("m")}
-       insert into events (type, message_id, payload)
-       select 'sms_sent', m.id, ${eventJson("sms_sent")} from m left join g on true
+       insert into events (type, message_id, payload, dispatched_at)
+       select 'sms_sent', m.id, ${eventJson("sms_sent")}, ${dispatchedAtSql("'sms_sent'::text")} from m left join g on true
        on conflict (message_id, type) where message_id is not null do nothing
-       returning id, payload`,
+       returning id, payload, dispatched_at is not null as dispatched`,
       [messageId, gatewayId],
     );
     this.events.recorded(events);
@@ -227,7 +227,7 @@ export class MessageLifecycle {
    * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved.
    */
   async markDelivered(messageId: string, gatewayId: number): Promise<boolean> {
-    const events = await this.sql<{ id: string; payload: EventPayload; type: MessageEventType }>(
+    const events = await this.sql<{ id: string; payload: EventPayload; type: MessageEventType; dispatched: boolean }>(
       // The joined row is read before the update, so `was` is the status it leaves.
       `with m as (
          update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
@@ -237,12 +237,12 @@ export class MessageLifecycle {
          returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.gateway_id, old.status as was),
        unsent as (select * from m where was <> 'sent'),
        ${countedSql("unsent")}
-       insert into events (type, message_id, payload)
-       select e.type, m.id, e.payload
+       insert into events (type, message_id, payload, dispatched_at)
+       select e.type, m.id, e.payload, ${dispatchedAtSql("e.type")}
          from m left join gateways g on g.id = m.gateway_id
         cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
        on conflict (message_id, type) where message_id is not null do nothing
-       returning id, payload, type`,
+       returning id, payload, type, dispatched_at is not null as dispatched`,
       [messageId, gatewayId],
     );
     this.events.recorded(events);
