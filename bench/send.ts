@@ -237,7 +237,9 @@ async function main(): Promise<void> {
   const floorCpu = cpuMeter(() => [temporalPid]);
   const [floorLine] = await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
   const floor = JSON.parse(floorLine ?? "{}") as { perSecond: number; nodeCpuMs: number; total: number };
-  const floorCpuPer = (floorCpu() + floor.nodeCpuMs) / floor.total;
+  const floorTemporalMs = floorCpu();
+  const floorCpuPer = (floorTemporalMs + floor.nodeCpuMs) / floor.total;
+  const floorSplit = `dev server ${(floorTemporalMs / floor.total).toFixed(1)}, Node ${(floor.nodeCpuMs / floor.total).toFixed(1)}`;
   say(
     `floor:     ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node), ${floor.total} runs, 64 in flight`,
   );
@@ -307,7 +309,7 @@ async function main(): Promise<void> {
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
     `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as \`smsgw serve\` (API + worker, one process); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
-    `floor (lean message workflow, no project code): ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node)`,
+    `floor (lean message workflow, no project code): ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,

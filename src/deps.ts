@@ -93,10 +93,13 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
+  let messages: MessagesService | undefined;
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
+    startConcurrency: config.workflowStartConcurrency,
     startCapacity: config.backlog.total,
+    busy: () => (messages?.accepting ?? 0) >= 4,
     logger,
   });
   const backlog = new Backlog(orm.em, config.backlog, logger);
@@ -106,7 +109,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   });
   const lifecycle = new MessageLifecycle(orm.em, picker, events);
   const secret = secretKeyBase(config, logger);
-  const messages = new MessagesService(
+  messages = new MessagesService(
     orm.em,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },

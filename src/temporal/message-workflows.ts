@@ -25,7 +25,15 @@ export function messageWorkflowId(messageId: string): string {
  */
 export function createMessageWorkflows(
   client: Client,
-  options: { taskQueue: string; policy: MessagePolicyConfig; startCapacity: number; logger: Logger },
+  options: {
+    taskQueue: string;
+    policy: MessagePolicyConfig;
+    startConcurrency: number;
+    startCapacity: number;
+    /** Whether clients are sending hard right now: then starts make way for accepting. */
+    busy: () => boolean;
+    logger: Logger;
+  },
 ): MessageWorkflows {
   // The workflow needs the timing settings; the picker's settings stay out of its history.
   const { defaultValiditySeconds, gatewaySendsPerMinute, failedGatewayCooldownSeconds, ...timing } = options.policy;
@@ -42,12 +50,13 @@ export function createMessageWorkflows(
       ],
     });
   const starter = new BoundedStarter(
-    16,
+    options.startConcurrency,
     options.startCapacity,
     startOne,
     (error, messageId) =>
       options.logger.warn({ err: error, messageId }, "starting a message workflow failed; the sweeper will retry"),
     (dropped) => options.logger.warn({ dropped }, "the workflow starter is full; the sweeper will start the rest"),
+    options.busy,
   );
   const each = (messageIds: readonly string[], work: (messageId: string) => Promise<void>) =>
     eachLimited(messageIds, 16, work);

@@ -61,10 +61,13 @@ export async function eachLimited<T>(
 /**
  * Starts work in the background at a bounded pace: at most `concurrency` at a time, at most
  * `capacity` waiting. What does not fit is dropped (and `onOverflow` told): the caller has made sure
- * something else picks it up later (the message sweeper).
+ * something else picks it up later (the message sweeper). While `busy()` says the process has more
+ * urgent work (clients sending hard), all lanes but one wait, so accepting is not slowed by starting.
  */
 export class BoundedStarter {
   private readonly waiting: string[] = [];
+  /** The ids waiting, so that one asked for twice (by the accept path and the sweeper) starts once. */
+  private readonly queued = new Set<string>();
   private running = 0;
 
   constructor(
@@ -73,20 +76,30 @@ export class BoundedStarter {
     private readonly start: (id: string) => Promise<void>,
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
+    private readonly busy: () => boolean = () => false,
   ) {}
 
-  /** Queues ids to start; returns at once. */
+  /** Queues ids to start (those already waiting are skipped); returns at once. */
   enqueue(ids: readonly string[]): void {
+    const fresh = ids.filter((id) => !this.queued.has(id));
     const room = Math.max(0, this.capacity - this.waiting.length);
-    this.waiting.push(...ids.slice(0, room));
-    if (ids.length > room) this.onOverflow(ids.length - room);
+    for (const id of fresh.slice(0, room)) {
+      this.waiting.push(id);
+      this.queued.add(id);
+    }
+    if (fresh.length > room) this.onOverflow(fresh.length - room);
     while (this.running < this.concurrency && this.waiting.length > 0) void this.lane();
   }
 
   private async lane(): Promise<void> {
     this.running++;
+    const first = this.running === 1;
     try {
-      for (let id = this.waiting.shift(); id !== undefined; id = this.waiting.shift()) {
+      for (;;) {
+        while (!first && this.busy() && this.waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+        const id = this.waiting.shift();
+        if (id === undefined) return;
+        this.queued.delete(id);
         await this.start(id).catch((error: unknown) => this.onError(error, id));
       }
     } finally {

@@ -71,6 +71,9 @@ interface CheckedSend {
 
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
 export class MessagesService {
+  /** Sends being stored right now: while clients are sending hard, workflow starts make way. */
+  accepting = 0;
+
   constructor(
     private readonly em: EntityManager,
     private readonly workflows: MessageWorkflows,
@@ -143,6 +146,22 @@ export class MessagesService {
   ): Promise<{ view: MessageView; created: boolean }[]> {
     // Refused before anything is written when too many messages already wait for a gateway.
     this.backlog.admit(caller.keyId, checked.length);
+    if (outer === undefined) {
+      this.accepting++;
+      try {
+        return await this.storeIn(caller, checked);
+      } finally {
+        this.accepting--;
+      }
+    }
+    return this.storeIn(caller, checked, outer);
+  }
+
+  private async storeIn(
+    caller: Caller,
+    checked: CheckedSend[],
+    outer?: EntityManager,
+  ): Promise<{ view: MessageView; created: boolean }[]> {
     const work = async (em: EntityManager) => {
       const connection = em.getConnection();
       const out: { view: MessageView; created: boolean }[] = [];
@@ -416,11 +435,10 @@ export class MessagesService {
       [olderThanSeconds, limit],
     );
     const ids = rows.map((row) => row.id);
-    await this.workflows.start(ids);
-    // The workflows mark this themselves when they run; marking now keeps a backlogged worker from
-    // having the same messages started again on every sweep.
-    if (ids.length > 0)
-      await this.em.getConnection().execute("update messages set workflow_started_at = now() where id in (?)", [ids]);
+    // Through the same paced starter as accepted sends: one it already holds is not queued twice, and
+    // a start that fails leaves the message unmarked for the next sweep (the workflow marks it when
+    // it first runs).
+    this.workflows.enqueue(ids);
     return ids.length;
   }
 }
