@@ -8,7 +8,7 @@
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -264,6 +264,7 @@ async function main(): Promise<void> {
   const memory = peakRss({ server: run.pid, temporal: temporalPid });
   const burst = await load(run.url, run.key, burstMessages, concurrency);
   const accepted = burst.sent.filter((s) => s.status === 202);
+  if (process.env.BENCH_DUMP !== undefined) writeFileSync(process.env.BENCH_DUMP, JSON.stringify(burst.sent));
   const burstIds = accepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const burstStart = Math.min(...burst.sent.map((s) => s.sentAt));
   const burstDelivered = await run.deliveredTimes(burstIds, 600_000);

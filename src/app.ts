@@ -66,6 +66,17 @@ export async function buildApp(
 
   registerMetrics(app);
 
+  // Requests being served (device streams aside, they last for hours): while clients send hard,
+  // message workflow starts make way for them.
+  app.addHook("onRequest", async (request, reply) => {
+    if (request.url.startsWith("/smsgw.v1.GatewayService/Connect")) return;
+    deps.load.inFlight++;
+    // 'close' comes once, whether the answer was sent (raw, by the Connect door, or not) or the client left.
+    reply.raw.once("close", () => {
+      deps.load.inFlight--;
+    });
+  });
+
   app.get("/up", async (_request, reply) => {
     const health = await checkHealth(deps);
     return reply

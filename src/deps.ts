@@ -36,6 +36,8 @@ export interface Deps {
    * from here then runs its first workflow task in this process at once (eager start).
    */
   readonly temporalConnection: NativeConnection;
+  /** Client requests (not device streams) this process is serving right now; app.ts counts them. */
+  readonly load: { inFlight: number };
   /** This process's own task queue: pushes to the devices connected here run on it. */
   readonly instanceTaskQueue: string;
   readonly keys: KeysService;
@@ -93,13 +95,13 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
-  let messages: MessagesService | undefined;
+  const load = { inFlight: 0 };
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
     startConcurrency: config.workflowStartConcurrency,
     startCapacity: config.backlog.total,
-    busy: () => (messages?.accepting ?? 0) >= 4,
+    busy: () => load.inFlight >= 4,
     logger,
   });
   const backlog = new Backlog(orm.em, config.backlog, logger);
@@ -109,7 +111,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   });
   const lifecycle = new MessageLifecycle(orm.em, picker, events);
   const secret = secretKeyBase(config, logger);
-  messages = new MessagesService(
+  const messages = new MessagesService(
     orm.em,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
@@ -141,6 +143,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     temporalAddress,
     temporal,
     temporalConnection,
+    load,
     instanceTaskQueue,
     keys,
     gateways,

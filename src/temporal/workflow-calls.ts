@@ -62,12 +62,14 @@ export async function eachLimited<T>(
  * Starts work in the background at a bounded pace: at most `concurrency` at a time, at most
  * `capacity` waiting. What does not fit is dropped (and `onOverflow` told): the caller has made sure
  * something else picks it up later (the message sweeper). While `busy()` says the process has more
- * urgent work (clients sending hard), all lanes but one wait, so accepting is not slowed by starting.
+ * urgent work (clients sending hard), the lanes wait, so accepting is not slowed by starting; one
+ * lane goes on all the same once the oldest id has waited `maxYieldMs`, so nothing starves. Under
+ * sustained load the backlog limit turns senders away, which ends the busy spell.
  */
 export class BoundedStarter {
   private readonly waiting: string[] = [];
-  /** The ids waiting, so that one asked for twice (by the accept path and the sweeper) starts once. */
-  private readonly queued = new Set<string>();
+  /** When each waiting id was queued; one asked for twice (by the accept path and the sweeper) starts once. */
+  private readonly queued = new Map<string, number>();
   private running = 0;
 
   constructor(
@@ -77,6 +79,7 @@ export class BoundedStarter {
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
+    private readonly maxYieldMs = 5000,
   ) {}
 
   /** Queues ids to start (those already waiting are skipped); returns at once. */
@@ -85,10 +88,15 @@ export class BoundedStarter {
     const room = Math.max(0, this.capacity - this.waiting.length);
     for (const id of fresh.slice(0, room)) {
       this.waiting.push(id);
-      this.queued.add(id);
+      this.queued.set(id, Date.now());
     }
     if (fresh.length > room) this.onOverflow(fresh.length - room);
     while (this.running < this.concurrency && this.waiting.length > 0) void this.lane();
+  }
+
+  private oldestWaitMs(): number {
+    const oldest = this.waiting[0];
+    return oldest === undefined ? 0 : Date.now() - (this.queued.get(oldest) ?? Date.now());
   }
 
   private async lane(): Promise<void> {
@@ -96,7 +104,9 @@ export class BoundedStarter {
     const first = this.running === 1;
     try {
       for (;;) {
-        while (!first && this.busy() && this.waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+        while (this.busy() && this.waiting.length > 0 && !(first && this.oldestWaitMs() > this.maxYieldMs)) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
         const id = this.waiting.shift();
         if (id === undefined) return;
         this.queued.delete(id);

@@ -150,7 +150,7 @@ const eventTypes = (history: { events?: ({ eventType?: unknown } | null)[] | nul
   (history.events ?? []).map((event) => event?.eventType);
 
 describe("the message lifecycle workflow", () => {
-  it("dispatches in its first task and ends on the phone's final report: two workflow tasks", async () => {
+  it("dispatches in its first task and ends on the phone's final report: at most two workflow tasks", async () => {
     const { calls, activities } = fakes({ first: dispatched(1, 7) });
     const { outcome, history, shown } = await runLifecycle("delivered", activities, (handle) =>
       handle.signal(reportSignal, { status: "delivered", gatewayId: 7, error: null }),
@@ -159,7 +159,10 @@ describe("the message lifecycle workflow", () => {
     expect(shown).toEqual("delivered");
     expect(calls.map((call) => call.name)).toEqual(["beginMessage"]);
     const tasks = eventTypes(history).filter((type) => type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
-    expect(tasks.length).toBe(2);
+    // Two, or one when the report came while the first task was still running.
+    expect(tasks.length).toBeGreaterThanOrEqual(1);
+    expect(tasks.length).toBeLessThanOrEqual(2);
+    expect(eventTypes(history).length).toBeLessThanOrEqual(13);
   });
 
   it("fails over to another gateway after backoff when the phone reports failed", async () => {

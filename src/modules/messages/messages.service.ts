@@ -71,9 +71,6 @@ interface CheckedSend {
 
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
 export class MessagesService {
-  /** Sends being stored right now: while clients are sending hard, workflow starts make way. */
-  accepting = 0;
-
   constructor(
     private readonly em: EntityManager,
     private readonly workflows: MessageWorkflows,
@@ -146,22 +143,7 @@ export class MessagesService {
   ): Promise<{ view: MessageView; created: boolean }[]> {
     // Refused before anything is written when too many messages already wait for a gateway.
     this.backlog.admit(caller.keyId, checked.length);
-    if (outer === undefined) {
-      this.accepting++;
-      try {
-        return await this.storeIn(caller, checked);
-      } finally {
-        this.accepting--;
-      }
-    }
-    return this.storeIn(caller, checked, outer);
-  }
 
-  private async storeIn(
-    caller: Caller,
-    checked: CheckedSend[],
-    outer?: EntityManager,
-  ): Promise<{ view: MessageView; created: boolean }[]> {
     const work = async (em: EntityManager) => {
       const connection = em.getConnection();
       const out: { view: MessageView; created: boolean }[] = [];
