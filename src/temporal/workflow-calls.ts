@@ -79,7 +79,7 @@ export class BoundedStarter {
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
-    private readonly maxYieldMs = 5000,
+    private readonly maxYieldMs = 1000,
   ) {}
 
   /** Queues ids to start (those already waiting are skipped); returns at once. */
