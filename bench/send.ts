@@ -225,6 +225,11 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: temporal.address });
   await ensureSearchAttributes(connection, "default");
   await connection.close();
+  // A fresh database per run: messages left queued by an earlier run would be swept into this one.
+  const admin = new pg.Client({ connectionString: databaseUrl.replace(/\/[^/]+$/, "/postgres") });
+  await admin.connect();
+  await admin.query(`drop database if exists "${new URL(databaseUrl).pathname.slice(1)}" with (force)`);
+  await admin.end();
   await ensureDatabase(databaseUrl);
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const out: string[] = [];
