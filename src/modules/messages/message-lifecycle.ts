@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { dispatchedAtSql, type EventPayload, type EventsService, type MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
-import type { AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
+import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 /** What a message workflow needs to know of its message. Plain JSON: it crosses into Temporal. */
 export interface MessagePlan {
@@ -115,15 +115,7 @@ export class MessageLifecycle {
    * it on the holding instance's task queue.
    */
   async startAttempt(
-    input: {
-      messageId: string;
-      attempt: number;
-      preferredGatewayId: number | null;
-      triedGatewayIds: number[];
-      recipient: string;
-      body: string;
-      sealed: boolean;
-    },
+    input: AttemptInput,
     pushHere: (command: PushCommand) => Promise<boolean>,
   ): Promise<AttemptStart> {
     const pick = await this.picker.pick(input);

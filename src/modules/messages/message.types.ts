@@ -13,6 +13,17 @@ export interface DeviceReport {
   final?: boolean;
 }
 
+/** What starting an attempt needs: which attempt, which gateways to prefer or avoid, the command. */
+export interface AttemptInput {
+  messageId: string;
+  attempt: number;
+  preferredGatewayId: number | null;
+  triedGatewayIds: number[];
+  recipient: string;
+  body: string;
+  sealed: boolean;
+}
+
 /** How starting an attempt went: no gateway now, the message moved on (cancelled), or dispatched. */
 export type AttemptStart =
   | { kind: "none"; reason: "no_gateway" | "rate_limited"; retryAfterMs: number }

@@ -1,5 +1,5 @@
 import type { Pick } from "./gateway-picker.js";
-import type { AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
+import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { resetDailyCounters } from "./message-stats.js";
 import type { MessagesService } from "./messages.service.js";
@@ -13,15 +13,6 @@ export function createMessageActivities(deps: {
   pushHere: (command: PushCommand) => Promise<boolean>;
 }) {
   const { lifecycle } = deps;
-  type AttemptInput = {
-    messageId: string;
-    attempt: number;
-    preferredGatewayId: number | null;
-    triedGatewayIds: number[];
-    recipient: string;
-    body: string;
-    sealed: boolean;
-  };
   const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
   return {
     /**
