@@ -114,10 +114,7 @@ export class MessageLifecycle {
    * the phone at once when it is connected to this process (`pushHere`); otherwise the caller pushes
    * it on the holding instance's task queue.
    */
-  async startAttempt(
-    input: AttemptInput,
-    pushHere: (command: PushCommand) => Promise<boolean>,
-  ): Promise<AttemptStart> {
+  async startAttempt(input: AttemptInput, pushHere: (command: PushCommand) => Promise<boolean>): Promise<AttemptStart> {
     const pick = await this.picker.pick(input);
     if (pick.kind === "none") return pick;
     const { messageId, attempt } = input;
