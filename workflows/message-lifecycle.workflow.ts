@@ -14,30 +14,20 @@ import {
 } from "../src/modules/messages/message.types.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
+  backoffMs,
   cancelSignal,
+  databaseSteps,
   gatewayLostSignal,
-  type MessagePolicy,
   type MessageWorkflowInput,
   reportSignal,
   wakeSignal,
 } from "./message.signals.js";
 import { smsGatewayId, smsStatus } from "./search-attributes.js";
 
-// Database steps (and the push to a phone connected to this very process) run in the worker that
-// runs the workflow: local activities, no round trip through the Temporal server. They retry until
-// the database answers, so a message is never dropped for an outage.
-const db = proxyLocalActivities<MessageActivities>({
-  startToCloseTimeout: "30 seconds",
-  localRetryThreshold: "10 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const db = proxyLocalActivities<MessageActivities>(databaseSteps);
 
 /** How long an attempt may go unanswered before its "dispatched" status is shown. */
 const showDispatchedAfterMs = 2000;
-
-function backoffMs(policy: MessagePolicy, attempt: number): number {
-  return Math.min(policy.retryMaxMs, policy.retryInitialMs * 2 ** Math.max(0, attempt - 1));
-}
 
 /** How one attempt ended: the message's final (or lasting `sent`) state, or a reason to try again. */
 type AttemptEnd = { kind: "ended"; status: MessageStatus } | { kind: "retry"; outcome: string; error: string };

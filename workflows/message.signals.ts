@@ -1,4 +1,4 @@
-import { defineSignal } from "@temporalio/workflow";
+import { defineSignal, type LocalActivityOptions } from "@temporalio/workflow";
 import type { DeviceReport } from "../src/modules/messages/message.types.js";
 
 /** A device reported on the message (`sent`, `delivered` or `failed`). */
@@ -25,4 +25,20 @@ export interface MessagePolicy {
 export interface MessageWorkflowInput {
   messageId: string;
   policy: MessagePolicy;
+}
+
+/**
+ * How message workflows run their database steps: short, in the worker that runs the workflow (local
+ * activities, no round trip through the Temporal server per step), retried until the database
+ * answers, so that a message is never dropped for an outage.
+ */
+export const databaseSteps: LocalActivityOptions = {
+  startToCloseTimeout: "30 seconds",
+  localRetryThreshold: "10 seconds",
+  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
+};
+
+/** The wait before the attempt after attempt number `attempt`: exponential, capped. */
+export function backoffMs(policy: MessagePolicy, attempt: number): number {
+  return Math.min(policy.retryMaxMs, policy.retryInitialMs * 2 ** Math.max(0, attempt - 1));
 }

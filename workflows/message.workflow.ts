@@ -9,23 +9,17 @@ import type { DeviceActivities } from "../src/modules/devices/devices.activities
 import { type DeviceReport, finalStatuses, type MessageStatus } from "../src/modules/messages/message.types.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
+  backoffMs,
   cancelSignal,
+  databaseSteps,
   gatewayLostSignal,
-  type MessagePolicy,
   type MessageWorkflowInput,
   reportSignal,
   wakeSignal,
 } from "./message.signals.js";
 import { smsGatewayId, smsStatus } from "./search-attributes.js";
 
-// Database steps are short and run in the worker that runs the workflow (local activities): no
-// round trip through the Temporal server per step. They retry until the database answers, so a
-// message is never dropped for an outage.
-const db = proxyLocalActivities<MessageActivities>({
-  startToCloseTimeout: "30 seconds",
-  localRetryThreshold: "10 seconds",
-  retry: { initialInterval: "1 second", maximumInterval: "30 seconds" },
-});
+const db = proxyLocalActivities<MessageActivities>(databaseSteps);
 
 /** How one attempt on one gateway ended. */
 type AttemptEnd =
@@ -37,10 +31,6 @@ function showStatus(status: MessageStatus, deviceId?: string): void {
     { key: smsStatus, value: status },
     ...(deviceId === undefined ? [] : [{ key: smsGatewayId, value: deviceId }]),
   ]);
-}
-
-function backoffMs(policy: MessagePolicy, attempt: number): number {
-  return Math.min(policy.retryMaxMs, policy.retryInitialMs * 2 ** Math.max(0, attempt - 1));
 }
 
 /**
