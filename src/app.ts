@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { cors as connectCors, createContextValues, createRouterTransport } from "@connectrpc/connect";
+import { cors as connectCors, createContextValues } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import fastify, {
   type FastifyBaseLogger,
@@ -14,7 +14,7 @@ import { registerMetrics } from "./http/metrics.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
 import { peerKey, requestIdKey } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
-import { interceptors, routes } from "./rpc/routes.js";
+import { handlers, implementations, interceptors, routes } from "./rpc/routes.js";
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and
@@ -85,18 +85,20 @@ export async function buildApp(
   });
 
   const sharedInterceptors = interceptors(deps);
+  const shared = handlers(deps);
   await registerConnectDoor(app, {
-    routes: routes(deps),
+    routes: routes(shared),
     interceptors: sharedInterceptors,
     readMaxBytes: config.bodyLimitBytes,
     contextValues: (request) => createContextValues().set(peerKey, request.ip).set(requestIdKey, request.id),
     logger: deps.logger,
   });
 
-  // The REST door calls the same router in process, so every interceptor runs for it too. It lives
-  // in a sibling scope because the Connect plugin replaces the body parsers in its own.
-  const transport = createRouterTransport(routes(deps), { router: { interceptors: sharedInterceptors } });
-  await app.register(async (rest) => registerRestRoutes(rest, transport, config.bodyLimitBytes));
+  // The REST door calls the same handlers in process, through the same interceptors. It lives in a
+  // sibling scope because the Connect door replaces the body parsers in its own.
+  await app.register(async (rest) =>
+    registerRestRoutes(rest, implementations(shared), sharedInterceptors, config.bodyLimitBytes),
+  );
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "Not found" }));
   return app;

@@ -7,12 +7,3 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 export const peerKey = createContextKey<string | undefined>(undefined, { description: "peer address" });
 /** The request id that log lines and error reports carry. */
 export const requestIdKey = createContextKey<string | undefined>(undefined, { description: "request id" });
-
-/**
- * Headers the REST door sets when it calls the in-process router, which does not carry context
- * values. They are read only when the context value is absent, which a network door never leaves.
- */
-export const internalHeaders = {
-  peer: "x-smsgw-peer",
-  requestId: "x-request-id",
-} as const;

@@ -6,7 +6,7 @@ import type { Config } from "../config.js";
 import type { KeysService, Principal } from "../modules/keys/index.js";
 import type { AuthFailureLimiter, RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
 import { DomainError } from "../shared/errors.js";
-import { internalHeaders, peerKey, principalKey, requestIdKey } from "./context.js";
+import { peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 
 /** Maps errors raised while a stream runs, as `errorInterceptor` does for calls. */
@@ -22,7 +22,7 @@ async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unkn
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const map = (error: unknown) => {
-      const requestId = req.contextValues.get(requestIdKey) ?? req.header.get(internalHeaders.requestId) ?? undefined;
+      const requestId = req.contextValues.get(requestIdKey);
       return toConnectError(error, logger, requestId);
     };
     try {
@@ -66,9 +66,9 @@ function limited(decision: RateDecision): DomainError {
   return new DomainError("rate_limited", "Rate limit exceeded", decision.resetSeconds);
 }
 
-/** The address the call came from, as the network door saw it. */
-function peerOf(req: { contextValues: { get<T>(key: { id: symbol; defaultValue: T }): T }; header: Headers }): string {
-  return req.contextValues.get(peerKey) ?? req.header.get(internalHeaders.peer) ?? "unknown";
+/** The address the call came from, as the door that took it saw it. */
+function peerOf(req: { contextValues: { get<T>(key: { id: symbol; defaultValue: T }): T } }): string {
+  return req.contextValues.get(peerKey) ?? "unknown";
 }
 
 /**

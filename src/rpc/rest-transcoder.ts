@@ -1,11 +1,18 @@
 import { type DescField, type DescMethodUnary, fromJson, getOption, type JsonObject } from "@bufbuild/protobuf";
-import { ConnectError, type Transport } from "@connectrpc/connect";
+import {
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  type Interceptor,
+  type ServiceImplSpec,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { http_success_status } from "../../gen/smsgw/v1/options_pb.js";
 import { unstorableTextMessage } from "../shared/text.js";
-import { internalHeaders } from "./context.js";
+import { peerKey, requestIdKey } from "./context.js";
 import { httpStatusOf, restErrorBody } from "./errors.js";
 import { toRestJson } from "./rest-json.js";
 import { services } from "./routes.js";
@@ -66,15 +73,13 @@ function requestJson(method: DescMethodUnary, rule: HttpRule, request: FastifyRe
   return json;
 }
 
-/** Headers the in-process call carries: the caller's key and what the network door knew. */
+/** Headers the handlers see: the caller's key, its idempotency key and where it called. */
 function forwardedHeaders(request: FastifyRequest): Headers {
   const headers = new Headers();
   const authorization = request.headers.authorization;
   if (authorization !== undefined) headers.set("authorization", authorization);
   const idempotencyKey = request.headers["idempotency-key"];
   if (typeof idempotencyKey === "string") headers.set("idempotency-key", idempotencyKey);
-  headers.set(internalHeaders.peer, request.ip);
-  headers.set(internalHeaders.requestId, request.id);
   headers.set("x-forwarded-host", request.host);
   headers.set("x-forwarded-proto", request.protocol);
   return headers;
@@ -117,11 +122,16 @@ function parseBody(contentType: string | undefined, body: string): unknown {
 }
 
 /**
- * Registers one REST route per RPC with a `google.api.http` rule, each calling the RPC through
- * `transport` (the in-process router, with the same interceptors as every other door) and answering
- * with the documented JSON and status. No REST route is written by hand.
+ * Registers one REST route per RPC with a `google.api.http` rule, each calling the RPC's handler in
+ * process (no serializing in between) through the same interceptors as every other door, and
+ * answering with the documented JSON and status. No REST route is written by hand.
  */
-export function registerRestRoutes(app: FastifyInstance, transport: Transport, bodyLimitBytes: number): void {
+export function registerRestRoutes(
+  app: FastifyInstance,
+  specs: readonly ServiceImplSpec[],
+  interceptors: Interceptor[],
+  bodyLimitBytes: number,
+): void {
   // Bodies are JSON whatever the content type says (clients often send none, or curl's form type);
   // form-encoded bodies are read as flat string fields, as Rails did.
   app.removeAllContentTypeParsers();
@@ -134,6 +144,7 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
   });
 
   for (const service of services) {
+    const spec = specs.find((candidate) => candidate.service.typeName === service.typeName);
     for (const described of service.methods) {
       if (described.methodKind !== "unary") continue;
       // The check above makes this a unary method; DescMethod is not a discriminated union.
@@ -142,6 +153,8 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
       const route = verbAndPath(rule);
       if (route === undefined) continue;
       const successStatus = getOption(method, http_success_status) || 200;
+      const implementation = spec?.methods[method.localName];
+      if (implementation?.kind !== "unary") throw new Error(`${method.parent.typeName}.${method.name} has no handler`);
       app.route({
         method: route.verb,
         url: fastifyPath(route.path),
@@ -154,9 +167,18 @@ export function registerRestRoutes(app: FastifyInstance, transport: Transport, b
             return reply.code(refused.status).send({ error: refused.message });
           }
           try {
-            const res = await transport.unary(method, undefined, undefined, forwardedHeaders(request), input);
-            copyHeaders(res.header, reply);
-            return reply.code(successStatus).send(toRestJson(method.output, res.message));
+            const context = createHandlerContext({
+              service,
+              method,
+              protocolName: "rest",
+              requestMethod: request.method,
+              url: `${request.protocol}://${request.host}${request.url}`,
+              requestHeader: forwardedHeaders(request),
+              contextValues: createContextValues().set(peerKey, request.ip).set(requestIdKey, request.id),
+            });
+            const output = await invokeUnaryImplementation(implementation, context, input, interceptors);
+            copyHeaders(context.responseHeader, reply);
+            return reply.code(successStatus).send(toRestJson(method.output, output));
           } catch (error) {
             const connectError = ConnectError.from(error);
             const status = httpStatusOf(connectError);

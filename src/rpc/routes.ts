@@ -1,4 +1,4 @@
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { type ConnectRouter, createServiceImplSpec, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
 import { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import { OtpService } from "../../gen/smsgw/v1/otp_pb.js";
@@ -21,13 +21,40 @@ export function interceptors(deps: Deps): Interceptor[] {
   return [errorInterceptor(deps.logger), authInterceptor(deps), textInterceptor()];
 }
 
-/** Registers every service's handlers; each implements every RPC of its service (the types check it). */
-export function routes(deps: Deps): (router: ConnectRouter) => void {
-  return (router) => {
-    router.service(GatewayService, gatewayHandlers(deps));
-    router.service(SmsService, smsHandlers(deps));
-    router.service(OtpService, otpHandlers(deps));
-    router.service(AdminService, adminHandlers(deps));
-    router.service(WebhookService, webhookHandlers(deps));
+/** Every service's handlers, created once and shared by every door. */
+export function handlers(deps: Deps) {
+  return {
+    gateway: gatewayHandlers(deps),
+    sms: smsHandlers(deps),
+    otp: otpHandlers(deps),
+    admin: adminHandlers(deps),
+    webhook: webhookHandlers(deps),
   };
+}
+
+export type Handlers = ReturnType<typeof handlers>;
+
+/**
+ * Registers the handlers on a Connect router (the gRPC, gRPC-Web and Connect doors); each handler
+ * factory implements every RPC of its service (its `ServiceImpl` return type checks it).
+ */
+export function routes(h: Handlers): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(GatewayService, h.gateway);
+    router.service(SmsService, h.sms);
+    router.service(OtpService, h.otp);
+    router.service(AdminService, h.admin);
+    router.service(WebhookService, h.webhook);
+  };
+}
+
+/** The same handlers as method specs, for the REST door's in-process calls. */
+export function implementations(h: Handlers): ServiceImplSpec[] {
+  return [
+    createServiceImplSpec<typeof GatewayService>(GatewayService, h.gateway),
+    createServiceImplSpec<typeof SmsService>(SmsService, h.sms),
+    createServiceImplSpec<typeof OtpService>(OtpService, h.otp),
+    createServiceImplSpec<typeof AdminService>(AdminService, h.admin),
+    createServiceImplSpec<typeof WebhookService>(WebhookService, h.webhook),
+  ];
 }
