@@ -37,6 +37,8 @@ export interface Config {
   readonly messages: MessagePolicyConfig;
   /** Message workflows started at once (eagerly, in this process's worker when it has room). */
   readonly workflowStartConcurrency: number;
+  /** Workflows the worker keeps in memory between their tasks (`WORKFLOW_CACHE_SIZE`). */
+  readonly workflowCacheSize: number;
   /** Accepted messages that may wait for a gateway before sends answer 503 with Retry-After. */
   readonly backlog: { readonly perKey: number; readonly total: number; readonly retryAfterSeconds: number };
   /** The device channel: how often devices heartbeat, how often the server pings, presence lifetime. */
@@ -195,6 +197,7 @@ export function loadConfig(env: Env = process.env): Config {
     gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
     timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),
     workflowStartConcurrency: integer(env, "WORKFLOW_START_CONCURRENCY", 64, 1, 1000),
+    workflowCacheSize: integer(env, "WORKFLOW_CACHE_SIZE", 250, 10, 100_000),
     backlog: Object.freeze({
       perKey: integer(env, "BACKLOG_MAX_PER_KEY", 5000, 1, 10_000_000),
       total: integer(env, "BACKLOG_MAX_TOTAL", 10_000, 1, 10_000_000),

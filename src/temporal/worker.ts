@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
+import { type NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
 import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
@@ -32,19 +32,20 @@ export interface RunningWorker {
   connection: NativeConnection | undefined;
 }
 
-/** A worker on its own connection for one task queue. */
+/**
+ * A worker for one task queue on the process's one Temporal connection (each connection is another
+ * set of buffers in the native core; its calls and polls share HTTP/2 streams well).
+ */
 async function queueWorker(
   deps: Deps,
   options: Omit<WorkerOptions, "connection" | "namespace">,
 ): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: deps.temporalAddress });
-  try {
-    const worker = await Worker.create({ connection, namespace: deps.config.temporalNamespace, ...options });
-    return { worker, connection };
-  } catch (error) {
-    await connection.close();
-    throw error;
-  }
+  const worker = await Worker.create({
+    connection: deps.temporalConnection,
+    namespace: deps.config.temporalNamespace,
+    ...options,
+  });
+  return { worker, connection: undefined };
 }
 
 /**
@@ -63,6 +64,8 @@ export async function createWorker(
     // One workflow thread: workflow tasks are short and the machine's other core runs the engine
     // and the database; each further thread is another V8 heap of cached workflows.
     workflowThreadPoolSize: 1,
+    // Workflows kept in memory between their tasks; one that is evicted replays its (short) history.
+    maxCachedWorkflows: deps.config.workflowCacheSize,
     ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
   });
   return { worker, connection: undefined };
