@@ -33,6 +33,9 @@ const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
+// BENCH_BURST_ONLY=1 runs the burst alone (no floor, bare endpoint, steady or overload phase): for
+// trying a change quickly; its ratios print as NaN.
+const burstOnly = process.env.BENCH_BURST_ONLY === "1";
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const root = here("..");
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -55,8 +58,13 @@ function runTs(file: string, args: string[], onLine?: (line: string) => void): P
 }
 
 /** Starts a long-running TypeScript child; resolves once it prints `ready` or answers /up. */
-async function startChild(args: string[], env: Record<string, string>, upUrl?: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, {
+async function startChild(
+  args: string[],
+  env: Record<string, string>,
+  upUrl?: string,
+  command = process.execPath,
+): Promise<ChildProcess> {
+  const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "inherit"],
     cwd: root,
     env: { ...process.env, ...env },
@@ -130,9 +138,10 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     GATEWAY_SENDS_PER_MINUTE: "100000",
     ...env,
   };
-  // BENCH_SERVER_FLAGS passes Node flags to the server (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
-  const flags = (process.env.BENCH_SERVER_FLAGS ?? "").split(" ").filter((flag) => flag !== "");
-  const server = await startChild([...flags, "bin/smsgw.js", "serve"], serverEnv, url);
+  // As npm start runs it (scripts/start.sh execs node, so the pid is the server's). BENCH_SERVER_FLAGS
+  // passes more Node flags (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+  const flags = process.env.BENCH_SERVER_FLAGS ?? "";
+  const server = await startChild(["scripts/start.sh"], { ...serverEnv, SMSGW_NODE_FLAGS: flags }, url, "sh");
   const [key] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "client", "--name", "bench"]);
   if (key === undefined) throw new Error("no key");
   await db.query("update gateways set active = false");
@@ -240,20 +249,26 @@ async function main(): Promise<void> {
 
   // 1. The engine's floor.
   const floorCpu = cpuMeter(() => [temporalPid]);
-  const [floorLine] = await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
+  const [floorLine] = burstOnly
+    ? ['{"perSecond":null,"nodeCpuMs":0,"total":0}']
+    : await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
   const floor = JSON.parse(floorLine ?? "{}") as { perSecond: number; nodeCpuMs: number; total: number };
   const floorTemporalMs = floorCpu();
   const floorCpuPer = (floorTemporalMs + floor.nodeCpuMs) / floor.total;
   const floorSplit = `dev server ${(floorTemporalMs / floor.total).toFixed(1)}, Node ${(floor.nodeCpuMs / floor.total).toFixed(1)}`;
   say(
-    `floor:     ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node), ${floor.total} runs, 64 in flight`,
+    `floor:     ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node), ${floor.total} runs, 64 in flight`,
   );
 
   // 2. The bare endpoint.
   const barePort = 3900 + Math.floor(Math.random() * 90);
-  const bare = await startChild(["--import", "tsx", here("./bare-endpoint.ts"), String(barePort), databaseUrl], {});
-  const bareRun = await load(`http://127.0.0.1:${barePort}`, "none", burstMessages, concurrency);
-  await stopChild(bare);
+  const bare = burstOnly
+    ? undefined
+    : await startChild(["--import", "tsx", here("./bare-endpoint.ts"), String(barePort), databaseUrl], {});
+  const bareRun = bare
+    ? await load(`http://127.0.0.1:${barePort}`, "none", burstMessages, concurrency)
+    : { sent: [], seconds: Number.NaN };
+  if (bare) await stopChild(bare);
   const bareRate = burstMessages / bareRun.seconds;
   const bareAccept = bareRun.sent.map((s) => s.acceptedAt - s.sentAt);
   say(`bare:      ${bareRate.toFixed(0)} inserts/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`);
@@ -284,7 +299,7 @@ async function main(): Promise<void> {
     `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
   );
 
-  const steadyCount = Math.round(steadySeconds * 2);
+  const steadyCount = burstOnly ? 0 : Math.round(steadySeconds * 2);
   const steady = await load(run.url, run.key, steadyCount, 4, 2);
   const steadyIds = steady.sent.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const steadyDelivered = await run.deliveredTimes(steadyIds, 60_000);
@@ -298,7 +313,7 @@ async function main(): Promise<void> {
     { BACKLOG_MAX_TOTAL: String(overloadBacklog), BACKLOG_MAX_PER_KEY: String(overloadBacklog) },
     db,
   );
-  const overload = await load(over.url, over.key, overloadRate * overloadSeconds, 64, overloadRate);
+  const overload = await load(over.url, over.key, burstOnly ? 0 : overloadRate * overloadSeconds, 64, overloadRate);
   const overAccepted = overload.sent.filter((s) => s.status === 202);
   const refused = overload.sent.filter((s) => s.status === 503);
   const refusalsWellFormed = refused.every((s) => typeof s.error === "string" && Number(s.retryAfter) > 0);
@@ -315,7 +330,7 @@ async function main(): Promise<void> {
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
     `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as \`smsgw serve\` (API + worker, one process); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
-    `floor (lean message workflow, no project code): ${floor.perSecond.toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
+    `floor (lean message workflow, no project code): ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
