@@ -62,15 +62,20 @@ export async function eachLimited<T>(
  * Starts work in the background at a bounded pace: at most `concurrency` at a time, at most
  * `capacity` waiting. What does not fit is dropped (and `onOverflow` told): the caller has made sure
  * something else picks it up later (the message sweeper). While `busy()` says the process has more
- * urgent work (clients sending hard), the lanes wait, so accepting is not slowed by starting; one
- * lane goes on all the same once the oldest id has waited `maxYieldMs`, so nothing starves. Under
- * sustained load the backlog limit turns senders away, which ends the busy spell.
+ * urgent work (clients sending hard), lanes are parked, so accepting is not slowed by starting; once
+ * the oldest id has waited `maxYieldMs`, up to `busyConcurrency` lanes go on all the same, so nothing
+ * starves under sustained load (where the backlog limit turns senders away). Parked lanes cost one
+ * shared timer, not one each.
  */
 export class BoundedStarter {
   private readonly waiting: string[] = [];
   /** When each waiting id was queued; one asked for twice (by the accept path and the sweeper) starts once. */
   private readonly queued = new Map<string, number>();
   private running = 0;
+  /** Lanes starting while the process is busy, because their id was overdue. */
+  private overdue = 0;
+  private readonly parked: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly concurrency: number,
@@ -80,6 +85,8 @@ export class BoundedStarter {
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
     private readonly maxYieldMs = 1000,
+    private readonly busyConcurrency = 4,
+    private readonly pollMs = 5,
   ) {}
 
   /** Queues ids to start (those already waiting are skipped); returns at once. */
@@ -94,23 +101,59 @@ export class BoundedStarter {
     while (this.running < this.concurrency && this.waiting.length > 0) void this.lane();
   }
 
+  /** Ids waiting to be started. */
+  get size(): number {
+    return this.waiting.length;
+  }
+
   private oldestWaitMs(): number {
     const oldest = this.waiting[0];
     return oldest === undefined ? 0 : Date.now() - (this.queued.get(oldest) ?? Date.now());
   }
 
+  /** Whether a lane may start now while the process is busy. */
+  private mayGoWhileBusy(): boolean {
+    return this.oldestWaitMs() > this.maxYieldMs && this.overdue < this.busyConcurrency;
+  }
+
+  /** Wakes parked lanes as the process's load allows: every one when it is idle, else the overdue share. */
+  private watch(): void {
+    if (this.timer !== undefined || this.parked.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      let wake = 0;
+      if (!this.busy()) wake = this.parked.length;
+      else if (this.mayGoWhileBusy()) wake = this.busyConcurrency - this.overdue;
+      for (const resume of this.parked.splice(0, wake)) resume();
+      this.watch();
+    }, this.pollMs);
+    this.timer.unref();
+  }
+
   private async lane(): Promise<void> {
     this.running++;
-    const first = this.running === 1;
     try {
-      for (;;) {
-        while (this.busy() && this.waiting.length > 0 && !(first && this.oldestWaitMs() > this.maxYieldMs)) {
-          await new Promise((resolve) => setTimeout(resolve, 5));
+      while (this.waiting.length > 0) {
+        let overdue = false;
+        if (this.busy()) {
+          if (!this.mayGoWhileBusy()) {
+            await new Promise<void>((resume) => {
+              this.parked.push(resume);
+              this.watch();
+            });
+            continue;
+          }
+          overdue = true;
         }
         const id = this.waiting.shift();
         if (id === undefined) return;
         this.queued.delete(id);
-        await this.start(id).catch((error: unknown) => this.onError(error, id));
+        if (overdue) this.overdue++;
+        try {
+          await this.start(id).catch((error: unknown) => this.onError(error, id));
+        } finally {
+          if (overdue) this.overdue--;
+        }
       }
     } finally {
       this.running--;

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { BoundedStarter } from "../src/temporal/workflow-calls.js";
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A starter whose starts take `ms` each and are recorded with the most that ran at once. */
+function starter(options: { busy?: () => boolean; maxYieldMs?: number; concurrency?: number; capacity?: number }) {
+  const started: string[] = [];
+  const dropped: number[] = [];
+  let running = 0;
+  let peak = 0;
+  const subject = new BoundedStarter(
+    options.concurrency ?? 8,
+    options.capacity ?? 100,
+    async (id) => {
+      running++;
+      peak = Math.max(peak, running);
+      started.push(id);
+      await wait(20);
+      running--;
+    },
+    () => undefined,
+    (count) => dropped.push(count),
+    options.busy,
+    options.maxYieldMs ?? 200,
+    2,
+  );
+  return { subject, started, dropped, peak: () => peak };
+}
+
+describe("BoundedStarter", () => {
+  it("starts everything, each once, at most `concurrency` at a time, and drops what does not fit", async () => {
+    const { subject, started, dropped, peak } = starter({ concurrency: 4, capacity: 30 });
+    const ids = Array.from({ length: 32 }, (_, i) => `m${i}`);
+    subject.enqueue(ids); // two more than fit: dropped, and said
+    subject.enqueue(ids.slice(20, 30)); // asked again while waiting (the sweeper): not queued twice
+    await wait(400);
+    expect(started.sort()).toEqual(ids.slice(0, 30).sort());
+    expect(peak()).toBe(4);
+    expect(dropped).toEqual([2]);
+  });
+
+  it("starts nothing while the process is busy, until the oldest has waited; then only the overdue share", async () => {
+    let busy = true;
+    const { subject, started, peak } = starter({ busy: () => busy, maxYieldMs: 200 });
+    subject.enqueue(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    await wait(120);
+    expect(started).toEqual([]);
+    await wait(250);
+    // Overdue: at most two lanes (busyConcurrency) while busy, not all eight.
+    expect(started.length).toBeGreaterThan(0);
+    expect(started.length).toBeLessThan(50);
+    expect(peak()).toBe(2);
+    busy = false;
+    await wait(600);
+    expect(started).toHaveLength(100);
+    expect(peak()).toBe(8);
+  });
+});
