@@ -320,6 +320,7 @@ async function main(): Promise<void> {
   const overIds = overAccepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const overDelivered = await over.deliveredTimes(overIds, 300_000);
   const overEnd = latencies(overAccepted, overDelivered);
+  const overDevice = latencies(overAccepted, over.deviceAt);
   await over.stop();
 
   await db.end();
@@ -340,6 +341,7 @@ async function main(): Promise<void> {
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
     `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,
+    `  ${latencyLine("accept -> device", overDevice)}`,
     `  ${latencyLine("accept -> delivered", overEnd)}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
