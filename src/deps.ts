@@ -13,7 +13,13 @@ import { EventsService } from "./modules/events/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
-import { Backlog, GatewayPicker, MessageLifecycle, MessagesService } from "./modules/messages/index.js";
+import {
+  Backlog,
+  GatewayPicker,
+  MessageLifecycle,
+  MessageRepository,
+  MessagesService,
+} from "./modules/messages/index.js";
 import { OtpService } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
@@ -100,19 +106,23 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
     startConcurrency: config.workflowStartConcurrency,
-    startCapacity: config.backlog.total,
+    // The backlog limit is counted every half second, so a few more than it may be accepted in
+    // between: the starter holds twice as many, and drops (for the sweeper) only past that.
+    startCapacity: 2 * config.backlog.total + 100,
     busy: () => load.inFlight >= 4,
     logger,
   });
-  const backlog = new Backlog(orm.em, config.backlog, logger);
-  const picker = new GatewayPicker(orm.em, redis, presence, {
+  const repository = new MessageRepository(orm.em);
+  const backlog = new Backlog(repository, config.backlog, logger);
+  const picker = new GatewayPicker(repository, redis, presence, {
     sendsPerMinute: config.messages.gatewaySendsPerMinute,
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
-  const lifecycle = new MessageLifecycle(orm.em, picker, events);
+  const lifecycle = new MessageLifecycle(repository, picker, events);
   const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
     orm.em,
+    repository,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
     logger,

@@ -1,6 +1,6 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { DomainError } from "../../shared/errors.js";
+import type { MessageRepository } from "./message.repository.js";
 
 /** How many accepted messages may wait for a gateway before sends are refused. */
 export interface BacklogLimits {
@@ -22,7 +22,7 @@ export class Backlog {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly em: EntityManager,
+    private readonly repository: MessageRepository,
     private readonly limits: BacklogLimits,
     private readonly logger: Logger,
     private readonly refreshMs = 500,
@@ -52,10 +52,7 @@ export class Backlog {
   }
 
   private async refresh(): Promise<void> {
-    const rows: { client_key_id: number | null; count: number }[] = await this.em.getConnection().execute(
-      `select client_key_id, count(*)::int as count from messages
-        where status = 'queued' and (send_at is null or send_at <= now()) group by client_key_id`,
-    );
+    const rows = await this.repository.backlog();
     this.perKey = new Map(rows.flatMap((row) => (row.client_key_id === null ? [] : [[row.client_key_id, row.count]])));
     this.total = rows.reduce((sum, row) => sum + row.count, 0);
   }

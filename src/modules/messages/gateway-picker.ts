@@ -1,6 +1,6 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Redis } from "ioredis";
 import type { Presence } from "../devices/presence.js";
+import type { MessageRepository } from "./message.repository.js";
 
 /** A gateway chosen for a message, and where to push the command. */
 export type Pick =
@@ -22,7 +22,7 @@ return 1
  */
 export class GatewayPicker {
   constructor(
-    private readonly em: EntityManager,
+    private readonly repository: MessageRepository,
     private readonly redis: Redis,
     private readonly presence: Presence,
     private readonly options: { sendsPerMinute: number; failureCooldownSeconds: number },
@@ -36,13 +36,7 @@ export class GatewayPicker {
   }
 
   async pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {
-    const rows: { id: number; device_id: string }[] = await this.em.getConnection().execute(
-      `select g.id, g.device_id from gateways g
-        where g.active and g.status = 'online'
-        order by (g.id = ?) desc nulls last, g.priority desc,
-                 (select count(*) from messages m where m.gateway_id = g.id and m.status = 'dispatched'), g.id`,
-      [input.preferredGatewayId],
-    );
+    const rows = await this.repository.gatewaysByLoad(input.preferredGatewayId);
     const queues = await this.presence.taskQueues(rows.map((row) => row.id));
     const connected = rows.filter((row) => queues.has(row.id));
     if (connected.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };

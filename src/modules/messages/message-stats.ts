@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { MessageRepository } from "./message.repository.js";
 
 /** The `gateways` and `messages` figures of the admin stats. */
 export interface SystemStats {
@@ -26,17 +27,7 @@ export async function systemStats(em: EntityManager, timeZone: string): Promise<
             coalesce(sum(total_messages_received), 0)::int as total_received
        from gateways`,
   );
-  const [messages] = await connection.execute<
-    { total_sent: number; sent_today: number; pending: number; failed_today: number }[]
-  >(
-    `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
-     select count(*) filter (where sent_at is not null)::int as total_sent,
-            count(*) filter (where sent_at >= today.start)::int as sent_today,
-            count(*) filter (where status in ('queued', 'dispatched'))::int as pending,
-            count(*) filter (where failed_at >= today.start)::int as failed_today
-       from messages, today`,
-    [timeZone, timeZone],
-  );
+  const messages = await new MessageRepository(em).figures(timeZone);
   const g = gateways ?? { total: 0, active: 0, online: 0, received_today: 0, total_received: 0 };
   const m = messages ?? { total_sent: 0, sent_today: 0, pending: 0, failed_today: 0 };
   return {

@@ -1,4 +1,5 @@
 import type { Pick } from "./gateway-picker.js";
+import type { AttemptEnd } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { resetDailyCounters } from "./message-stats.js";
@@ -46,13 +47,7 @@ export function createMessageActivities(deps: {
       lifecycle.pick(input),
     dispatchMessage: (input: { messageId: string; gatewayId: number; attempt: number }): Promise<boolean> =>
       lifecycle.dispatch(input.messageId, input.gatewayId, input.attempt),
-    requeueMessage: (input: {
-      messageId: string;
-      gatewayId: number;
-      attempt: number;
-      outcome: string;
-      error: string;
-    }) => lifecycle.requeue(input.messageId, input.gatewayId, input.attempt, input.outcome, input.error),
+    requeueMessage: (input: AttemptEnd) => lifecycle.requeue(input),
     markMessageSent: (input: { messageId: string; gatewayId: number }) =>
       lifecycle.markSent(input.messageId, input.gatewayId),
     markMessageDelivered: (input: { messageId: string; gatewayId: number }) =>

@@ -6,6 +6,7 @@ import { newMessageId } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import type { Backlog } from "./backlog.js";
+import { type MessageRepository, type NewMessage, toView } from "./message.repository.js";
 import type { MessageView, MessageWorkflows, SendInput } from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
 
@@ -19,60 +20,14 @@ export interface Caller {
   admin: boolean;
 }
 
-interface MessageRow {
-  id: string;
-  recipient: string;
-  body: string;
-  status: MessageView["status"];
-  client_key_id: number | null;
-  gateway_id: number | null;
-  attempts: number;
-  created_at: string;
-  sent_at: string | null;
-  delivered_at: string | null;
-  failed_at: string | null;
-  error_message: string | null;
-  request_digest: string | null;
-}
-
-const date = (value: string | null): Date | null => (value === null ? null : new Date(value));
-
-function toView(row: MessageRow): MessageView {
-  return {
-    id: row.id,
-    recipient: row.recipient,
-    body: row.body,
-    status: row.status,
-    clientKeyId: row.client_key_id,
-    gatewayId: row.gateway_id,
-    attempts: row.attempts,
-    createdAt: new Date(row.created_at),
-    sentAt: date(row.sent_at),
-    deliveredAt: date(row.delivered_at),
-    failedAt: date(row.failed_at),
-    errorMessage: row.error_message,
-  };
-}
-
-/** A send request checked and normalised, ready to store. */
-interface CheckedSend {
-  recipient: string;
-  body: string;
-  priority: number;
-  sendAt: Date | null;
-  expiresAt: Date;
-  preferredGatewayId: number | null;
-  metadata: string;
-  idempotencyKey: string | null;
-  digest: string;
-  /** The text itself, encrypted, when `body` is a masked copy (an OTP's SMS). */
-  sealedBody: string | null;
-}
+/** A send request checked and normalised, ready to store (its id and key are added then). */
+type CheckedSend = Omit<NewMessage, "id" | "clientKeyId">;
 
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
 export class MessagesService {
   constructor(
     private readonly em: EntityManager,
+    private readonly repository: MessageRepository,
     private readonly workflows: MessageWorkflows,
     private readonly options: { defaultCountryCode: string; defaultValiditySeconds: number },
     private readonly logger: Logger,
@@ -144,44 +99,15 @@ export class MessagesService {
     // Refused before anything is written when too many messages already wait for a gateway.
     this.backlog.admit(caller.keyId, checked.length);
 
-    const work = async (em: EntityManager) => {
-      const connection = em.getConnection();
+    const work = async (em?: EntityManager) => {
       const out: { view: MessageView; created: boolean }[] = [];
       for (const item of checked) {
-        const inserted: MessageRow[] = await connection.execute(
-          `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
-                                 preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           on conflict (client_key_id, idempotency_key) do nothing returning *`,
-          [
-            newMessageId(),
-            caller.keyId,
-            item.recipient,
-            item.body,
-            item.priority,
-            item.sendAt,
-            item.expiresAt,
-            item.preferredGatewayId,
-            item.metadata,
-            item.idempotencyKey,
-            item.digest,
-            item.sealedBody,
-          ],
-          "all",
-          em.getTransactionContext(),
-        );
-        const row = inserted[0];
+        const row = await this.repository.insert({ id: newMessageId(), clientKeyId: caller.keyId, ...item }, em);
         if (row !== undefined) {
           out.push({ view: toView(row), created: true });
           continue;
         }
-        const existing: MessageRow[] = await connection.execute(
-          "select * from messages where client_key_id = ? and idempotency_key = ?",
-          [caller.keyId, item.idempotencyKey],
-          "all",
-          em.getTransactionContext(),
-        );
-        const earlier = existing[0];
+        const earlier = await this.repository.findByIdempotencyKey(caller.keyId, item.idempotencyKey, em);
         if (earlier === undefined) throw new Error("idempotency conflict without a stored message");
         if (earlier.request_digest !== item.digest) {
           throw invalid("idempotency_key was already used for a different request");
@@ -192,7 +118,7 @@ export class MessagesService {
     };
     if (outer !== undefined) return work(outer);
     // One message is one statement (plus a read for a repeated idempotency key): no transaction needed.
-    return checked.length === 1 ? work(this.em) : this.em.fork().transactional(work);
+    return checked.length === 1 ? work() : this.em.fork().transactional(work);
   }
 
   /**
@@ -263,10 +189,7 @@ export class MessagesService {
 
   /** A message the caller may see; another application's message is as unknown as a missing one. */
   async get(caller: Caller, messageId: string): Promise<MessageView> {
-    const rows: MessageRow[] = await this.em
-      .getConnection()
-      .execute("select * from messages where id = ?", [messageId]);
-    const row = rows[0];
+    const row = await this.repository.find(messageId);
     if (row === undefined || (!caller.admin && row.client_key_id !== caller.keyId)) {
       throw new DomainError("not_found", "Message not found");
     }
@@ -277,12 +200,7 @@ export class MessagesService {
   async cancel(caller: Caller, messageId: string): Promise<MessageView> {
     const view = await this.get(caller, messageId);
     if (view.status === "cancelled") return view;
-    const rows: MessageRow[] = await this.em.getConnection().execute(
-      `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
-        where id = ? and status in ('queued', 'dispatched') returning *`,
-      [messageId],
-    );
-    const row = rows[0];
+    const row = await this.repository.cancel(messageId);
     if (row === undefined) throw invalid(`message is already ${view.status} and cannot be cancelled`);
     await this.workflows
       .cancel(messageId)
@@ -324,15 +242,7 @@ export class MessagesService {
     gatewayId: number,
     messageId: string,
   ): Promise<{ status: MessageView["status"]; gatewayId: number | null }> {
-    const rows: { gateway_id: number | null; status: MessageView["status"]; tried: boolean }[] = await this.em
-      .getConnection()
-      .execute(
-        `select m.gateway_id, m.status,
-                exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
-           from messages m where m.id = ?`,
-        [gatewayId, messageId],
-      );
-    const row = rows[0];
+    const row = await this.repository.forReport(messageId, gatewayId);
     if (row === undefined) throw new DomainError("not_found", "Message not found");
     if (row.gateway_id !== gatewayId && !row.tried) {
       throw new DomainError("permission_denied", "This message was not sent through this gateway");
@@ -342,44 +252,24 @@ export class MessagesService {
 
   /** Records that a gateway has taken a command; acknowledged commands are not sent again. */
   async acknowledge(gatewayId: number, messageId: string): Promise<void> {
-    await this.em.getConnection().execute(
-      `with m as (update messages set acked_at = coalesce(acked_at, now())
-                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts)
-       update message_attempts a set acked_at = coalesce(a.acked_at, now())
-         from m where a.message_id = m.id and a.attempt = m.attempts`,
-      [messageId, gatewayId],
-    );
+    await this.repository.acknowledge(messageId, gatewayId);
   }
 
   /** How many messages are assigned to this gateway and not yet reported sent. */
-  async pendingFor(gatewayId: number): Promise<number> {
-    const rows: { count: number }[] = await this.em
-      .getConnection()
-      .execute("select count(*)::int as count from messages where gateway_id = ? and status = 'dispatched'", [
-        gatewayId,
-      ]);
-    return rows[0]?.count ?? 0;
+  pendingFor(gatewayId: number): Promise<number> {
+    return this.repository.countDispatched(gatewayId);
   }
 
   /** The text a phone is to send: the sealed text of a message that holds a secret, else its body. */
   async textForDevice(messageId: string): Promise<string> {
-    const rows: { body: string; sealed_body: string | null }[] = await this.em
-      .getConnection()
-      .execute("select body, sealed_body from messages where id = ?", [messageId]);
-    const row = rows[0];
+    const row = await this.repository.texts(messageId);
     if (row === undefined) throw new DomainError("not_found", "Message not found");
     return row.sealed_body === null ? row.body : this.box.open(row.sealed_body);
   }
 
   /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
   async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
-    const rows: { id: string; recipient: string; body: string; sealed_body: string | null }[] = await this.em
-      .getConnection()
-      .execute(
-        `select id, recipient, body, sealed_body from messages
-          where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
-        [gatewayId],
-      );
+    const rows = await this.repository.unacknowledged(gatewayId);
     return rows.map((row) => ({
       messageId: row.id,
       recipient: row.recipient,
@@ -389,34 +279,19 @@ export class MessagesService {
 
   /** Tells the workflows of messages in flight on this gateway that it went away. */
   async gatewayLost(gatewayId: number): Promise<void> {
-    const rows: { id: string }[] = await this.em
-      .getConnection()
-      .execute("select id from messages where gateway_id = ? and status = 'dispatched'", [gatewayId]);
-    if (rows.length > 0)
-      await this.workflows.gatewayLost(
-        rows.map((row) => row.id),
-        gatewayId,
-      );
+    const ids = await this.repository.dispatchedOn(gatewayId);
+    if (ids.length > 0) await this.workflows.gatewayLost(ids, gatewayId);
   }
 
   /** Wakes the workflows of messages waiting for a gateway, highest priority first. */
   async wakeQueued(limit = 1000): Promise<void> {
-    const rows: { id: string }[] = await this.em.getConnection().execute(
-      `select id from messages where status = 'queued' and workflow_started_at is not null
-        order by priority desc, created_at limit ?`,
-      [limit],
-    );
-    if (rows.length > 0) await this.workflows.wake(rows.map((row) => row.id));
+    const ids = await this.repository.queuedWithWorkflow(limit);
+    if (ids.length > 0) await this.workflows.wake(ids);
   }
 
   /** Starts workflows for stored messages that have none (Temporal was down when they were accepted). */
   async startMissingWorkflows(olderThanSeconds: number, limit = 500): Promise<number> {
-    const rows: { id: string }[] = await this.em.getConnection().execute(
-      `select id from messages where workflow_started_at is null and status in ('queued', 'dispatched')
-          and created_at < now() - make_interval(secs => ?) order by created_at limit ?`,
-      [olderThanSeconds, limit],
-    );
-    const ids = rows.map((row) => row.id);
+    const ids = await this.repository.withoutWorkflow(olderThanSeconds, limit);
     // Through the same paced starter as accepted sends: one it already holds is not queued twice, and
     // a start that fails leaves the message unmarked for the next sweep (the workflow marks it when
     // it first runs).

@@ -1,0 +1,509 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { dispatchedAtSql, type EventPayload, type MessageEventType } from "../events/index.js";
+import type { MessageStatus, MessageView } from "./message.types.js";
+
+/**
+ * The state machine of a message: for each transition, the statuses it may leave. Every statement
+ * that moves a message is conditional on these, so a retried activity or a repeated report moves
+ * nothing twice.
+ */
+export const transitions = {
+  /** Given to a gateway for an attempt (again, when that attempt is replaced). */
+  dispatch: ["queued", "dispatched"],
+  /** Back to the queue after an attempt that did not send it. */
+  requeue: ["dispatched"],
+  /** A gateway reported it sent. */
+  sent: ["queued", "dispatched"],
+  /** A gateway reported it delivered. */
+  delivered: ["queued", "dispatched", "sent"],
+  /** Failed for good. */
+  failed: ["queued", "dispatched", "sent"],
+  /** Its validity ran out before a gateway sent it. */
+  expired: ["queued", "dispatched"],
+  /** Cancelled by its sender before a gateway sent it. */
+  cancel: ["queued", "dispatched"],
+} as const satisfies Record<string, readonly MessageStatus[]>;
+
+/** `status in (...)` for a transition's allowed sources, on the column `column`. */
+function leaves(transition: keyof typeof transitions, column = "status"): string {
+  return `${column} in (${transitions[transition].map((status) => `'${status}'`).join(", ")})`;
+}
+
+/** A row of `messages`, as PostgreSQL returns it. */
+export interface MessageRow {
+  id: string;
+  recipient: string;
+  body: string;
+  status: MessageStatus;
+  client_key_id: number | null;
+  gateway_id: number | null;
+  attempts: number;
+  created_at: string;
+  sent_at: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+  error_message: string | null;
+  request_digest: string | null;
+}
+
+const date = (value: string | null): Date | null => (value === null ? null : new Date(value));
+
+/** The one mapper from a stored message to what the API answers. */
+export function toView(row: MessageRow): MessageView {
+  return {
+    id: row.id,
+    recipient: row.recipient,
+    body: row.body,
+    status: row.status,
+    clientKeyId: row.client_key_id,
+    gatewayId: row.gateway_id,
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at),
+    sentAt: date(row.sent_at),
+    deliveredAt: date(row.delivered_at),
+    failedAt: date(row.failed_at),
+    errorMessage: row.error_message,
+  };
+}
+
+/** A message to store, checked and normalised. */
+export interface NewMessage {
+  id: string;
+  clientKeyId: number;
+  recipient: string;
+  body: string;
+  priority: number;
+  sendAt: Date | null;
+  expiresAt: Date;
+  preferredGatewayId: number | null;
+  metadata: string;
+  idempotencyKey: string | null;
+  digest: string;
+  /** The text itself, encrypted, when `body` is a masked copy (an OTP's SMS). */
+  sealedBody: string | null;
+}
+
+/** An attempt that ended without sending its message: how, and why. */
+export interface AttemptEnd {
+  messageId: string;
+  gatewayId: number;
+  attempt: number;
+  outcome: string;
+  error: string | null;
+}
+
+/** What a message workflow needs to know of its message. Plain JSON: it crosses into Temporal. */
+export interface MessagePlan {
+  status: MessageStatus;
+  recipient: string;
+  body: string;
+  sendAtMs: number | null;
+  expiresAtMs: number;
+  attempts: number;
+  preferredGatewayId: number | null;
+  /** `body` is a masked copy: the device activity fetches the text itself right before the push. */
+  sealed: boolean;
+}
+
+/** A message with its gateway's device id, for the events it emits. */
+export interface MessageWithGateway {
+  id: string;
+  recipient: string;
+  body: string;
+  status: MessageStatus;
+  gateway_id: number | null;
+  device_id: string | null;
+  sent_at: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+  error_message: string | null;
+}
+
+/** An event recorded with a transition, as the events module takes it. */
+export interface RecordedEvent {
+  id: string;
+  payload: EventPayload;
+  type?: MessageEventType;
+  dispatched: boolean;
+}
+
+/** A timestamp column as JavaScript's `toISOString()` writes it (UTC, milliseconds, `Z`). */
+const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * A message event's payload built by PostgreSQL from the moved message `m` and its gateway `g`,
+ * with the keys in the order the README documents (the same as the lifecycle's `emitFor` writes them).
+ */
+function eventJson(type: "sms_sent" | "sms_delivered"): string {
+  const time = type === "sms_sent" ? "sent_at" : "delivered_at";
+  return `json_build_object('event', '${type}', 'message_id', m.id, 'to', m.recipient, 'message', m.body,
+            '${time}', ${isoSql(`m.${time}`)}, 'gateway_id', g.device_id)`;
+}
+
+/**
+ * CTEs that count a sent SMS once on its gateway (\`g\`, with its device id) and close its attempt,
+ * for the messages in \`moved\`.
+ */
+function countedSql(moved: string): string {
+  return `g as (
+         update gateways set messages_sent_today = messages_sent_today + 1,
+                total_messages_sent = total_messages_sent + 1, updated_at = now()
+          where id = (select gateway_id from ${moved}) returning id, device_id),
+       a as (
+         update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
+          where message_id = (select id from ${moved}) and gateway_id = (select gateway_id from ${moved})
+            and outcome is null)`;
+}
+
+/**
+ * Every statement on `messages` and `message_attempts`: the only module that reads or writes them.
+ * Each write is one statement (or one transaction), conditional on the transitions above.
+ */
+export class MessageRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  private sql<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T[]> {
+    return this.em.getConnection().execute(query, params, "all", em?.getTransactionContext());
+  }
+
+  // --- accepting ---
+
+  /** Stores a message; undefined when the key's idempotency key was used before (nothing stored). */
+  async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
+    const rows = await this.sql<MessageRow>(
+      `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
+                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       on conflict (client_key_id, idempotency_key) do nothing returning *`,
+      [
+        message.id,
+        message.clientKeyId,
+        message.recipient,
+        message.body,
+        message.priority,
+        message.sendAt,
+        message.expiresAt,
+        message.preferredGatewayId,
+        message.metadata,
+        message.idempotencyKey,
+        message.digest,
+        message.sealedBody,
+      ],
+      em,
+    );
+    return rows[0];
+  }
+
+  async findByIdempotencyKey(
+    clientKeyId: number,
+    idempotencyKey: string | null,
+    em?: EntityManager,
+  ): Promise<MessageRow | undefined> {
+    const rows = await this.sql<MessageRow>(
+      "select * from messages where client_key_id = ? and idempotency_key = ?",
+      [clientKeyId, idempotencyKey],
+      em,
+    );
+    return rows[0];
+  }
+
+  async find(messageId: string): Promise<MessageRow | undefined> {
+    return (await this.sql<MessageRow>("select * from messages where id = ?", [messageId]))[0];
+  }
+
+  /** Messages due now that no gateway has been given yet, per client key. */
+  backlog(): Promise<{ client_key_id: number | null; count: number }[]> {
+    return this.sql(
+      `select client_key_id, count(*)::int as count from messages
+        where status = 'queued' and (send_at is null or send_at <= now()) group by client_key_id`,
+    );
+  }
+
+  // --- the workflow's steps ---
+
+  /** The message's plan; loading it is also how the sweeper learns that its workflow runs. */
+  async claimForWorkflow(messageId: string): Promise<MessagePlan | undefined> {
+    const rows = await this.sql<{
+      status: MessageStatus;
+      recipient: string;
+      body: string;
+      send_at: string | null;
+      expires_at: string;
+      attempts: number;
+      preferred_gateway_id: number | null;
+      sealed: boolean;
+    }>(
+      `update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ?
+       returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
+                 sealed_body is not null as sealed`,
+      [messageId],
+    );
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      status: row.status,
+      recipient: row.recipient,
+      body: row.body,
+      sendAtMs: row.send_at === null ? null : new Date(row.send_at).getTime(),
+      expiresAtMs: new Date(row.expires_at).getTime(),
+      attempts: row.attempts,
+      preferredGatewayId: row.preferred_gateway_id,
+      sealed: row.sealed,
+    };
+  }
+
+  async statusAndGateway(messageId: string): Promise<{ status: MessageStatus; gateway_id: number | null } | undefined> {
+    return (
+      await this.sql<{ status: MessageStatus; gateway_id: number | null }>(
+        "select status, gateway_id from messages where id = ?",
+        [messageId],
+      )
+    )[0];
+  }
+
+  /**
+   * Assigns the message to a gateway for one attempt and records the attempt, in one statement;
+   * false when the message moved on (cancelled).
+   */
+  async dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
+    const rows = await this.sql<{ message_id: string }>(
+      `with m as (
+         update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
+                dispatched_at = now(), updated_at = now()
+          where id = ? and ${leaves("dispatch")} returning id)
+       insert into message_attempts (message_id, attempt, gateway_id)
+       select id, ?, ? from m
+       on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id
+       returning message_id`,
+      [gatewayId, attempt, messageId, attempt, gatewayId],
+    );
+    return rows.length > 0;
+  }
+
+  /** Ends an attempt that did not send the message and puts the message back in the queue. */
+  async requeue({ messageId, gatewayId, attempt, outcome, error }: AttemptEnd): Promise<void> {
+    await this.em.fork().transactional(async (em) => {
+      await em.execute(
+        `update messages set status = 'queued', gateway_id = null, error_message = ?, updated_at = now()
+          where id = ? and ${leaves("requeue")} and gateway_id = ?`,
+        [error, messageId, gatewayId],
+      );
+      await em.execute(
+        `update message_attempts set outcome = ?, error = ?, ended_at = now()
+          where message_id = ? and attempt = ? and ended_at is null`,
+        [outcome, error, messageId, attempt],
+      );
+    });
+  }
+
+  /** Ends the current attempt with an outcome (a cancelled or expired message's last attempt). */
+  async closeAttempt(messageId: string, attempt: number, outcome: string): Promise<void> {
+    await this.sql(
+      "update message_attempts set outcome = ?, ended_at = now() where message_id = ? and attempt = ? and ended_at is null",
+      [outcome, messageId, attempt],
+    );
+  }
+
+  // --- reports ---
+
+  /**
+   * Sent: moved, counted once on the gateway, its attempt closed and `sms_sent` recorded, in one
+   * statement. Returns the events recorded (none for a repeated or late report).
+   */
+  markSent(messageId: string, gatewayId: number): Promise<RecordedEvent[]> {
+    return this.sql<RecordedEvent>(
+      `with m as (
+         update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
+                updated_at = now()
+          where id = ? and gateway_id = ? and ${leaves("sent")}
+         returning id, recipient, body, sent_at, gateway_id),
+       ${countedSql("m")}
+       insert into events (type, message_id, payload, dispatched_at)
+       select 'sms_sent', m.id, ${eventJson("sms_sent")}, ${dispatchedAtSql("'sms_sent'::text")} from m left join g on true
+       on conflict (message_id, type) where message_id is not null do nothing
+       returning id, payload, dispatched_at is not null as dispatched`,
+      [messageId, gatewayId],
+    );
+  }
+
+  /**
+   * Delivered, in one statement: moved, counted (when no sent report came first), and `sms_sent` (if
+   * not yet) and `sms_delivered` recorded. Returns the events recorded.
+   */
+  markDelivered(messageId: string, gatewayId: number): Promise<RecordedEvent[]> {
+    return this.sql<RecordedEvent>(
+      // The joined row is read before the update, so `was` is the status it leaves.
+      `with m as (
+         update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
+                error_message = null, sealed_body = null, updated_at = now()
+           from (select id, status from messages where id = ?) old
+          where m.id = old.id and m.gateway_id = ? and ${leaves("delivered", "m.status")}
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.gateway_id, old.status as was),
+       unsent as (select * from m where was <> 'sent'),
+       ${countedSql("unsent")}
+       insert into events (type, message_id, payload, dispatched_at)
+       select e.type, m.id, e.payload, ${dispatchedAtSql("e.type")}
+         from m left join gateways g on g.id = m.gateway_id
+        cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
+       on conflict (message_id, type) where message_id is not null do nothing
+       returning id, payload, type, dispatched_at is not null as dispatched`,
+      [messageId, gatewayId],
+    );
+  }
+
+  async markFailed(messageId: string, error: string): Promise<void> {
+    await this.sql(
+      `update messages set status = 'failed', failed_at = now(), error_message = ?, sealed_body = null, updated_at = now()
+        where id = ? and ${leaves("failed")}`,
+      [error, messageId],
+    );
+  }
+
+  async markExpired(messageId: string): Promise<void> {
+    await this.sql(
+      `update messages set status = 'expired', expired_at = now(), sealed_body = null, updated_at = now()
+        where id = ? and ${leaves("expired")}`,
+      [messageId],
+    );
+  }
+
+  /** Cancels a message no gateway has sent yet; undefined when it has moved past that. */
+  async cancel(messageId: string): Promise<MessageRow | undefined> {
+    const rows = await this.sql<MessageRow>(
+      `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
+        where id = ? and ${leaves("cancel")} returning *`,
+      [messageId],
+    );
+    return rows[0];
+  }
+
+  /** The message and whether `gatewayId` was ever given it (a report from elsewhere is refused). */
+  async forReport(
+    messageId: string,
+    gatewayId: number,
+  ): Promise<{ gateway_id: number | null; status: MessageStatus; tried: boolean } | undefined> {
+    return (
+      await this.sql<{ gateway_id: number | null; status: MessageStatus; tried: boolean }>(
+        `select m.gateway_id, m.status,
+              exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
+         from messages m where m.id = ?`,
+        [gatewayId, messageId],
+      )
+    )[0];
+  }
+
+  /** Records that a gateway has taken a command (on the message and its current attempt). */
+  async acknowledge(messageId: string, gatewayId: number): Promise<void> {
+    await this.sql(
+      `with m as (update messages set acked_at = coalesce(acked_at, now())
+                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts)
+       update message_attempts a set acked_at = coalesce(a.acked_at, now())
+         from m where a.message_id = m.id and a.attempt = m.attempts`,
+      [messageId, gatewayId],
+    );
+  }
+
+  /** The message with its gateway's device id. */
+  async withGateway(messageId: string): Promise<MessageWithGateway | undefined> {
+    return (
+      await this.sql<MessageWithGateway>(
+        `select m.id, m.recipient, m.body, m.status, m.gateway_id, g.device_id, m.sent_at, m.delivered_at, m.failed_at, m.error_message
+         from messages m left join gateways g on g.id = m.gateway_id where m.id = ?`,
+        [messageId],
+      )
+    )[0];
+  }
+
+  // --- gateways and their commands ---
+
+  /** How many messages are assigned to this gateway and not yet reported sent. */
+  async countDispatched(gatewayId: number): Promise<number> {
+    const rows = await this.sql<{ count: number }>(
+      "select count(*)::int as count from messages where gateway_id = ? and status = 'dispatched'",
+      [gatewayId],
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /** The ids of the messages in flight on this gateway. */
+  async dispatchedOn(gatewayId: number): Promise<string[]> {
+    const rows = await this.sql<{ id: string }>(
+      "select id from messages where gateway_id = ? and status = 'dispatched'",
+      [gatewayId],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** The stored text of a message (`sealed_body` is the encrypted text when `body` is masked). */
+  async texts(messageId: string): Promise<{ body: string; sealed_body: string | null } | undefined> {
+    return (
+      await this.sql<{ body: string; sealed_body: string | null }>(
+        "select body, sealed_body from messages where id = ?",
+        [messageId],
+      )
+    )[0];
+  }
+
+  /** Commands dispatched to this gateway that it has not acknowledged, oldest first. */
+  unacknowledged(
+    gatewayId: number,
+  ): Promise<{ id: string; recipient: string; body: string; sealed_body: string | null }[]> {
+    return this.sql(
+      `select id, recipient, body, sealed_body from messages
+        where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
+      [gatewayId],
+    );
+  }
+
+  /** Active online gateways, the preferred one first, then by priority and fewest messages in flight. */
+  gatewaysByLoad(preferredGatewayId: number | null): Promise<{ id: number; device_id: string }[]> {
+    return this.sql(
+      `select g.id, g.device_id from gateways g
+        where g.active and g.status = 'online'
+        order by (g.id = ?) desc nulls last, g.priority desc,
+                 (select count(*) from messages m where m.gateway_id = g.id and m.status = 'dispatched'), g.id`,
+      [preferredGatewayId],
+    );
+  }
+
+  // --- the sweeper ---
+
+  /** Messages waiting for a gateway whose workflows run, highest priority first. */
+  async queuedWithWorkflow(limit: number): Promise<string[]> {
+    const rows = await this.sql<{ id: string }>(
+      `select id from messages where status = 'queued' and workflow_started_at is not null
+        order by priority desc, created_at limit ?`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** Messages in flight whose workflow never ran, accepted more than `olderThanSeconds` ago. */
+  async withoutWorkflow(olderThanSeconds: number, limit: number): Promise<string[]> {
+    const rows = await this.sql<{ id: string }>(
+      `select id from messages where workflow_started_at is null and status in ('queued', 'dispatched')
+          and created_at < now() - make_interval(secs => ?) order by created_at limit ?`,
+      [olderThanSeconds, limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  // --- figures ---
+
+  /** The messages' figures of the admin stats; "today" starts at midnight in `timeZone`. */
+  async figures(
+    timeZone: string,
+  ): Promise<{ total_sent: number; sent_today: number; pending: number; failed_today: number } | undefined> {
+    return (
+      await this.sql<{ total_sent: number; sent_today: number; pending: number; failed_today: number }>(
+        `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
+       select count(*) filter (where sent_at is not null)::int as total_sent,
+              count(*) filter (where sent_at >= today.start)::int as sent_today,
+              count(*) filter (where status in ('queued', 'dispatched'))::int as pending,
+              count(*) filter (where failed_at >= today.start)::int as failed_today
+         from messages, today`,
+        [timeZone, timeZone],
+      )
+    )[0];
+  }
+}
