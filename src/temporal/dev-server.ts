@@ -96,6 +96,10 @@ export async function ensureLocalTemporal(options: {
     // Fewer executions kept in memory (default 512): a message workflow lives for well under a second
     // when its phone is online, so a smaller cache costs few reloads and a good deal of memory.
     args.push("--dynamic-config-value", "history.cacheMaxSize=256");
+    // One partition per task queue (default four): a single-node server gains nothing from more, and
+    // with them a task waits in whichever partition no poller happens to be on, out of order.
+    args.push("--dynamic-config-value", "matching.numTaskqueueReadPartitions=1");
+    args.push("--dynamic-config-value", "matching.numTaskqueueWritePartitions=1");
     output = openSync(join(options.dataDir, "temporal.log"), "a");
   }
   options.logger.info({ cli, args }, "starting the Temporal dev server");
