@@ -28,6 +28,7 @@ import { SecretBox } from "./shared/secret-box.js";
 import { createMessageWorkflows } from "./temporal/message-workflows.js";
 import { createOtpWorkflows } from "./temporal/otp-workflows.js";
 import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
+import { FirstSteps } from "./temporal/workflow-calls.js";
 
 /** Everything the server and the worker share, built once. */
 export interface Deps {
@@ -44,6 +45,8 @@ export interface Deps {
   readonly temporalConnection: NativeConnection;
   /** Client requests (not device streams) this process is serving right now; app.ts counts them. */
   readonly load: { inFlight: number };
+  /** Notices that message workflows took their first step in this process's worker. */
+  readonly firstSteps: FirstSteps;
   /** This process's own task queue: pushes to the devices connected here run on it. */
   readonly instanceTaskQueue: string;
   readonly keys: KeysService;
@@ -102,6 +105,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const load = { inFlight: 0 };
+  const firstSteps = new FirstSteps();
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
@@ -110,6 +114,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     // between: the starter holds twice as many, and drops (for the sweeper) only past that.
     startCapacity: 2 * config.backlog.total + 100,
     busy: () => load.inFlight >= 4,
+    firstSteps,
     logger,
   });
   const repository = new MessageRepository(orm.em);
@@ -154,6 +159,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     temporal,
     temporalConnection,
     load,
+    firstSteps,
     instanceTaskQueue,
     keys,
     gateways,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BoundedStarter } from "../src/temporal/workflow-calls.js";
+import { BoundedStarter, FirstSteps } from "../src/temporal/workflow-calls.js";
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -55,5 +55,33 @@ describe("BoundedStarter", () => {
     await wait(600);
     expect(started).toHaveLength(100);
     expect(peak()).toBe(8);
+  });
+});
+
+describe("FirstSteps", () => {
+  it("holds a start until its first step is done here, or the timeout passes; without a worker, not at all", async () => {
+    const steps = new FirstSteps();
+    const timed = async (run: () => Promise<void>) => {
+      const t0 = performance.now();
+      await run();
+      return performance.now() - t0;
+    };
+    // No worker in this process: nobody would say so, so nothing waits.
+    expect(await timed(() => steps.around("a", 5000, async () => undefined))).toBeLessThan(50);
+
+    steps.watching = true;
+    // The first step may come before the start call returns (an eager task): it still counts.
+    const early = timed(() => steps.around("b", 5000, async () => steps.done("b")));
+    expect(await early).toBeLessThan(50);
+
+    const later = timed(() => steps.around("c", 5000, async () => undefined));
+    await wait(150);
+    steps.done("c");
+    const held = await later;
+    expect(held).toBeGreaterThanOrEqual(140);
+    expect(held).toBeLessThan(1000);
+
+    // Its first step runs elsewhere (another instance): the lane is free after the timeout.
+    expect(await timed(() => steps.around("d", 200, async () => undefined))).toBeGreaterThanOrEqual(190);
   });
 });

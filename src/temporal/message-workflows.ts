@@ -11,7 +11,7 @@ import { messageLifecycle } from "../../workflows/message-lifecycle.workflow.js"
 import { smsMessageId, smsStatus } from "../../workflows/search-attributes.js";
 import type { MessagePolicyConfig } from "../config.js";
 import type { MessageWorkflows } from "../modules/messages/index.js";
-import { BoundedStarter, eachLimited, signalIfRunning, startOnce } from "./workflow-calls.js";
+import { BoundedStarter, eachLimited, type FirstSteps, signalIfRunning, startOnce } from "./workflow-calls.js";
 
 /** The workflow id of a message's lifecycle. */
 export function messageWorkflowId(messageId: string): string {
@@ -32,6 +32,8 @@ export function createMessageWorkflows(
     startCapacity: number;
     /** Whether clients are sending hard right now: then starts make way for accepting. */
     busy: () => boolean;
+    /** A lane of the starter is free again once its workflow took its first step here (or 5 s passed). */
+    firstSteps: FirstSteps;
     logger: Logger;
   },
 ): MessageWorkflows {
@@ -52,7 +54,8 @@ export function createMessageWorkflows(
   const starter = new BoundedStarter(
     options.startConcurrency,
     options.startCapacity,
-    startOne,
+    // Paced by the worker: each lane waits for its workflow's first step (the dispatch) before the next.
+    (messageId) => options.firstSteps.around(messageId, 5000, () => startOne(messageId)),
     (error, messageId) =>
       options.logger.warn({ err: error, messageId }, "starting a message workflow failed; the sweeper will retry"),
     (dropped) => options.logger.warn({ dropped }, "the workflow starter is full; the sweeper will start the rest"),

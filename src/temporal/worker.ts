@@ -20,6 +20,7 @@ export function createActivities(deps: Deps) {
       messages: deps.messages,
       resetCounters: () => resetDailyCounters(deps.orm.em),
       pushHere: (command) => pushCommand(deps.hub, deps.messages, command),
+      firstStepDone: (messageId) => deps.firstSteps.done(messageId),
     }),
     ...createWebhookActivities(deps.webhooks),
     ...createOtpActivities({ otp: deps.otp, messages: deps.messages }),
@@ -56,6 +57,8 @@ export async function createWorker(
   deps: Deps,
   options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
 ): Promise<RunningWorker> {
+  // Message workflows started here take their first step here: the starter may wait for it.
+  deps.firstSteps.watching = true;
   const worker = await Worker.create({
     connection: deps.temporalConnection,
     namespace: deps.config.temporalNamespace,

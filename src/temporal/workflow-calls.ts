@@ -160,3 +160,41 @@ export class BoundedStarter {
     }
   }
 }
+
+/**
+ * In-process notices that a workflow this process started has taken its first step here. A starter
+ * that waits for them paces itself by what its worker gets done, not by the start call (which
+ * returns long before): workflows then run in the order they were started, and each start finds a
+ * free slot for the eager first task instead of queueing in the engine behind later ones.
+ */
+export class FirstSteps {
+  private readonly waiting = new Map<string, () => void>();
+  /** Whether this process runs the worker that takes the first steps (else nobody would say so). */
+  watching = false;
+
+  /**
+   * Runs `start` and resolves once `id`'s first step is done here, or after `timeoutMs` (it may run
+   * on another instance, or have run before).
+   */
+  async around(id: string, timeoutMs: number, start: () => Promise<void>): Promise<void> {
+    if (!this.watching) return start();
+    let timer: NodeJS.Timeout | undefined;
+    // Registered before the start: an eager first step can end before the start call returns.
+    const stepped = new Promise<void>((resolve) => {
+      this.waiting.set(id, resolve);
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    try {
+      await start();
+      await stepped;
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(id);
+    }
+  }
+
+  /** Says that `id`'s first step is done. */
+  done(id: string): void {
+    this.waiting.get(id)?.();
+  }
+}

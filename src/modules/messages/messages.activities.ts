@@ -12,9 +12,28 @@ export function createMessageActivities(deps: {
   resetCounters: () => ReturnType<typeof resetDailyCounters>;
   /** Hands a command to a phone connected to this process; false when it is not connected here. */
   pushHere: (command: PushCommand) => Promise<boolean>;
+  /** Tells the starter that this message's workflow took its first step. */
+  firstStepDone?: (messageId: string) => void;
 }) {
   const { lifecycle } = deps;
   const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
+  const begin = async (messageId: string): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
+    const plan = await lifecycle.plan(messageId);
+    const due = plan !== null && (plan.sendAtMs === null || plan.sendAtMs <= Date.now());
+    if (plan === null || !due || (plan.status !== "queued" && plan.status !== "dispatched")) {
+      return { plan, first: null };
+    }
+    const first = await startAttempt({
+      messageId,
+      attempt: plan.attempts + 1,
+      preferredGatewayId: plan.preferredGatewayId,
+      triedGatewayIds: [],
+      recipient: plan.recipient,
+      body: plan.body,
+      sealed: plan.sealed,
+    });
+    return { plan, first };
+  };
   return {
     /**
      * Loads the message's plan and, when it is due now, starts its first attempt: on the happy path
@@ -23,21 +42,11 @@ export function createMessageActivities(deps: {
     beginMessage: async (input: {
       messageId: string;
     }): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
-      const plan = await lifecycle.plan(input.messageId);
-      const due = plan !== null && (plan.sendAtMs === null || plan.sendAtMs <= Date.now());
-      if (plan === null || !due || (plan.status !== "queued" && plan.status !== "dispatched")) {
-        return { plan, first: null };
+      try {
+        return await begin(input.messageId);
+      } finally {
+        deps.firstStepDone?.(input.messageId);
       }
-      const first = await startAttempt({
-        messageId: input.messageId,
-        attempt: plan.attempts + 1,
-        preferredGatewayId: plan.preferredGatewayId,
-        triedGatewayIds: [],
-        recipient: plan.recipient,
-        body: plan.body,
-        sealed: plan.sealed,
-      });
-      return { plan, first };
     },
     startAttempt,
     messageState: (input: { messageId: string; gatewayId: number }): Promise<MessageStatus> =>
