@@ -1,6 +1,7 @@
 // bench:send — the outbound pipeline against the engine's floor, in one run on one machine.
 //
-// 1. floor: the lean message workflow with no project code (bench/floor), on the same dev server;
+// 1. floor: the lean message workflow with no project code (bench/floor), on the same dev server:
+//    throughput (run.ts) and the latency from a start to its first local activity (latency.ts);
 // 2. bare endpoint: one INSERT per send (bench/bare-endpoint.ts), same PostgreSQL, pool and load;
 // 3. smsgw (`smsgw serve`, one process, as `npm start` runs it) with instant simulated phones:
 //    a burst, then a steady 2 msg/s;
@@ -8,7 +9,7 @@
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -33,9 +34,10 @@ const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
-// BENCH_BURST_ONLY=1 runs the burst alone (no floor, bare endpoint, steady or overload phase): for
-// trying a change quickly; its ratios print as NaN.
-const burstOnly = process.env.BENCH_BURST_ONLY === "1";
+// BENCH_ONLY=burst or BENCH_ONLY=overload runs that phase alone (no floor or bare endpoint): for
+// trying a change quickly; its ratios print as NaN. BENCH_SERVER_LOG=FILE keeps the servers' logs.
+const only = process.env.BENCH_ONLY as "burst" | "overload" | undefined;
+const burstOnly = only !== undefined;
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const root = here("..");
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -69,8 +71,12 @@ async function startChild(
     cwd: root,
     env: { ...process.env, ...env },
   });
+  const log = process.env.BENCH_SERVER_LOG;
   const ready = new Promise<void>((resolve) =>
-    createInterface({ input: child.stdout }).on("line", (line) => line === "ready" && resolve()),
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line === "ready") resolve();
+      else if (log !== undefined) appendFileSync(log, `${line}\n`);
+    }),
   );
   if (upUrl === undefined) await ready;
   else {
@@ -256,6 +262,11 @@ async function main(): Promise<void> {
   const floorTemporalMs = floorCpu();
   const floorCpuPer = (floorTemporalMs + floor.nodeCpuMs) / floor.total;
   const floorSplit = `dev server ${(floorTemporalMs / floor.total).toFixed(1)}, Node ${(floor.nodeCpuMs / floor.total).toFixed(1)}`;
+  const [latencyLine0] = burstOnly ? ["{}"] : await runTs(here("./floor/latency.ts"), [temporal.address, "60"]);
+  const floorLatency = JSON.parse(latencyLine0 ?? "{}") as Record<
+    "startP50" | "startP99" | "activityP50" | "activityP99",
+    number
+  >;
   say(
     `floor:     ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (dev server + Node), ${floor.total} runs, 64 in flight`,
   );
@@ -282,7 +293,7 @@ async function main(): Promise<void> {
     postgres: cpuMeter(postgres),
   };
   const memory = peakRss({ server: run.pid, temporal: temporalPid });
-  const burst = await load(run.url, run.key, burstMessages, concurrency);
+  const burst = await load(run.url, run.key, only === "overload" ? 0 : burstMessages, concurrency);
   const accepted = burst.sent.filter((s) => s.status === 202);
   if (process.env.BENCH_DUMP !== undefined) writeFileSync(process.env.BENCH_DUMP, JSON.stringify(burst.sent));
   const burstIds = accepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
@@ -313,7 +324,13 @@ async function main(): Promise<void> {
     { BACKLOG_MAX_TOTAL: String(overloadBacklog), BACKLOG_MAX_PER_KEY: String(overloadBacklog) },
     db,
   );
-  const overload = await load(over.url, over.key, burstOnly ? 0 : overloadRate * overloadSeconds, 64, overloadRate);
+  const overload = await load(
+    over.url,
+    over.key,
+    only === "burst" ? 0 : overloadRate * overloadSeconds,
+    64,
+    overloadRate,
+  );
   const overAccepted = overload.sent.filter((s) => s.status === 202);
   const refused = overload.sent.filter((s) => s.status === 503);
   const refusalsWellFormed = refused.every((s) => typeof s.error === "string" && Number(s.retryAfter) > 0);
@@ -332,6 +349,7 @@ async function main(): Promise<void> {
     `bench:send — ${new Date().toISOString()}`,
     `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as \`smsgw serve\` (API + worker, one process); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
     `floor (lean message workflow, no project code): ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
+    `floor latency (idle, one at a time, eager start): start call p50 ${Number(floorLatency.startP50).toFixed(1)} ms / p99 ${Number(floorLatency.startP99).toFixed(1)} ms; start -> first local activity p50 ${Number(floorLatency.activityP50).toFixed(1)} ms / p99 ${Number(floorLatency.activityP99).toFixed(1)} ms`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
