@@ -196,7 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
     timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),
-    workflowStartConcurrency: integer(env, "WORKFLOW_START_CONCURRENCY", 64, 1, 1000),
+    workflowStartConcurrency: integer(env, "WORKFLOW_START_CONCURRENCY", 8, 1, 1000),
     workflowCacheSize: integer(env, "WORKFLOW_CACHE_SIZE", 250, 10, 100_000),
     backlog: Object.freeze({
       perKey: integer(env, "BACKLOG_MAX_PER_KEY", 5000, 1, 10_000_000),

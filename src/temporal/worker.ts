@@ -69,6 +69,13 @@ export async function createWorker(
     workflowThreadPoolSize: 1,
     // Workflows kept in memory between their tasks; one that is evicted replays its (short) history.
     maxCachedWorkflows: deps.config.workflowCacheSize,
+    // Room for every start's eager first task (the starter keeps at most WORKFLOW_START_CONCURRENCY
+    // waiting for theirs) and for the tasks of workflows already running: a start that finds no free
+    // slot goes through the engine's queue, and eager ones started later overtake it.
+    maxConcurrentWorkflowTaskExecutions: Math.min(
+      deps.config.workflowCacheSize,
+      Math.max(40, 4 * deps.config.workflowStartConcurrency),
+    ),
     ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
   });
   return { worker, connection: undefined };
