@@ -34,7 +34,8 @@ const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
-// BENCH_ONLY=burst or BENCH_ONLY=overload runs that phase alone (no floor or bare endpoint): for
+// BENCH_ONLY=burst (the burst and the steady phase) or BENCH_ONLY=overload runs that alone (no floor
+// or bare endpoint): for
 // trying a change quickly; its ratios print as NaN. BENCH_SERVER_LOG=FILE keeps the servers' logs.
 const only = process.env.BENCH_ONLY as "burst" | "overload" | undefined;
 const burstOnly = only !== undefined;
@@ -310,7 +311,7 @@ async function main(): Promise<void> {
     `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
   );
 
-  const steadyCount = burstOnly ? 0 : Math.round(steadySeconds * 2);
+  const steadyCount = only === "overload" ? 0 : Math.round(steadySeconds * 2);
   const steady = await load(run.url, run.key, steadyCount, 4, 2);
   const steadyIds = steady.sent.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const steadyDelivered = await run.deliveredTimes(steadyIds, 60_000);

@@ -67,21 +67,31 @@ describe("FirstSteps", () => {
       return performance.now() - t0;
     };
     // No worker in this process: nobody would say so, so nothing waits.
-    expect(await timed(() => steps.around("a", 5000, async () => undefined))).toBeLessThan(50);
+    expect(await timed(() => steps.around("a", 5000, async () => true))).toBeLessThan(50);
 
     steps.watching = true;
     // The first step may come before the start call returns (an eager task): it still counts.
-    const early = timed(() => steps.around("b", 5000, async () => steps.done("b")));
+    const early = timed(() =>
+      steps.around("b", 5000, async () => {
+        steps.done("b");
+        return true;
+      }),
+    );
     expect(await early).toBeLessThan(50);
 
-    const later = timed(() => steps.around("c", 5000, async () => undefined));
+    // Two lanes on the same id (the sweeper asked again): both hear of its first step.
+    const later = timed(() => steps.around("c", 5000, async () => true));
+    const again = timed(() => steps.around("c", 5000, async () => true));
     await wait(150);
     steps.done("c");
-    const held = await later;
-    expect(held).toBeGreaterThanOrEqual(140);
-    expect(held).toBeLessThan(1000);
+    for (const held of await Promise.all([later, again])) {
+      expect(held).toBeGreaterThanOrEqual(140);
+      expect(held).toBeLessThan(1000);
+    }
 
-    // Its first step runs elsewhere (another instance): the lane is free after the timeout.
-    expect(await timed(() => steps.around("d", 200, async () => undefined))).toBeGreaterThanOrEqual(190);
+    // Not an eager start (already running or finished, or no free slot here): nothing to wait for.
+    expect(await timed(() => steps.around("d", 5000, async () => false))).toBeLessThan(50);
+    // Eager, but its first step never says so: the lane is free after the timeout.
+    expect(await timed(() => steps.around("e", 200, async () => true))).toBeGreaterThanOrEqual(190);
   });
 });

@@ -64,7 +64,10 @@ export function createMessageWorkflows(
   const each = (messageIds: readonly string[], work: (messageId: string) => Promise<void>) =>
     eachLimited(messageIds, 16, work);
   return {
-    start: (messageIds) => each(messageIds, startOne),
+    start: (messageIds) =>
+      each(messageIds, async (messageId) => {
+        await startOne(messageId);
+      }),
     enqueue: (messageIds) => starter.enqueue(messageIds),
     report: (messageId, report) => signalIfRunning(client, messageWorkflowId(messageId), reportSignal, report),
     cancel: (messageId) => signalIfRunning(client, messageWorkflowId(messageId), cancelSignal),

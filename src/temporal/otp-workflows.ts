@@ -7,13 +7,14 @@ import { signalIfRunning, startOnce } from "./workflow-calls.js";
 /** OTP workflows over the Temporal client. */
 export function createOtpWorkflows(client: Client, taskQueue: string): OtpWorkflows {
   return {
-    start: (input) =>
-      startOnce(client, otpWorkflow, {
+    start: async (input) => {
+      await startOnce(client, otpWorkflow, {
         workflowId: `otp/${input.otpId}`,
         taskQueue,
         args: [input],
         typedSearchAttributes: [{ key: otpId, value: input.otpId }],
-      }),
+      });
+    },
     verified: (id) => signalIfRunning(client, `otp/${id}`, otpVerifiedSignal),
   };
 }

@@ -10,21 +10,24 @@ import {
 /**
  * Starts a workflow whose id is a business id, at most once: a running one is kept
  * (`USE_EXISTING`), and a finished one is not started again (`REJECT_DUPLICATE`), since the business
- * object it moved has already moved.
+ * object it moved has already moved. Resolves with whether this start handed the new workflow's
+ * first task to this process's worker (an eager start).
  */
 export async function startOnce<T extends Workflow>(
   client: Client,
   workflow: T,
   options: Omit<WorkflowStartOptions<T>, "workflowIdConflictPolicy" | "workflowIdReusePolicy">,
-): Promise<void> {
+): Promise<boolean> {
   try {
-    await client.workflow.start(workflow, {
+    const handle = await client.workflow.start(workflow, {
       ...options,
       workflowIdConflictPolicy: "USE_EXISTING",
       workflowIdReusePolicy: "REJECT_DUPLICATE",
     } as WorkflowStartOptions<T>);
+    return handle.eagerlyStarted;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    return false;
   }
 }
 
@@ -168,33 +171,41 @@ export class BoundedStarter {
  * free slot for the eager first task instead of queueing in the engine behind later ones.
  */
 export class FirstSteps {
-  private readonly waiting = new Map<string, () => void>();
+  private readonly waiting = new Map<string, Set<() => void>>();
   /** Whether this process runs the worker that takes the first steps (else nobody would say so). */
   watching = false;
 
   /**
-   * Runs `start` and resolves once `id`'s first step is done here, or after `timeoutMs` (it may run
-   * on another instance, or have run before).
+   * Runs `start` and, when it says that it handed the first task to this process's worker (an eager
+   * start), resolves once `id`'s first step is done here, or after `timeoutMs` at most. A start that
+   * found the workflow already running or finished (the sweeper asking again) does not wait.
    */
-  async around(id: string, timeoutMs: number, start: () => Promise<void>): Promise<void> {
-    if (!this.watching) return start();
+  async around(id: string, timeoutMs: number, start: () => Promise<boolean>): Promise<void> {
+    if (!this.watching) {
+      await start();
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
+    let resume: () => void = () => undefined;
     // Registered before the start: an eager first step can end before the start call returns.
     const stepped = new Promise<void>((resolve) => {
-      this.waiting.set(id, resolve);
+      resume = resolve;
       timer = setTimeout(resolve, timeoutMs);
     });
+    const waiters = this.waiting.get(id) ?? new Set();
+    waiters.add(resume);
+    this.waiting.set(id, waiters);
     try {
-      await start();
-      await stepped;
+      if (await start()) await stepped;
     } finally {
       clearTimeout(timer);
-      this.waiting.delete(id);
+      waiters.delete(resume);
+      if (waiters.size === 0 && this.waiting.get(id) === waiters) this.waiting.delete(id);
     }
   }
 
   /** Says that `id`'s first step is done. */
   done(id: string): void {
-    this.waiting.get(id)?.();
+    for (const resume of this.waiting.get(id) ?? []) resume();
   }
 }
