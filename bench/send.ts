@@ -348,7 +348,7 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
-    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as \`smsgw serve\` (API + worker, one process); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
+    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as npm start runs it (scripts/start.sh: \`smsgw serve\`, API + worker, one process, heaps capped); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
     `floor (lean message workflow, no project code): ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
     `floor latency (idle, one at a time, eager start): start call p50 ${Number(floorLatency.startP50).toFixed(1)} ms / p99 ${Number(floorLatency.startP99).toFixed(1)} ms; start -> first local activity p50 ${Number(floorLatency.activityP50).toFixed(1)} ms / p99 ${Number(floorLatency.activityP99).toFixed(1)} ms`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
