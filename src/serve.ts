@@ -1,3 +1,4 @@
+import type { Worker } from "@temporalio/worker";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApp } from "./app.js";
@@ -10,7 +11,7 @@ import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.j
 import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
-import { createDeviceWorker, createWebhookWorker, createWorker, type RunningWorker } from "./temporal/worker.js";
+import { createDeviceWorker, createWebhookWorker, createWorker } from "./temporal/worker.js";
 import { workflowBundlePath } from "./temporal/workflow-bundle.js";
 
 /** What `serve` runs: the API, the Temporal worker, or both. */
@@ -58,11 +59,11 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
 
-  const workers: (RunningWorker & { running: Promise<void> })[] = [];
-  const run = (created: RunningWorker, name: string) => {
-    const running = created.worker.run();
+  const workers: { worker: Worker; running: Promise<void> }[] = [];
+  const run = (worker: Worker, name: string) => {
+    const running = worker.run();
     running.catch((error: unknown) => logger.fatal({ err: error, worker: name }, "a Temporal worker stopped"));
-    workers.push({ ...created, running });
+    workers.push({ worker, running });
   };
   if (options.worker) {
     if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
@@ -98,10 +99,8 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       cable.close();
       await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
       for (const worker of workers) if (worker.worker.getState() === "RUNNING") worker.worker.shutdown();
-      for (const worker of workers) {
-        await worker.running.catch(() => undefined);
-        await worker.connection?.close();
-      }
+      // The workers share the process's Temporal connection, which deps.close() closes.
+      for (const worker of workers) await worker.running.catch(() => undefined);
       await deps.close();
       await temporal.stop();
     },

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { type NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
+import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
 import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
@@ -27,26 +27,12 @@ export function createActivities(deps: Deps) {
   };
 }
 
-/** A worker, not yet running, and the connection to close after it stops (none when it shares the client's). */
-export interface RunningWorker {
-  worker: Worker;
-  connection: NativeConnection | undefined;
-}
-
 /**
  * A worker for one task queue on the process's one Temporal connection (each connection is another
  * set of buffers in the native core; its calls and polls share HTTP/2 streams well).
  */
-async function queueWorker(
-  deps: Deps,
-  options: Omit<WorkerOptions, "connection" | "namespace">,
-): Promise<RunningWorker> {
-  const worker = await Worker.create({
-    connection: deps.temporalConnection,
-    namespace: deps.config.temporalNamespace,
-    ...options,
-  });
-  return { worker, connection: undefined };
+async function queueWorker(deps: Deps, options: Omit<WorkerOptions, "connection" | "namespace">): Promise<Worker> {
+  return Worker.create({ connection: deps.temporalConnection, namespace: deps.config.temporalNamespace, ...options });
 }
 
 /**
@@ -56,12 +42,10 @@ async function queueWorker(
 export async function createWorker(
   deps: Deps,
   options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
-): Promise<RunningWorker> {
+): Promise<Worker> {
   // Message workflows started here take their first step here: the starter may wait for it.
   deps.firstSteps.watching = true;
-  const worker = await Worker.create({
-    connection: deps.temporalConnection,
-    namespace: deps.config.temporalNamespace,
+  return queueWorker(deps, {
     taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
     activities: createActivities(deps),
     // One workflow thread: workflow tasks are short and the machine's other core runs the engine
@@ -78,14 +62,13 @@ export async function createWorker(
     ),
     ...(options.workflowBundle === undefined ? { workflowsPath } : { workflowBundle: options.workflowBundle }),
   });
-  return { worker, connection: undefined };
 }
 
 /**
  * The worker for this instance's own task queue: it pushes commands to the devices connected here.
  * Every instance that serves the API runs one. Pushes only queue a frame, so many run at once.
  */
-export function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
+export function createDeviceWorker(deps: Deps): Promise<Worker> {
   return queueWorker(deps, {
     taskQueue: deps.instanceTaskQueue,
     activities: createDeviceActivities(deps.hub, deps.messages),
@@ -97,7 +80,7 @@ export function createDeviceWorker(deps: Deps): Promise<RunningWorker> {
  * The worker that makes webhook HTTP calls, on its own task queue, so that slow or dead endpoints
  * take none of the slots message processing uses.
  */
-export function createWebhookWorker(deps: Deps): Promise<RunningWorker> {
+export function createWebhookWorker(deps: Deps): Promise<Worker> {
   return queueWorker(deps, {
     taskQueue: webhookTaskQueue(deps.config),
     activities: createWebhookActivities(deps.webhooks),

@@ -29,7 +29,7 @@ describe("the gateway health workflow on a real Temporal dev server", () => {
     await setHeartbeat(fresh.deviceId, 5);
 
     const taskQueue = `test-${randomUUID()}`;
-    const { worker } = await createWorker(server.deps, {
+    const worker = await createWorker(server.deps, {
       taskQueue,
       workflowBundle: { code: inject("workflowBundleCode") },
     });
