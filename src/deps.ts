@@ -56,6 +56,8 @@ export interface Deps {
   readonly events: EventsService;
   readonly messages: MessagesService;
   readonly lifecycle: MessageLifecycle;
+  /** Every statement on messages and their attempts. */
+  readonly messageRepository: MessageRepository;
   readonly hub: DeviceHub;
   readonly inbound: InboundService;
   readonly webhooks: WebhooksService;
@@ -168,6 +170,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     events,
     messages,
     lifecycle,
+    messageRepository: repository,
     hub,
     inbound,
     webhooks,

@@ -4,13 +4,14 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import type { GatewaysService } from "../modules/gateways/index.js";
-import { systemStats } from "../modules/messages/index.js";
+import { type MessageRepository, systemStats } from "../modules/messages/index.js";
 import type { OtpService } from "../modules/otp/index.js";
 
 /** AdminService on the shared services. */
 export function adminHandlers(deps: {
   gateways: GatewaysService;
   orm: MikroORM;
+  messageRepository: MessageRepository;
   otp: OtpService;
   config: { timeZone: string };
 }): ServiceImpl<typeof AdminService> {
@@ -37,7 +38,7 @@ export function adminHandlers(deps: {
     },
 
     async getStats() {
-      const stats = await systemStats(deps.orm.em, deps.config.timeZone);
+      const stats = await systemStats(deps.orm.em, deps.messageRepository, deps.config.timeZone);
       return {
         gateways: stats.gateways,
         messages: stats.messages,

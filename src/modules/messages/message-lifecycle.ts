@@ -19,8 +19,8 @@ export class MessageLifecycle {
     private readonly events: EventsService,
   ) {}
 
-  async plan(messageId: string): Promise<MessagePlan | null> {
-    return (await this.repository.claimForWorkflow(messageId)) ?? null;
+  plan(messageId: string): Promise<MessagePlan | null> {
+    return this.repository.claimForWorkflow(messageId);
   }
 
   pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {

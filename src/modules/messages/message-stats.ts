@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { MessageRepository } from "./message.repository.js";
+import type { MessageRepository } from "./message.repository.js";
 
 /** The `gateways` and `messages` figures of the admin stats. */
 export interface SystemStats {
@@ -16,7 +16,11 @@ export interface SystemStats {
 }
 
 /** Counts gateways and messages; "today" starts at midnight in `timeZone`. */
-export async function systemStats(em: EntityManager, timeZone: string): Promise<SystemStats> {
+export async function systemStats(
+  em: EntityManager,
+  messages: MessageRepository,
+  timeZone: string,
+): Promise<SystemStats> {
   const connection = em.getConnection();
   const [gateways] = await connection.execute<
     { total: number; active: number; online: number; received_today: number; total_received: number }[]
@@ -27,9 +31,9 @@ export async function systemStats(em: EntityManager, timeZone: string): Promise<
             coalesce(sum(total_messages_received), 0)::int as total_received
        from gateways`,
   );
-  const messages = await new MessageRepository(em).figures(timeZone);
+  const figures = await messages.figures(timeZone);
   const g = gateways ?? { total: 0, active: 0, online: 0, received_today: 0, total_received: 0 };
-  const m = messages ?? { total_sent: 0, sent_today: 0, pending: 0, failed_today: 0 };
+  const m = figures ?? { total_sent: 0, sent_today: 0, pending: 0, failed_today: 0 };
   return {
     gateways: { total: g.total, active: g.active, online: g.online, offline: g.total - g.online },
     messages: {

@@ -166,11 +166,21 @@ export class MessageRepository {
     return this.em.getConnection().execute(query, params, "all", em?.getTransactionContext());
   }
 
+  /** The first row a statement returns, if any. */
+  private async one<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T | undefined> {
+    return (await this.sql<T>(query, params, em))[0];
+  }
+
+  /** The `id` column of every row a statement returns. */
+  private async ids(query: string, params: unknown[]): Promise<string[]> {
+    return (await this.sql<{ id: string }>(query, params)).map((row) => row.id);
+  }
+
   // --- accepting ---
 
   /** Stores a message; undefined when the key's idempotency key was used before (nothing stored). */
   async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
-    const rows = await this.sql<MessageRow>(
+    return this.one<MessageRow>(
       `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
                              preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body)
        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -191,7 +201,6 @@ export class MessageRepository {
       ],
       em,
     );
-    return rows[0];
   }
 
   async findByIdempotencyKey(
@@ -199,16 +208,15 @@ export class MessageRepository {
     idempotencyKey: string | null,
     em?: EntityManager,
   ): Promise<MessageRow | undefined> {
-    const rows = await this.sql<MessageRow>(
+    return this.one<MessageRow>(
       "select * from messages where client_key_id = ? and idempotency_key = ?",
       [clientKeyId, idempotencyKey],
       em,
     );
-    return rows[0];
   }
 
   async find(messageId: string): Promise<MessageRow | undefined> {
-    return (await this.sql<MessageRow>("select * from messages where id = ?", [messageId]))[0];
+    return this.one<MessageRow>("select * from messages where id = ?", [messageId]);
   }
 
   /** Messages due now that no gateway has been given yet, per client key. */
@@ -222,8 +230,8 @@ export class MessageRepository {
   // --- the workflow's steps ---
 
   /** The message's plan; loading it is also how the sweeper learns that its workflow runs. */
-  async claimForWorkflow(messageId: string): Promise<MessagePlan | undefined> {
-    const rows = await this.sql<{
+  async claimForWorkflow(messageId: string): Promise<MessagePlan | null> {
+    const row = await this.one<{
       status: MessageStatus;
       recipient: string;
       body: string;
@@ -238,8 +246,7 @@ export class MessageRepository {
                  sealed_body is not null as sealed`,
       [messageId],
     );
-    const row = rows[0];
-    if (row === undefined) return undefined;
+    if (row === undefined) return null;
     return {
       status: row.status,
       recipient: row.recipient,
@@ -253,12 +260,10 @@ export class MessageRepository {
   }
 
   async statusAndGateway(messageId: string): Promise<{ status: MessageStatus; gateway_id: number | null } | undefined> {
-    return (
-      await this.sql<{ status: MessageStatus; gateway_id: number | null }>(
-        "select status, gateway_id from messages where id = ?",
-        [messageId],
-      )
-    )[0];
+    return this.one<{ status: MessageStatus; gateway_id: number | null }>(
+      "select status, gateway_id from messages where id = ?",
+      [messageId],
+    );
   }
 
   /**
@@ -369,12 +374,11 @@ export class MessageRepository {
 
   /** Cancels a message no gateway has sent yet; undefined when it has moved past that. */
   async cancel(messageId: string): Promise<MessageRow | undefined> {
-    const rows = await this.sql<MessageRow>(
+    return this.one<MessageRow>(
       `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
         where id = ? and ${leaves("cancel")} returning *`,
       [messageId],
     );
-    return rows[0];
   }
 
   /** The message and whether `gatewayId` was ever given it (a report from elsewhere is refused). */
@@ -382,14 +386,12 @@ export class MessageRepository {
     messageId: string,
     gatewayId: number,
   ): Promise<{ gateway_id: number | null; status: MessageStatus; tried: boolean } | undefined> {
-    return (
-      await this.sql<{ gateway_id: number | null; status: MessageStatus; tried: boolean }>(
-        `select m.gateway_id, m.status,
+    return this.one<{ gateway_id: number | null; status: MessageStatus; tried: boolean }>(
+      `select m.gateway_id, m.status,
               exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
          from messages m where m.id = ?`,
-        [gatewayId, messageId],
-      )
-    )[0];
+      [gatewayId, messageId],
+    );
   }
 
   /** Records that a gateway has taken a command (on the message and its current attempt). */
@@ -405,43 +407,35 @@ export class MessageRepository {
 
   /** The message with its gateway's device id. */
   async withGateway(messageId: string): Promise<MessageWithGateway | undefined> {
-    return (
-      await this.sql<MessageWithGateway>(
-        `select m.id, m.recipient, m.body, m.status, m.gateway_id, g.device_id, m.sent_at, m.delivered_at, m.failed_at, m.error_message
+    return this.one<MessageWithGateway>(
+      `select m.id, m.recipient, m.body, m.status, m.gateway_id, g.device_id, m.sent_at, m.delivered_at, m.failed_at, m.error_message
          from messages m left join gateways g on g.id = m.gateway_id where m.id = ?`,
-        [messageId],
-      )
-    )[0];
+      [messageId],
+    );
   }
 
   // --- gateways and their commands ---
 
   /** How many messages are assigned to this gateway and not yet reported sent. */
   async countDispatched(gatewayId: number): Promise<number> {
-    const rows = await this.sql<{ count: number }>(
+    const row = await this.one<{ count: number }>(
       "select count(*)::int as count from messages where gateway_id = ? and status = 'dispatched'",
       [gatewayId],
     );
-    return rows[0]?.count ?? 0;
+    return row?.count ?? 0;
   }
 
   /** The ids of the messages in flight on this gateway. */
   async dispatchedOn(gatewayId: number): Promise<string[]> {
-    const rows = await this.sql<{ id: string }>(
-      "select id from messages where gateway_id = ? and status = 'dispatched'",
-      [gatewayId],
-    );
-    return rows.map((row) => row.id);
+    return this.ids("select id from messages where gateway_id = ? and status = 'dispatched'", [gatewayId]);
   }
 
   /** The stored text of a message (`sealed_body` is the encrypted text when `body` is masked). */
   async texts(messageId: string): Promise<{ body: string; sealed_body: string | null } | undefined> {
-    return (
-      await this.sql<{ body: string; sealed_body: string | null }>(
-        "select body, sealed_body from messages where id = ?",
-        [messageId],
-      )
-    )[0];
+    return this.one<{ body: string; sealed_body: string | null }>(
+      "select body, sealed_body from messages where id = ?",
+      [messageId],
+    );
   }
 
   /** Commands dispatched to this gateway that it has not acknowledged, oldest first. */
@@ -470,22 +464,20 @@ export class MessageRepository {
 
   /** Messages waiting for a gateway whose workflows run, highest priority first. */
   async queuedWithWorkflow(limit: number): Promise<string[]> {
-    const rows = await this.sql<{ id: string }>(
+    return this.ids(
       `select id from messages where status = 'queued' and workflow_started_at is not null
         order by priority desc, created_at limit ?`,
       [limit],
     );
-    return rows.map((row) => row.id);
   }
 
   /** Messages in flight whose workflow never ran, accepted more than `olderThanSeconds` ago. */
   async withoutWorkflow(olderThanSeconds: number, limit: number): Promise<string[]> {
-    const rows = await this.sql<{ id: string }>(
+    return this.ids(
       `select id from messages where workflow_started_at is null and status in ('queued', 'dispatched')
           and created_at < now() - make_interval(secs => ?) order by created_at limit ?`,
       [olderThanSeconds, limit],
     );
-    return rows.map((row) => row.id);
   }
 
   // --- figures ---
@@ -494,16 +486,14 @@ export class MessageRepository {
   async figures(
     timeZone: string,
   ): Promise<{ total_sent: number; sent_today: number; pending: number; failed_today: number } | undefined> {
-    return (
-      await this.sql<{ total_sent: number; sent_today: number; pending: number; failed_today: number }>(
-        `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
+    return this.one<{ total_sent: number; sent_today: number; pending: number; failed_today: number }>(
+      `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
        select count(*) filter (where sent_at is not null)::int as total_sent,
               count(*) filter (where sent_at >= today.start)::int as sent_today,
               count(*) filter (where status in ('queued', 'dispatched'))::int as pending,
               count(*) filter (where failed_at >= today.start)::int as failed_today
          from messages, today`,
-        [timeZone, timeZone],
-      )
-    )[0];
+      [timeZone, timeZone],
+    );
   }
 }
