@@ -104,11 +104,6 @@ export class BoundedStarter {
     while (this.running < this.concurrency && this.waiting.length > 0) void this.lane();
   }
 
-  /** Ids waiting to be started. */
-  get size(): number {
-    return this.waiting.length;
-  }
-
   private oldestWaitMs(): number {
     const oldest = this.waiting[0];
     return oldest === undefined ? 0 : Date.now() - (this.queued.get(oldest) ?? Date.now());
