@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { cors as connectCors } from "@connectrpc/connect";
 import fastifyCors from "@fastify/cors";
 import fastify, {
   type FastifyBaseLogger,
@@ -12,7 +12,7 @@ import type { Deps } from "./deps.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
-import { peerKey, requestIdKey } from "./rpc/context.js";
+import { callContext } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
 import { handlers, implementations, interceptors, routes } from "./rpc/routes.js";
 
@@ -90,7 +90,7 @@ export async function buildApp(
     routes: routes(shared),
     interceptors: sharedInterceptors,
     readMaxBytes: config.bodyLimitBytes,
-    contextValues: (request) => createContextValues().set(peerKey, request.ip).set(requestIdKey, request.id),
+    contextValues: callContext,
     logger: deps.logger,
   });
 

@@ -1,21 +1,14 @@
 import { type DescField, type DescMethodUnary, fromJson, getOption, type JsonObject } from "@bufbuild/protobuf";
-import {
-  ConnectError,
-  createContextValues,
-  createHandlerContext,
-  type Interceptor,
-  type ServiceImplSpec,
-} from "@connectrpc/connect";
+import { ConnectError, createHandlerContext, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { http_success_status } from "../../gen/smsgw/v1/options_pb.js";
 import { unstorableTextMessage } from "../shared/text.js";
-import { peerKey, requestIdKey } from "./context.js";
+import { callContext } from "./context.js";
 import { httpStatusOf, restErrorBody } from "./errors.js";
 import { toRestJson } from "./rest-json.js";
-import { services } from "./routes.js";
 
 /** The HTTP verb and path template of a `google.api.http` rule, when it has one. */
 function verbAndPath(rule: HttpRule): { verb: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"; path: string } | undefined {
@@ -143,8 +136,7 @@ export function registerRestRoutes(
     }
   });
 
-  for (const service of services) {
-    const spec = specs.find((candidate) => candidate.service.typeName === service.typeName);
+  for (const { service, methods } of specs) {
     for (const described of service.methods) {
       if (described.methodKind !== "unary") continue;
       // The check above makes this a unary method; DescMethod is not a discriminated union.
@@ -153,7 +145,7 @@ export function registerRestRoutes(
       const route = verbAndPath(rule);
       if (route === undefined) continue;
       const successStatus = getOption(method, http_success_status) || 200;
-      const implementation = spec?.methods[method.localName];
+      const implementation = methods[method.localName];
       if (implementation?.kind !== "unary") throw new Error(`${method.parent.typeName}.${method.name} has no handler`);
       app.route({
         method: route.verb,
@@ -174,7 +166,7 @@ export function registerRestRoutes(
               requestMethod: request.method,
               url: `${request.protocol}://${request.host}${request.url}`,
               requestHeader: forwardedHeaders(request),
-              contextValues: createContextValues().set(peerKey, request.ip).set(requestIdKey, request.id),
+              contextValues: callContext(request),
             });
             const output = await invokeUnaryImplementation(implementation, context, input, interceptors);
             copyHeaders(context.responseHeader, reply);

@@ -13,7 +13,7 @@ import { smsHandlers } from "./sms.handlers.js";
 import { textInterceptor } from "./text-check.js";
 import { webhookHandlers } from "./webhook.handlers.js";
 
-/** Every service of the contract, in the order the REST routes are registered. */
+/** Every service of the contract. */
 export const services = [GatewayService, SmsService, OtpService, AdminService, WebhookService] as const;
 
 /** The interceptors every door runs, outermost first. */
