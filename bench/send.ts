@@ -34,11 +34,12 @@ const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
-// BENCH_ONLY=burst (the burst and the steady phase) or BENCH_ONLY=overload runs that alone (no floor
-// or bare endpoint): for
-// trying a change quickly; its ratios print as NaN. BENCH_SERVER_LOG=FILE keeps the servers' logs.
+// BENCH_ONLY=burst (the burst and the steady phase) or BENCH_ONLY=overload runs that alone, without
+// the floor or the bare endpoint (its ratios print as NaN): for trying a change quickly.
+// BENCH_SERVER_LOG=FILE keeps the servers' logs.
 const only = process.env.BENCH_ONLY as "burst" | "overload" | undefined;
-const burstOnly = only !== undefined;
+/** One phase alone: the floor and the bare endpoint are skipped. */
+const withoutReferences = only !== undefined;
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const root = here("..");
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -256,15 +257,17 @@ async function main(): Promise<void> {
 
   // 1. The engine's floor.
   const floorCpu = cpuMeter(() => [temporalPid]);
-  const [floorLine] = burstOnly
+  const [floorLine] = withoutReferences
     ? ['{"perSecond":null,"nodeCpuMs":0,"total":0}']
     : await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
   const floor = JSON.parse(floorLine ?? "{}") as { perSecond: number; nodeCpuMs: number; total: number };
   const floorTemporalMs = floorCpu();
   const floorCpuPer = (floorTemporalMs + floor.nodeCpuMs) / floor.total;
   const floorSplit = `dev server ${(floorTemporalMs / floor.total).toFixed(1)}, Node ${(floor.nodeCpuMs / floor.total).toFixed(1)}`;
-  const [latencyLine0] = burstOnly ? ["{}"] : await runTs(here("./floor/latency.ts"), [temporal.address, "60"]);
-  const floorLatency = JSON.parse(latencyLine0 ?? "{}") as Record<
+  const [floorLatencyLine] = withoutReferences
+    ? ["{}"]
+    : await runTs(here("./floor/latency.ts"), [temporal.address, "60"]);
+  const floorLatency = JSON.parse(floorLatencyLine ?? "{}") as Record<
     "startP50" | "startP99" | "activityP50" | "activityP99",
     number
   >;
@@ -274,7 +277,7 @@ async function main(): Promise<void> {
 
   // 2. The bare endpoint.
   const barePort = 3900 + Math.floor(Math.random() * 90);
-  const bare = burstOnly
+  const bare = withoutReferences
     ? undefined
     : await startChild(["--import", "tsx", here("./bare-endpoint.ts"), String(barePort), databaseUrl], {});
   const bareRun = bare
