@@ -92,6 +92,12 @@ export interface MessagePolicyConfig {
   readonly pushScheduleToStartMs: number;
   /** How often a message with no gateway available looks again (a gateway coming online wakes it). */
   readonly noGatewayRecheckMs: number;
+  /**
+   * A gateway that acknowledged a message and then reports nothing at all keeps it this long before
+   * it is given to another gateway (0, the default: never; it fails after `deliveryTimeoutMs`).
+   * Opting in risks a second SMS when the first phone did send it and only its report was lost.
+   */
+  readonly resendUnreportedAfterMs: number;
   /** How long a message may wait to be sent when the client gives no validity. */
   readonly defaultValiditySeconds: number;
   /** SMS one gateway may be given per minute (Android itself allows about 30). */
@@ -211,6 +217,7 @@ export function loadConfig(env: Env = process.env): Config {
       deliveryTimeoutMs: integer(env, "MESSAGE_DELIVERY_TIMEOUT_MS", 3_600_000, 100, 7 * 86_400_000),
       pushScheduleToStartMs: integer(env, "MESSAGE_PUSH_TIMEOUT_MS", 10_000, 100, 600_000),
       noGatewayRecheckMs: integer(env, "MESSAGE_NO_GATEWAY_RECHECK_MS", 30_000, 100, 3_600_000),
+      resendUnreportedAfterMs: integer(env, "MESSAGE_RESEND_UNREPORTED_AFTER_MS", 0, 0, 7 * 86_400_000),
       defaultValiditySeconds: integer(env, "MESSAGE_DEFAULT_VALIDITY_SECONDS", 86_400, 1, 30 * 86_400),
       gatewaySendsPerMinute: integer(env, "GATEWAY_SENDS_PER_MINUTE", 30, 1, 100_000),
       failedGatewayCooldownSeconds: integer(env, "GATEWAY_FAILURE_COOLDOWN_SECONDS", 60, 0, 86_400),

@@ -1,5 +1,6 @@
 import {
   condition,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -29,6 +30,12 @@ const db = proxyLocalActivities<MessageActivities>(databaseSteps);
 /** How long an attempt may go unanswered before its "dispatched" status is shown. */
 const showDispatchedAfterMs = 2000;
 
+/** Marks the change that made a `sent` message look in the database for its delivery report. */
+const readsRecordedReports = "reads-recorded-reports";
+
+/** Why a held message fails when its gateway never reports (and resending is not opted into). */
+const silentGatewayError = "the gateway acknowledged the message but did not report on it";
+
 /** How one attempt ended: the message's final (or lasting `sent`) state, or a reason to try again. */
 type AttemptEnd = { kind: "ended"; status: MessageStatus } | { kind: "retry"; outcome: string; error: string };
 
@@ -40,6 +47,11 @@ type AttemptEnd = { kind: "ended"; status: MessageStatus } | { kind: "retry"; ou
  * instance receives them before this workflow hears of them, so it only signals final ones; when a
  * wait runs out, the database's record of the attempt decides. Failover, backoff, expiry and cancel
  * cost more, and are rare.
+ *
+ * Exactly once: a gateway that acknowledged the message holds it. Failing over asks the database to
+ * put the message back in the queue, which it refuses while the attempt is acknowledged and no
+ * failure was reported; the workflow then keeps waiting on that gateway (its reports come after it
+ * reconnects). A step run again after a crash carries on with the attempt it had made.
  */
 export async function messageLifecycle({
   messageId,
@@ -78,14 +90,18 @@ export async function messageLifecycle({
     return { status };
   };
 
-  /** Waits for the phone's final report; when none comes in time, what the database says decides. */
-  async function awaitEnd(gatewayId: number, deviceId: string, at: number): Promise<AttemptEnd> {
+  /**
+   * Waits for the phone's final report; when none comes in time, what the database says decides.
+   * A held attempt (its gateway acknowledged it) waits without showing `dispatched` again.
+   */
+  async function awaitEnd(gatewayId: number, deviceId: string, at: number, held: boolean): Promise<AttemptEnd> {
     const mine = () => reports.slice(since).find((report) => report.gatewayId === gatewayId);
     const heard = () => mine() !== undefined || lost.has(gatewayId) || cancelled;
     // Most phones answer within moments: the "dispatched" status is shown (one search-attribute
     // update, a visibility write) only for an attempt that takes longer.
     const quickMs = Math.min(showDispatchedAfterMs, policy.dispatchTimeoutMs);
-    if (!(await condition(heard, quickMs))) {
+    if (held) await condition(heard, policy.dispatchTimeoutMs);
+    else if (!(await condition(heard, quickMs))) {
       upsertSearchAttributes([
         { key: smsStatus, value: "dispatched" },
         { key: smsGatewayId, value: deviceId },
@@ -101,7 +117,8 @@ export async function messageLifecycle({
       const state = await db.messageState({ messageId, gatewayId });
       if (state === "sent") {
         // The phone sent it: sending again could reach the person twice. Wait for delivery.
-        await condition(() => mine() !== undefined, policy.deliveryTimeoutMs);
+        const recorded = await awaitDelivery(gatewayId, () => mine() !== undefined);
+        if (recorded !== undefined) return { kind: "ended", status: recorded };
         report = mine();
         if (report === undefined) return { kind: "ended", status: "sent" };
       } else if (state !== "dispatched") {
@@ -121,15 +138,40 @@ export async function messageLifecycle({
     return { kind: "retry", outcome: "failed", error: report.error ?? "the gateway could not send it" };
   }
 
+  /**
+   * Waits for the delivery report of a sent message, up to the delivery timeout. Its signal may have
+   * been lost (Temporal did not answer when it was recorded), so the database is asked again every
+   * dispatch timeout: returns the final status recorded there, or undefined (a report came, or none).
+   */
+  async function awaitDelivery(gatewayId: number, heard: () => boolean): Promise<MessageStatus | undefined> {
+    if (!patched(readsRecordedReports)) {
+      await condition(heard, policy.deliveryTimeoutMs);
+      return undefined;
+    }
+    const deadline = Date.now() + policy.deliveryTimeoutMs;
+    for (;;) {
+      const leftMs = deadline - Date.now();
+      if (leftMs <= 0 || (await condition(heard, Math.min(leftMs, policy.dispatchTimeoutMs)))) return undefined;
+      const state = await db.messageState({ messageId, gatewayId });
+      if (finalStatuses.includes(state)) return state;
+    }
+  }
+
+  // The attempt in progress is held by its gateway (it acknowledged it, or the workflow carries on
+  // with an attempt made before it lost its worker): it is waited on, not replaced, and neither the
+  // expiry nor the attempt limit ends it. Since when it is held, once a failover was refused.
+  let holding = plan.gatewayId !== undefined && plan.gatewayId !== null;
+  let heldSince: number | undefined;
+
   for (;;) {
     // A cancel that came while an attempt was being started is handled by that attempt (it closes it).
     if (cancelled && next?.kind !== "dispatched") return end("cancelled");
     const remainingMs = plan.expiresAtMs - Date.now();
-    if (remainingMs <= 0) {
+    if (!holding && remainingMs <= 0) {
       await db.markMessageExpired({ messageId });
       return end("expired");
     }
-    if (attempt >= policy.maxAttempts) {
+    if (!holding && attempt >= policy.maxAttempts) {
       await db.markMessageFailed({ messageId, error: lastError });
       return end("failed");
     }
@@ -180,19 +222,39 @@ export async function messageLifecycle({
           sealed: plan.sealed,
         });
       }
-      outcome = await awaitEnd(started.gatewayId, started.deviceId, attempt);
+      outcome = await awaitEnd(started.gatewayId, started.deviceId, attempt, heldSince !== undefined);
     } catch {
       outcome = { kind: "retry", outcome: "unreachable", error: "the gateway could not be reached" };
     }
     if (outcome.kind === "ended") return end(outcome.status, started.deviceId);
 
-    await db.requeueMessage({
+    // The operator may opt into giving a silent gateway's message to another after a while.
+    const resendMs = policy.resendUnreportedAfterMs ?? 0;
+    const heldMs = heldSince === undefined ? 0 : Date.now() - heldSince;
+    const force = resendMs > 0 && heldSince !== undefined && heldMs >= resendMs;
+    const requeue = await db.requeueMessage({
       messageId,
       gatewayId: started.gatewayId,
       attempt,
-      outcome: outcome.outcome,
-      error: outcome.error,
+      outcome: force ? "unreported" : outcome.outcome,
+      error: force ? silentGatewayError : outcome.error,
+      ...(force ? { force } : {}),
     });
+    // Histories recorded before acknowledgements were honoured hold no answer: it was requeued.
+    if (requeue !== undefined && requeue !== null && !requeue.requeued) {
+      if (finalStatuses.includes(requeue.status)) return end(requeue.status, started.deviceId);
+      // Its gateway holds it (or reported it sent meanwhile): wait on it again, without a new push.
+      holding = true;
+      heldSince ??= Date.now();
+      if (resendMs === 0 && Date.now() - heldSince >= policy.deliveryTimeoutMs) {
+        await db.markMessageFailed({ messageId, error: silentGatewayError });
+        return end("failed", started.deviceId);
+      }
+      next = { ...started, pushed: true };
+      continue;
+    }
+    holding = false;
+    heldSince = undefined;
     upsertSearchAttributes([{ key: smsStatus, value: "queued" }]);
     lastError = outcome.error;
     tried.push(started.gatewayId);

@@ -19,6 +19,11 @@ export interface MessagePolicy {
   deliveryTimeoutMs: number;
   pushScheduleToStartMs: number;
   noGatewayRecheckMs: number;
+  /**
+   * How long a gateway that acknowledged the message and reports nothing keeps it before it goes to
+   * another gateway; 0 or absent (workflows started before it existed): never.
+   */
+  resendUnreportedAfterMs?: number;
 }
 
 /** The input of `messageWorkflow`. */

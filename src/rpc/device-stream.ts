@@ -3,8 +3,18 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ConnectRequest, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { DeviceCommand, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
-import { DomainError } from "../shared/errors.js";
+import { DomainError, invalid } from "../shared/errors.js";
 import { callingGateway } from "./principal.js";
+
+const maxReportIdLength = 64;
+
+/** A frame's report id: undefined when absent; refused when too long. */
+export function reportId(value: string): string | undefined {
+  if (value === "") return undefined;
+  if (value.length > maxReportIdLength)
+    throw invalid(`report_id is too long (at most ${maxReportIdLength} characters)`);
+  return value;
+}
 
 /** A device's stream frame as the hub takes it; undefined for an empty frame. */
 function toFrame(request: ConnectRequest): DeviceFrame | undefined {
@@ -13,13 +23,14 @@ function toFrame(request: ConnectRequest): DeviceFrame | undefined {
     case "heartbeat":
       return { type: "heartbeat", ...frame.value };
     case "ack":
-      return { type: "ack", messageId: frame.value.messageId };
+      return { type: "ack", messageId: frame.value.messageId, reportId: reportId(frame.value.reportId) };
     case "deliveryReport":
       return {
         type: "delivery_report",
         messageId: frame.value.messageId,
         status: frame.value.status,
         errorMessage: frame.value.errorMessage ?? null,
+        reportId: reportId(frame.value.reportId),
       };
     case "messageReceived":
       return {
@@ -27,6 +38,7 @@ function toFrame(request: ConnectRequest): DeviceFrame | undefined {
         sender: frame.value.sender,
         message: frame.value.message,
         timestamp: frame.value.timestamp === undefined ? undefined : timestampDate(frame.value.timestamp),
+        reportId: reportId(frame.value.reportId),
       };
     default:
       return undefined;
@@ -35,6 +47,10 @@ function toFrame(request: ConnectRequest): DeviceFrame | undefined {
 
 function toResponse(command: DeviceCommand): MessageInitShape<typeof ConnectResponseSchema> {
   if (command.type === "ping") return { frame: { case: "ping", value: { sentAt: timestampFromDate(command.sentAt) } } };
+  if (command.type === "receipt") {
+    const { reportId, error } = command;
+    return { frame: { case: "receipt", value: error === undefined ? { reportId } : { reportId, error } } };
+  }
   return {
     frame: {
       case: "sendSms",

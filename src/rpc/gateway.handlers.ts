@@ -6,7 +6,7 @@ import type { DeviceHub } from "../modules/devices/index.js";
 import type { GatewaysService } from "../modules/gateways/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
 import type { MessagesService } from "../modules/messages/index.js";
-import { deviceStream } from "./device-stream.js";
+import { deviceStream, reportId } from "./device-stream.js";
 import { callingGateway } from "./principal.js";
 
 /** Where Action Cable devices connect: PUBLIC_URL when set, else the host the request was sent to. */
@@ -51,6 +51,7 @@ export function gatewayHandlers(deps: {
         sender: req.sender,
         message: req.message,
         timestamp: req.timestamp === undefined ? undefined : timestampDate(req.timestamp),
+        reportId: reportId(req.reportId),
       });
       return { success: true, messageId: id };
     },

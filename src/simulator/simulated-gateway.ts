@@ -21,8 +21,13 @@ export interface SimulatorBehaviour {
   dropProbability: number;
   /** Reconnect when the stream ends, as a real gateway app does. */
   reconnect: boolean;
-  /** Acknowledge each command (apps for the original server never do). */
+  /**
+   * Acknowledge each command, and send the SMS only once the server's receipt says it is this
+   * phone's to send (apps for the original server never acknowledge: they send at once).
+   */
   ack: boolean;
+  /** How often frames the server has not given a receipt for are sent again while the stream is up. */
+  resendMs: number;
 }
 
 export const defaultBehaviour: SimulatorBehaviour = {
@@ -32,16 +37,25 @@ export const defaultBehaviour: SimulatorBehaviour = {
   dropProbability: 0,
   reconnect: true,
   ack: true,
+  resendMs: 2000,
 };
 
 /** What a simulated phone did. */
 export interface SimulatorTally {
+  /** Distinct messages it was told to send. */
   commands: number;
+  /** Commands for messages it already knew (sent again by the server). */
   duplicates: number;
+  /** SMS it handed to the radio (at most once per message). */
+  sent: number;
   delivered: number;
   failed: number;
+  /** Commands the server withdrew when the phone acknowledged them (given to another phone). */
+  withdrawn: number;
   drops: number;
   connects: number;
+  /** Frames sent again because no receipt came for them. */
+  resent: number;
 }
 
 /** A frame queue the stream reads from; closing it half-closes the stream. */
@@ -77,35 +91,69 @@ class Outbox implements AsyncIterable<Frame> {
   }
 }
 
+/** Where a message stands on the phone. */
+type Held = "acking" | "sending" | "done" | "withdrawn";
+
 /**
- * A simulated Android gateway on the real `GatewayService.Connect` stream: it acknowledges
- * commands, "sends" the SMS after a latency, reports the outcome, heartbeats, and reconnects.
+ * A simulated Android gateway on the real `GatewayService.Connect` stream. Like a well-behaved app,
+ * it acknowledges each command and sends the SMS only when the server's receipt says the message is
+ * its to send; it keeps every acknowledgement and report until the server's receipt for it comes,
+ * and sends those again after a reconnect and every `resendMs`; it sends each SMS at most once
+ * however often the command comes; it heartbeats, and reconnects with backoff, trying its servers in
+ * turn when it was given several.
  */
 export class SimulatedGateway {
   readonly commands: SendSmsCommand[] = [];
-  readonly tally: SimulatorTally = { commands: 0, duplicates: 0, delivered: 0, failed: 0, drops: 0, connects: 0 };
-  private readonly client: Client<typeof GatewayService>;
+  readonly tally: SimulatorTally = {
+    commands: 0,
+    duplicates: 0,
+    sent: 0,
+    delivered: 0,
+    failed: 0,
+    withdrawn: 0,
+    drops: 0,
+    connects: 0,
+    resent: 0,
+  };
+  private readonly clients: Client<typeof GatewayService>[];
+  private server = 0;
   private outbox: Outbox | undefined;
   private abort: AbortController | undefined;
   private stopped = false;
+  private readonly held = new Map<string, Held>();
   private readonly reported = new Map<string, "delivered" | "failed">();
+  private readonly recipients = new Map<string, string>();
+  /** Frames sent and not yet answered by a receipt, by report id, oldest first, with when last sent. */
+  private readonly unanswered = new Map<string, { frame: Frame; sentAt: number }>();
   private readonly listeners: ((command: SendSmsCommand) => void)[] = [];
+  private readonly sendListeners: ((messageId: string) => void)[] = [];
   private connected: Promise<void> | undefined;
   private running: Promise<void> | undefined;
+  private reportSequence = 0;
 
   constructor(
-    transport: Transport,
+    transport: Transport | Transport[],
     readonly apiKey: string,
     readonly deviceId: string,
     readonly behaviour: SimulatorBehaviour = defaultBehaviour,
     private readonly log: (line: string) => void = () => undefined,
   ) {
-    this.client = createClient(GatewayService, transport);
+    this.clients = (Array.isArray(transport) ? transport : [transport]).map((t) => createClient(GatewayService, t));
   }
 
   /** Calls `listener` for every `send_sms` command, repeats included. */
   onCommand(listener: (command: SendSmsCommand) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Calls `listener` each time the phone hands an SMS to its radio (once per message). */
+  onSend(listener: (messageId: string) => void): void {
+    this.sendListeners.push(listener);
+  }
+
+  /** How many frames await the server's receipt. */
+  get unansweredCount(): number {
+    return this.unanswered.size;
   }
 
   /** Opens the stream; resolves once the server said hello. */
@@ -127,8 +175,10 @@ export class SimulatedGateway {
       this.connected = new Promise((resolve) => {
         ready = resolve;
       });
+      let helloed = false;
       try {
         await this.session(() => {
+          helloed = true;
           delayMs = 100;
           ready();
         });
@@ -139,6 +189,8 @@ export class SimulatedGateway {
         ready();
         return;
       }
+      // A server that would not even say hello: try the next one, if there is another.
+      if (!helloed) this.server = (this.server + 1) % this.clients.length;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       delayMs = Math.min(2000, delayMs * 2);
     }
@@ -149,11 +201,15 @@ export class SimulatedGateway {
     const abort = new AbortController();
     this.outbox = outbox;
     this.abort = abort;
-    const responses = this.client.connect(outbox, {
+    const client = this.clients[this.server] ?? this.clients[0];
+    if (client === undefined) throw new Error("no server to connect to");
+    const responses = client.connect(outbox, {
       headers: { authorization: `Bearer ${this.apiKey}` },
       signal: abort.signal,
     });
     let heartbeat: NodeJS.Timeout | undefined;
+    const resend = setInterval(() => this.resendUnanswered(this.behaviour.resendMs), this.behaviour.resendMs);
+    resend.unref();
     try {
       for await (const response of responses) {
         const { frame } = response;
@@ -163,13 +219,18 @@ export class SimulatedGateway {
           heartbeat = setInterval(() => this.heartbeat(), frame.value.heartbeatIntervalSeconds * 1000);
           heartbeat.unref();
           this.heartbeat();
+          // What the last connection left without a receipt goes first.
+          this.resendUnanswered(0);
           onHello();
         } else if (frame.case === "sendSms") {
           this.take(frame.value);
+        } else if (frame.case === "receipt") {
+          this.answered(frame.value.reportId, frame.value.error);
         }
       }
     } finally {
       clearInterval(heartbeat);
+      clearInterval(resend);
       outbox.close();
     }
   }
@@ -187,49 +248,108 @@ export class SimulatedGateway {
     this.outbox?.push(create(RequestSchema, frame));
   }
 
+  /** Sends a frame that the server answers with a receipt, and keeps it until that receipt comes. */
+  private sendReliably(reportId: string, frame: Frame): void {
+    this.unanswered.set(reportId, { frame, sentAt: Date.now() });
+    this.send(frame);
+  }
+
+  /** Sends again the frames with no receipt that were last sent at least `olderThanMs` ago. */
+  private resendUnanswered(olderThanMs: number): void {
+    const now = Date.now();
+    for (const entry of this.unanswered.values()) {
+      if (now - entry.sentAt < olderThanMs) continue;
+      entry.sentAt = now;
+      this.tally.resent++;
+      this.send(entry.frame);
+    }
+  }
+
+  private answered(reportId: string, error: string | undefined): void {
+    if (!this.unanswered.delete(reportId)) return;
+    const messageId = reportId.startsWith("ack:") ? reportId.slice(4) : undefined;
+    if (messageId === undefined || this.held.get(messageId) !== "acking") return;
+    if (error === undefined) {
+      this.held.set(messageId, "sending");
+      this.deliver(messageId);
+    } else {
+      // Given to another phone meanwhile (or cancelled): this phone must not send it.
+      this.held.set(messageId, "withdrawn");
+      this.tally.withdrawn++;
+      this.log(`${this.deviceId} ${messageId} withdrawn: ${error}`);
+    }
+  }
+
   private take(command: SendSmsCommand): void {
     this.commands.push(command);
     for (const listener of this.listeners) listener(command);
-    if (this.behaviour.ack) this.send({ frame: { case: "ack", value: { messageId: command.messageId } } });
-    if (this.reported.get(command.messageId) === "delivered") {
-      // A repeated command for a message already delivered: the phone does not send it twice.
+    // A message it failed to send (or was withdrawn from it) may come back as a new attempt.
+    const known = this.held.get(command.messageId);
+    const again = known === "withdrawn" || (known === "done" && this.reported.get(command.messageId) === "failed");
+    if (known !== undefined && !again) {
+      // The same command again: the phone does not send it twice. An acknowledgement without a
+      // receipt goes again; reports go again until their receipts come.
       this.tally.duplicates++;
-      this.report(command.messageId, "delivered");
+      if (known === "acking") this.acknowledge(command.messageId);
       return;
     }
     this.tally.commands++;
-    if (!this.behaviour.autoReport) return;
-    if (Math.random() < this.behaviour.dropProbability) {
+    this.recipients.set(command.messageId, command.recipient);
+    if (this.behaviour.ack) {
+      this.held.set(command.messageId, "acking");
+      this.acknowledge(command.messageId);
+    } else {
+      this.held.set(command.messageId, "sending");
+    }
+    if (this.behaviour.autoReport && Math.random() < this.behaviour.dropProbability) {
       this.tally.drops++;
       this.log(`${this.deviceId} drops its connection holding ${command.messageId}`);
       this.drop();
       return;
     }
+    if (!this.behaviour.ack) this.deliver(command.messageId);
+  }
+
+  private acknowledge(messageId: string): void {
+    this.sendReliably(`ack:${messageId}`, {
+      frame: { case: "ack", value: { messageId, reportId: `ack:${messageId}` } },
+    });
+  }
+
+  /** Hands the SMS to the radio (once), then reports on it after the latency, when it reports by itself. */
+  private deliver(messageId: string): void {
+    this.tally.sent++;
+    for (const listener of this.sendListeners) listener(messageId);
+    if (!this.behaviour.autoReport) return;
     setTimeout(() => {
       const ok = Math.random() < this.behaviour.successRate;
-      this.report(command.messageId, ok ? "sent" : "failed", ok ? null : "simulated failure");
-      if (ok) this.report(command.messageId, "delivered");
-      this.log(`${this.deviceId} ${command.messageId} to ${command.recipient}: ${ok ? "delivered" : "failed"}`);
+      this.report(messageId, ok ? "sent" : "failed", ok ? null : "simulated failure");
+      if (ok) this.report(messageId, "delivered");
+      this.log(`${this.deviceId} ${messageId} to ${this.recipients.get(messageId)}: ${ok ? "delivered" : "failed"}`);
     }, this.behaviour.sendLatencyMs);
   }
 
-  /** Reports on a message, as the phone app does after sending. */
+  /** Reports on a message, as the phone app does after sending; kept until the server's receipt. */
   report(messageId: string, status: "sent" | "delivered" | "failed", errorMessage: string | null = null): void {
     if (status === "delivered" || status === "failed") {
       this.reported.set(messageId, status);
       this.tally[status]++;
+      this.held.set(messageId, "done");
     }
-    this.send({
+    // A failed attempt may come again later (another attempt on this phone): each report has its own id.
+    const reportId = `${status}:${messageId}:${++this.reportSequence}`;
+    this.sendReliably(reportId, {
       frame: {
         case: "deliveryReport",
-        value: { messageId, status, ...(errorMessage === null ? {} : { errorMessage }) },
+        value: { messageId, status, reportId, ...(errorMessage === null ? {} : { errorMessage }) },
       },
     });
   }
 
-  /** Reports an SMS the phone received. */
+  /** Reports an SMS the phone received; kept until the server's receipt. */
   received(sender: string, message: string): void {
-    this.send({ frame: { case: "messageReceived", value: { sender, message } } });
+    const reportId = `received:${this.deviceId}:${++this.reportSequence}:${Date.now()}`;
+    this.sendReliably(reportId, { frame: { case: "messageReceived", value: { sender, message, reportId } } });
   }
 
   /** Drops the connection abruptly (as a phone losing signal does); it reconnects if told to. */

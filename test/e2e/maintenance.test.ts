@@ -33,8 +33,8 @@ const statusOf = async (messageId: string) =>
   ((await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key })).body as { status: string }).status;
 
 describe("the gateway health check", () => {
-  it("fails a silent gateway's message in flight over to another gateway", async () => {
-    const silent = await phone({ autoReport: false });
+  it("fails a silent gateway's unacknowledged message in flight over to another gateway", async () => {
+    const silent = await phone({ autoReport: false, ack: false });
     const sent = await rest(server, "POST", "/api/v1/sms/send", {
       key,
       body: { to: "+14155552671", message: "hc", gateway_id: silent.deviceId },

@@ -1,4 +1,6 @@
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { defaultBehaviour, SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import { rfc3339 } from "../fixtures/documented.js";
 import { clientKey, eventually, fastMessages, isolate, phoneRack, rest, startServer } from "../helpers.js";
 
@@ -129,8 +131,8 @@ describe("failover", () => {
     ]);
   });
 
-  it("fails over when the gateway disconnects mid-dispatch", async () => {
-    const first = await phone({ autoReport: false, reconnect: false });
+  it("fails over when the gateway disconnects before acknowledging the command", async () => {
+    const first = await phone({ autoReport: false, ack: false, reconnect: false });
     const res = await send({ to: "+14155552671", message: "dropped", gateway_id: first.deviceId });
     await eventually(
       async () => (first.commands.length > 0 ? true : undefined),
@@ -145,6 +147,32 @@ describe("failover", () => {
       .getConnection()
       .execute("select outcome from message_attempts where message_id = ? order by attempt", [res.body.message_id]);
     expect(outcomes.map((row) => row.outcome)).toEqual(["disconnected", "sent"]);
+  });
+
+  it("never gives a message its gateway acknowledged to another gateway when that one disconnects", async () => {
+    const first = await phone({ autoReport: false, reconnect: false });
+    const sentByFirst: string[] = [];
+    first.onSend((messageId) => sentByFirst.push(messageId));
+    const res = await send({ to: "+14155552671", message: "mine", gateway_id: first.deviceId });
+    const id = res.body.message_id;
+    // The phone sends the SMS once the server's receipt for its acknowledgement came back.
+    await eventually(async () => (sentByFirst.includes(id) ? true : undefined), 10_000, "the receipt");
+    const second = await phone();
+    await first.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(second.commands.map((c) => c.messageId)).not.toContain(id);
+    expect((await statusOf(id)).status).toBe("dispatched");
+    // Back online, the phone is not asked again (it acknowledged), and its report ends the message.
+    const back = new SimulatedGateway(createGrpcTransport({ baseUrl: server.url }), first.apiKey, first.deviceId, {
+      ...defaultBehaviour,
+      autoReport: false,
+    });
+    await back.connect();
+    back.report(id, "delivered");
+    await until(id, "delivered");
+    expect(back.commands).toEqual([]);
+    expect(second.commands.map((c) => c.messageId)).not.toContain(id);
+    await back.disconnect();
   });
 
   it("keeps a message queued while no gateway is online, and delivers it when one connects", async () => {

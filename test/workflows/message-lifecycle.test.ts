@@ -5,6 +5,7 @@ import proto from "@temporalio/proto";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AttemptStart, MessagePlan, MessageStatus } from "../../src/modules/messages/index.js";
+import type { RequeueResult } from "../../src/modules/messages/message.repository.js";
 import { cancelSignal, type MessagePolicy, reportSignal } from "../../workflows/message.signals.js";
 import { messageLifecycle } from "../../workflows/message-lifecycle.workflow.js";
 import { smsStatus } from "../../workflows/search-attributes.js";
@@ -60,9 +61,14 @@ function fakes(options: {
   first?: AttemptStart | null;
   attempts?: AttemptStart[];
   state?: MessageStatus;
+  /** What the database answers, in turn, when asked where the message stands (then `state`). */
+  states?: MessageStatus[];
+  /** What putting the message back in the queue answers (undefined: as before acknowledgements counted). */
+  requeue?: RequeueResult;
 }) {
   const calls: { name: string; input: unknown; atMs: number }[] = [];
   const attempts = [...(options.attempts ?? [])];
+  const states = [...(options.states ?? [])];
   const record =
     <T>(name: string, result: T) =>
     async (input: unknown) => {
@@ -77,8 +83,11 @@ function fakes(options: {
         calls.push({ name: "startAttempt", input, atMs: Date.now() });
         return attempts.shift() ?? { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
       },
-      messageState: record("messageState", options.state ?? "dispatched"),
-      requeueMessage: record("requeueMessage", undefined),
+      messageState: async (input: unknown) => {
+        calls.push({ name: "messageState", input, atMs: Date.now() });
+        return states.shift() ?? options.state ?? "dispatched";
+      },
+      requeueMessage: record("requeueMessage", options.requeue),
       markMessageFailed: record("markMessageFailed", undefined),
       markMessageExpired: record("markMessageExpired", undefined),
       closeMessageAttempt: record("closeMessageAttempt", undefined),
@@ -247,6 +256,31 @@ describe("the message lifecycle workflow", () => {
     expect(outcome).toEqual({ status: "delivered" });
     expect(pushes).toEqual([expect.objectContaining({ gatewayId: 7, messageId: "msg_remote-push" })]);
     expect(calls.find((call) => call.name === "requeueMessage")?.input).toMatchObject({ outcome: "unreachable" });
+  });
+
+  it("keeps waiting on a phone that acknowledged the message, and fails it when that phone never reports", async () => {
+    const { calls, activities } = fakes({
+      first: dispatched(1, 7),
+      requeue: { requeued: false, status: "dispatched", acked: true },
+    });
+    const { outcome, shown } = await runLifecycle("held-silent", activities);
+    expect(outcome).toEqual({ status: "failed" });
+    expect(shown).toEqual("failed");
+    // Never given to another gateway: no new attempt was started.
+    expect(calls.filter((call) => call.name === "startAttempt")).toEqual([]);
+    expect(calls.filter((call) => call.name === "requeueMessage").length).toBeGreaterThanOrEqual(2);
+    expect(calls.find((call) => call.name === "markMessageFailed")?.input).toEqual({
+      messageId: "msg_held-silent",
+      error: "the gateway acknowledged the message but did not report on it",
+    });
+  });
+
+  it("ends a sent message delivered when the database has its delivery report, though its signal was lost", async () => {
+    const { calls, activities } = fakes({ first: dispatched(1, 7), states: ["sent", "delivered"] });
+    const { outcome, shown } = await runLifecycle("sent-report-recorded", activities);
+    expect(outcome).toEqual({ status: "delivered" });
+    expect(shown).toEqual("delivered");
+    expect(calls.filter((call) => call.name === "messageState")).toHaveLength(2);
   });
 });
 

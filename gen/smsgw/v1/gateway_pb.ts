@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file smsgw/v1/gateway.proto.
  */
 export const file_smsgw_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChZzbXNndy92MS9nYXRld2F5LnByb3RvEghzbXNndy52MSIyCg9SZWdpc3RlclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiXgoQUmVnaXN0ZXJSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB2FwaV9rZXkYAiABKAkSEQoJZGV2aWNlX2lkGAMgASgJEhUKDXdlYnNvY2tldF91cmwYBCABKAkiyAEKEEhlYXJ0YmVhdFJlcXVlc3QSEwoGc3RhdHVzGAEgASgJSACIAQESHgoRbWVzc2FnZXNfaW5fcXVldWUYAiABKAVIAYgBARIaCg1iYXR0ZXJ5X2xldmVsGAMgASgFSAKIAQESHAoPc2lnbmFsX3N0cmVuZ3RoGAQgASgFSAOIAQFCCQoHX3N0YXR1c0IUChJfbWVzc2FnZXNfaW5fcXVldWVCEAoOX2JhdHRlcnlfbGV2ZWxCEgoQX3NpZ25hbF9zdHJlbmd0aCI+ChFIZWFydGJlYXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhgKEHBlbmRpbmdfbWVzc2FnZXMYAiABKAUiZwoVUmVwb3J0UmVjZWl2ZWRSZXF1ZXN0Eg4KBnNlbmRlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPQoWUmVwb3J0UmVjZWl2ZWRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhIKCm1lc3NhZ2VfaWQYAiABKAkiZwoTUmVwb3J0U3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIaCg1lcnJvcl9tZXNzYWdlGAMgASgJSACIAQFCEAoOX2Vycm9yX21lc3NhZ2UiJwoUUmVwb3J0U3RhdHVzUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCCLmAQoOQ29ubmVjdFJlcXVlc3QSLwoJaGVhcnRiZWF0GAEgASgLMhouc21zZ3cudjEuSGVhcnRiZWF0UmVxdWVzdEgAEiMKA2FjaxgCIAEoCzIULnNtc2d3LnYxLkNvbW1hbmRBY2tIABI4Cg9kZWxpdmVyeV9yZXBvcnQYAyABKAsyHS5zbXNndy52MS5SZXBvcnRTdGF0dXNSZXF1ZXN0SAASOwoQbWVzc2FnZV9yZWNlaXZlZBgEIAEoCzIfLnNtc2d3LnYxLlJlcG9ydFJlY2VpdmVkUmVxdWVzdEgAQgcKBWZyYW1lIiAKCkNvbW1hbmRBY2sSEgoKbWVzc2FnZV9pZBgBIAEoCSKKAQoPQ29ubmVjdFJlc3BvbnNlEiAKBWhlbGxvGAEgASgLMg8uc21zZ3cudjEuSGVsbG9IABIsCghzZW5kX3NtcxgCIAEoCzIYLnNtc2d3LnYxLlNlbmRTbXNDb21tYW5kSAASHgoEcGluZxgDIAEoCzIOLnNtc2d3LnYxLlBpbmdIAEIHCgVmcmFtZSI+CgVIZWxsbxIRCglkZXZpY2VfaWQYASABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAiABKAUiSAoOU2VuZFNtc0NvbW1hbmQSEgoKbWVzc2FnZV9pZBgBIAEoCRIRCglyZWNpcGllbnQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSIzCgRQaW5nEisKB3NlbnRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMrgECg5HYXRld2F5U2VydmljZRJvCghSZWdpc3RlchIZLnNtc2d3LnYxLlJlZ2lzdGVyUmVxdWVzdBoaLnNtc2d3LnYxLlJlZ2lzdGVyUmVzcG9uc2UiLMjzGMkB0PMYAYLT5JMCHToBKiIYL2FwaS92MS9nYXRld2F5L3JlZ2lzdGVyEm4KCUhlYXJ0YmVhdBIaLnNtc2d3LnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5zbXNndy52MS5IZWFydGJlYXRSZXNwb25zZSIo0PMYAoLT5JMCHjoBKiIZL2FwaS92MS9nYXRld2F5L2hlYXJ0YmVhdBKAAQoOUmVwb3J0UmVjZWl2ZWQSHy5zbXNndy52MS5SZXBvcnRSZWNlaXZlZFJlcXVlc3QaIC5zbXNndy52MS5SZXBvcnRSZWNlaXZlZFJlc3BvbnNlIivQ8xgCgtPkkwIhOgEqIhwvYXBpL3YxL2dhdGV3YXkvc21zL3JlY2VpdmVkEngKDFJlcG9ydFN0YXR1cxIdLnNtc2d3LnYxLlJlcG9ydFN0YXR1c1JlcXVlc3QaHi5zbXNndy52MS5SZXBvcnRTdGF0dXNSZXNwb25zZSIp0PMYAoLT5JMCHzoBKiIaL2FwaS92MS9nYXRld2F5L3Ntcy9zdGF0dXMSSAoHQ29ubmVjdBIYLnNtc2d3LnYxLkNvbm5lY3RSZXF1ZXN0Ghkuc21zZ3cudjEuQ29ubmVjdFJlc3BvbnNlIgTQ8xgCKAEwAWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChZzbXNndy92MS9nYXRld2F5LnByb3RvEghzbXNndy52MSIyCg9SZWdpc3RlclJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiXgoQUmVnaXN0ZXJSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB2FwaV9rZXkYAiABKAkSEQoJZGV2aWNlX2lkGAMgASgJEhUKDXdlYnNvY2tldF91cmwYBCABKAkiyAEKEEhlYXJ0YmVhdFJlcXVlc3QSEwoGc3RhdHVzGAEgASgJSACIAQESHgoRbWVzc2FnZXNfaW5fcXVldWUYAiABKAVIAYgBARIaCg1iYXR0ZXJ5X2xldmVsGAMgASgFSAKIAQESHAoPc2lnbmFsX3N0cmVuZ3RoGAQgASgFSAOIAQFCCQoHX3N0YXR1c0IUChJfbWVzc2FnZXNfaW5fcXVldWVCEAoOX2JhdHRlcnlfbGV2ZWxCEgoQX3NpZ25hbF9zdHJlbmd0aCI+ChFIZWFydGJlYXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEhgKEHBlbmRpbmdfbWVzc2FnZXMYAiABKAUiegoVUmVwb3J0UmVjZWl2ZWRSZXF1ZXN0Eg4KBnNlbmRlchgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcmVwb3J0X2lkGAQgASgJIj0KFlJlcG9ydFJlY2VpdmVkUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBISCgptZXNzYWdlX2lkGAIgASgJInoKE1JlcG9ydFN0YXR1c1JlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSGgoNZXJyb3JfbWVzc2FnZRgDIAEoCUgAiAEBEhEKCXJlcG9ydF9pZBgEIAEoCUIQCg5fZXJyb3JfbWVzc2FnZSInChRSZXBvcnRTdGF0dXNSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIIuYBCg5Db25uZWN0UmVxdWVzdBIvCgloZWFydGJlYXQYASABKAsyGi5zbXNndy52MS5IZWFydGJlYXRSZXF1ZXN0SAASIwoDYWNrGAIgASgLMhQuc21zZ3cudjEuQ29tbWFuZEFja0gAEjgKD2RlbGl2ZXJ5X3JlcG9ydBgDIAEoCzIdLnNtc2d3LnYxLlJlcG9ydFN0YXR1c1JlcXVlc3RIABI7ChBtZXNzYWdlX3JlY2VpdmVkGAQgASgLMh8uc21zZ3cudjEuUmVwb3J0UmVjZWl2ZWRSZXF1ZXN0SABCBwoFZnJhbWUiMwoKQ29tbWFuZEFjaxISCgptZXNzYWdlX2lkGAEgASgJEhEKCXJlcG9ydF9pZBgCIAEoCSKwAQoPQ29ubmVjdFJlc3BvbnNlEiAKBWhlbGxvGAEgASgLMg8uc21zZ3cudjEuSGVsbG9IABIsCghzZW5kX3NtcxgCIAEoCzIYLnNtc2d3LnYxLlNlbmRTbXNDb21tYW5kSAASHgoEcGluZxgDIAEoCzIOLnNtc2d3LnYxLlBpbmdIABIkCgdyZWNlaXB0GAQgASgLMhEuc21zZ3cudjEuUmVjZWlwdEgAQgcKBWZyYW1lIjoKB1JlY2VpcHQSEQoJcmVwb3J0X2lkGAEgASgJEhIKBWVycm9yGAIgASgJSACIAQFCCAoGX2Vycm9yIj4KBUhlbGxvEhEKCWRldmljZV9pZBgBIAEoCRIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoBSJICg5TZW5kU21zQ29tbWFuZBISCgptZXNzYWdlX2lkGAEgASgJEhEKCXJlY2lwaWVudBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIjMKBFBpbmcSKwoHc2VudF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyuAQKDkdhdGV3YXlTZXJ2aWNlEm8KCFJlZ2lzdGVyEhkuc21zZ3cudjEuUmVnaXN0ZXJSZXF1ZXN0Ghouc21zZ3cudjEuUmVnaXN0ZXJSZXNwb25zZSIsyPMYyQHQ8xgBgtPkkwIdOgEqIhgvYXBpL3YxL2dhdGV3YXkvcmVnaXN0ZXISbgoJSGVhcnRiZWF0Ehouc21zZ3cudjEuSGVhcnRiZWF0UmVxdWVzdBobLnNtc2d3LnYxLkhlYXJ0YmVhdFJlc3BvbnNlIijQ8xgCgtPkkwIeOgEqIhkvYXBpL3YxL2dhdGV3YXkvaGVhcnRiZWF0EoABCg5SZXBvcnRSZWNlaXZlZBIfLnNtc2d3LnYxLlJlcG9ydFJlY2VpdmVkUmVxdWVzdBogLnNtc2d3LnYxLlJlcG9ydFJlY2VpdmVkUmVzcG9uc2UiK9DzGAKC0+STAiE6ASoiHC9hcGkvdjEvZ2F0ZXdheS9zbXMvcmVjZWl2ZWQSeAoMUmVwb3J0U3RhdHVzEh0uc21zZ3cudjEuUmVwb3J0U3RhdHVzUmVxdWVzdBoeLnNtc2d3LnYxLlJlcG9ydFN0YXR1c1Jlc3BvbnNlIinQ8xgCgtPkkwIfOgEqIhovYXBpL3YxL2dhdGV3YXkvc21zL3N0YXR1cxJICgdDb25uZWN0Ehguc21zZ3cudjEuQ29ubmVjdFJlcXVlc3QaGS5zbXNndy52MS5Db25uZWN0UmVzcG9uc2UiBNDzGAIoATABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_smsgw_v1_options]);
 
 /**
  * RegisterRequest describes the device being registered.
@@ -182,6 +182,15 @@ export type ReportReceivedRequest = Message<"smsgw.v1.ReportReceivedRequest"> & 
    * @generated from field: google.protobuf.Timestamp timestamp = 3;
    */
   timestamp?: Timestamp | undefined;
+
+  /**
+   * An id the device chooses for this SMS (unique per gateway, at most 64 characters): the SMS is
+   * stored once per id however often it is reported. On the `Connect` stream it is answered by a
+   * `receipt` once the SMS is stored.
+   *
+   * @generated from field: string report_id = 4;
+   */
+  reportId: string;
 };
 
 /**
@@ -245,6 +254,15 @@ export type ReportStatusRequest = Message<"smsgw.v1.ReportStatusRequest"> & {
    * @generated from field: optional string error_message = 3;
    */
   errorMessage?: string | undefined;
+
+  /**
+   * On the `Connect` stream: an id the device chooses for this report (unique per gateway, at most
+   * 64 characters), answered by a `receipt` once the report is recorded. Ignored by `ReportStatus`,
+   * whose response is the receipt.
+   *
+   * @generated from field: string report_id = 4;
+   */
+  reportId: string;
 };
 
 /**
@@ -340,6 +358,15 @@ export type CommandAck = Message<"smsgw.v1.CommandAck"> & {
    * @generated from field: string message_id = 1;
    */
   messageId: string;
+
+  /**
+   * An id the device chooses for this acknowledgement (at most 64 characters), answered by a
+   * `receipt`. A receipt without an error means the message is this gateway's to send; a receipt
+   * with an error (the message was given to another gateway, or cancelled) means it must not be sent.
+   *
+   * @generated from field: string report_id = 2;
+   */
+  reportId: string;
 };
 
 /**
@@ -384,6 +411,14 @@ export type ConnectResponse = Message<"smsgw.v1.ConnectResponse"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * A frame of the device that carried a `report_id` was recorded (or refused for good).
+     *
+     * @generated from field: smsgw.v1.Receipt receipt = 4;
+     */
+    value: Receipt;
+    case: "receipt";
   } | { case: undefined; value?: undefined };
 };
 
@@ -393,6 +428,35 @@ export type ConnectResponse = Message<"smsgw.v1.ConnectResponse"> & {
  */
 export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
   messageDesc(file_smsgw_v1_gateway, 10);
+
+/**
+ * Receipt answers a device frame that carried a `report_id`.
+ *
+ * @generated from message smsgw.v1.Receipt
+ */
+export type Receipt = Message<"smsgw.v1.Receipt"> & {
+  /**
+   * The `report_id` of the frame.
+   *
+   * @generated from field: string report_id = 1;
+   */
+  reportId: string;
+
+  /**
+   * Set when the frame was refused for good (sending it again changes nothing): why. For an
+   * acknowledgement, the message is not this gateway's to send.
+   *
+   * @generated from field: optional string error = 2;
+   */
+  error?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.Receipt.
+ * Use `create(ReceiptSchema)` to create a new message.
+ */
+export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_gateway, 11);
 
 /**
  * Hello opens the stream.
@@ -420,7 +484,7 @@ export type Hello = Message<"smsgw.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_gateway, 11);
+  messageDesc(file_smsgw_v1_gateway, 12);
 
 /**
  * SendSmsCommand tells the device to send one SMS. The same command may arrive more than once.
@@ -455,7 +519,7 @@ export type SendSmsCommand = Message<"smsgw.v1.SendSmsCommand"> & {
  * Use `create(SendSmsCommandSchema)` to create a new message.
  */
 export const SendSmsCommandSchema: GenMessage<SendSmsCommand> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_gateway, 12);
+  messageDesc(file_smsgw_v1_gateway, 13);
 
 /**
  * Ping checks that the device is still there.
@@ -476,7 +540,7 @@ export type Ping = Message<"smsgw.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_gateway, 13);
+  messageDesc(file_smsgw_v1_gateway, 14);
 
 /**
  * GatewayService is what Android gateway devices call: they register, report their health, the SMS
@@ -532,8 +596,20 @@ export const GatewayService: GenService<{
   /**
    * The live two-way channel a device holds open (HTTP/2 only: gRPC, or Connect over h2). The server
    * sends `hello` at once, then `send_sms` commands and pings; the device sends heartbeats,
-   * acknowledgements, delivery reports and received SMS. Delivery to the device is at-least-once:
-   * a command is sent again until the device acknowledges its `message_id`.
+   * acknowledgements, delivery reports and received SMS.
+   *
+   * Commands are at-least-once: a `send_sms` is sent again after a reconnect until the device's
+   * acknowledgement of its `message_id` has been recorded, and never again after that.
+   *
+   * Acknowledgements, delivery reports and received SMS are exactly-once when they carry a
+   * `report_id`: the server answers each with a `receipt` naming that id once it is durably
+   * recorded (or refused for good, with the reason). A frame without a receipt was not recorded
+   * (the database did not answer, the connection broke): the device keeps it and sends it again,
+   * after a reconnect and every few seconds while the stream stays up; the server deduplicates on
+   * the `report_id`. A device that sends the SMS only after the receipt of its acknowledgement has
+   * come back without an error never sends a message that was meanwhile given to another gateway:
+   * a message whose acknowledgement was recorded is not given to another gateway unless this one
+   * reports that it failed to send it.
    *
    * @generated from rpc smsgw.v1.GatewayService.Connect
    */

@@ -8,9 +8,12 @@ export class CommandQueue implements AsyncIterable<DeviceCommand> {
 
   constructor(private readonly capacity: number) {}
 
-  /** Adds a command; false when the queue is full or closed. */
-  push(command: DeviceCommand): boolean {
-    if (this.closed || this.items.length >= this.capacity) return false;
+  /**
+   * Adds a command; false when the queue is full or closed. A receipt (`urgent`) is taken even when
+   * the queue is full: the device would otherwise send its frame again and again.
+   */
+  push(command: DeviceCommand, urgent = false): boolean {
+    if (this.closed || (!urgent && this.items.length >= this.capacity)) return false;
     const waiting = this.waiting;
     if (waiting !== undefined) {
       this.waiting = undefined;

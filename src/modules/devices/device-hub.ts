@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { DomainError } from "../../shared/errors.js";
 import type { GatewaysService } from "../gateways/index.js";
 import type { MessagesService } from "../messages/index.js";
 import { CommandQueue } from "./command-queue.js";
@@ -82,7 +83,12 @@ export class DeviceHub {
     const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands);
     this.connections.get(gateway.gatewayId)?.close("replaced");
     this.connections.set(gateway.gatewayId, connection);
-    await this.deps.presence.hold(gateway.gatewayId, this.deps.taskQueue, connection.id);
+    // Without Redis the device still connects; its presence is claimed as soon as Redis is back.
+    await this.deps.presence
+      .hold(gateway.gatewayId, this.deps.taskQueue, connection.id)
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, deviceId: gateway.deviceId }, "claiming presence failed"),
+      );
     const { wasOffline, active } = await this.deps.gateways.touch(gateway.gatewayId);
     connection.paused = !active;
     connection.lastTouchMs = Date.now();
@@ -152,29 +158,51 @@ export class DeviceHub {
     }
   }
 
-  /** Handles one frame from a device. A frame the domain refuses is logged; the connection stays. */
+  /**
+   * Handles one frame from a device. Its report is recorded before anything else is tried. A frame
+   * that carries a `reportId` is answered with a receipt once it is recorded, or refused for good (a
+   * domain refusal, with its reason); one that could not be recorded (the database did not answer)
+   * gets no receipt, so the device sends it again. The connection stays either way.
+   */
   async handle(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
-    const { gatewayId, deviceId } = connection.gateway;
+    const { deviceId } = connection.gateway;
     connection.lastSeenMs = Date.now();
-    try {
-      await this.refresh(connection);
-      switch (frame.type) {
-        case "heartbeat":
-          await this.deps.gateways.heartbeat(gatewayId, frame);
-          return;
-        case "ack":
-          await this.deps.messages.acknowledge(gatewayId, frame.messageId);
-          return;
-        case "delivery_report":
-          await this.deps.messages.report(gatewayId, frame.messageId, frame.status, frame.errorMessage);
-          return;
-        case "message_received":
-          if (this.inbound === undefined) throw new Error("no inbound sink");
-          await this.inbound(gatewayId, frame);
-          return;
+    const reportId = frame.type === "heartbeat" ? undefined : frame.reportId;
+    const receipt = (error?: string) => {
+      if (reportId !== undefined && reportId !== "") {
+        connection.commands.push({ type: "receipt", reportId, ...(error === undefined ? {} : { error }) }, true);
       }
+    };
+    try {
+      await this.record(connection.gateway.gatewayId, frame);
+      receipt();
     } catch (error) {
-      this.deps.logger.warn({ err: error, deviceId, frame: frame.type }, "device frame refused");
+      if (error instanceof DomainError) {
+        receipt(error.message);
+        this.deps.logger.info({ err: error.message, deviceId, frame: frame.type }, "device frame refused");
+      } else {
+        this.deps.logger.warn({ err: error, deviceId, frame: frame.type }, "device frame not recorded");
+      }
+    }
+    await this.alive(connection);
+  }
+
+  /** Records what a frame says; throws when it is refused or cannot be recorded. */
+  private async record(gatewayId: number, frame: DeviceFrame): Promise<void> {
+    switch (frame.type) {
+      case "heartbeat":
+        await this.deps.gateways.heartbeat(gatewayId, frame);
+        return;
+      case "ack":
+        await this.deps.messages.acknowledge(gatewayId, frame.messageId);
+        return;
+      case "delivery_report":
+        await this.deps.messages.report(gatewayId, frame.messageId, frame.status, frame.errorMessage);
+        return;
+      case "message_received":
+        if (this.inbound === undefined) throw new Error("no inbound sink");
+        await this.inbound(gatewayId, frame);
+        return;
     }
   }
 
@@ -207,6 +235,14 @@ export class DeviceHub {
       this.deps.logger.warn({ err: error, deviceId }, "cleaning up a device connection failed");
     }
     this.deps.logger.info({ deviceId, reason: connection.closeReason }, "device disconnected");
+  }
+
+  /** Claims the presence of every device connected here again (Redis came back, perhaps empty). */
+  async reclaimPresence(): Promise<void> {
+    for (const connection of this.connections.values()) {
+      if (connection.closeReason !== undefined) continue;
+      await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id);
+    }
   }
 
   /** Ends every connection (server shutdown): devices reconnect to another instance. */

@@ -1,7 +1,9 @@
 /** What the server tells a device, whatever channel carries it (gRPC stream or Action Cable). */
 export type DeviceCommand =
   | { type: "send_sms"; messageId: string; recipient: string; message: string }
-  | { type: "ping"; sentAt: Date };
+  | { type: "ping"; sentAt: Date }
+  /** A frame that carried a `reportId` is recorded, or refused for good (`error`). */
+  | { type: "receipt"; reportId: string; error?: string | undefined };
 
 /** What a device tells the server, whatever channel carries it. */
 export type DeviceFrame =
@@ -12,9 +14,21 @@ export type DeviceFrame =
       batteryLevel?: number | undefined;
       signalStrength?: number | undefined;
     }
-  | { type: "ack"; messageId: string }
-  | { type: "delivery_report"; messageId: string; status: string; errorMessage: string | null }
-  | { type: "message_received"; sender: string; message: string; timestamp: Date | undefined };
+  | { type: "ack"; messageId: string; reportId?: string | undefined }
+  | {
+      type: "delivery_report";
+      messageId: string;
+      status: string;
+      errorMessage: string | null;
+      reportId?: string | undefined;
+    }
+  | {
+      type: "message_received";
+      sender: string;
+      message: string;
+      timestamp: Date | undefined;
+      reportId?: string | undefined;
+    };
 
 /** The gateway behind a connection. */
 export interface ConnectedGateway {
@@ -27,5 +41,5 @@ export interface ConnectedGateway {
 /** Stores an SMS a device received; the inbound module provides it. */
 export type InboundSink = (
   gatewayId: number,
-  sms: { sender: string; message: string; timestamp: Date | undefined },
+  sms: { sender: string; message: string; timestamp: Date | undefined; reportId?: string | undefined },
 ) => Promise<unknown>;

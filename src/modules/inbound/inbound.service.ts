@@ -71,7 +71,7 @@ export class InboundService {
    */
   async receive(
     gatewayId: number,
-    input: { sender: string; message: string; timestamp: Date | undefined },
+    input: { sender: string; message: string; timestamp: Date | undefined; reportId?: string | undefined },
   ): Promise<{ id: string; created: boolean }> {
     const sender = this.sender(input.sender);
     if (input.message.length > maxBodyLength)
@@ -80,7 +80,7 @@ export class InboundService {
       .fork()
       .transactional(
         async (em): Promise<{ id: string; created: boolean; row?: Row & { device_id: string | null } }> => {
-          if (input.timestamp === undefined) {
+          if (input.timestamp === undefined && input.reportId === undefined) {
             const repeat: { id: string }[] = await em.execute(
               `select id from inbound_messages where gateway_id = ? and sender = ? and body = ?
               and created_at > now() - make_interval(secs => ?) order by created_at desc limit 1`,
@@ -89,16 +89,17 @@ export class InboundService {
             if (repeat[0] !== undefined) return { id: repeat[0].id, created: false };
           }
           const receivedAt = input.timestamp ?? new Date();
-          const digest = createHash("sha256")
-            .update(
-              JSON.stringify([
-                gatewayId,
-                sender,
-                input.message,
-                input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
-              ]),
-            )
-            .digest("hex");
+          // A report id names the SMS for good: reported again (after a reconnect), it is the same one.
+          const identity =
+            input.reportId !== undefined
+              ? ["report", gatewayId, input.reportId]
+              : [
+                  gatewayId,
+                  sender,
+                  input.message,
+                  input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
+                ];
+          const digest = createHash("sha256").update(JSON.stringify(identity)).digest("hex");
           // One statement stores the SMS, counts it on the gateway and names the gateway, or does
           // nothing for a repeat.
           const inserted: (Row & { device_id: string | null })[] = await em.execute(

@@ -35,6 +35,15 @@ export class GatewayPicker {
     }
   }
 
+  /** A gateway's device id and the task queue of the instance holding it ("" when none does). */
+  async locate(gatewayId: number): Promise<{ deviceId: string; taskQueue: string }> {
+    const [deviceId, queues] = await Promise.all([
+      this.repository.deviceIdOf(gatewayId),
+      this.presence.taskQueues([gatewayId]),
+    ]);
+    return { deviceId: deviceId ?? "", taskQueue: queues.get(gatewayId) ?? "" };
+  }
+
   async pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {
     const rows = await this.repository.gatewaysByLoad(input.preferredGatewayId);
     const queues = await this.presence.taskQueues(rows.map((row) => row.id));

@@ -1,6 +1,6 @@
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
-import type { AttemptEnd, MessagePlan, MessageRepository } from "./message.repository.js";
+import type { AttemptEnd, MessagePlan, MessageRepository, RequeueResult } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
@@ -30,23 +30,60 @@ export class MessageLifecycle {
   /**
    * Starts attempt number `attempt`: picks a gateway, records the dispatch, and hands the command to
    * the phone at once when it is connected to this process (`pushHere`); otherwise the caller pushes
-   * it on the holding instance's task queue.
+   * it on the holding instance's task queue. Run again after a crash (the attempt was already made),
+   * it carries on with the gateway that attempt went to rather than give the message to another.
    */
   async startAttempt(input: AttemptInput, pushHere: (command: PushCommand) => Promise<boolean>): Promise<AttemptStart> {
-    const pick = await this.picker.pick(input);
-    if (pick.kind === "none") return pick;
     const { messageId, attempt } = input;
+    const pick = await this.picker.pick(input);
+    if (pick.kind === "none") return (await this.resumeMade(input, pushHere)) ?? pick;
     if (!(await this.dispatch(messageId, pick.gatewayId, attempt))) {
-      return { kind: "moved_on", status: await this.state(messageId, pick.gatewayId) };
+      return (
+        (await this.resumeMade(input, pushHere)) ?? {
+          kind: "moved_on",
+          status: await this.state(messageId, pick.gatewayId),
+        }
+      );
     }
-    const pushed = await pushHere({
-      gatewayId: pick.gatewayId,
-      messageId,
+    const pushed = await pushHere(this.command(input, pick.gatewayId));
+    return { ...pick, kind: "dispatched", attempt, pushed };
+  }
+
+  /** The attempt `input.attempt` carried on when it was already made (dispatched or sent), else undefined. */
+  private async resumeMade(
+    input: AttemptInput,
+    pushHere: (command: PushCommand) => Promise<boolean>,
+  ): Promise<AttemptStart | undefined> {
+    const current = await this.repository.current(input.messageId);
+    if (current === undefined || current.attempts !== input.attempt || current.gateway_id === null) return undefined;
+    if (current.status !== "dispatched" && current.status !== "sent") return undefined;
+    return this.resume(input, current.gateway_id, current.status === "dispatched" && !current.acked, pushHere);
+  }
+
+  /**
+   * Carries on with the attempt in progress on `gatewayId` (a workflow that lost its worker). The
+   * command is pushed again only when `push` (the phone never acknowledged it) and the phone is
+   * connected; one connected nowhere gets it again when it reconnects.
+   */
+  async resume(
+    input: AttemptInput,
+    gatewayId: number,
+    push: boolean,
+    pushHere: (command: PushCommand) => Promise<boolean>,
+  ): Promise<AttemptStart> {
+    const where = await this.picker.locate(gatewayId);
+    const pushed = !push || where.taskQueue === "" || (await pushHere(this.command(input, gatewayId)));
+    return { kind: "dispatched", attempt: input.attempt, gatewayId, ...where, pushed };
+  }
+
+  private command(input: AttemptInput, gatewayId: number): PushCommand {
+    return {
+      gatewayId,
+      messageId: input.messageId,
       recipient: input.recipient,
       message: input.body,
       sealed: input.sealed,
-    });
-    return { ...pick, kind: "dispatched", attempt, pushed };
+    };
   }
 
   /**
@@ -68,10 +105,14 @@ export class MessageLifecycle {
     return this.repository.dispatch(messageId, gatewayId, attempt);
   }
 
-  /** Ends an attempt that did not send the message and puts it back in the queue. */
-  async requeue(end: AttemptEnd): Promise<void> {
-    await this.repository.requeue(end);
-    await this.picker.noteFailure(end.gatewayId);
+  /**
+   * Ends an attempt that did not send the message and puts it back in the queue, unless its gateway
+   * holds it (acknowledged, no failure reported; `force` overrides that) or it moved on.
+   */
+  async requeue(end: AttemptEnd, force = false): Promise<RequeueResult> {
+    const result = await this.repository.requeue(end, force);
+    if (result.requeued) await this.picker.noteFailure(end.gatewayId);
+    return result;
   }
 
   /**

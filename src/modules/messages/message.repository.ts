@@ -8,9 +8,12 @@ import type { MessageStatus, MessageView } from "./message.types.js";
  * nothing twice.
  */
 export const transitions = {
-  /** Given to a gateway for an attempt (again, when that attempt is replaced). */
-  dispatch: ["queued", "dispatched"],
-  /** Back to the queue after an attempt that did not send it. */
+  /** Given to a gateway for a new attempt (never while another gateway holds it). */
+  dispatch: ["queued"],
+  /**
+   * Back to the queue after an attempt that did not send it: only while its gateway has not
+   * acknowledged it, or after that gateway reported that it failed to send it.
+   */
   requeue: ["dispatched"],
   /** A gateway reported it sent. */
   sent: ["queued", "dispatched"],
@@ -103,6 +106,19 @@ export interface MessagePlan {
   preferredGatewayId: number | null;
   /** `body` is a masked copy: the device activity fetches the text itself right before the push. */
   sealed: boolean;
+  /** The gateway of the attempt in progress (`dispatched` or `sent`), else null. */
+  gatewayId?: number | null;
+  /** Whether that gateway acknowledged the message. */
+  acked?: boolean;
+}
+
+/** How a request to put a message back in the queue ended. */
+export interface RequeueResult {
+  requeued: boolean;
+  /** The message's status when it was not requeued (`dispatched`: its gateway holds it). */
+  status: MessageStatus;
+  /** Whether the gateway that holds it acknowledged it. */
+  acked: boolean;
 }
 
 /** A message with its gateway's device id, for the events it emits. */
@@ -240,10 +256,12 @@ export class MessageRepository {
       attempts: number;
       preferred_gateway_id: number | null;
       sealed: boolean;
+      gateway_id: number | null;
+      acked: boolean;
     }>(
       `update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ?
        returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
-                 sealed_body is not null as sealed`,
+                 sealed_body is not null as sealed, gateway_id, acked_at is not null as acked`,
       [messageId],
     );
     if (row === undefined) return null;
@@ -256,6 +274,8 @@ export class MessageRepository {
       attempts: row.attempts,
       preferredGatewayId: row.preferred_gateway_id,
       sealed: row.sealed,
+      gatewayId: row.status === "dispatched" || row.status === "sent" ? row.gateway_id : null,
+      acked: row.acked,
     };
   }
 
@@ -267,38 +287,58 @@ export class MessageRepository {
   }
 
   /**
-   * Assigns the message to a gateway for one attempt and records the attempt, in one statement;
-   * false when the message moved on (cancelled).
+   * Assigns the message to a gateway for attempt number `attempt` and records the attempt, in one
+   * statement; false when it is not waiting in the queue, or that attempt was already made (a step
+   * run again after a crash must not give the message to a second gateway).
    */
   async dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
     const rows = await this.sql<{ message_id: string }>(
       `with m as (
          update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
                 dispatched_at = now(), updated_at = now()
-          where id = ? and ${leaves("dispatch")} returning id)
+          where id = ? and ${leaves("dispatch")} and attempts < ? returning id)
        insert into message_attempts (message_id, attempt, gateway_id)
        select id, ?, ? from m
        on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id
        returning message_id`,
-      [gatewayId, attempt, messageId, attempt, gatewayId],
+      [gatewayId, attempt, messageId, attempt, attempt, gatewayId],
     );
     return rows.length > 0;
   }
 
-  /** Ends an attempt that did not send the message and puts the message back in the queue. */
-  async requeue({ messageId, gatewayId, attempt, outcome, error }: AttemptEnd): Promise<void> {
-    await this.em.fork().transactional(async (em) => {
-      await em.execute(
-        `update messages set status = 'queued', gateway_id = null, error_message = ?, updated_at = now()
-          where id = ? and ${leaves("requeue")} and gateway_id = ?`,
-        [error, messageId, gatewayId],
-      );
-      await em.execute(
-        `update message_attempts set outcome = ?, error = ?, ended_at = now()
-          where message_id = ? and attempt = ? and ended_at is null`,
-        [outcome, error, messageId, attempt],
-      );
-    });
+  /** The attempt in progress: the message's status, its gateway, the attempt's number, its acknowledgement. */
+  async current(
+    messageId: string,
+  ): Promise<{ status: MessageStatus; gateway_id: number | null; attempts: number; acked: boolean } | undefined> {
+    return this.one("select status, gateway_id, attempts, acked_at is not null as acked from messages where id = ?", [
+      messageId,
+    ]);
+  }
+
+  /**
+   * Ends an attempt that did not send the message and puts the message back in the queue, in one
+   * statement. Refused while the attempt's gateway holds the message: it acknowledged it and did not
+   * report a failure (unless `force`: the operator's resend after an acknowledgement timeout). The
+   * conditions are on the message's row, so an acknowledgement that commits first wins.
+   */
+  async requeue({ messageId, gatewayId, attempt, outcome, error }: AttemptEnd, force = false): Promise<RequeueResult> {
+    const row = await this.one<{ requeued: boolean; status: MessageStatus; acked: boolean }>(
+      `with moved as (
+         update messages m set status = 'queued', gateway_id = null, error_message = ?, updated_at = now()
+          where m.id = ? and ${leaves("requeue", "m.status")} and m.gateway_id = ?
+            and (m.acked_at is null or ?::boolean or exists (
+                   select 1 from message_attempts a
+                    where a.message_id = m.id and a.attempt = m.attempts and a.outcome = 'failed'))
+         returning m.id),
+       closed as (
+         update message_attempts set outcome = coalesce(outcome, ?), error = coalesce(error, ?),
+                ended_at = coalesce(ended_at, now())
+          where message_id in (select id from moved) and attempt = ?)
+       select exists (select 1 from moved) as requeued, m.status, m.acked_at is not null as acked
+         from messages m where m.id = ?`,
+      [error, messageId, gatewayId, force, outcome, error, attempt, messageId],
+    );
+    return row ?? { requeued: false, status: "failed", acked: false };
   }
 
   /** Ends the current attempt with an outcome (a cancelled or expired message's last attempt). */
@@ -394,14 +434,36 @@ export class MessageRepository {
     );
   }
 
-  /** Records that a gateway has taken a command (on the message and its current attempt). */
-  async acknowledge(messageId: string, gatewayId: number): Promise<void> {
-    await this.sql(
+  /**
+   * Records that a gateway has taken a command (on the message and its current attempt). Returns
+   * whether the message is that gateway's to send: it holds it now, or already reported on it. The
+   * condition is on the message's row, so of an acknowledgement and a requeue only the first counts.
+   */
+  async acknowledge(messageId: string, gatewayId: number): Promise<{ held: boolean; status: MessageStatus | null }> {
+    const row = await this.one<{ held: boolean; status: MessageStatus }>(
       `with m as (update messages set acked_at = coalesce(acked_at, now())
-                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts)
-       update message_attempts a set acked_at = coalesce(a.acked_at, now())
-         from m where a.message_id = m.id and a.attempt = m.attempts`,
-      [messageId, gatewayId],
+                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts),
+       a as (update message_attempts a set acked_at = coalesce(a.acked_at, now())
+               from m where a.message_id = m.id and a.attempt = m.attempts)
+       select exists (select 1 from m)
+                or (x.gateway_id = ? and x.status in ('sent', 'delivered', 'failed')) as held, x.status
+         from messages x where x.id = ?`,
+      [messageId, gatewayId, gatewayId, messageId],
+    );
+    return { held: row?.held ?? false, status: row?.status ?? null };
+  }
+
+  /**
+   * Records on the attempt in progress that its gateway could not send the message, so that the
+   * message may go to another gateway even though this one had acknowledged it.
+   */
+  async recordFailureReport(messageId: string, gatewayId: number, error: string): Promise<void> {
+    await this.sql(
+      `update message_attempts a set outcome = 'failed', error = ?, ended_at = coalesce(a.ended_at, now())
+         from messages m
+        where m.id = ? and a.message_id = m.id and a.attempt = m.attempts and a.gateway_id = ?
+          and m.status = 'dispatched' and a.outcome is null`,
+      [error, messageId, gatewayId],
     );
   }
 
@@ -447,6 +509,12 @@ export class MessageRepository {
         where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
       [gatewayId],
     );
+  }
+
+  /** A gateway's device id. */
+  async deviceIdOf(gatewayId: number): Promise<string | undefined> {
+    return (await this.one<{ device_id: string }>("select device_id from gateways where id = ?", [gatewayId]))
+      ?.device_id;
   }
 
   /** Active online gateways, the preferred one first, then by priority and fewest messages in flight. */

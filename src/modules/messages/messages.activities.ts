@@ -1,5 +1,5 @@
 import type { Pick } from "./gateway-picker.js";
-import type { AttemptEnd } from "./message.repository.js";
+import type { AttemptEnd, RequeueResult } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { resetDailyCounters } from "./message-stats.js";
@@ -19,11 +19,8 @@ export function createMessageActivities(deps: {
   const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
   const begin = async (messageId: string): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
     const plan = await lifecycle.plan(messageId);
-    const due = plan !== null && (plan.sendAtMs === null || plan.sendAtMs <= Date.now());
-    if (plan === null || !due || (plan.status !== "queued" && plan.status !== "dispatched")) {
-      return { plan, first: null };
-    }
-    const first = await startAttempt({
+    if (plan === null) return { plan, first: null };
+    const input = {
       messageId,
       attempt: plan.attempts + 1,
       preferredGatewayId: plan.preferredGatewayId,
@@ -31,8 +28,20 @@ export function createMessageActivities(deps: {
       recipient: plan.recipient,
       body: plan.body,
       sealed: plan.sealed,
-    });
-    return { plan, first };
+    };
+    // A gateway holds it already (the workflow started again after its worker died, or this step ran
+    // again): carry on with that attempt; the command goes again only if never acknowledged.
+    if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
+      const { gatewayId } = plan;
+      const push = plan.status === "dispatched" && plan.acked !== true;
+      return {
+        plan,
+        first: await lifecycle.resume({ ...input, attempt: plan.attempts }, gatewayId, push, deps.pushHere),
+      };
+    }
+    const due = plan.sendAtMs === null || plan.sendAtMs <= Date.now();
+    if (!due || plan.status !== "queued") return { plan, first: null };
+    return { plan, first: await startAttempt(input) };
   };
   return {
     /**
@@ -56,7 +65,9 @@ export function createMessageActivities(deps: {
       lifecycle.pick(input),
     dispatchMessage: (input: { messageId: string; gatewayId: number; attempt: number }): Promise<boolean> =>
       lifecycle.dispatch(input.messageId, input.gatewayId, input.attempt),
-    requeueMessage: (input: AttemptEnd) => lifecycle.requeue(input),
+    /** Puts the message back in the queue unless its gateway holds it; says which. */
+    requeueMessage: (input: AttemptEnd & { force?: boolean }): Promise<RequeueResult> =>
+      lifecycle.requeue(input, input.force === true),
     markMessageSent: (input: { messageId: string; gatewayId: number }) =>
       lifecycle.markSent(input.messageId, input.gatewayId),
     markMessageDelivered: (input: { messageId: string; gatewayId: number }) =>

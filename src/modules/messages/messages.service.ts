@@ -7,7 +7,7 @@ import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import type { Backlog } from "./backlog.js";
 import { type MessageRepository, type NewMessage, toView } from "./message.repository.js";
-import type { MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+import type { DeviceReport, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
 
 const maxBodyLength = 1600;
@@ -219,7 +219,9 @@ export class MessagesService {
     if (status !== "sent" && status !== "delivered" && status !== "failed") {
       throw invalid("status must be sent, delivered or failed");
     }
-    // The transition is tried first: on the happy path that is the only statement.
+    // The transition is tried first: on the happy path that is the only statement. Once the report
+    // is recorded, the workflow is told; when it cannot be (Temporal does not answer), the workflow
+    // reads the recorded report from the database when its wait runs out.
     if (status === "sent") {
       // The workflow needs no word of it: when its wait runs out, the database tells it.
       if (!(await this.lifecycle.markSent(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
@@ -227,14 +229,26 @@ export class MessagesService {
     }
     if (status === "delivered") {
       if (!(await this.lifecycle.markDelivered(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
-      await this.workflows.report(messageId, { status, gatewayId, error: null });
+      await this.tell(messageId, { status, gatewayId, error: null });
       return;
     }
     const current = await this.reportable(gatewayId, messageId);
     // A failure after the phone sent it ends the message: sending again could reach the person twice.
     const final = current.status === "sent" && current.gatewayId === gatewayId;
-    if (final) await this.lifecycle.markFailed(messageId, error ?? "delivery failed");
-    await this.workflows.report(messageId, { status, gatewayId, error, final });
+    const reason = error ?? "delivery failed";
+    if (final) await this.lifecycle.markFailed(messageId, reason);
+    // Else recorded on the attempt: the message may now go to another gateway.
+    else await this.repository.recordFailureReport(messageId, gatewayId, reason);
+    await this.tell(messageId, { status, gatewayId, error, final });
+  }
+
+  /** Signals a recorded report to the message's workflow; a failure is logged, not thrown. */
+  private async tell(messageId: string, report: DeviceReport): Promise<void> {
+    try {
+      await this.workflows.report(messageId, report);
+    } catch (error) {
+      this.logger.warn({ err: error, messageId }, "signalling a recorded report failed; the workflow reads it later");
+    }
   }
 
   /** The message a gateway reports on, refused when it does not exist or was never given to that gateway. */
@@ -250,9 +264,22 @@ export class MessagesService {
     return { status: row.status, gatewayId: row.gateway_id };
   }
 
-  /** Records that a gateway has taken a command; acknowledged commands are not sent again. */
+  /**
+   * Records that a gateway has taken a command; acknowledged commands are not sent again, and the
+   * message is not given to another gateway unless this one reports a failure. Refused when the
+   * message is not (or no longer) this gateway's to send: the device must not send it.
+   */
   async acknowledge(gatewayId: number, messageId: string): Promise<void> {
-    await this.repository.acknowledge(messageId, gatewayId);
+    if (messageId.trim() === "") throw missing("message_id");
+    const { held, status } = await this.repository.acknowledge(messageId, gatewayId);
+    if (held) return;
+    if (status === null) throw new DomainError("not_found", "Message not found");
+    throw new DomainError(
+      "permission_denied",
+      status === "queued" || status === "dispatched"
+        ? "This message is no longer assigned to this gateway: do not send it"
+        : `This message is ${status}: do not send it`,
+    );
   }
 
   /** How many messages are assigned to this gateway and not yet reported sent. */
