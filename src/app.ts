@@ -77,11 +77,15 @@ export async function buildApp(
     });
   });
 
+  // 200 while sends can be taken (they need PostgreSQL only); "degraded" names what is down.
   app.get("/up", async (_request, reply) => {
     const health = await checkHealth(deps);
-    return reply
-      .code(health.healthy ? 200 : 503)
-      .send({ status: health.healthy ? "ok" : "unavailable", ...health.checks });
+    const accepting = health.checks.database === "ok";
+    return reply.code(accepting ? 200 : 503).send({
+      status: health.healthy ? "ok" : accepting ? "degraded" : "unavailable",
+      ...health.checks,
+      rate_limiting: deps.rateLimiter.mode,
+    });
   });
 
   const sharedInterceptors = interceptors(deps);

@@ -102,7 +102,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporalNamespace });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
   const keys = new KeysService(orm.em);
-  const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds);
+  const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds, logger);
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
@@ -140,6 +140,10 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
+  // Redis back after an outage (perhaps empty): the devices connected here are claimed again at once.
+  redis.on("ready", () => {
+    hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
+  });
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
   webhooks.start(createWebhookWorkflows(temporal, config));

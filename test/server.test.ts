@@ -8,17 +8,31 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
-import { rest, startServer, unique } from "./helpers.js";
+import { clientKey, rest, startServer, unique } from "./helpers.js";
 
-describe("GET /up", () => {
-  it("answers 503 and names Redis when Redis does not answer", async () => {
+describe("GET /up and sends while Redis does not answer", () => {
+  it("keeps taking sends, counts rate limits per instance and says so, and shares them again when Redis is back", async () => {
     const server = await startServer();
     try {
+      const key = await clientKey(server);
       server.deps.redis.disconnect();
-      const res = await rest(server, "GET", "/up");
-      expect(res).toMatchObject({
-        status: 503,
-        body: { status: "unavailable", database: "ok", redis: "down", temporal: "ok" },
+      expect(await rest(server, "GET", "/up")).toMatchObject({
+        status: 200,
+        body: { status: "degraded", database: "ok", redis: "down", temporal: "ok" },
+      });
+      const sent = await rest(server, "POST", "/api/v1/sms/send", {
+        key,
+        body: { to: "+14155552671", message: "sent while Redis is down" },
+      });
+      expect(sent).toMatchObject({ status: 202, body: { success: true, status: "queued" } });
+      expect(sent.headers.get("ratelimit-limit")).not.toBeNull();
+      expect((await rest(server, "GET", "/up")).body).toMatchObject({ rate_limiting: "per_instance" });
+
+      await server.deps.redis.connect();
+      await rest(server, "GET", `/api/v1/sms/status/${(sent.body as { message_id: string }).message_id}`, { key });
+      expect(await rest(server, "GET", "/up")).toMatchObject({
+        status: 200,
+        body: { status: "ok", redis: "ok", rate_limiting: "shared" },
       });
     } finally {
       await server.stop();

@@ -1,6 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { DomainError, type DomainErrorCode } from "../shared/errors.js";
+import { outageMessage, outageOf } from "../shared/outage.js";
+
+/** When a caller turned away by an outage may try again. */
+const outageRetrySeconds = 5;
 
 /** Each domain error code's Connect code and REST status: the one place that decides them. */
 const table: Record<DomainErrorCode, { connect: Code; http: number }> = {
@@ -45,6 +49,11 @@ export function toConnectError(error: unknown, logger: Logger, requestId: string
   }
   if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) {
     return error;
+  }
+  const outage = outageOf(error);
+  if (outage !== undefined) {
+    logger.warn({ err: error, requestId, dependency: outage }, "a dependency did not answer");
+    return toConnectError(new DomainError("unavailable", outageMessage(outage), outageRetrySeconds), logger, requestId);
   }
   logger.error({ err: error, requestId }, "unexpected error");
   return new ConnectError(genericMessage, Code.Internal);

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
 
 /** The outcome of counting one request. */
 export interface RateDecision {
@@ -30,22 +31,91 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or nowMs
 return {allowed, count, nowMs, tonumber(oldest)}
 `;
 
+/** Subjects a per-instance window keeps before it forgets those with no request in the window. */
+const maxLocalSubjects = 50_000;
+
+/**
+ * The same sliding log in this process's memory: what the limiter falls back to while Redis does not
+ * answer. Each instance then counts only its own requests, so a client spread over several instances
+ * may get up to that many times its limit until Redis is back.
+ */
+class LocalWindows {
+  private readonly hits = new Map<string, number[]>();
+
+  hit(subject: string, limit: number, windowSeconds: number): RateDecision {
+    const now = Date.now();
+    const windowMs = windowSeconds * 1000;
+    if (this.hits.size >= maxLocalSubjects) {
+      for (const [key, times] of this.hits) if ((times.at(-1) ?? 0) <= now - windowMs) this.hits.delete(key);
+    }
+    const times = (this.hits.get(subject) ?? []).filter((time) => time > now - windowMs);
+    const allowed = times.length < limit;
+    if (allowed) times.push(now);
+    this.hits.set(subject, times);
+    const oldest = times[0] ?? now;
+    return {
+      allowed,
+      limit,
+      remaining: Math.max(0, limit - times.length),
+      resetSeconds: Math.max(1, Math.ceil((oldest + windowMs - now) / 1000)),
+    };
+  }
+}
+
+/** How requests are being counted: across instances in Redis, or by each instance alone. */
+export type RateLimitMode = "shared" | "per_instance";
+
 /**
  * Request counters in Redis, shared by every server instance, over a sliding window: no more than
  * `limit` requests are allowed in any window of `windowSeconds`, wherever it starts (a fixed window
- * lets twice the limit through across its edge).
+ * lets twice the limit through across its edge). While Redis does not answer, each instance counts
+ * on its own (logged, and shown by `/up`), so that requests are still served and still limited.
  */
 export class RateLimiter {
   private readonly prefix = randomBytes(6).toString("hex");
   private sequence = 0;
+  private readonly local = new LocalWindows();
+  private fallenBack = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly windowSeconds: number,
+    private readonly logger?: Logger,
   ) {}
+
+  /** Whether counts are shared through Redis now, or kept by this instance alone. */
+  get mode(): RateLimitMode {
+    return this.fallenBack ? "per_instance" : "shared";
+  }
 
   /** Counts one request for `subject` against `limit` per window (the limiter's, unless given). */
   async hit(subject: string, limit: number, windowSeconds = this.windowSeconds): Promise<RateDecision> {
+    // Not connected: no wait for a reconnect, the local count answers at once.
+    if (this.redis.status !== "ready") return this.fallBack(subject, limit, windowSeconds, undefined);
+    try {
+      const decision = await this.shared(subject, limit, windowSeconds);
+      if (this.fallenBack) {
+        this.fallenBack = false;
+        this.logger?.info("Redis answers again: rate limits are shared across instances again");
+      }
+      return decision;
+    } catch (error) {
+      return this.fallBack(subject, limit, windowSeconds, error);
+    }
+  }
+
+  private fallBack(subject: string, limit: number, windowSeconds: number, error: unknown): RateDecision {
+    if (!this.fallenBack) {
+      this.fallenBack = true;
+      this.logger?.warn(
+        { err: error, redis: this.redis.status },
+        "Redis does not answer: rate limits are counted by this instance alone until it is back",
+      );
+    }
+    return this.local.hit(subject, limit, windowSeconds);
+  }
+
+  private async shared(subject: string, limit: number, windowSeconds: number): Promise<RateDecision> {
     this.sequence += 1;
     const member = `${this.prefix}:${this.sequence}`;
     const [allowed, count, nowMs, oldestMs] = (await this.redis.eval(
