@@ -1,0 +1,256 @@
+// The chaos suite's own services: a PostgreSQL cluster (initdb into its own data directory, its own
+// port), a Redis, a file-backed Temporal dev server and smsgw server processes, each of which the
+// suite may kill, stop and start again without disturbing anything else on the machine.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+export const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await wait(100);
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+/** The installed PostgreSQL's programs (the newest version in /usr/lib/postgresql, else PATH). */
+function postgresBin(): string {
+  const base = "/usr/lib/postgresql";
+  if (!existsSync(base)) return "";
+  const versions = readdirSync(base).sort((a, b) => Number(b) - Number(a));
+  return versions[0] === undefined ? "" : join(base, versions[0], "bin");
+}
+
+/** Runs a PostgreSQL program as the `postgres` user when this process is root (initdb refuses root). */
+function asPostgres(program: string, args: string[]): void {
+  const path = join(postgresBin(), program);
+  if (process.getuid?.() === 0) execFileSync("runuser", ["-u", "postgres", "--", path, ...args], { stdio: "pipe" });
+  else execFileSync(path, args, { stdio: "pipe" });
+}
+
+/** A PostgreSQL cluster of the suite's own: its data directory, its port, its socket directory. */
+export class OwnPostgres {
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async create(dir: string): Promise<OwnPostgres> {
+    mkdirSync(dir, { recursive: true });
+    if (process.getuid?.() === 0) {
+      const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+      const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+      chownSync(dir, uid, gid);
+    }
+    chmodSync(dir, 0o700);
+    asPostgres("initdb", ["-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+    const postgres = new OwnPostgres(dir, await freePort());
+    await postgres.start();
+    return postgres;
+  }
+
+  get url(): string {
+    return `postgresql://postgres@127.0.0.1:${this.port}/smsgw_chaos`;
+  }
+
+  async start(): Promise<void> {
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=100`;
+    asPostgres("pg_ctl", ["-D", this.dir, "-l", join(this.dir, "server.log"), "-o", options, "-w", "start"]);
+  }
+
+  /** Stops it as an operator would (fast shutdown: sessions are ended, nothing is lost). */
+  async stop(): Promise<void> {
+    asPostgres("pg_ctl", ["-D", this.dir, "-m", "fast", "-w", "stop"]);
+  }
+
+  async destroy(): Promise<void> {
+    try {
+      asPostgres("pg_ctl", ["-D", this.dir, "-m", "immediate", "-w", "stop"]);
+    } catch {
+      // Already stopped.
+    }
+  }
+}
+
+/** A Redis of the suite's own, keeping nothing on disk (as the machine's does). */
+export class OwnRedis {
+  private child: ChildProcess | undefined;
+
+  private constructor(readonly port: number) {}
+
+  static async create(): Promise<OwnRedis> {
+    const redis = new OwnRedis(await freePort());
+    await redis.start();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(
+      "redis-server",
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: "ignore" },
+    );
+    this.child = child;
+    await until("Redis to answer", () => {
+      try {
+        return (
+          execFileSync("redis-cli", ["-p", String(this.port), "ping"], { stdio: ["ignore", "pipe", "ignore"] })
+            .toString()
+            .trim() === "PONG"
+        );
+      } catch {
+        return child.exitCode !== null ? Promise.reject(new Error("redis-server exited")) : false;
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined) return;
+    child.kill("SIGKILL");
+    await exited(child);
+  }
+}
+
+/** A file-backed Temporal dev server (npm start's settings), which may be killed and started again. */
+export class OwnTemporal {
+  private server: LocalTemporal | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async create(dir: string): Promise<OwnTemporal> {
+    const temporal = new OwnTemporal(dir, await freePort());
+    await temporal.start();
+    return temporal;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.server = await ensureLocalTemporal({
+      cli: process.env.TEMPORAL_CLI,
+      port: this.port,
+      uiPort: undefined,
+      dataDir: this.dir,
+      namespace: "default",
+      logger: pino({ level: "warn" }),
+    });
+  }
+
+  /** `kill -9`: the engine stops mid-write; its SQLite file is all it keeps. */
+  async kill(): Promise<void> {
+    const pid = this.server?.pid;
+    if (pid === undefined) return;
+    process.kill(pid, "SIGKILL");
+    await until("the Temporal dev server to exit", () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.stop();
+  }
+}
+
+/** One `smsgw serve` process, as `npm start` runs it (scripts/start.sh), logging to a file. */
+export class ServerProcess {
+  private child: ChildProcess | undefined;
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    private readonly env: Record<string, string>,
+    private readonly logDir: string,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get logFile(): string {
+    return join(this.logDir, `${this.name}.log`);
+  }
+
+  async start(): Promise<void> {
+    const log = openSync(this.logFile, "a");
+    const child = spawn("sh", ["scripts/start.sh"], {
+      cwd: root,
+      env: { ...process.env, ...this.env, PORT: String(this.port), HOST: "127.0.0.1" },
+      stdio: ["ignore", log, log],
+    });
+    this.child = child;
+    await until(
+      `${this.name} to answer /up`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${this.name} exited with ${child.exitCode}; see ${this.logFile}`);
+        const status = await fetch(`${this.url}/up`).then(
+          (response) => response.status,
+          () => 0,
+        );
+        return status === 200;
+      },
+      90_000,
+    );
+  }
+
+  /** `kill -9`: no shutdown, no drain, whatever was in flight in the process is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (child === undefined) return;
+    child.kill("SIGKILL");
+    await exited(child);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    await Promise.race([exited(child), wait(15_000)]);
+    if (child.exitCode === null && child.signalCode === null) await this.kill();
+  }
+}
+
+/** Runs the smsgw CLI once against the suite's services; returns its standard output. */
+export function smsgwCli(args: string[], env: Record<string, string>): string {
+  return execFileSync(process.execPath, ["bin/smsgw.js", ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  }).toString();
+}
