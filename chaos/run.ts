@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const results: ScenarioResult[] = [];
   for (const name of chosen) {
-    const result = await runScenario(name, { log });
+    const result = await runScenario(name, { log, legacyPhones: process.env.CHAOS_PHONES === "legacy" });
     results.push(result);
     const broken = violations(result);
     log(

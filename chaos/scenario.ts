@@ -1,7 +1,7 @@
 // One chaos scenario: the suite's own PostgreSQL, Redis and Temporal, one or two smsgw processes,
 // three simulated phones on the gRPC stream that log every command they get and every SMS they send,
 // a REST burst, one failure injected mid-burst, then the checks, for every message answered 202.
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -70,6 +70,11 @@ export interface ScenarioOptions {
   /** How long the wait for every accepted message to end may take after the burst. */
   settleTimeoutMs?: number;
   keepLogs?: boolean;
+  /**
+   * Phones that send at once on a command instead of waiting for the receipt of their
+   * acknowledgement, as apps written before receipts do (CHAOS_PHONES=legacy): at-least-once.
+   */
+  legacyPhones?: boolean;
   log?: (line: string) => void;
 }
 
@@ -156,7 +161,12 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
       registered.device_id,
       // A few hundred milliseconds between taking a command and reporting it, so that a failure
       // always finds messages that phones hold, acknowledged and not yet reported.
-      { ...defaultBehaviour, sendLatencyMs: phoneLatencyMs, resendMs: 1000 },
+      {
+        ...defaultBehaviour,
+        sendLatencyMs: phoneLatencyMs,
+        resendMs: 1000,
+        awaitReceipt: options.legacyPhones !== true,
+      },
     );
     const commands = new Map<string, number[]>();
     const sent = new Map<string, number>();
@@ -261,20 +271,51 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
   let givenToAnother = 0;
   let repeatedAfterAck = 0;
   let reportedNotRecorded = 0;
+  const suspects = new Set<string>();
   for (const id of ids) {
     const senders = phones.filter((phone) => sentAt.get(phone.deviceId)?.has(id));
-    if (senders.length > 1) sentTwice++;
+    if (senders.length > 1) {
+      sentTwice++;
+      suspects.add(id);
+    }
     const firstSend = Math.min(
       ...senders.map((phone) => sentAt.get(phone.deviceId)?.get(id) ?? Number.POSITIVE_INFINITY),
     );
     const firstSender = senders.find((phone) => sentAt.get(phone.deviceId)?.get(id) === firstSend);
     for (const phone of phones) {
       const times = commandsAt.get(phone.deviceId)?.get(id) ?? [];
-      if (phone !== firstSender && times.some((time) => time > firstSend)) givenToAnother++;
+      if (phone !== firstSender && times.some((time) => time > firstSend)) {
+        givenToAnother++;
+        suspects.add(id);
+      }
       const mine = sentAt.get(phone.deviceId)?.get(id);
-      if (mine !== undefined && times.some((time) => time > mine)) repeatedAfterAck++;
+      if (mine !== undefined && times.some((time) => time > mine)) {
+        repeatedAfterAck++;
+        suspects.add(id);
+      }
     }
-    if (senders.length > 0 && byId.get(id)?.status !== "delivered") reportedNotRecorded++;
+    if (senders.length > 0 && byId.get(id)?.status !== "delivered") {
+      reportedNotRecorded++;
+      suspects.add(id);
+    }
+  }
+  // What each phone saw of the messages that broke a promise, and their recorded attempts.
+  if (suspects.size > 0) {
+    const attempts = await db.query(
+      `select message_id, attempt, gateway_id, outcome, error, dispatched_at, acked_at, ended_at
+         from message_attempts where message_id = any($1) order by message_id, attempt`,
+      [[...suspects]],
+    );
+    const seen = [...suspects].map((id) => ({
+      id,
+      phones: phones.map((phone) => ({
+        phone: phone.deviceId,
+        commands: commandsAt.get(phone.deviceId)?.get(id) ?? [],
+        sent: sentAt.get(phone.deviceId)?.get(id) ?? null,
+      })),
+      attempts: attempts.rows.filter((row: { message_id: string }) => row.message_id === id),
+    }));
+    writeFileSync(join(dir, "suspects.json"), JSON.stringify({ failedAt, restoredAt, seen }, null, 2));
   }
   const events = (
     await db.query<{ type: string; count: number }>(

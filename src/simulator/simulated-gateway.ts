@@ -26,6 +26,11 @@ export interface SimulatorBehaviour {
    * phone's to send (apps for the original server never acknowledge: they send at once).
    */
   ack: boolean;
+  /**
+   * With `ack`: send the SMS only on the receipt of the acknowledgement (true), or at once, as apps
+   * written before receipts do (false).
+   */
+  awaitReceipt: boolean;
   /** How often frames the server has not given a receipt for are sent again while the stream is up. */
   resendMs: number;
 }
@@ -37,6 +42,7 @@ export const defaultBehaviour: SimulatorBehaviour = {
   dropProbability: 0,
   reconnect: true,
   ack: true,
+  awaitReceipt: true,
   resendMs: 2000,
 };
 
@@ -295,19 +301,16 @@ export class SimulatedGateway {
     }
     this.tally.commands++;
     this.recipients.set(command.messageId, command.recipient);
-    if (this.behaviour.ack) {
-      this.held.set(command.messageId, "acking");
-      this.acknowledge(command.messageId);
-    } else {
-      this.held.set(command.messageId, "sending");
-    }
+    const waits = this.behaviour.ack && this.behaviour.awaitReceipt;
+    this.held.set(command.messageId, waits ? "acking" : "sending");
+    if (this.behaviour.ack) this.acknowledge(command.messageId);
     if (this.behaviour.autoReport && Math.random() < this.behaviour.dropProbability) {
       this.tally.drops++;
       this.log(`${this.deviceId} drops its connection holding ${command.messageId}`);
       this.drop();
       return;
     }
-    if (!this.behaviour.ack) this.deliver(command.messageId);
+    if (!waits) this.deliver(command.messageId);
   }
 
   private acknowledge(messageId: string): void {

@@ -89,16 +89,27 @@ export class DeviceHub {
       .catch((error: unknown) =>
         this.deps.logger.warn({ err: error, deviceId: gateway.deviceId }, "claiming presence failed"),
       );
-    const { wasOffline, active } = await this.deps.gateways.touch(gateway.gatewayId);
-    connection.paused = !active;
-    connection.lastTouchMs = Date.now();
-    for (const command of await this.deps.messages.unacknowledged(gateway.gatewayId)) {
-      connection.commands.push({
-        type: "send_sms",
-        messageId: command.messageId,
-        recipient: command.recipient,
-        message: command.body,
-      });
+    let wasOffline: boolean;
+    try {
+      const touched = await this.deps.gateways.touch(gateway.gatewayId);
+      wasOffline = touched.wasOffline;
+      connection.paused = !touched.active;
+      connection.lastTouchMs = Date.now();
+      for (const command of await this.deps.messages.unacknowledged(gateway.gatewayId)) {
+        connection.commands.push({
+          type: "send_sms",
+          messageId: command.messageId,
+          recipient: command.recipient,
+          message: command.body,
+        });
+      }
+    } catch (error) {
+      // The database did not answer: no half-open connection stays to be given commands; the device
+      // is refused (503 or Unavailable) and connects again.
+      connection.close("device_closed");
+      if (this.connections.get(gateway.gatewayId) === connection) this.connections.delete(gateway.gatewayId);
+      await this.deps.presence.release(gateway.gatewayId, connection.id).catch(() => false);
+      throw error;
     }
     connection.every(this.deps.pingIntervalSeconds * 1000, () => {
       if (Date.now() - connection.lastSeenMs > this.deps.idleTimeoutSeconds * 1000) connection.close("idle");
