@@ -220,8 +220,8 @@ export class MessagesService {
       throw invalid("status must be sent, delivered or failed");
     }
     // The transition is tried first: on the happy path that is the only statement. Once the report
-    // is recorded, the workflow is told; when it cannot be (Temporal does not answer), the workflow
-    // reads the recorded report from the database when its wait runs out.
+    // is recorded, the workflow is told in the background (the device's receipt does not wait for
+    // Temporal); when it cannot be told, it reads the recorded report when its wait runs out.
     if (status === "sent") {
       // The workflow needs no word of it: when its wait runs out, the database tells it.
       if (!(await this.lifecycle.markSent(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
@@ -229,7 +229,7 @@ export class MessagesService {
     }
     if (status === "delivered") {
       if (!(await this.lifecycle.markDelivered(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
-      await this.tell(messageId, { status, gatewayId, error: null });
+      this.tell(messageId, { status, gatewayId, error: null });
       return;
     }
     const current = await this.reportable(gatewayId, messageId);
@@ -239,16 +239,14 @@ export class MessagesService {
     if (final) await this.lifecycle.markFailed(messageId, reason);
     // Else recorded on the attempt: the message may now go to another gateway.
     else await this.repository.recordFailureReport(messageId, gatewayId, reason);
-    await this.tell(messageId, { status, gatewayId, error, final });
+    this.tell(messageId, { status, gatewayId, error, final });
   }
 
-  /** Signals a recorded report to the message's workflow; a failure is logged, not thrown. */
-  private async tell(messageId: string, report: DeviceReport): Promise<void> {
-    try {
-      await this.workflows.report(messageId, report);
-    } catch (error) {
+  /** Signals a recorded report to the message's workflow, without waiting; a failure is logged. */
+  private tell(messageId: string, report: DeviceReport): void {
+    this.workflows.report(messageId, report).catch((error: unknown) => {
       this.logger.warn({ err: error, messageId }, "signalling a recorded report failed; the workflow reads it later");
-    }
+    });
   }
 
   /** The message a gateway reports on, refused when it does not exist or was never given to that gateway. */
