@@ -63,6 +63,22 @@ export function smsHandlers(deps: {
       return { success: true, messageId: view.id, status: view.status };
     },
 
+    async listSmsAttempts(req, ctx) {
+      const attempts = await deps.messages.attempts(callerOf(ctx), req.messageId);
+      return {
+        messageId: req.messageId,
+        attempts: attempts.map((attempt) => ({
+          attempt: attempt.attempt,
+          gatewayId: attempt.gatewayDeviceId ?? undefined,
+          dispatchedAt: timestampFromDate(attempt.dispatchedAt),
+          acknowledgedAt: optionalDate(attempt.acknowledgedAt),
+          endedAt: optionalDate(attempt.endedAt),
+          outcome: attempt.outcome ?? undefined,
+          error: attempt.error ?? undefined,
+        })),
+      };
+    },
+
     async listReceivedSms(req, ctx) {
       callingClient(ctx);
       const page = await deps.inbound.list({

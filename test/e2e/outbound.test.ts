@@ -129,6 +129,62 @@ describe("failover", () => {
       { gateway_id: first.id, outcome: "failed", error: "SIM blocked" },
       { gateway_id: second.id, outcome: "sent", error: null },
     ]);
+    // The same, through the API: every attempt, oldest first, with its gateway, times, outcome and error.
+    const listed = await rest(server, "GET", `/api/v1/sms/${res.body.message_id}/attempts`, { key });
+    expect(listed).toMatchObject({ status: 200 });
+    expect(listed.body).toEqual({
+      message_id: res.body.message_id,
+      attempts: [
+        {
+          attempt: 1,
+          gateway_id: first.deviceId,
+          dispatched_at: expect.stringMatching(rfc3339),
+          acknowledged_at: expect.stringMatching(rfc3339),
+          ended_at: expect.stringMatching(rfc3339),
+          outcome: "failed",
+          error: "SIM blocked",
+        },
+        {
+          attempt: 2,
+          gateway_id: second.deviceId,
+          dispatched_at: expect.stringMatching(rfc3339),
+          acknowledged_at: expect.stringMatching(rfc3339),
+          ended_at: expect.stringMatching(rfc3339),
+          outcome: "sent",
+          error: null,
+        },
+      ],
+    });
+    const other = await clientKey(server);
+    expect(await rest(server, "GET", `/api/v1/sms/${res.body.message_id}/attempts`, { key: other })).toMatchObject({
+      status: 404,
+      body: { error: "Message not found" },
+    });
+  });
+
+  it("lists an attempt in progress without an outcome, and none for a message no gateway was given", async () => {
+    const waiting = await send({ to: "+14155552671", message: "nobody online" });
+    expect((await rest(server, "GET", `/api/v1/sms/${waiting.body.message_id}/attempts`, { key })).body).toEqual({
+      message_id: waiting.body.message_id,
+      attempts: [],
+    });
+    const holder = await phone({ autoReport: false });
+    await eventually(async () => (holder.tally.sent > 0 ? true : undefined), 10_000, "the command");
+    const listed = await rest(server, "GET", `/api/v1/sms/${waiting.body.message_id}/attempts`, { key });
+    expect(listed.body).toEqual({
+      message_id: waiting.body.message_id,
+      attempts: [
+        {
+          attempt: 1,
+          gateway_id: holder.deviceId,
+          dispatched_at: expect.stringMatching(rfc3339),
+          acknowledged_at: expect.stringMatching(rfc3339),
+          ended_at: null,
+          outcome: null,
+          error: null,
+        },
+      ],
+    });
   });
 
   it("fails over when the gateway disconnects before acknowledging the command", async () => {

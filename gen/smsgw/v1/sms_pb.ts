@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file smsgw/v1/sms.proto.
  */
 export const file_smsgw_v1_sms: GenFile = /*@__PURE__*/
-  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIrcCCg5TZW5kU21zUmVxdWVzdBIKCgJ0bxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhwKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUgAiAEBEhUKCHByaW9yaXR5GAQgASgFSAGIAQESKwoHc2VuZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoQdmFsaWRpdHlfc2Vjb25kcxgGIAEoBUgCiAEBEhcKCmdhdGV3YXlfaWQYByABKAlIA4gBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHNCDQoLX2dhdGV3YXlfaWQiRgoPU2VuZFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkilAIKE1NlbmRTbXNCYXRjaFJlcXVlc3QSCgoCdG8YASADKAkSDwoHbWVzc2FnZRgCIAEoCRIcCg9pZGVtcG90ZW5jeV9rZXkYAyABKAlIAIgBARIVCghwcmlvcml0eRgEIAEoBUgBiAEBEisKB3NlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEHZhbGlkaXR5X3NlY29uZHMYBiABKAVIAogBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHMiUQoUU2VuZFNtc0JhdGNoUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIoCghtZXNzYWdlcxgCIAMoCzIWLnNtc2d3LnYxLkJhdGNoTWVzc2FnZSI+CgxCYXRjaE1lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIKCgJ0bxgCIAEoCRIOCgZzdGF0dXMYAyABKAkiJgoQQ2FuY2VsU21zUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkgKEUNhbmNlbFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiKQoTR2V0U21zU3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIvYBChRHZXRTbXNTdGF0dXNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgGIAEoCUgAiAEBQhAKDl9lcnJvcl9tZXNzYWdlIqkBChZMaXN0UmVjZWl2ZWRTbXNSZXF1ZXN0EhkKDHBob25lX251bWJlchgBIAEoCUgAiAEBEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgVsaW1pdBgDIAEoBUgBiAEBEhEKBHBhZ2UYBCABKAVIAogBAUIPCg1fcGhvbmVfbnVtYmVyQggKBl9saW1pdEIHCgVfcGFnZSJuChdMaXN0UmVjZWl2ZWRTbXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLnNtc2d3LnYxLlJlY2VpdmVkU21zEg0KBXRvdGFsGAIgASgFEgwKBHBhZ2UYAyABKAUSDQoFcGFnZXMYBCABKAUicQoLUmVjZWl2ZWRTbXMSEgoKbWVzc2FnZV9pZBgBIAEoCRIMCgRmcm9tGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSLwoLcmVjZWl2ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMtYECgpTbXNTZXJ2aWNlEmQKB1NlbmRTbXMSGC5zbXNndy52MS5TZW5kU21zUmVxdWVzdBoZLnNtc2d3LnYxLlNlbmRTbXNSZXNwb25zZSIkyPMYygHQ8xgDgtPkkwIVOgEqIhAvYXBpL3YxL3Ntcy9zZW5kEnkKDFNlbmRTbXNCYXRjaBIdLnNtc2d3LnYxLlNlbmRTbXNCYXRjaFJlcXVlc3QaHi5zbXNndy52MS5TZW5kU21zQmF0Y2hSZXNwb25zZSIqyPMYygHQ8xgDgtPkkwIbOgEqIhYvYXBpL3YxL3Ntcy9zZW5kX2JhdGNoEnEKCUNhbmNlbFNtcxIaLnNtc2d3LnYxLkNhbmNlbFNtc1JlcXVlc3QaGy5zbXNndy52MS5DYW5jZWxTbXNSZXNwb25zZSIr0PMYA4LT5JMCISIfL2FwaS92MS9zbXMve21lc3NhZ2VfaWR9L2NhbmNlbBJ6CgxHZXRTbXNTdGF0dXMSHS5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXF1ZXN0Gh4uc21zZ3cudjEuR2V0U21zU3RhdHVzUmVzcG9uc2UiK9DzGAOC0+STAiESHy9hcGkvdjEvc21zL3N0YXR1cy97bWVzc2FnZV9pZH0SeAoPTGlzdFJlY2VpdmVkU21zEiAuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlIiDQ8xgDgtPkkwIWEhQvYXBpL3YxL3Ntcy9yZWNlaXZlZGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIrcCCg5TZW5kU21zUmVxdWVzdBIKCgJ0bxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhwKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUgAiAEBEhUKCHByaW9yaXR5GAQgASgFSAGIAQESKwoHc2VuZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoQdmFsaWRpdHlfc2Vjb25kcxgGIAEoBUgCiAEBEhcKCmdhdGV3YXlfaWQYByABKAlIA4gBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHNCDQoLX2dhdGV3YXlfaWQiRgoPU2VuZFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkilAIKE1NlbmRTbXNCYXRjaFJlcXVlc3QSCgoCdG8YASADKAkSDwoHbWVzc2FnZRgCIAEoCRIcCg9pZGVtcG90ZW5jeV9rZXkYAyABKAlIAIgBARIVCghwcmlvcml0eRgEIAEoBUgBiAEBEisKB3NlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEHZhbGlkaXR5X3NlY29uZHMYBiABKAVIAogBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHMiUQoUU2VuZFNtc0JhdGNoUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIoCghtZXNzYWdlcxgCIAMoCzIWLnNtc2d3LnYxLkJhdGNoTWVzc2FnZSI+CgxCYXRjaE1lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIKCgJ0bxgCIAEoCRIOCgZzdGF0dXMYAyABKAkiJgoQQ2FuY2VsU21zUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkgKEUNhbmNlbFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiKQoTR2V0U21zU3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIvYBChRHZXRTbXNTdGF0dXNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgGIAEoCUgAiAEBQhAKDl9lcnJvcl9tZXNzYWdlIiwKFkxpc3RTbXNBdHRlbXB0c1JlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCSJVChdMaXN0U21zQXR0ZW1wdHNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEiYKCGF0dGVtcHRzGAIgAygLMhQuc21zZ3cudjEuU21zQXR0ZW1wdCKbAgoKU21zQXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEhcKCmdhdGV3YXlfaWQYAiABKAlIAIgBARIxCg1kaXNwYXRjaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hY2tub3dsZWRnZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgdvdXRjb21lGAYgASgJSAGIAQESEgoFZXJyb3IYByABKAlIAogBAUINCgtfZ2F0ZXdheV9pZEIKCghfb3V0Y29tZUIICgZfZXJyb3IiqQEKFkxpc3RSZWNlaXZlZFNtc1JlcXVlc3QSGQoMcGhvbmVfbnVtYmVyGAEgASgJSACIAQESKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxpbWl0GAMgASgFSAGIAQESEQoEcGFnZRgEIAEoBUgCiAEBQg8KDV9waG9uZV9udW1iZXJCCAoGX2xpbWl0QgcKBV9wYWdlIm4KF0xpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlEicKCG1lc3NhZ2VzGAEgAygLMhUuc21zZ3cudjEuUmVjZWl2ZWRTbXMSDQoFdG90YWwYAiABKAUSDAoEcGFnZRgDIAEoBRINCgVwYWdlcxgEIAEoBSJxCgtSZWNlaXZlZFNtcxISCgptZXNzYWdlX2lkGAEgASgJEgwKBGZyb20YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIvCgtyZWNlaXZlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAy3gUKClNtc1NlcnZpY2USZAoHU2VuZFNtcxIYLnNtc2d3LnYxLlNlbmRTbXNSZXF1ZXN0Ghkuc21zZ3cudjEuU2VuZFNtc1Jlc3BvbnNlIiTI8xjKAdDzGAOC0+STAhU6ASoiEC9hcGkvdjEvc21zL3NlbmQSeQoMU2VuZFNtc0JhdGNoEh0uc21zZ3cudjEuU2VuZFNtc0JhdGNoUmVxdWVzdBoeLnNtc2d3LnYxLlNlbmRTbXNCYXRjaFJlc3BvbnNlIirI8xjKAdDzGAOC0+STAhs6ASoiFi9hcGkvdjEvc21zL3NlbmRfYmF0Y2gScQoJQ2FuY2VsU21zEhouc21zZ3cudjEuQ2FuY2VsU21zUmVxdWVzdBobLnNtc2d3LnYxLkNhbmNlbFNtc1Jlc3BvbnNlIivQ8xgDgtPkkwIhIh8vYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vY2FuY2VsEnoKDEdldFNtc1N0YXR1cxIdLnNtc2d3LnYxLkdldFNtc1N0YXR1c1JlcXVlc3QaHi5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXNwb25zZSIr0PMYA4LT5JMCIRIfL2FwaS92MS9zbXMvc3RhdHVzL3ttZXNzYWdlX2lkfRKFAQoPTGlzdFNtc0F0dGVtcHRzEiAuc21zZ3cudjEuTGlzdFNtc0F0dGVtcHRzUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RTbXNBdHRlbXB0c1Jlc3BvbnNlIi3Q8xgDgtPkkwIjEiEvYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vYXR0ZW1wdHMSeAoPTGlzdFJlY2VpdmVkU21zEiAuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlIiDQ8xgDgtPkkwIWEhQvYXBpL3YxL3Ntcy9yZWNlaXZlZGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
 
 /**
  * SendSmsRequest is one SMS to send.
@@ -382,6 +382,121 @@ export const GetSmsStatusResponseSchema: GenMessage<GetSmsStatusResponse> = /*@_
   messageDesc(file_smsgw_v1_sms, 8);
 
 /**
+ * ListSmsAttemptsRequest names a message.
+ *
+ * @generated from message smsgw.v1.ListSmsAttemptsRequest
+ */
+export type ListSmsAttemptsRequest = Message<"smsgw.v1.ListSmsAttemptsRequest"> & {
+  /**
+   * The message's id (`msg_…`).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsAttemptsRequest.
+ * Use `create(ListSmsAttemptsRequestSchema)` to create a new message.
+ */
+export const ListSmsAttemptsRequestSchema: GenMessage<ListSmsAttemptsRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 9);
+
+/**
+ * ListSmsAttemptsResponse is a message's attempts.
+ *
+ * @generated from message smsgw.v1.ListSmsAttemptsResponse
+ */
+export type ListSmsAttemptsResponse = Message<"smsgw.v1.ListSmsAttemptsResponse"> & {
+  /**
+   * The message's id.
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * Every attempt, oldest first; empty while no gateway has been given the message.
+   *
+   * @generated from field: repeated smsgw.v1.SmsAttempt attempts = 2;
+   */
+  attempts: SmsAttempt[];
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsAttemptsResponse.
+ * Use `create(ListSmsAttemptsResponseSchema)` to create a new message.
+ */
+export const ListSmsAttemptsResponseSchema: GenMessage<ListSmsAttemptsResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 10);
+
+/**
+ * SmsAttempt is one gateway's turn at a message.
+ *
+ * @generated from message smsgw.v1.SmsAttempt
+ */
+export type SmsAttempt = Message<"smsgw.v1.SmsAttempt"> & {
+  /**
+   * The attempt's number, from 1.
+   *
+   * @generated from field: int32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * The device id of the gateway given the message; null when that gateway was deleted since.
+   *
+   * @generated from field: optional string gateway_id = 2;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * When the gateway was given the message.
+   *
+   * @generated from field: google.protobuf.Timestamp dispatched_at = 3;
+   */
+  dispatchedAt?: Timestamp | undefined;
+
+  /**
+   * When the gateway acknowledged the command; null if it did not.
+   *
+   * @generated from field: google.protobuf.Timestamp acknowledged_at = 4;
+   */
+  acknowledgedAt?: Timestamp | undefined;
+
+  /**
+   * When the attempt ended; null while it is in progress.
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 5;
+   */
+  endedAt?: Timestamp | undefined;
+
+  /**
+   * How it ended, null while in progress: `sent` (this gateway sent it), `failed` (it reported a
+   * failure), `timeout` (no report in time, not acknowledged), `disconnected`, `unreachable` (the
+   * instance holding the gateway did not answer), `unreported` (acknowledged, then silent past
+   * `MESSAGE_RESEND_UNREPORTED_AFTER_MS`), `cancelled` or `expired`.
+   *
+   * @generated from field: optional string outcome = 6;
+   */
+  outcome?: string | undefined;
+
+  /**
+   * Why the attempt did not send the message; null when it did, or has not ended.
+   *
+   * @generated from field: optional string error = 7;
+   */
+  error?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SmsAttempt.
+ * Use `create(SmsAttemptSchema)` to create a new message.
+ */
+export const SmsAttemptSchema: GenMessage<SmsAttempt> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 11);
+
+/**
  * ListReceivedSmsRequest filters and pages inbound SMS.
  *
  * @generated from message smsgw.v1.ListReceivedSmsRequest
@@ -421,7 +536,7 @@ export type ListReceivedSmsRequest = Message<"smsgw.v1.ListReceivedSmsRequest"> 
  * Use `create(ListReceivedSmsRequestSchema)` to create a new message.
  */
 export const ListReceivedSmsRequestSchema: GenMessage<ListReceivedSmsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 9);
+  messageDesc(file_smsgw_v1_sms, 12);
 
 /**
  * ListReceivedSmsResponse is one page of inbound SMS.
@@ -463,7 +578,7 @@ export type ListReceivedSmsResponse = Message<"smsgw.v1.ListReceivedSmsResponse"
  * Use `create(ListReceivedSmsResponseSchema)` to create a new message.
  */
 export const ListReceivedSmsResponseSchema: GenMessage<ListReceivedSmsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 10);
+  messageDesc(file_smsgw_v1_sms, 13);
 
 /**
  * ReceivedSms is one inbound SMS.
@@ -505,7 +620,7 @@ export type ReceivedSms = Message<"smsgw.v1.ReceivedSms"> & {
  * Use `create(ReceivedSmsSchema)` to create a new message.
  */
 export const ReceivedSmsSchema: GenMessage<ReceivedSms> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 11);
+  messageDesc(file_smsgw_v1_sms, 14);
 
 /**
  * SmsService is what client applications call to send SMS and read the SMS gateways received.
@@ -555,6 +670,18 @@ export const SmsService: GenService<{
     methodKind: "unary";
     input: typeof GetSmsStatusRequestSchema;
     output: typeof GetSmsStatusResponseSchema;
+  },
+  /**
+   * Lists every attempt to send a message the calling application sent, oldest first: which gateway
+   * was given it, when, whether and when that gateway acknowledged it, and how and why the attempt
+   * ended. An attempt still in progress has no outcome yet.
+   *
+   * @generated from rpc smsgw.v1.SmsService.ListSmsAttempts
+   */
+  listSmsAttempts: {
+    methodKind: "unary";
+    input: typeof ListSmsAttemptsRequestSchema;
+    output: typeof ListSmsAttemptsResponseSchema;
   },
   /**
    * Lists inbound SMS, newest first, one page at a time.

@@ -121,6 +121,17 @@ export interface RequeueResult {
   acked: boolean;
 }
 
+/** One attempt at a message, as PostgreSQL returns it. */
+export interface AttemptRow {
+  attempt: number;
+  device_id: string | null;
+  dispatched_at: string;
+  acked_at: string | null;
+  ended_at: string | null;
+  outcome: string | null;
+  error: string | null;
+}
+
 /** A message with its gateway's device id, for the events it emits. */
 export interface MessageWithGateway {
   id: string;
@@ -169,6 +180,12 @@ function countedSql(moved: string): string {
          update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
           where message_id = (select id from ${moved}) and gateway_id = (select gateway_id from ${moved})
             and outcome is null)`;
+}
+
+/** Ends the attempt in progress of the message moved in \`m\` (id, attempts) if it is still open. */
+function closingOpenAttempt(outcomeSql: string, errorSql: string): string {
+  return `update message_attempts a set outcome = ${outcomeSql}, error = ${errorSql}, ended_at = now()
+            from m where a.message_id = m.id and a.attempt = m.attempts and a.ended_at is null`;
 }
 
 /**
@@ -396,18 +413,24 @@ export class MessageRepository {
     );
   }
 
+  /** Failed for good; an attempt still open (its gateway never reported) ends with it. */
   async markFailed(messageId: string, error: string): Promise<void> {
     await this.sql(
-      `update messages set status = 'failed', failed_at = now(), error_message = ?, sealed_body = null, updated_at = now()
-        where id = ? and ${leaves("failed")}`,
-      [error, messageId],
+      `with m as (
+         update messages set status = 'failed', failed_at = now(), error_message = ?, sealed_body = null, updated_at = now()
+          where id = ? and ${leaves("failed")} returning id, attempts)
+       ${closingOpenAttempt("'failed'", "?")}`,
+      [error, messageId, error],
     );
   }
 
+  /** Expired; an attempt still open ends with it. */
   async markExpired(messageId: string): Promise<void> {
     await this.sql(
-      `update messages set status = 'expired', expired_at = now(), sealed_body = null, updated_at = now()
-        where id = ? and ${leaves("expired")}`,
+      `with m as (
+         update messages set status = 'expired', expired_at = now(), sealed_body = null, updated_at = now()
+          where id = ? and ${leaves("expired")} returning id, attempts)
+       ${closingOpenAttempt("'expired'", "null")}`,
       [messageId],
     );
   }
@@ -464,6 +487,16 @@ export class MessageRepository {
         where m.id = ? and a.message_id = m.id and a.attempt = m.attempts and a.gateway_id = ?
           and m.status = 'dispatched' and a.outcome is null`,
       [error, messageId, gatewayId],
+    );
+  }
+
+  /** Every attempt at a message, oldest first, with its gateway's device id. */
+  attempts(messageId: string): Promise<AttemptRow[]> {
+    return this.sql<AttemptRow>(
+      `select a.attempt, g.device_id, a.dispatched_at, a.acked_at, a.ended_at, a.outcome, a.error
+         from message_attempts a left join gateways g on g.id = a.gateway_id
+        where a.message_id = ? order by a.attempt`,
+      [messageId],
     );
   }
 

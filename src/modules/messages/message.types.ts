@@ -64,6 +64,19 @@ export interface MessageView {
   errorMessage: string | null;
 }
 
+/** One gateway's turn at a message, as the API shows it. */
+export interface AttemptView {
+  attempt: number;
+  /** The gateway's device id; null when the gateway was deleted. */
+  gatewayDeviceId: string | null;
+  dispatchedAt: Date;
+  acknowledgedAt: Date | null;
+  endedAt: Date | null;
+  /** How it ended (`sent`, `failed`, `timeout`, …); null while in progress. */
+  outcome: string | null;
+  error: string | null;
+}
+
 /** What a client asks to send. */
 export interface SendInput {
   to: string;

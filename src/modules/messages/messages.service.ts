@@ -7,7 +7,7 @@ import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import type { Backlog } from "./backlog.js";
 import { type MessageRepository, type NewMessage, toView } from "./message.repository.js";
-import type { DeviceReport, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+import type { AttemptView, DeviceReport, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
 
 const maxBodyLength = 1600;
@@ -194,6 +194,21 @@ export class MessagesService {
       throw new DomainError("not_found", "Message not found");
     }
     return toView(row);
+  }
+
+  /** Every attempt at a message the caller may see, oldest first. */
+  async attempts(caller: Caller, messageId: string): Promise<AttemptView[]> {
+    await this.get(caller, messageId);
+    const rows = await this.repository.attempts(messageId);
+    return rows.map((row) => ({
+      attempt: row.attempt,
+      gatewayDeviceId: row.device_id,
+      dispatchedAt: new Date(row.dispatched_at),
+      acknowledgedAt: row.acked_at === null ? null : new Date(row.acked_at),
+      endedAt: row.ended_at === null ? null : new Date(row.ended_at),
+      outcome: row.outcome,
+      error: row.error,
+    }));
   }
 
   /** Cancels a message no gateway has sent yet. */
