@@ -76,6 +76,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: string;
+  /** `pretty` for a person at a terminal, `json` for a collector; `auto`: pretty when stdout is a terminal. */
+  readonly logFormat: "auto" | "json" | "pretty";
 }
 
 /** How outbound messages move through their workflow. Passed to each workflow as its input. */
@@ -134,6 +136,15 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
 function text(env: Env, name: string, fallback: string): string {
   const raw = env[name];
   return raw === undefined || raw === "" ? fallback : raw;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, not "${raw}"`);
+  }
+  return raw as T;
 }
 
 function optional(env: Env, name: string): string | undefined {
@@ -250,6 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_048_576, 1024, 64 * 1_048_576),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     logLevel: text(env, "LOG_LEVEL", "info"),
+    logFormat: oneOf(env, "LOG_FORMAT", ["auto", "json", "pretty"] as const, "auto"),
   });
 }
 

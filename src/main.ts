@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { pino } from "pino";
 import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
+import { createLogger } from "./logger.js";
 import { publishDeviceControl } from "./modules/devices/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { type KeyRecord, type KeyScope, KeysService } from "./modules/keys/index.js";
@@ -111,7 +111,7 @@ async function serveCommand(args: string[]): Promise<void> {
   if (values["api-only"] && values["worker-only"])
     throw new UsageError("--api-only and --worker-only exclude each other");
   const config = loadConfig();
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger(config.logLevel, config.logFormat);
   const running = await serve(config, logger, { api: !values["worker-only"], worker: !values["api-only"] });
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,3 +1,4 @@
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
@@ -8,8 +9,10 @@ import { createOtpActivities } from "../modules/otp/index.js";
 import { createWebhookActivities } from "../modules/webhooks/index.js";
 import { webhookTaskQueue } from "./webhook-workflows.js";
 
-/** Where the workflow code starts; the worker bundles it. */
-export const workflowsPath = fileURLToPath(new URL("../../workflows/index.ts", import.meta.url));
+/** Where the workflow code starts (TypeScript sources, or the build's JavaScript); the worker bundles it. */
+export const workflowsPath = fileURLToPath(
+  new URL(`../../workflows/index${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
 
 /** Every shared activity, bound to the same services the API uses. */
 export function createActivities(deps: Deps) {

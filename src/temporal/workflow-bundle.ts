@@ -1,19 +1,23 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { extname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleWorkflowCode } from "@temporalio/worker";
 import { workflowsPath } from "./worker.js";
 
+const self = fileURLToPath(import.meta.url);
+/** The sources' root: the repository, or `dist/` when this runs from the build. */
 const root = fileURLToPath(new URL("../..", import.meta.url));
+/** `.ts` from the sources, `.js` from the build. */
+const extension = extname(self);
 
-/** Every TypeScript file under `dir`. */
+/** Every source file under `dir`. */
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return sources(path);
-    return path.endsWith(".ts") ? [path] : [];
+    return path.endsWith(extension) ? [path] : [];
   });
 }
 
@@ -23,20 +27,25 @@ function bundleDigest(): string {
   for (const file of [...sources(join(root, "workflows")), ...sources(join(root, "src"))].sort()) {
     hash.update(relative(root, file)).update(readFileSync(file));
   }
-  hash.update(readFileSync(join(root, "node_modules/@temporalio/workflow/package.json")));
+  const project = extension === ".js" ? join(root, "..") : root;
+  hash.update(readFileSync(join(project, "node_modules/@temporalio/workflow/package.json")));
   return hash.digest("hex").slice(0, 16);
 }
 
 /**
- * The path of the workflow bundle for today's code, in `dataDir`: built once per change of the code,
- * in a child process, so that the bundler's memory (about 100 MiB) never stays in the server.
+ * The path of the workflow bundle for today's code: the one `npm run build` made ahead of time when
+ * this runs from the build; else one in `dataDir`, built once per change of the code, in a child
+ * process, so that the bundler's memory (about 100 MiB) never stays in the server.
  */
 export async function workflowBundlePath(dataDir: string): Promise<string> {
+  const prebuilt = join(root, "workflow-bundle.js");
+  if (extension === ".js" && existsSync(prebuilt)) return prebuilt;
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, `workflow-bundle-${bundleDigest()}.js`);
   if (existsSync(path)) return path;
   const partial = `${path}.${process.pid}.partial`;
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), partial], {
+  const loader = extension === ".ts" ? ["--import", "tsx"] : [];
+  const child = spawn(process.execPath, [...loader, self, partial], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -56,6 +65,6 @@ async function bundleInto(file: string): Promise<void> {
   writeFileSync(file, code);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] !== undefined) {
+if (process.argv[1] === self && process.argv[2] !== undefined) {
   await bundleInto(process.argv[2]);
 }
