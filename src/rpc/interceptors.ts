@@ -1,4 +1,4 @@
-import { getOption } from "@bufbuild/protobuf";
+import { type DescService, getOption } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AuthRequirement, auth } from "../../gen/smsgw/v1/options_pb.js";
@@ -8,6 +8,7 @@ import type { AuthFailureLimiter, RateDecision, RateLimiter } from "../modules/r
 import { DomainError } from "../shared/errors.js";
 import { peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
+import { reflectionServices } from "./reflection.js";
 
 /** Maps errors raised while a stream runs, as `errorInterceptor` does for calls. */
 async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unknown) => Error): AsyncIterable<T> {
@@ -89,7 +90,10 @@ export function authInterceptor(deps: {
     throw new DomainError("unauthenticated", message);
   };
   return (next) => async (req) => {
-    const requirement = getOption(req.method, auth);
+    // Server reflection describes the public contract: no key needed (the address is rate limited).
+    const requirement = (reflectionServices as readonly DescService[]).includes(req.service)
+      ? AuthRequirement.NONE
+      : getOption(req.method, auth);
     const peer = peerOf(req);
     let decision: RateDecision;
     if (requirement === AuthRequirement.NONE) {

@@ -9,6 +9,7 @@ import { adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor } from "./interceptors.js";
 import { otpHandlers } from "./otp.handlers.js";
+import { Reflection } from "./reflection.js";
 import { smsHandlers } from "./sms.handlers.js";
 import { textInterceptor } from "./text-check.js";
 import { webhookHandlers } from "./webhook.handlers.js";
@@ -36,10 +37,13 @@ export type Handlers = ReturnType<typeof handlers>;
 
 /**
  * Registers the handlers on a Connect router (the gRPC, gRPC-Web and Connect doors); each handler
- * factory implements every RPC of its service (its `ServiceImpl` return type checks it).
+ * factory implements every RPC of its service (its `ServiceImpl` return type checks it). Server
+ * reflection describes every service.
  */
 export function routes(h: Handlers): (router: ConnectRouter) => void {
+  const reflection = new Reflection(services);
   return (router) => {
+    reflection.register(router);
     router.service(GatewayService, h.gateway);
     router.service(SmsService, h.sms);
     router.service(OtpService, h.otp);
