@@ -15,6 +15,7 @@ import { registerConnectDoor } from "./rpc/connect-door.js";
 import { callContext } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
 import { handlers, implementations, interceptors, routes } from "./rpc/routes.js";
+import { temporalMetricsAddress } from "./temporal/runtime.js";
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and
@@ -64,7 +65,7 @@ export async function buildApp(
     return reply.code(status).send({ error: status === 500 ? "Internal server error" : error.message });
   });
 
-  registerMetrics(app);
+  registerMetrics(app, deps.metrics, temporalMetricsAddress);
 
   // Requests being served (device streams aside, they last for hours): while clients send hard,
   // message workflow starts make way for them.

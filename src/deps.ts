@@ -24,6 +24,7 @@ import { OtpService } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
 import { randomToken } from "./shared/ids.js";
+import { Metrics } from "./shared/metrics.js";
 import { SecretBox } from "./shared/secret-box.js";
 import { createMessageWorkflows } from "./temporal/message-workflows.js";
 import { createOtpWorkflows } from "./temporal/otp-workflows.js";
@@ -58,6 +59,8 @@ export interface Deps {
   readonly lifecycle: MessageLifecycle;
   /** Every statement on messages and their attempts. */
   readonly messageRepository: MessageRepository;
+  /** The Prometheus metrics of this process, domain and runtime. */
+  readonly metrics: Metrics;
   readonly hub: DeviceHub;
   readonly inbound: InboundService;
   readonly webhooks: WebhooksService;
@@ -108,6 +111,19 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const load = { inFlight: 0 };
   const firstSteps = new FirstSteps();
+  const repository = new MessageRepository(orm.em);
+  // Read when Prometheus scrapes: the pipeline and the gateways from the database, the devices here.
+  const metrics: Metrics = new Metrics({
+    pipeline: () => repository.inFlight(),
+    gateways: async () =>
+      (await gateways.list()).map((gateway) => ({
+        deviceId: gateway.deviceId,
+        online: gateway.status === "online",
+        active: gateway.active,
+        lastHeartbeatSeconds: gateway.lastHeartbeatAt == null ? null : gateway.lastHeartbeatAt.getTime() / 1000,
+      })),
+    connectedDevices: (): Record<"stream" | "cable", number> => hub.connectedByChannel(),
+  });
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
@@ -118,14 +134,14 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     busy: () => load.inFlight >= 4,
     firstSteps,
     logger,
+    onStartFailure: () => metrics.workflowStartFailed(),
   });
-  const repository = new MessageRepository(orm.em);
   const backlog = new Backlog(repository, config.backlog, logger);
   const picker = new GatewayPicker(repository, redis, presence, {
     sendsPerMinute: config.messages.gatewaySendsPerMinute,
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
-  const lifecycle = new MessageLifecycle(repository, picker, events);
+  const lifecycle = new MessageLifecycle(repository, picker, events, metrics);
   const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
     orm.em,
@@ -136,6 +152,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     new SecretBox(secret, "message texts v1"),
     lifecycle,
     backlog,
+    metrics,
   );
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
@@ -145,7 +162,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
   });
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
-  const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger);
+  const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger, metrics);
   webhooks.start(createWebhookWorkflows(temporal, config));
   const otp = new OtpService(
     orm.em,
@@ -154,6 +171,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     secret,
     { ...config.otp, defaultCountryCode: config.defaultCountryCode },
     logger,
+    metrics,
   );
   otp.start(createOtpWorkflows(temporal, config.temporalTaskQueue));
   return {
@@ -175,6 +193,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     messages,
     lifecycle,
     messageRepository: repository,
+    metrics,
     hub,
     inbound,
     webhooks,

@@ -51,7 +51,7 @@ async function temporalFor(config: Config, logger: Logger): Promise<LocalTempora
  * and schedules), the worker and the API on one port.
  */
 export async function serve(config: Config, logger: Logger, options: ServeOptions): Promise<Running> {
-  installTemporalRuntime(logger);
+  await installTemporalRuntime(logger);
   const temporal = await temporalFor(config, logger);
   await ensureDatabase(config.databaseUrl);
   const deps = await createDeps(config, logger, temporal.address);

@@ -163,7 +163,7 @@ class CableSession {
       return;
     }
     if (this.subscription === undefined) {
-      const connection = await this.hub.connect(this.gateway);
+      const connection = await this.hub.connect(this.gateway, "cable");
       this.subscription = { identifier, connection };
       void this.pump(identifier, connection);
     }

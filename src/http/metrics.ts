@@ -1,10 +1,28 @@
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, Histogram } from "prom-client";
+import type { Metrics } from "../shared/metrics.js";
 
-/** Prometheus metrics for one app: process figures and a count and latency per route and status. */
-export function registerMetrics(app: FastifyInstance): void {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+/** The Temporal SDK's own metrics (worker task slots, latencies, polls), as Prometheus text; "" if absent. */
+async function temporalMetrics(address: string | undefined): Promise<string> {
+  if (address === undefined) return "";
+  try {
+    const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(1000) });
+    return response.ok ? await response.text() : "";
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * `/metrics` for Prometheus: the process's domain and runtime metrics, a count and latency per route
+ * and status, and the Temporal worker's own metrics (served by the SDK on a loopback port).
+ */
+export function registerMetrics(
+  app: FastifyInstance,
+  metrics: Metrics,
+  temporalAddress: () => string | undefined,
+): void {
+  const { registry } = metrics;
   const requests = new Counter({
     name: "smsgw_http_requests_total",
     help: "HTTP requests answered, by method, route and status.",
@@ -27,7 +45,8 @@ export function registerMetrics(app: FastifyInstance): void {
   });
 
   app.get("/metrics", async (_request, reply) => {
+    const [own, temporal] = await Promise.all([registry.metrics(), temporalMetrics(temporalAddress())]);
     reply.header("content-type", registry.contentType);
-    return registry.metrics();
+    return temporal === "" ? own : `${own}\n${temporal}`;
   });
 }

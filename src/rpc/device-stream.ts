@@ -69,7 +69,7 @@ export async function* deviceStream(
   ctx: HandlerContext,
 ): AsyncIterable<MessageInitShape<typeof ConnectResponseSchema>> {
   const gateway = callingGateway(ctx);
-  const connection = await hub.connect(gateway);
+  const connection = await hub.connect(gateway, "stream");
   const onAbort = () => connection.close("device_closed");
   ctx.signal.addEventListener("abort", onAbort);
   // A frame refused at the boundary (text that cannot be stored, bytes that do not decode) ends the

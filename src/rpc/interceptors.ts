@@ -6,6 +6,7 @@ import type { Config } from "../config.js";
 import type { KeysService, Principal } from "../modules/keys/index.js";
 import type { AuthFailureLimiter, RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
 import { DomainError } from "../shared/errors.js";
+import type { Metrics } from "../shared/metrics.js";
 import { peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 import { reflectionServices } from "./reflection.js";
@@ -82,11 +83,15 @@ export function authInterceptor(deps: {
   rateLimiter: RateLimiter;
   authFailures: AuthFailureLimiter;
   config: Config;
+  metrics: Metrics;
 }): Interceptor {
   const { requestsPerWindow, anonymousRequestsPerWindow } = deps.config.rateLimit;
   const refuse = async (peer: string, message: string): Promise<never> => {
     const decision = await deps.authFailures.failed(peer);
-    if (!decision.allowed) throw limited(decision);
+    if (!decision.allowed) {
+      deps.metrics.rateLimited("authentication");
+      throw limited(decision);
+    }
     throw new DomainError("unauthenticated", message);
   };
   return (next) => async (req) => {
@@ -101,6 +106,7 @@ export function authInterceptor(deps: {
     } else {
       const blockedSeconds = deps.authFailures.blockedFor(peer);
       if (blockedSeconds !== undefined) {
+        deps.metrics.rateLimited("authentication");
         throw new DomainError("rate_limited", "Too many failed authentication attempts", blockedSeconds);
       }
       const token = bearerToken(req.header.get("authorization"));
@@ -111,7 +117,10 @@ export function authInterceptor(deps: {
       req.contextValues.set(principalKey, principal);
       decision = await deps.rateLimiter.hit(`key:${principal.keyId}`, requestsPerWindow);
     }
-    if (!decision.allowed) throw limited(decision);
+    if (!decision.allowed) {
+      deps.metrics.rateLimited(requirement === AuthRequirement.NONE ? "address" : "key");
+      throw limited(decision);
+    }
     const res = await next(req);
     res.header.set("ratelimit-limit", String(decision.limit));
     res.header.set("ratelimit-remaining", String(decision.remaining));

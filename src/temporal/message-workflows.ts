@@ -35,6 +35,8 @@ export function createMessageWorkflows(
     /** A lane of the starter is free again once its workflow took its first step here (or 5 s passed). */
     firstSteps: FirstSteps;
     logger: Logger;
+    /** Counts a start that failed (the sweeper starts it later). */
+    onStartFailure?: () => void;
   },
 ): MessageWorkflows {
   // The workflow needs the timing settings; the picker's settings stay out of its history.
@@ -56,8 +58,10 @@ export function createMessageWorkflows(
     options.startCapacity,
     // Paced by the worker: each lane waits for its workflow's first step (the dispatch) before the next.
     (messageId) => options.firstSteps.around(messageId, 5000, () => startOne(messageId)),
-    (error, messageId) =>
-      options.logger.warn({ err: error, messageId }, "starting a message workflow failed; the sweeper will retry"),
+    (error, messageId) => {
+      options.onStartFailure?.();
+      options.logger.warn({ err: error, messageId }, "starting a message workflow failed; the sweeper will retry");
+    },
     (dropped) => options.logger.warn({ dropped }, "the workflow starter is full; the sweeper will start the rest"),
     options.busy,
   );

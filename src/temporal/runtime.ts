@@ -1,15 +1,35 @@
+import { createServer } from "node:net";
 import { DefaultLogger, type LogLevel, Runtime } from "@temporalio/worker";
 import type { Logger } from "pino";
 
 let installed = false;
+let metricsAddress: string | undefined;
+
+/** A TCP port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+    });
+    probe.once("error", reject);
+  });
+}
+
+/** Where the Temporal SDK serves its own Prometheus metrics (loopback only); `/metrics` includes them. */
+export function temporalMetricsAddress(): string | undefined {
+  return metricsAddress;
+}
 
 /**
- * Installs the Temporal runtime once per process: its logs go to pino (warnings and up), and it
+ * Installs the Temporal runtime once per process: its logs go to pino (warnings and up), its worker
+ * metrics to a Prometheus endpoint on a free loopback port (which `/metrics` includes), and it
  * leaves SIGINT/SIGTERM to `smsgw serve`, which drains the API before stopping the workers.
  */
-export function installTemporalRuntime(logger: Logger): void {
+export async function installTemporalRuntime(logger: Logger): Promise<void> {
   if (installed) return;
   installed = true;
+  metricsAddress = `127.0.0.1:${await freePort()}`;
   const levels: Record<LogLevel, "trace" | "debug" | "info" | "warn" | "error"> = {
     TRACE: "trace",
     DEBUG: "debug",
@@ -19,6 +39,7 @@ export function installTemporalRuntime(logger: Logger): void {
   };
   Runtime.install({
     shutdownSignals: [],
+    telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } },
     logger: new DefaultLogger("WARN", (entry) => {
       // Expected for the per-instance device worker, which runs activities only.
       if (entry.message.startsWith("No workflows registered")) return;

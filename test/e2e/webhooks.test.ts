@@ -195,6 +195,17 @@ describe("retries", () => {
       expect(receiver.requests.filter((r) => JSON.parse(r.body).event === "sms_received")).toHaveLength(3);
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(receiver.requests).toHaveLength(3);
+      // And /metrics counts the delivery and its attempts by outcome.
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const value = (series: string) =>
+        Number(
+          metrics
+            .split("\n")
+            .find((line) => line.startsWith(`${series} `))
+            ?.split(" ")[1] ?? 0,
+        );
+      expect(value('smsgw_webhook_deliveries_total{outcome="succeeded"}')).toBeGreaterThanOrEqual(1);
+      expect(value('smsgw_webhook_attempt_seconds_count{outcome="retry"}')).toBeGreaterThanOrEqual(2);
     } finally {
       await receiver.stop();
       await rest(server, "DELETE", `/api/v1/admin/webhooks/${id}`, { key: admin });

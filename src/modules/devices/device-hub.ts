@@ -24,6 +24,8 @@ export class DeviceConnection {
   constructor(
     readonly gateway: ConnectedGateway,
     capacity: number,
+    /** How the device is connected: the gRPC/Connect stream, or Action Cable. */
+    readonly channel: "stream" | "cable",
   ) {
     this.commands = new CommandQueue(capacity);
   }
@@ -79,8 +81,8 @@ export class DeviceHub {
    * Registers a new connection for a gateway (replacing an older one of the same gateway), marks it
    * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.
    */
-  async connect(gateway: ConnectedGateway): Promise<DeviceConnection> {
-    const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands);
+  async connect(gateway: ConnectedGateway, channel: "stream" | "cable"): Promise<DeviceConnection> {
+    const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands, channel);
     this.connections.get(gateway.gatewayId)?.close("replaced");
     this.connections.set(gateway.gatewayId, connection);
     // Without Redis the device still connects; its presence is claimed as soon as Redis is back.
@@ -152,6 +154,14 @@ export class DeviceHub {
   setActive(gatewayId: number, active: boolean): void {
     const connection = this.connections.get(gatewayId);
     if (connection !== undefined) connection.paused = !active;
+  }
+
+  /** How many devices are connected here, by channel. */
+  connectedByChannel(): Record<"stream" | "cable", number> {
+    const counts = { stream: 0, cable: 0 };
+    for (const connection of this.connections.values())
+      if (connection.closeReason === undefined) counts[connection.channel]++;
+    return counts;
   }
 
   /** The keys the devices connected here authenticated with. */

@@ -1,9 +1,14 @@
+import type { Metrics } from "../../shared/metrics.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { GatewayPicker, Pick } from "./gateway-picker.js";
 import type { AttemptEnd, MessagePlan, MessageRepository, RequeueResult } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
+
+/** The device id an event names as its gateway. */
+const gatewayOf = (payload: EventPayload): string | null =>
+  typeof payload.gateway_id === "string" ? payload.gateway_id : null;
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 
@@ -17,6 +22,7 @@ export class MessageLifecycle {
     private readonly repository: MessageRepository,
     private readonly picker: GatewayPicker,
     private readonly events: EventsService,
+    private readonly metrics: Metrics,
   ) {}
 
   plan(messageId: string): Promise<MessagePlan | null> {
@@ -101,8 +107,10 @@ export class MessageLifecycle {
    * Assigns the message to a gateway for one attempt and records the attempt, in one statement;
    * false when the message moved on (cancelled).
    */
-  dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
-    return this.repository.dispatch(messageId, gatewayId, attempt);
+  async dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
+    const { dispatched, ageSeconds } = await this.repository.dispatch(messageId, gatewayId, attempt);
+    if (dispatched && attempt === 1) this.metrics.firstDispatched(ageSeconds);
+    return dispatched;
   }
 
   /**
@@ -123,6 +131,7 @@ export class MessageLifecycle {
   async markSent(messageId: string, gatewayId: number): Promise<boolean> {
     const events = await this.repository.markSent(messageId, gatewayId);
     this.events.recorded(events);
+    for (const event of events) this.metrics.messageOutcome("sent", gatewayOf(event.payload));
     return events.length > 0;
   }
 
@@ -133,18 +142,24 @@ export class MessageLifecycle {
   async markDelivered(messageId: string, gatewayId: number): Promise<boolean> {
     const events = await this.repository.markDelivered(messageId, gatewayId);
     this.events.recorded(events);
+    for (const event of events) {
+      const outcome = event.type === "sms_delivered" ? "delivered" : "sent";
+      this.metrics.messageOutcome(outcome, gatewayOf(event.payload));
+      if (outcome === "delivered") this.metrics.delivered(event.age_seconds);
+    }
     return events.some((event) => event.type === "sms_delivered");
   }
 
   /** The message failed for good. */
   async markFailed(messageId: string, error: string): Promise<void> {
-    await this.repository.markFailed(messageId, error);
+    const { moved, deviceId } = await this.repository.markFailed(messageId, error);
+    if (moved) this.metrics.messageOutcome("failed", deviceId);
     await this.emitFor(messageId, ["sms_failed"]);
   }
 
   /** The message's validity ran out before any gateway sent it. */
-  markExpired(messageId: string): Promise<void> {
-    return this.repository.markExpired(messageId);
+  async markExpired(messageId: string): Promise<void> {
+    if (await this.repository.markExpired(messageId)) this.metrics.messageOutcome("expired", null);
   }
 
   /** Ends the current attempt with an outcome (a cancelled or expired message's last attempt). */

@@ -308,19 +308,25 @@ export class MessageRepository {
    * statement; false when it is not waiting in the queue, or that attempt was already made (a step
    * run again after a crash must not give the message to a second gateway).
    */
-  async dispatch(messageId: string, gatewayId: number, attempt: number): Promise<boolean> {
-    const rows = await this.sql<{ message_id: string }>(
+  async dispatch(
+    messageId: string,
+    gatewayId: number,
+    attempt: number,
+  ): Promise<{ dispatched: boolean; ageSeconds: number }> {
+    const [row] = await this.sql<{ age_seconds: number }>(
       `with m as (
          update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
                 dispatched_at = now(), updated_at = now()
-          where id = ? and ${leaves("dispatch")} and attempts < ? returning id)
-       insert into message_attempts (message_id, attempt, gateway_id)
-       select id, ?, ? from m
-       on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id
-       returning message_id`,
+          where id = ? and ${leaves("dispatch")} and attempts < ? returning id, created_at, dispatched_at),
+       a as (
+         insert into message_attempts (message_id, attempt, gateway_id)
+         select id, ?, ? from m
+         on conflict (message_id, attempt) do update set gateway_id = excluded.gateway_id
+         returning message_id)
+       select extract(epoch from m.dispatched_at - m.created_at)::float8 as age_seconds from m join a on a.message_id = m.id`,
       [gatewayId, attempt, messageId, attempt, attempt, gatewayId],
     );
-    return rows.length > 0;
+    return { dispatched: row !== undefined, ageSeconds: row?.age_seconds ?? 0 };
   }
 
   /** The attempt in progress: the message's status, its gateway, the attempt's number, its acknowledgement. */
@@ -392,47 +398,57 @@ export class MessageRepository {
    * Delivered, in one statement: moved, counted (when no sent report came first), and `sms_sent` (if
    * not yet) and `sms_delivered` recorded. Returns the events recorded.
    */
-  markDelivered(messageId: string, gatewayId: number): Promise<RecordedEvent[]> {
-    return this.sql<RecordedEvent>(
+  markDelivered(messageId: string, gatewayId: number): Promise<(RecordedEvent & { age_seconds: number })[]> {
+    return this.sql<RecordedEvent & { age_seconds: number }>(
       // The joined row is read before the update, so `was` is the status it leaves.
       `with m as (
          update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
                 error_message = null, sealed_body = null, updated_at = now()
            from (select id, status from messages where id = ?) old
           where m.id = old.id and m.gateway_id = ? and ${leaves("delivered", "m.status")}
-         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.gateway_id, old.status as was),
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was),
        unsent as (select * from m where was <> 'sent'),
-       ${countedSql("unsent")}
-       insert into events (type, message_id, payload, dispatched_at)
-       select e.type, m.id, e.payload, ${dispatchedAtSql("e.type")}
-         from m left join gateways g on g.id = m.gateway_id
-        cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
-       on conflict (message_id, type) where message_id is not null do nothing
-       returning id, payload, type, dispatched_at is not null as dispatched`,
+       ${countedSql("unsent")},
+       recorded as (
+         insert into events (type, message_id, payload, dispatched_at)
+         select e.type, m.id, e.payload, ${dispatchedAtSql("e.type")}
+           from m left join gateways g on g.id = m.gateway_id
+          cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
+         on conflict (message_id, type) where message_id is not null do nothing
+         returning id, payload, type, dispatched_at is not null as dispatched)
+       select recorded.*, extract(epoch from m.delivered_at - m.created_at)::float8 as age_seconds
+         from recorded cross join m`,
       [messageId, gatewayId],
     );
   }
 
-  /** Failed for good; an attempt still open (its gateway never reported) ends with it. */
-  async markFailed(messageId: string, error: string): Promise<void> {
-    await this.sql(
+  /**
+   * Failed for good; an attempt still open (its gateway never reported) ends with it. Returns
+   * whether it moved, and the device id of its last gateway.
+   */
+  async markFailed(messageId: string, error: string): Promise<{ moved: boolean; deviceId: string | null }> {
+    const [row] = await this.sql<{ device_id: string | null }>(
       `with m as (
          update messages set status = 'failed', failed_at = now(), error_message = ?, sealed_body = null, updated_at = now()
-          where id = ? and ${leaves("failed")} returning id, attempts)
-       ${closingOpenAttempt("'failed'", "?")}`,
+          where id = ? and ${leaves("failed")} returning id, attempts, gateway_id),
+       closed as (${closingOpenAttempt("'failed'", "?")})
+       select (select device_id from gateways g where g.id = m.gateway_id) as device_id from m`,
       [error, messageId, error],
     );
+    return { moved: row !== undefined, deviceId: row?.device_id ?? null };
   }
 
-  /** Expired; an attempt still open ends with it. */
-  async markExpired(messageId: string): Promise<void> {
-    await this.sql(
+  /** Expired; an attempt still open ends with it. Returns whether it moved. */
+  async markExpired(messageId: string): Promise<boolean> {
+    const rows = await this.sql(
       `with m as (
          update messages set status = 'expired', expired_at = now(), sealed_body = null, updated_at = now()
-          where id = ? and ${leaves("expired")} returning id, attempts)
-       ${closingOpenAttempt("'expired'", "null")}`,
+          where id = ? and ${leaves("expired")} returning id, attempts),
+       closed as (${closingOpenAttempt("'expired'", "null")})
+       select id from m`,
       [messageId],
     );
+    return rows.length > 0;
   }
 
   /** Cancels a message no gateway has sent yet; undefined when it has moved past that. */
@@ -582,6 +598,17 @@ export class MessageRepository {
   }
 
   // --- figures ---
+
+  /** The messages waiting for a gateway, those given to one, and of those the unacknowledged. */
+  async inFlight(): Promise<{ queued: number; dispatched: number; unacknowledged: number }> {
+    const row = await this.one<{ queued: number; dispatched: number; unacknowledged: number }>(
+      `select count(*) filter (where status = 'queued')::int as queued,
+              count(*) filter (where status = 'dispatched')::int as dispatched,
+              count(*) filter (where status = 'dispatched' and acked_at is null)::int as unacknowledged
+         from messages where status in ('queued', 'dispatched')`,
+    );
+    return row ?? { queued: 0, dispatched: 0, unacknowledged: 0 };
+  }
 
   /** The messages' figures of the admin stats; "today" starts at midnight in `timeZone`. */
   async figures(

@@ -3,6 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
+import type { Metrics } from "../../shared/metrics.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import type { Backlog } from "./backlog.js";
@@ -35,6 +36,7 @@ export class MessagesService {
     private readonly box: SecretBox,
     private readonly lifecycle: MessageLifecycle,
     private readonly backlog: Backlog,
+    private readonly metrics: Metrics,
   ) {}
 
   private async check(input: SendInput, recipient: string, idempotencyKey: string | null): Promise<CheckedSend> {
@@ -116,9 +118,14 @@ export class MessagesService {
       }
       return out;
     };
-    if (outer !== undefined) return work(outer);
     // One message is one statement (plus a read for a repeated idempotency key): no transaction needed.
-    return checked.length === 1 ? work() : this.em.fork().transactional(work);
+    const stored = await (outer !== undefined
+      ? work(outer)
+      : checked.length === 1
+        ? work()
+        : this.em.fork().transactional(work));
+    this.metrics.messagesAccepted(stored.filter((result) => result.created).length);
+    return stored;
   }
 
   /**
@@ -217,6 +224,7 @@ export class MessagesService {
     if (view.status === "cancelled") return view;
     const row = await this.repository.cancel(messageId);
     if (row === undefined) throw invalid(`message is already ${view.status} and cannot be cancelled`);
+    this.metrics.messageOutcome("cancelled", null);
     await this.workflows
       .cancel(messageId)
       .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "cancel signal failed"));

@@ -3,6 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
+import type { Metrics } from "../../shared/metrics.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { Caller, MessageLifecycle, MessagesService } from "../messages/index.js";
 
@@ -50,6 +51,7 @@ export class OtpService {
     secretKeyBase: string,
     private readonly options: OtpOptions,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
   ) {
     this.hashKey = Buffer.from(hkdfSync("sha256", secretKeyBase, "smsgw", "otp codes v1", 32));
   }
@@ -154,6 +156,7 @@ export class OtpService {
       // The code is stored; its SMS is still sent by the message sweeper, and it expires by time.
       this.logger.warn({ err: error, otpId }, "starting the OTP workflow failed");
     }
+    this.metrics.otpEvent("sent");
     return { otpId, messageId, expiresAt };
   }
 
@@ -163,6 +166,12 @@ export class OtpService {
    * checks never exceed the limit. Works from the database alone, whatever Temporal is doing.
    */
   async verify(input: { phoneNumber: string; code: string; purpose?: string | undefined }): Promise<Verdict> {
+    const verdict = await this.check(input);
+    this.metrics.otpEvent(verdict.verified ? "verified" : "rejected");
+    return verdict;
+  }
+
+  private async check(input: { phoneNumber: string; code: string; purpose?: string | undefined }): Promise<Verdict> {
     const phone = normalizePhoneNumber(input.phoneNumber, this.options.defaultCountryCode, "phone_number");
     const purpose =
       input.purpose === undefined || input.purpose.trim() === "" ? undefined : this.purposeOf(input.purpose);

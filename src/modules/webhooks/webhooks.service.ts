@@ -2,6 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
+import type { Metrics } from "../../shared/metrics.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import { type EventPayload, type EventsService, type EventType, eventTypes } from "../events/index.js";
 import { parseTargetUrl, resolveTarget, TargetRefused } from "./target-guard.js";
@@ -68,6 +69,7 @@ export class WebhooksService {
     private readonly events: EventsService,
     private readonly options: WebhookOptions,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   /** Connects the delivery workflows and starts handing every recorded event to the endpoints. */
@@ -303,6 +305,7 @@ export class WebhooksService {
     }
     const startedAt = new Date();
     const result = await this.post(row, JSON.stringify(delivery.payload), deliveryId, delivery.event);
+    this.metrics.webhookAttempt(result.outcome, result.durationMs);
     await this.sql(
       `insert into webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
        values (?, ?, ?, ?, ?, ?) on conflict (delivery_id, attempt) do nothing`,
@@ -317,9 +320,10 @@ export class WebhooksService {
 
   /** Ends a delivery. */
   async finish(deliveryId: string, status: "succeeded" | "failed"): Promise<void> {
-    await this.sql(
-      "update webhook_deliveries set status = ?, completed_at = now() where id = ? and status = 'pending'",
+    const ended = await this.sql(
+      "update webhook_deliveries set status = ?, completed_at = now() where id = ? and status = 'pending' returning id",
       [status, deliveryId],
     );
+    if (ended.length > 0) this.metrics.webhookDelivery(status);
   }
 }
