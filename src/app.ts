@@ -9,6 +9,7 @@ import fastify, {
   LogController,
 } from "fastify";
 import type { Deps } from "./deps.js";
+import { registerApiDocs } from "./http/api-docs.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
@@ -66,6 +67,7 @@ export async function buildApp(
   });
 
   registerMetrics(app, deps.metrics, temporalMetricsAddress);
+  registerApiDocs(app);
 
   // Requests being served (device streams aside, they last for hours): while clients send hard,
   // message workflow starts make way for them.

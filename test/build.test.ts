@@ -68,6 +68,8 @@ describe("the production build", () => {
         "delivery by the build",
       );
       await phone.disconnect();
+      // The OpenAPI document travels with the build.
+      expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
       // Not a terminal: one JSON object a line.
       const lines = output.split("\n").filter((line) => line.trim() !== "");
       expect(lines.length).toBeGreaterThan(0);
