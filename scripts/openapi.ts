@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import {
   createFileRegistry,
+  type DescEnum,
   type DescField,
   type DescMessage,
   type DescMethod,
@@ -108,30 +109,27 @@ function valueSchema(field: DescField): Json {
     case "scalar":
       return scalar(field.scalar);
     case "enum":
-      return { type: "string", enum: field.enum.values.map((value) => value.name) };
+      return enumSchema(field.enum);
     case "message":
       return messageRef(field.message);
     case "list":
-      return {
-        type: "array",
-        items:
-          field.listKind === "scalar"
-            ? scalar(field.scalar)
-            : field.listKind === "enum"
-              ? { type: "string", enum: field.enum.values.map((value) => value.name) }
-              : messageRef(field.message),
-      };
+      return { type: "array", items: elementSchema(field.listKind, field) };
     case "map":
-      return {
-        type: "object",
-        additionalProperties:
-          field.mapKind === "scalar"
-            ? scalar(field.scalar)
-            : field.mapKind === "enum"
-              ? { type: "string" }
-              : messageRef(field.message),
-      };
+      return { type: "object", additionalProperties: elementSchema(field.mapKind, field) };
   }
+}
+
+const enumSchema = (desc: DescEnum): Json => ({ type: "string", enum: desc.values.map((value) => value.name) });
+
+/** The schema of a list's items or a map's values. */
+function elementSchema(
+  kind: "scalar" | "enum" | "message",
+  field: { scalar?: ScalarType; enum?: DescEnum; message?: DescMessage },
+): Json {
+  if (kind === "scalar" && field.scalar !== undefined) return scalar(field.scalar);
+  if (kind === "enum" && field.enum !== undefined) return enumSchema(field.enum);
+  if (field.message !== undefined) return messageRef(field.message);
+  return {};
 }
 
 /** Fields with presence are written as `null` when unset. */
