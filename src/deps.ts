@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "@temporalio/client";
+import { OpenTelemetryWorkflowClientInterceptor } from "@temporalio/interceptors-opentelemetry";
 import { NativeConnection } from "@temporalio/worker";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -30,6 +31,7 @@ import { createMessageWorkflows } from "./temporal/message-workflows.js";
 import { createOtpWorkflows } from "./temporal/otp-workflows.js";
 import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
 import { FirstSteps } from "./temporal/workflow-calls.js";
+import type { Tracing } from "./tracing.js";
 
 /** Everything the server and the worker share, built once. */
 export interface Deps {
@@ -61,6 +63,8 @@ export interface Deps {
   readonly messageRepository: MessageRepository;
   /** The Prometheus metrics of this process, domain and runtime. */
   readonly metrics: Metrics;
+  /** OpenTelemetry tracing, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  readonly tracing: Tracing | undefined;
   readonly hub: DeviceHub;
   readonly inbound: InboundService;
   readonly webhooks: WebhooksService;
@@ -88,7 +92,12 @@ function secretKeyBase(config: Config, logger: Logger): string {
 }
 
 /** The composition root: connects to PostgreSQL, Redis and Temporal and wires the services. */
-export async function createDeps(config: Config, logger: Logger, temporalAddress: string): Promise<Deps> {
+export async function createDeps(
+  config: Config,
+  logger: Logger,
+  temporalAddress: string,
+  tracing?: Tracing,
+): Promise<Deps> {
   const orm = await openOrm(config.databaseUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
@@ -102,7 +111,12 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     throw error;
   }
   const temporalConnection = connection;
-  const temporal = new Client({ connection: temporalConnection, namespace: config.temporalNamespace });
+  const temporal = new Client({
+    connection: temporalConnection,
+    namespace: config.temporalNamespace,
+    // Traced: workflow starts and signals carry the caller's trace context in their headers.
+    ...(tracing === undefined ? {} : { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } }),
+  });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
   const keys = new KeysService(orm.em);
   const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds, logger);
@@ -163,6 +177,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
   });
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
   const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger, metrics);
+  if (tracing !== undefined) webhooks.followTraces((messageId) => repository.traceContext(messageId));
   webhooks.start(createWebhookWorkflows(temporal, config));
   const otp = new OtpService(
     orm.em,
@@ -194,6 +209,7 @@ export async function createDeps(config: Config, logger: Logger, temporalAddress
     lifecycle,
     messageRepository: repository,
     metrics,
+    tracing,
     hub,
     inbound,
     webhooks,

@@ -13,6 +13,7 @@ import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
 import { createDeviceWorker, createWebhookWorker, createWorker } from "./temporal/worker.js";
 import { workflowBundlePath } from "./temporal/workflow-bundle.js";
+import { startTracing } from "./tracing.js";
 
 /** What `serve` runs: the API, the Temporal worker, or both. */
 export interface ServeOptions {
@@ -54,7 +55,9 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   await installTemporalRuntime(logger);
   const temporal = await temporalFor(config, logger);
   await ensureDatabase(config.databaseUrl);
-  const deps = await createDeps(config, logger, temporal.address);
+  const tracing = startTracing();
+  if (tracing !== undefined) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing on (OTLP)");
+  const deps = await createDeps(config, logger, temporal.address, tracing);
   const applied = await migrate(deps.orm);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
@@ -68,7 +71,9 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   if (options.worker) {
     if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
     // Tests hand in code bundled once; a server uses (or builds, in a child process) the cached bundle.
-    const workflowBundle = options.workflowBundle ?? { codePath: await workflowBundlePath(config.dataDir) };
+    const workflowBundle = options.workflowBundle ?? {
+      codePath: await workflowBundlePath(config.dataDir, { tracing: tracing !== undefined }),
+    };
     run(await createWorker(deps, { workflowBundle }), "shared");
     run(await createWebhookWorker(deps), "webhooks");
   }
@@ -103,6 +108,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       for (const worker of workers) await worker.running.catch(() => undefined);
       await deps.close();
       await temporal.stop();
+      await tracing?.shutdown();
     },
   };
 }

@@ -68,7 +68,7 @@ describe("domain metrics on /metrics", () => {
     expect([...families(text)].some((name) => name.startsWith("temporal_"))).toBe(true);
   });
 
-  it("counts OTP sent, verified and rejected, and a message waiting with no gateway", async () => {
+  it("counts OTP sent, verified and failed, and a message waiting with no gateway", async () => {
     await phones.disconnectAll();
     await isolate(server);
     const before = await scrape();
@@ -78,7 +78,7 @@ describe("domain metrics on /metrics", () => {
     const after = await scrape();
     const delta = (series: string) => (sample(after, series) ?? 0) - (sample(before, series) ?? 0);
     expect(delta('smsgw_otp_total{event="sent"}')).toBe(1);
-    expect(delta('smsgw_otp_total{event="rejected"}')).toBe(1);
+    expect(delta('smsgw_otp_total{event="failed"}')).toBe(1);
     await eventually(async () =>
       (sample(await scrape(), 'smsgw_messages_backlog{status="queued"}') ?? 0) >= 1 ? true : undefined,
     );

@@ -13,8 +13,10 @@ export class SummaryReporter implements Reporter {
         else if (state === "failed") failed++;
         else skipped++;
       }
-      // A file that failed to load has no tests to count but must still fail the run.
-      if (module.state() === "failed" && [...module.children.allTests()].length === 0) failed++;
+      // A file that failed to load, or whose hook failed (its tests then count as skipped), has no
+      // failed test to count but must still fail the run.
+      const tests = [...module.children.allTests()];
+      if (module.state() === "failed" && !tests.some((test) => test.result().state === "failed")) failed++;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}\n`);
   }

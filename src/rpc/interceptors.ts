@@ -7,6 +7,7 @@ import type { KeysService, Principal } from "../modules/keys/index.js";
 import type { AuthFailureLimiter, RateDecision, RateLimiter } from "../modules/rate-limits/index.js";
 import { DomainError } from "../shared/errors.js";
 import type { Metrics } from "../shared/metrics.js";
+import { inSpan, SpanKind } from "../tracing.js";
 import { peerKey, principalKey, requestIdKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 import { reflectionServices } from "./reflection.js";
@@ -126,5 +127,18 @@ export function authInterceptor(deps: {
     res.header.set("ratelimit-remaining", String(decision.remaining));
     res.header.set("ratelimit-reset", String(decision.resetSeconds));
     return res;
+  };
+}
+
+/**
+ * With tracing on: a server span per call (not per device stream), in which everything the call does
+ * runs, a message's workflow start included.
+ */
+export function tracingInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream) return next(req);
+    return inSpan(`${req.service.typeName}/${req.method.name}`, SpanKind.SERVER, { "rpc.system": "connect" }, () =>
+      next(req),
+    );
   };
 }

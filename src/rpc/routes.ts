@@ -7,7 +7,7 @@ import { WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
 import type { Deps } from "../deps.js";
 import { adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
-import { authInterceptor, errorInterceptor } from "./interceptors.js";
+import { authInterceptor, errorInterceptor, tracingInterceptor } from "./interceptors.js";
 import { otpHandlers } from "./otp.handlers.js";
 import { Reflection } from "./reflection.js";
 import { smsHandlers } from "./sms.handlers.js";
@@ -19,7 +19,8 @@ export const services = [GatewayService, SmsService, OtpService, AdminService, W
 
 /** The interceptors every door runs, outermost first. */
 export function interceptors(deps: Deps): Interceptor[] {
-  return [errorInterceptor(deps.logger), authInterceptor(deps), textInterceptor()];
+  const traced = deps.tracing === undefined ? [] : [tracingInterceptor()];
+  return [...traced, errorInterceptor(deps.logger), authInterceptor(deps), textInterceptor()];
 }
 
 /** Every service's handlers, created once and shared by every door. */

@@ -63,7 +63,7 @@ export class Metrics {
   });
   private readonly otp = new Counter({
     name: "smsgw_otp_total",
-    help: "One-time passwords: sent, verified, rejected (a wrong, used or expired code).",
+    help: "One-time passwords: sent, verified, failed (a verification with a wrong, used or expired code).",
     labelNames: ["event"] as const,
     registers: [this.registry],
   });
@@ -190,7 +190,7 @@ export class Metrics {
     this.webhookDeliveries.inc({ outcome });
   }
 
-  otpEvent(event: "sent" | "verified" | "rejected"): void {
+  otpEvent(event: "sent" | "verified" | "failed"): void {
     this.otp.inc({ event });
   }
 

@@ -1,3 +1,4 @@
+import { type Context, context, trace } from "@opentelemetry/api";
 import type { Client } from "@temporalio/client";
 import type { Logger } from "pino";
 import {
@@ -42,7 +43,15 @@ export function createMessageWorkflows(
   // The workflow needs the timing settings; the picker's settings stay out of its history.
   const { defaultValiditySeconds, gatewaySendsPerMinute, failedGatewayCooldownSeconds, ...timing } = options.policy;
   const policy: MessagePolicy = timing;
-  const startOne = (messageId: string) =>
+  // Traced: a start made later by the starter still belongs to the trace of the call that accepted
+  // its message. (Empty when tracing is off: no call runs in a span.)
+  const traces = new Map<string, Context>();
+  const startOne = (messageId: string) => {
+    const traced = traces.get(messageId);
+    traces.delete(messageId);
+    return traced === undefined ? startUntraced(messageId) : context.with(traced, () => startUntraced(messageId));
+  };
+  const startUntraced = (messageId: string) =>
     startOnce(client, messageLifecycle, {
       workflowId: messageWorkflowId(messageId),
       taskQueue: options.taskQueue,
@@ -72,7 +81,15 @@ export function createMessageWorkflows(
       each(messageIds, async (messageId) => {
         await startOne(messageId);
       }),
-    enqueue: (messageIds) => starter.enqueue(messageIds),
+    enqueue: (messageIds) => {
+      const active = context.active();
+      if (trace.getSpan(active) !== undefined) {
+        // Bounded: starts the starter dropped (the sweeper makes them later) are forgotten.
+        if (traces.size > 10_000) traces.clear();
+        for (const messageId of messageIds) traces.set(messageId, active);
+      }
+      starter.enqueue(messageIds);
+    },
     report: (messageId, report) => signalIfRunning(client, messageWorkflowId(messageId), reportSignal, report),
     cancel: (messageId) => signalIfRunning(client, messageWorkflowId(messageId), cancelSignal),
     gatewayLost: (messageIds, gatewayId) =>

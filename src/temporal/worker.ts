@@ -1,5 +1,10 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  makeWorkflowExporter,
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+} from "@temporalio/interceptors-opentelemetry";
 import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
 import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
@@ -35,7 +40,27 @@ export function createActivities(deps: Deps) {
  * set of buffers in the native core; its calls and polls share HTTP/2 streams well).
  */
 async function queueWorker(deps: Deps, options: Omit<WorkerOptions, "connection" | "namespace">): Promise<Worker> {
-  return Worker.create({ connection: deps.temporalConnection, namespace: deps.config.temporalNamespace, ...options });
+  const { tracing } = deps;
+  return Worker.create({
+    connection: deps.temporalConnection,
+    namespace: deps.config.temporalNamespace,
+    ...options,
+    // Traced: activities run in their workflow's trace, and workflow spans (made in the sandbox by the
+    // interceptors bundled with the workflow code) are exported through a sink.
+    ...(tracing === undefined
+      ? {}
+      : {
+          interceptors: {
+            activity: [
+              (ctx) => ({
+                inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
+                outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+              }),
+            ],
+          },
+          sinks: { exporter: makeWorkflowExporter(tracing.processor, tracing.resource) },
+        }),
+  });
 }
 
 /**

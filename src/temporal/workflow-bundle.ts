@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { extname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleWorkflowCode } from "@temporalio/worker";
@@ -37,15 +38,16 @@ function bundleDigest(): string {
  * this runs from the build; else one in `dataDir`, built once per change of the code, in a child
  * process, so that the bundler's memory (about 100 MiB) never stays in the server.
  */
-export async function workflowBundlePath(dataDir: string): Promise<string> {
+export async function workflowBundlePath(dataDir: string, options: { tracing?: boolean } = {}): Promise<string> {
+  const tracing = options.tracing === true;
   const prebuilt = join(root, "workflow-bundle.js");
-  if (extension === ".js" && existsSync(prebuilt)) return prebuilt;
+  if (extension === ".js" && !tracing && existsSync(prebuilt)) return prebuilt;
   mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, `workflow-bundle-${bundleDigest()}.js`);
+  const path = join(dataDir, `workflow-bundle-${bundleDigest()}${tracing ? "-traced" : ""}.js`);
   if (existsSync(path)) return path;
   const partial = `${path}.${process.pid}.partial`;
   const loader = extension === ".ts" ? ["--import", "tsx"] : [];
-  const child = spawn(process.execPath, [...loader, self, partial], {
+  const child = spawn(process.execPath, [...loader, self, partial, ...(tracing ? ["--traced"] : [])], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -54,11 +56,17 @@ export async function workflowBundlePath(dataDir: string): Promise<string> {
   return path;
 }
 
-/** Run as a script: bundles the workflow code into the file named by the first argument. */
-async function bundleInto(file: string): Promise<void> {
+/**
+ * Run as a script: bundles the workflow code into the file named by the first argument; with
+ * `--traced`, with the OpenTelemetry workflow interceptors (used when tracing is on).
+ */
+async function bundleInto(file: string, traced: boolean): Promise<void> {
   const noop = () => undefined;
   const { code } = await bundleWorkflowCode({
     workflowsPath,
+    workflowInterceptorModules: traced
+      ? [createRequire(import.meta.url).resolve("@temporalio/interceptors-opentelemetry/lib/workflow-interceptors")]
+      : [],
     logger: { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop },
   });
   const { writeFileSync } = await import("node:fs");
@@ -66,5 +74,5 @@ async function bundleInto(file: string): Promise<void> {
 }
 
 if (process.argv[1] === self && process.argv[2] !== undefined) {
-  await bundleInto(process.argv[2]);
+  await bundleInto(process.argv[2], process.argv[3] === "--traced");
 }

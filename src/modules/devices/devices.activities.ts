@@ -1,4 +1,5 @@
 import { ApplicationFailure } from "@temporalio/common";
+import { inSpan, SpanKind } from "../../tracing.js";
 import type { MessagesService, PushCommand } from "../messages/index.js";
 import type { DeviceHub } from "./device-hub.js";
 
@@ -9,12 +10,14 @@ import type { DeviceHub } from "./device-hub.js";
  */
 export async function pushCommand(hub: DeviceHub, messages: MessagesService, command: PushCommand): Promise<boolean> {
   if (!hub.accepts(command.gatewayId)) return false;
-  const message = command.sealed ? await messages.textForDevice(command.messageId) : command.message;
-  return hub.push(command.gatewayId, {
-    type: "send_sms",
-    messageId: command.messageId,
-    recipient: command.recipient,
-    message,
+  return inSpan("device command send_sms", SpanKind.PRODUCER, { "smsgw.message_id": command.messageId }, async () => {
+    const message = command.sealed ? await messages.textForDevice(command.messageId) : command.message;
+    return hub.push(command.gatewayId, {
+      type: "send_sms",
+      messageId: command.messageId,
+      recipient: command.recipient,
+      message,
+    });
   });
 }
 

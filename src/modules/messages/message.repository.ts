@@ -84,6 +84,8 @@ export interface NewMessage {
   digest: string;
   /** The text itself, encrypted, when `body` is a masked copy (an OTP's SMS). */
   sealedBody: string | null;
+  /** The trace it was accepted in (W3C traceparent), when tracing is on. */
+  traceContext?: string | null;
 }
 
 /** An attempt that ended without sending its message: how, and why. */
@@ -215,8 +217,8 @@ export class MessageRepository {
   async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
     return this.one<MessageRow>(
       `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
-                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body, trace_context)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        on conflict (client_key_id, idempotency_key) do nothing returning *`,
       [
         message.id,
@@ -231,6 +233,7 @@ export class MessageRepository {
         message.idempotencyKey,
         message.digest,
         message.sealedBody,
+        message.traceContext ?? null,
       ],
       em,
     );
@@ -503,6 +506,14 @@ export class MessageRepository {
         where m.id = ? and a.message_id = m.id and a.attempt = m.attempts and a.gateway_id = ?
           and m.status = 'dispatched' and a.outcome is null`,
       [error, messageId, gatewayId],
+    );
+  }
+
+  /** The trace a message was accepted in, when it was traced. */
+  async traceContext(messageId: string): Promise<string | null> {
+    return (
+      (await this.one<{ trace_context: string | null }>("select trace_context from messages where id = ?", [messageId]))
+        ?.trace_context ?? null
     );
   }
 

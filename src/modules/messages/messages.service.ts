@@ -6,6 +6,7 @@ import { newMessageId } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
+import { currentTraceparent } from "../../tracing.js";
 import type { Backlog } from "./backlog.js";
 import { type MessageRepository, type NewMessage, toView } from "./message.repository.js";
 import type { AttemptView, DeviceReport, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
@@ -104,7 +105,10 @@ export class MessagesService {
     const work = async (em?: EntityManager) => {
       const out: { view: MessageView; created: boolean }[] = [];
       for (const item of checked) {
-        const row = await this.repository.insert({ id: newMessageId(), clientKeyId: caller.keyId, ...item }, em);
+        const row = await this.repository.insert(
+          { id: newMessageId(), clientKeyId: caller.keyId, ...item, traceContext: currentTraceparent() ?? null },
+          em,
+        );
         if (row !== undefined) {
           out.push({ view: toView(row), created: true });
           continue;

@@ -167,7 +167,7 @@ export class OtpService {
    */
   async verify(input: { phoneNumber: string; code: string; purpose?: string | undefined }): Promise<Verdict> {
     const verdict = await this.check(input);
-    this.metrics.otpEvent(verdict.verified ? "verified" : "rejected");
+    this.metrics.otpEvent(verdict.verified ? "verified" : "failed");
     return verdict;
   }
 

@@ -4,6 +4,7 @@ import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
 import type { SecretBox } from "../../shared/secret-box.js";
+import { context, contextOf } from "../../tracing.js";
 import { type EventPayload, type EventsService, type EventType, eventTypes } from "../events/index.js";
 import { parseTargetUrl, resolveTarget, TargetRefused } from "./target-guard.js";
 import { type AttemptResult, sendWebhook, signatureHeaders } from "./webhook-sender.js";
@@ -63,6 +64,8 @@ export interface WebhookOptions {
 export class WebhooksService {
   private workflows: WebhookWorkflows | undefined;
 
+  private traceOf: ((messageId: string) => Promise<string | null>) | undefined;
+
   constructor(
     private readonly em: EntityManager,
     private readonly secrets: SecretBox,
@@ -71,6 +74,11 @@ export class WebhooksService {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {}
+
+  /** With tracing on: how to find the trace a message was accepted in. */
+  followTraces(traceOf: (messageId: string) => Promise<string | null>): void {
+    this.traceOf = traceOf;
+  }
 
   /** Connects the delivery workflows and starts handing every recorded event to the endpoints. */
   start(workflows: WebhookWorkflows): void {
@@ -245,8 +253,14 @@ export class WebhooksService {
       [eventId, payload.event, JSON.stringify([payload.event]), eventId, eventId],
     );
     if (rows.length === 0) return;
-    if (this.workflows === undefined) throw new Error("webhook workflows are not connected");
-    await this.workflows.start(rows.map((row) => row.id));
+    const workflows = this.workflows;
+    if (workflows === undefined) throw new Error("webhook workflows are not connected");
+    const start = () => workflows.start(rows.map((row) => row.id));
+    // Traced: the deliveries of a message's events join the trace the message was accepted in.
+    const messageId = payload.message_id;
+    if (this.traceOf !== undefined && messageId !== undefined) {
+      await context.with(contextOf(await this.traceOf(messageId)), start);
+    } else await start();
     await this.events.markDispatched(eventId);
     this.logger.debug({ eventId, deliveries: rows.length }, "webhook deliveries started");
   }
