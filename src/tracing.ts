@@ -43,13 +43,17 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
 /** The tracer of smsgw's own spans (a no-op unless tracing started). */
 export const tracer = () => trace.getTracer("smsgw");
 
-/** Runs `work` in a span of its own, ending it (with the error, if any) when `work` settles. */
+/**
+ * Runs `work` in a span of its own, ending it (with the error, if any) when `work` settles; just runs
+ * it when tracing is off.
+ */
 export function inSpan<T>(
   name: string,
   kind: SpanKind,
   attributes: Record<string, string>,
   work: () => Promise<T>,
 ): Promise<T> {
+  if (started === undefined) return work();
   return tracer().startActiveSpan(name, { kind, attributes }, async (span) => {
     try {
       return await work();
@@ -65,7 +69,7 @@ export function inSpan<T>(
 
 /** The current trace context as a W3C `traceparent`, to keep with a record; undefined outside a trace. */
 export function currentTraceparent(): string | undefined {
-  if (trace.getSpan(context.active()) === undefined) return undefined;
+  if (started === undefined || trace.getSpan(context.active()) === undefined) return undefined;
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier.traceparent;
