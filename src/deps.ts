@@ -3,7 +3,6 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "@temporalio/client";
-import { OpenTelemetryWorkflowClientInterceptor } from "@temporalio/interceptors-opentelemetry";
 import { NativeConnection } from "@temporalio/worker";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -31,7 +30,7 @@ import { createMessageWorkflows } from "./temporal/message-workflows.js";
 import { createOtpWorkflows } from "./temporal/otp-workflows.js";
 import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
 import { FirstSteps } from "./temporal/workflow-calls.js";
-import type { Tracing } from "./tracing.js";
+import { type Tracing, temporalTracing } from "./tracing.js";
 
 /** Everything the server and the worker share, built once. */
 export interface Deps {
@@ -115,7 +114,9 @@ export async function createDeps(
     connection: temporalConnection,
     namespace: config.temporalNamespace,
     // Traced: workflow starts and signals carry the caller's trace context in their headers.
-    ...(tracing === undefined ? {} : { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } }),
+    ...(tracing === undefined
+      ? {}
+      : { interceptors: { workflow: [new (await temporalTracing()).OpenTelemetryWorkflowClientInterceptor()] } }),
   });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
   const keys = new KeysService(orm.em);

@@ -55,7 +55,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   await installTemporalRuntime(logger);
   const temporal = await temporalFor(config, logger);
   await ensureDatabase(config.databaseUrl);
-  const tracing = startTracing();
+  const tracing = await startTracing();
   if (tracing !== undefined) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing on (OTLP)");
   const deps = await createDeps(config, logger, temporal.address, tracing);
   const applied = await migrate(deps.orm);

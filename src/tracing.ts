@@ -1,8 +1,6 @@
 import { type Context, context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { Resource } from "@opentelemetry/resources";
-import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import type { Resource } from "@opentelemetry/resources";
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 /** Tracing, when OTEL_EXPORTER_OTLP_ENDPOINT is set: the span processor and resource workers export with. */
 export interface Tracing {
@@ -16,12 +14,18 @@ let started: Tracing | undefined;
 
 /**
  * Starts OpenTelemetry tracing for the process when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (spans go
- * there over OTLP/HTTP; the standard OTEL_* variables apply), else does nothing: the API's tracer is
- * then a no-op, and no interceptor is installed anywhere.
+ * there over OTLP/HTTP; the standard OTEL_* variables apply), else does nothing: the SDK is not even
+ * loaded, the API's tracer is a no-op, and no interceptor is installed anywhere.
  */
-export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+export async function startTracing(env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT === undefined || env.OTEL_EXPORTER_OTLP_ENDPOINT === "") return undefined;
   if (started !== undefined) return started;
+  const [{ OTLPTraceExporter }, { Resource }, { BatchSpanProcessor }, { NodeTracerProvider }] = await Promise.all([
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+    import("@opentelemetry/sdk-trace-node"),
+  ]);
   const resource = new Resource({ "service.name": env.OTEL_SERVICE_NAME || "smsgw" });
   const processor = new BatchSpanProcessor(new OTLPTraceExporter(), { scheduledDelayMillis: 1000 });
   const provider = new NodeTracerProvider({ resource });
@@ -38,6 +42,11 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   };
   started = tracing;
   return tracing;
+}
+
+/** Temporal's OpenTelemetry interceptors, loaded only when tracing is on. */
+export function temporalTracing() {
+  return import("@temporalio/interceptors-opentelemetry");
 }
 
 /** The tracer of smsgw's own spans (a no-op unless tracing started). */

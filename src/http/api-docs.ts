@@ -50,7 +50,14 @@ const start = `window.ui = SwaggerUIBundle({
 export function registerApiDocs(app: FastifyInstance): void {
   const document = readFileSync(documentPath, "utf8");
   const ui = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
-  const files = new Map(Object.keys(assets).map((name) => [name, readFileSync(join(ui, name))]));
+  // Read when first asked for: a server nobody browses keeps the 1.5 MB of Swagger UI out of memory.
+  const files = new Map<string, Buffer>();
+  const file = (name: string) => {
+    if (!(name in assets)) return undefined;
+    const cached = files.get(name) ?? readFileSync(join(ui, name));
+    files.set(name, cached);
+    return cached;
+  };
   app.get("/openapi.json", async (_request, reply) =>
     reply.header("content-type", "application/json; charset=utf-8").header("cache-control", "no-cache").send(document),
   );
@@ -59,11 +66,11 @@ export function registerApiDocs(app: FastifyInstance): void {
     reply.header("content-type", "text/javascript; charset=utf-8").send(start),
   );
   app.get<{ Params: { name: string } }>("/docs/assets/:name", async (request, reply) => {
-    const file = files.get(request.params.name);
-    if (file === undefined) return reply.code(404).send({ error: "Not found" });
+    const content = file(request.params.name);
+    if (content === undefined) return reply.code(404).send({ error: "Not found" });
     return reply
       .header("content-type", assets[request.params.name] ?? "application/octet-stream")
       .header("cache-control", "public, max-age=86400")
-      .send(file);
+      .send(content);
   });
 }

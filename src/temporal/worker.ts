@@ -1,10 +1,5 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  makeWorkflowExporter,
-  OpenTelemetryActivityInboundInterceptor,
-  OpenTelemetryActivityOutboundInterceptor,
-} from "@temporalio/interceptors-opentelemetry";
 import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
 import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
@@ -12,6 +7,7 @@ import { createGatewayActivities } from "../modules/gateways/index.js";
 import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
 import { createOtpActivities } from "../modules/otp/index.js";
 import { createWebhookActivities } from "../modules/webhooks/index.js";
+import { temporalTracing } from "../tracing.js";
 import { webhookTaskQueue } from "./webhook-workflows.js";
 
 /** Where the workflow code starts (TypeScript sources, or the build's JavaScript); the worker bundles it. */
@@ -41,24 +37,25 @@ export function createActivities(deps: Deps) {
  */
 async function queueWorker(deps: Deps, options: Omit<WorkerOptions, "connection" | "namespace">): Promise<Worker> {
   const { tracing } = deps;
+  const otel = tracing === undefined ? undefined : await temporalTracing();
   return Worker.create({
     connection: deps.temporalConnection,
     namespace: deps.config.temporalNamespace,
     ...options,
     // Traced: activities run in their workflow's trace, and workflow spans (made in the sandbox by the
     // interceptors bundled with the workflow code) are exported through a sink.
-    ...(tracing === undefined
+    ...(tracing === undefined || otel === undefined
       ? {}
       : {
           interceptors: {
             activity: [
               (ctx) => ({
-                inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
-                outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+                inbound: new otel.OpenTelemetryActivityInboundInterceptor(ctx),
+                outbound: new otel.OpenTelemetryActivityOutboundInterceptor(ctx),
               }),
             ],
           },
-          sinks: { exporter: makeWorkflowExporter(tracing.processor, tracing.resource) },
+          sinks: { exporter: otel.makeWorkflowExporter(tracing.processor, tracing.resource) },
         }),
   });
 }
