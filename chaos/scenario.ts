@@ -6,8 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
+import { freePort } from "../src/shared/ports.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
-import { freePort, OwnPostgres, OwnRedis, OwnTemporal, ServerProcess, smsgwCli, wait } from "./stack.js";
+import { OwnPostgres, OwnRedis, OwnTemporal, ServerProcess, smsgwCli, wait } from "./stack.js";
 
 /** The failures the suite injects. */
 export const scenarioNames = ["kill-9", "kill-9-one-of-two", "temporal-down", "postgres-down", "redis-down"] as const;

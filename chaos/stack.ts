@@ -3,34 +3,14 @@
 // suite may kill, stop and start again without disturbing anything else on the machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { freePort } from "../src/shared/ports.js";
 import { ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 export const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Whether a TCP port can be bound on 127.0.0.1 right now. */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
-}
-
-/**
- * A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range (32768 and up): a
- * service stopped for a while gets its port back, and no outgoing connection takes it meanwhile.
- */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await bindable(port)) return port;
-  }
-}
 
 async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

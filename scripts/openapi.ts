@@ -16,10 +16,12 @@ import {
   getOption,
   ScalarType,
 } from "@bufbuild/protobuf";
-import { FeatureSet_FieldPresence, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { getComments } from "@bufbuild/protoplugin";
 import { http } from "../gen/google/api/annotations_pb.js";
 import { AuthRequirement, auth, http_success_status } from "../gen/smsgw/v1/options_pb.js";
+// The REST door's own rule for which fields are written as `null` when unset.
+import { hasPresence } from "../src/rpc/rest-json.js";
 
 type Json = Record<string, unknown>;
 
@@ -130,15 +132,6 @@ function elementSchema(
   if (kind === "enum" && field.enum !== undefined) return enumSchema(field.enum);
   if (field.message !== undefined) return messageRef(field.message);
   return {};
-}
-
-/** Fields with presence are written as `null` when unset. */
-function hasPresence(field: DescField): boolean {
-  if (field.fieldKind === "message") return true;
-  if (field.fieldKind === "scalar" || field.fieldKind === "enum") {
-    return field.presence === FeatureSet_FieldPresence.EXPLICIT;
-  }
-  return false;
 }
 
 function nullable(schema: Json): Json {

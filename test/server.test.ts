@@ -40,6 +40,32 @@ describe("GET /up and sends while Redis does not answer", () => {
   });
 });
 
+describe("while PostgreSQL does not answer", () => {
+  it("answers sends with the documented 503, Retry-After and {error}, and /up with 503 naming the database", async () => {
+    const server = await startServer();
+    try {
+      const key = await clientKey(server);
+      // The pool gives no connection any more, as when the database is gone.
+      await server.deps.orm.close(true);
+      const sent = await rest(server, "POST", "/api/v1/sms/send", {
+        key,
+        body: { to: "+14155552671", message: "not now" },
+      });
+      expect(sent).toMatchObject({
+        status: 503,
+        body: { error: "The database is unavailable; try again shortly" },
+      });
+      expect(sent.headers.get("retry-after")).toBe("5");
+      expect(await rest(server, "GET", "/up")).toMatchObject({
+        status: 503,
+        body: { status: "unavailable", database: "down", redis: "ok", temporal: "ok", rate_limiting: "shared" },
+      });
+    } finally {
+      await server.stop().catch(() => undefined);
+    }
+  });
+});
+
 describe("CORS", () => {
   it("allows the origins in ALLOWED_ORIGINS and no others", async () => {
     const server = await startServer({ ALLOWED_ORIGINS: "https://app.example.com, https://admin.example.com" });

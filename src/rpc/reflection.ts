@@ -106,25 +106,14 @@ export class Reflection {
   /** Registers both versions of the reflection service on a Connect router (gRPC, gRPC-Web, Connect). */
   register(router: ConnectRouter): void {
     const reflection = this;
-    router.service(v1.ServerReflection, {
-      async *serverReflectionInfo(requests) {
-        for await (const request of requests) {
-          yield { validHost: request.host, originalRequest: request, messageResponse: reflection.answer(request) };
-        }
-      },
-    });
-    router.service(v1alpha.ServerReflection, {
-      async *serverReflectionInfo(requests) {
-        for await (const request of requests) {
-          yield {
-            validHost: request.host,
-            originalRequest: request,
-            messageResponse: reflection.answer(request) as MessageInitShape<
-              typeof v1alpha.ServerReflectionResponseSchema
-            >["messageResponse"],
-          };
-        }
-      },
-    });
+    // The two versions differ in their package name only: one implementation serves both (their
+    // message types are the same shape under two names, hence the casts).
+    async function* serverReflectionInfo(requests: AsyncIterable<Request>) {
+      for await (const request of requests) {
+        yield { validHost: request.host, originalRequest: request, messageResponse: reflection.answer(request) };
+      }
+    }
+    router.service(v1.ServerReflection, { serverReflectionInfo: serverReflectionInfo as never });
+    router.service(v1alpha.ServerReflection, { serverReflectionInfo: serverReflectionInfo as never });
   }
 }

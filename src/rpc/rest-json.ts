@@ -13,7 +13,8 @@ function isWellKnown(message: DescMessage): boolean {
   return message.file.proto.package === "google.protobuf";
 }
 
-function hasPresence(field: DescField): boolean {
+/** Whether a field is written as `null` when unset (messages, and `optional` scalars and enums). */
+export function hasPresence(field: DescField): boolean {
   if (field.fieldKind === "message") return true;
   if (field.fieldKind === "scalar" || field.fieldKind === "enum") {
     return field.presence === FeatureSet_FieldPresence.EXPLICIT;

@@ -24,6 +24,19 @@ export interface MetricSources {
   connectedDevices(): Record<"stream" | "cable", number>;
 }
 
+/** `read`, shared by the calls made within half a second (the gauges of one scrape). */
+function perScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= read().finally(() => {
+      setTimeout(() => {
+        pending = undefined;
+      }, 500).unref();
+    });
+    return pending;
+  };
+}
+
 const latencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
@@ -94,16 +107,9 @@ export class Metrics {
   /** Gauges read at scrape time; a source that fails leaves its gauges at their last values. */
   private gauges(sources: MetricSources): void {
     const registers = [this.registry];
-    let pipeline: Promise<PipelineFigures> | undefined;
-    // One query for the three pipeline gauges per scrape.
-    const figures = () => {
-      pipeline ??= sources.pipeline().finally(() => {
-        setTimeout(() => {
-          pipeline = undefined;
-        }, 500).unref();
-      });
-      return pipeline;
-    };
+    // One query per source per scrape, however many gauges read it.
+    const figures = perScrape(() => sources.pipeline());
+    const gateways = perScrape(() => sources.gateways());
     new Gauge({
       name: "smsgw_messages_backlog",
       help: "Messages waiting for a gateway (queued) or given to one and not yet reported sent (dispatched).",
@@ -138,11 +144,11 @@ export class Metrics {
       labelNames: ["status", "active"] as const,
       registers,
       async collect() {
-        const gateways = await sources.gateways();
+        const all = await gateways();
         this.reset();
         for (const status of ["online", "offline"]) {
           for (const active of [true, false]) {
-            const count = gateways.filter((g) => g.online === (status === "online") && g.active === active).length;
+            const count = all.filter((g) => g.online === (status === "online") && g.active === active).length;
             this.set({ status, active: String(active) }, count);
           }
         }
@@ -154,9 +160,8 @@ export class Metrics {
       labelNames: ["gateway"] as const,
       registers,
       async collect() {
-        const gateways = await sources.gateways();
         this.reset();
-        for (const gateway of gateways) {
+        for (const gateway of await gateways()) {
           if (gateway.active && gateway.lastHeartbeatSeconds !== null) {
             this.set({ gateway: gateway.deviceId }, gateway.lastHeartbeatSeconds);
           }

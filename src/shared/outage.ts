@@ -17,6 +17,7 @@ const databaseGone = new Set(["57P01", "57P02", "57P03", "53300"]);
 const databaseMessages = [
   "Connection terminated",
   "Knex: Timeout acquiring a connection",
+  "Unable to acquire a connection",
   "timeout exceeded when trying to connect",
   "Client has encountered a connection error",
   "the database system is",

@@ -1,20 +1,9 @@
-import { createServer } from "node:net";
 import { DefaultLogger, type LogLevel, Runtime } from "@temporalio/worker";
 import type { Logger } from "pino";
+import { freePort } from "../shared/ports.js";
 
 let installed = false;
 let metricsAddress: string | undefined;
-
-/** A TCP port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-    probe.once("error", reject);
-  });
-}
 
 /** Where the Temporal SDK serves its own Prometheus metrics (loopback only); `/metrics` includes them. */
 export function temporalMetricsAddress(): string | undefined {
