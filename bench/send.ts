@@ -29,6 +29,8 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const gatewayCount = Number(process.env.BENCH_GATEWAYS ?? 10);
 const floorRuns = Number(process.env.BENCH_FLOOR_RUNS ?? 1000);
 const steadySeconds = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
+/** The pause between the burst's last delivery and the steady phase. */
+const settleMs = 3000;
 const overloadRate = Number(process.env.BENCH_OVERLOAD_RATE ?? 120);
 const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
@@ -113,7 +115,6 @@ interface Sent {
 
 /** Drives load.ts against `url`; returns every answer and how long the sending took. */
 async function load(url: string, key: string, total: number, inFlight: number, rate?: number) {
-  const started = performance.now();
   const lines = await runTs(here("./load.ts"), [
     url,
     key,
@@ -121,7 +122,13 @@ async function load(url: string, key: string, total: number, inFlight: number, r
     String(inFlight),
     ...(rate ? [String(rate)] : []),
   ]);
-  return { sent: lines.map((line) => JSON.parse(line) as Sent), seconds: (performance.now() - started) / 1000 };
+  const sent = lines.map((line) => JSON.parse(line) as Sent);
+  // From the first request to the last answer: the load generator's own start-up is not counted.
+  const seconds =
+    sent.length === 0
+      ? Number.NaN
+      : (Math.max(...sent.map((s) => s.acceptedAt)) - Math.min(...sent.map((s) => s.sentAt))) / 1000;
+  return { sent, seconds };
 }
 
 /** CPU used (ms) by the given processes between two readings. */
@@ -315,6 +322,8 @@ async function main(): Promise<void> {
   );
 
   const steadyCount = only === "overload" ? 0 : Math.round(steadySeconds * 2);
+  // Steady state: the burst's last workflows end before the steady phase begins.
+  await new Promise((resolve) => setTimeout(resolve, settleMs));
   const steady = await load(run.url, run.key, steadyCount, 4, 2);
   const steadyIds = steady.sent.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const steadyDelivered = await run.deliveredTimes(steadyIds, 60_000);
@@ -351,7 +360,7 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
-    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as npm start runs it (scripts/start.sh: \`smsgw serve\`, API + worker, one process, heaps capped); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst)`,
+    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as npm start runs it (scripts/start.sh: \`smsgw serve\`, API + worker, one process, heaps capped); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst; rates from its first request to its last answer)`,
     `floor (lean message workflow, no project code): ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
     `floor latency (idle, one at a time, eager start): start call p50 ${Number(floorLatency.startP50).toFixed(1)} ms / p99 ${Number(floorLatency.startP99).toFixed(1)} ms; start -> first local activity p50 ${Number(floorLatency.activityP50).toFixed(1)} ms / p99 ${Number(floorLatency.activityP99).toFixed(1)} ms`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
@@ -359,7 +368,7 @@ async function main(): Promise<void> {
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
     `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
     `peak RSS under the burst: server ${peaks.server} MiB, Temporal dev server ${peaks.temporal} MiB`,
-    `steady 2 msg/s for ${steadySeconds} s:`,
+    `steady 2 msg/s for ${steadySeconds} s, from ${settleMs / 1000} s after the burst drained:`,
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
     `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,

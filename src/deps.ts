@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
-import { DeviceHub, Presence, startDeviceControl } from "./modules/devices/index.js";
+import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
 import { GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
@@ -150,6 +150,8 @@ export async function createDeps(
     firstSteps,
     logger,
     onStartFailure: () => metrics.workflowStartFailed(),
+    // The hub and the lifecycle are made below; this runs only once messages are accepted.
+    dispatchFirst: (messageId) => lifecycle.dispatchFirst(messageId, (command) => pushCommand(hub, messages, command)),
   });
   const backlog = new Backlog(repository, config.backlog, logger);
   const picker = new GatewayPicker(repository, redis, presence, {

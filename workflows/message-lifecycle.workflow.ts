@@ -33,6 +33,9 @@ const showDispatchedAfterMs = 2000;
 /** Marks the change that made a `sent` message look in the database for its delivery report. */
 const readsRecordedReports = "reads-recorded-reports";
 
+/** Marks the change that shows the status of a message that ended before its workflow's first step. */
+const showsEndedOnBegin = "shows-ended-on-begin";
+
 /** Why a held message fails when its gateway never reports (and resending is not opted into). */
 const silentGatewayError = "the gateway acknowledged the message but did not report on it";
 
@@ -56,6 +59,7 @@ type AttemptEnd = { kind: "ended"; status: MessageStatus } | { kind: "retry"; ou
 export async function messageLifecycle({
   messageId,
   policy,
+  pushed,
 }: MessageWorkflowInput): Promise<{ status: MessageStatus }> {
   const reports: DeviceReport[] = [];
   const lost = new Set<number>();
@@ -70,18 +74,6 @@ export async function messageLifecycle({
     cancelled = true;
   });
 
-  // Reports are kept, not cleared: an attempt looks only at those that came after it began (a phone
-  // can report before the task that pushed to it has even completed).
-  let since = 0;
-  const begun = await db.beginMessage({ messageId });
-  if (begun.plan === null) return { status: "failed" };
-  const plan = begun.plan;
-  if (finalStatuses.includes(plan.status)) return { status: plan.status };
-  let next: AttemptStart | null = begun.first;
-  let attempt = plan.attempts;
-  const tried: number[] = [];
-  let lastError = "no gateway could send the message";
-
   const end = (status: MessageStatus, deviceId?: string) => {
     upsertSearchAttributes([
       { key: smsStatus, value: status },
@@ -89,6 +81,22 @@ export async function messageLifecycle({
     ]);
     return { status };
   };
+
+  // Reports are kept, not cleared: an attempt looks only at those that came after it began (a phone
+  // can report before the task that pushed to it has even completed).
+  let since = 0;
+  const begun = await db.beginMessage(pushed === undefined ? { messageId } : { messageId, pushed });
+  if (begun.plan === null) return { status: "failed" };
+  const plan = begun.plan;
+  if (finalStatuses.includes(plan.status)) {
+    // Ended before its workflow ran (the starter dispatched it and the phone reported at once): shown.
+    if (!patched(showsEndedOnBegin)) return { status: plan.status };
+    return end(plan.status, plan.deviceId ?? undefined);
+  }
+  let next: AttemptStart | null = begun.first;
+  let attempt = plan.attempts;
+  const tried: number[] = [];
+  let lastError = "no gateway could send the message";
 
   /**
    * Waits for the phone's final report; when none comes in time, what the database says decides.

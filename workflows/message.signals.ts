@@ -30,6 +30,11 @@ export interface MessagePolicy {
 export interface MessageWorkflowInput {
   messageId: string;
   policy: MessagePolicy;
+  /**
+   * The attempt the instance that started the workflow already handed to a phone connected there
+   * (its first dispatch, made before the start so that the phone need not wait for the engine).
+   */
+  pushed?: number;
 }
 
 /**

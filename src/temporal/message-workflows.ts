@@ -38,6 +38,11 @@ export function createMessageWorkflows(
     logger: Logger;
     /** Counts a start that failed (the sweeper starts it later). */
     onStartFailure?: () => void;
+    /**
+     * Makes the message's first attempt before its workflow starts (`MessageLifecycle.dispatchFirst`):
+     * the number of the attempt a phone connected here already has, else null.
+     */
+    dispatchFirst?: (messageId: string) => Promise<number | null>;
   },
 ): MessageWorkflows {
   // The workflow needs the timing settings; the picker's settings stay out of its history.
@@ -51,17 +56,28 @@ export function createMessageWorkflows(
     traces.delete(messageId);
     return traced === undefined ? startUntraced(messageId) : context.with(traced, () => startUntraced(messageId));
   };
-  const startUntraced = (messageId: string) =>
-    startOnce(client, messageLifecycle, {
+  // A phone connected here gets the command first; the workflow, started right after, carries on
+  // with that attempt. A first dispatch that fails (the database) leaves it all to the workflow.
+  const first = async (messageId: string): Promise<number | null> =>
+    options.dispatchFirst === undefined
+      ? null
+      : options.dispatchFirst(messageId).catch((error: unknown) => {
+          options.logger.debug({ err: error, messageId }, "the first dispatch failed; the workflow makes it");
+          return null;
+        });
+  const startUntraced = async (messageId: string) => {
+    const pushed = await first(messageId);
+    return startOnce(client, messageLifecycle, {
       workflowId: messageWorkflowId(messageId),
       taskQueue: options.taskQueue,
-      args: [{ messageId, policy }],
+      args: [pushed === null ? { messageId, policy } : { messageId, policy, pushed }],
       requestEagerStart: true,
       typedSearchAttributes: [
         { key: smsMessageId, value: messageId },
         { key: smsStatus, value: "queued" },
       ],
     });
+  };
   const starter = new BoundedStarter(
     options.startConcurrency,
     options.startCapacity,

@@ -101,6 +101,7 @@ async function runLifecycle(
   activities: Record<string, (input: never) => Promise<unknown>>,
   drive: (handle: Awaited<ReturnType<Client["workflow"]["start"]>>) => Promise<void> = async () => undefined,
   deviceActivities: Record<string, (input: never) => Promise<unknown>> = {},
+  input: { pushed?: number } = {},
 ) {
   const taskQueue = `lifecycle-${randomUUID()}`;
   const worker = await Worker.create({
@@ -121,7 +122,7 @@ async function runLifecycle(
       const handle = await client.workflow.start(messageLifecycle, {
         taskQueue,
         workflowId,
-        args: [{ messageId: `msg_${name}`, policy }],
+        args: [{ messageId: `msg_${name}`, policy, ...input }],
       });
       await drive(handle);
       return handle.result();
@@ -172,6 +173,24 @@ describe("the message lifecycle workflow", () => {
     expect(tasks.length).toBeGreaterThanOrEqual(1);
     expect(tasks.length).toBeLessThanOrEqual(2);
     expect(eventTypes(history).length).toBeLessThanOrEqual(13);
+  });
+
+  it("shows the final status of a message its phone ended before the workflow's first step", async () => {
+    // The starter dispatched it and pushed it to a phone connected there, which reported at once.
+    const { calls, activities } = fakes({ plan: plan({ status: "delivered", attempts: 1, deviceId: "phone-7" }) });
+    const { outcome, shown, history } = await runLifecycle(
+      "ended-before-start",
+      activities,
+      async () => undefined,
+      {},
+      { pushed: 1 },
+    );
+    expect(outcome).toEqual({ status: "delivered" });
+    expect(shown).toEqual("delivered");
+    // The workflow was told which attempt the phone already has, so that it does not push it again.
+    expect(calls).toMatchObject([{ name: "beginMessage", input: { messageId: "msg_ended-before-start", pushed: 1 } }]);
+    const tasks = eventTypes(history).filter((type) => type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+    expect(tasks).toHaveLength(1);
   });
 
   it("fails over to another gateway after backoff when the phone reports failed", async () => {

@@ -55,6 +55,33 @@ export class MessageLifecycle {
     return { ...pick, kind: "dispatched", attempt, pushed };
   }
 
+  /**
+   * The first attempt made before the message's workflow starts, so that a phone connected here gets
+   * the command without waiting for the engine: when the message is due and waits in the queue, a
+   * gateway is picked, the dispatch recorded (the same guarded statement the workflow uses) and the
+   * command pushed. Returns the attempt's number when the phone has it (the workflow then does not push
+   * it again), else null: nothing was made, or the gateway is elsewhere (the workflow pushes it there).
+   */
+  async dispatchFirst(messageId: string, pushHere: (command: PushCommand) => Promise<boolean>): Promise<number | null> {
+    const plan = await this.repository.peekPlan(messageId);
+    const now = Date.now();
+    if (plan === null || plan.status !== "queued" || plan.attempts !== 0) return null;
+    if ((plan.sendAtMs !== null && plan.sendAtMs > now) || plan.expiresAtMs <= now) return null;
+    const started = await this.startAttempt(
+      {
+        messageId,
+        attempt: 1,
+        preferredGatewayId: plan.preferredGatewayId,
+        triedGatewayIds: [],
+        recipient: plan.recipient,
+        body: plan.body,
+        sealed: plan.sealed,
+      },
+      pushHere,
+    );
+    return started.kind === "dispatched" && started.pushed ? 1 : null;
+  }
+
   /** The attempt `input.attempt` carried on when it was already made (dispatched or sent), else undefined. */
   private async resumeMade(
     input: AttemptInput,

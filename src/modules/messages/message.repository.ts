@@ -112,6 +112,8 @@ export interface MessagePlan {
   gatewayId?: number | null;
   /** Whether that gateway acknowledged the message. */
   acked?: boolean;
+  /** The device id of the message's last gateway, if it had one. */
+  deviceId?: string | null;
 }
 
 /** How a request to put a message back in the queue ended. */
@@ -266,7 +268,19 @@ export class MessageRepository {
   // --- the workflow's steps ---
 
   /** The message's plan; loading it is also how the sweeper learns that its workflow runs. */
-  async claimForWorkflow(messageId: string): Promise<MessagePlan | null> {
+  claimForWorkflow(messageId: string): Promise<MessagePlan | null> {
+    return this.plan(
+      "update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ? returning",
+      messageId,
+    );
+  }
+
+  /** The message's plan, read before its workflow runs (the starter's first dispatch). */
+  peekPlan(messageId: string): Promise<MessagePlan | null> {
+    return this.plan("select", messageId, "from messages where id = ?");
+  }
+
+  private async plan(head: string, messageId: string, tail = ""): Promise<MessagePlan | null> {
     const row = await this.one<{
       status: MessageStatus;
       recipient: string;
@@ -277,11 +291,12 @@ export class MessageRepository {
       preferred_gateway_id: number | null;
       sealed: boolean;
       gateway_id: number | null;
+      device_id: string | null;
       acked: boolean;
     }>(
-      `update messages set workflow_started_at = coalesce(workflow_started_at, now()) where id = ?
-       returning status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
-                 sealed_body is not null as sealed, gateway_id, acked_at is not null as acked`,
+      `${head} status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
+              sealed_body is not null as sealed, gateway_id, acked_at is not null as acked,
+              (select device_id from gateways where gateways.id = messages.gateway_id) as device_id ${tail}`,
       [messageId],
     );
     if (row === undefined) return null;
@@ -296,6 +311,7 @@ export class MessageRepository {
       sealed: row.sealed,
       gatewayId: row.status === "dispatched" || row.status === "sent" ? row.gateway_id : null,
       acked: row.acked,
+      deviceId: row.device_id,
     };
   }
 
@@ -599,10 +615,13 @@ export class MessageRepository {
     );
   }
 
-  /** Messages in flight whose workflow never ran, accepted more than `olderThanSeconds` ago. */
+  /**
+   * Messages whose workflow never ran, accepted more than `olderThanSeconds` ago: in flight, or already
+   * ended by their phone's reports after the starter's first dispatch (their workflow then only shows it).
+   */
   async withoutWorkflow(olderThanSeconds: number, limit: number): Promise<string[]> {
     return this.ids(
-      `select id from messages where workflow_started_at is null and status in ('queued', 'dispatched')
+      `select id from messages where workflow_started_at is null
           and created_at < now() - make_interval(secs => ?) order by created_at limit ?`,
       [olderThanSeconds, limit],
     );

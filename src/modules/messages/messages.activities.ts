@@ -17,7 +17,10 @@ export function createMessageActivities(deps: {
 }) {
   const { lifecycle } = deps;
   const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
-  const begin = async (messageId: string): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
+  const begin = async (
+    messageId: string,
+    pushed: number | undefined,
+  ): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
     const plan = await lifecycle.plan(messageId);
     if (plan === null) return { plan, first: null };
     const input = {
@@ -30,10 +33,11 @@ export function createMessageActivities(deps: {
       sealed: plan.sealed,
     };
     // A gateway holds it already (the workflow started again after its worker died, or this step ran
-    // again): carry on with that attempt; the command goes again only if never acknowledged.
+    // again, or the starter made the first attempt): carry on with that attempt; the command goes
+    // again only if never acknowledged, and not when the starter handed it to the phone itself.
     if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
       const { gatewayId } = plan;
-      const push = plan.status === "dispatched" && plan.acked !== true;
+      const push = plan.status === "dispatched" && plan.acked !== true && plan.attempts !== pushed;
       return {
         plan,
         first: await lifecycle.resume({ ...input, attempt: plan.attempts }, gatewayId, push, deps.pushHere),
@@ -50,9 +54,11 @@ export function createMessageActivities(deps: {
      */
     beginMessage: async (input: {
       messageId: string;
+      /** The attempt the starter already pushed to a phone connected here, if any. */
+      pushed?: number;
     }): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
       try {
-        return await begin(input.messageId);
+        return await begin(input.messageId, input.pushed);
       } finally {
         deps.firstStepDone?.(input.messageId);
       }
