@@ -1,5 +1,5 @@
-# Built in two stages: the first compiles the TypeScript to JavaScript and bundles the workflow code
-# ahead of time (`npm run build`), then drops the development packages; the image runs the build with
+# Built in two stages: the first compiles the TypeScript to JavaScript, bundles the workflow code ahead
+# of time and builds the operator console (`npm run build`), then drops the development packages; the image runs the build with
 # node alone (NODE_ENV=production: no TypeScript compiler at run time).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -9,6 +9,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY gen ./gen
 COPY src ./src
 COPY workflows ./workflows
+COPY console ./console
+COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim

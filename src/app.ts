@@ -10,6 +10,7 @@ import fastify, {
 } from "fastify";
 import type { Deps } from "./deps.js";
 import { registerApiDocs } from "./http/api-docs.js";
+import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
@@ -68,11 +69,16 @@ export async function buildApp(
 
   registerMetrics(app, deps.metrics, temporalMetricsAddress);
   registerApiDocs(app);
+  await registerConsole(app);
 
-  // Requests being served (device streams aside, they last for hours): while clients send hard,
+  // Requests being served (device streams and console fleet watches aside, they last for hours): while clients send hard,
   // message workflow starts make way for them.
   app.addHook("onRequest", async (request, reply) => {
-    if (request.url.startsWith("/smsgw.v1.GatewayService/Connect")) return;
+    if (
+      request.url.startsWith("/smsgw.v1.GatewayService/Connect") ||
+      request.url.startsWith("/smsgw.v1.AdminService/WatchGateways")
+    )
+      return;
     deps.load.inFlight++;
     // 'close' comes once, whether the answer was sent (raw, by the Connect door, or not) or the client left.
     reply.raw.once("close", () => {

@@ -17,6 +17,11 @@ export interface Config {
   readonly temporalCli: string | undefined;
   readonly temporalDevPort: number;
   readonly temporalUiPort: number;
+  /**
+   * The Temporal Web UI as operators reach it, for links to workflows; unset: the local dev server's
+   * UI when `serve` runs one, else no links.
+   */
+  readonly temporalUiUrl: string | undefined;
   readonly dataDir: string;
   readonly allowedOrigins: readonly string[] | "*";
   readonly defaultCountryCode: string;
@@ -202,6 +207,11 @@ export function loadConfig(env: Env = process.env): Config {
     temporalCli: optional(env, "TEMPORAL_CLI"),
     temporalDevPort: integer(env, "TEMPORAL_DEV_PORT", 7233, 1, 65535),
     temporalUiPort: integer(env, "TEMPORAL_UI_PORT", 8233, 1, 65535),
+    temporalUiUrl:
+      optional(env, "TEMPORAL_UI_URL") ??
+      (optional(env, "TEMPORAL_ADDRESS") === undefined
+        ? `http://localhost:${integer(env, "TEMPORAL_UI_PORT", 8233, 1, 65535)}`
+        : undefined),
     dataDir: resolve(text(env, "DATA_DIR", ".data")),
     allowedOrigins: origins(text(env, "ALLOWED_ORIGINS", "*")),
     defaultCountryCode: country,

@@ -10,7 +10,7 @@ import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
 import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
-import { GatewaysService } from "./modules/gateways/index.js";
+import { FleetWatch, GatewaysService, readFleet } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import {
@@ -53,6 +53,7 @@ export interface Deps {
   readonly instanceTaskQueue: string;
   readonly keys: KeysService;
   readonly gateways: GatewaysService;
+  readonly fleet: FleetWatch;
   readonly rateLimiter: RateLimiter;
   readonly authFailures: AuthFailureLimiter;
   readonly events: EventsService;
@@ -171,6 +172,17 @@ export async function createDeps(
     backlog,
     metrics,
   );
+  // The console's live fleet: one read per second per instance while anyone watches.
+  const fleet = new FleetWatch(
+    () =>
+      readFleet({
+        gateways: () => gateways.list(),
+        channels: (ids) => presence.channels(ids),
+        inFlight: () => repository.inFlightByGateway(),
+        sendsPerMinute: config.messages.gatewaySendsPerMinute,
+      }),
+    logger,
+  );
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
@@ -205,6 +217,7 @@ export async function createDeps(
     instanceTaskQueue,
     keys,
     gateways,
+    fleet,
     rateLimiter,
     authFailures: new AuthFailureLimiter(rateLimiter, config.rateLimit.authFailuresPerMinute, 60),
     events,

@@ -99,6 +99,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
       // their tasks.
       deps.hub.closeAll("shutdown");
+      deps.fleet.close();
       // Give the channels a moment to tell their devices to reconnect elsewhere.
       await new Promise((resolve) => setTimeout(resolve, 50));
       cable.close();

@@ -15,6 +15,7 @@ describe("the production build", () => {
     execFileSync("npm", ["run", "--silent", "build"], { stdio: "pipe" });
     expect(existsSync("dist/src/main.js")).toBe(true);
     expect(existsSync("dist/workflow-bundle.js")).toBe(true);
+    expect(existsSync("dist/console/dist/index.html")).toBe(true);
 
     const env = childEnv({ NODE_ENV: "production", LOG_FORMAT: "json", TEMPORAL_TASK_QUEUE: unique("build-queue") });
     const node = (args: string[]) =>
@@ -68,8 +69,11 @@ describe("the production build", () => {
         "delivery by the build",
       );
       await phone.disconnect();
-      // The OpenAPI document travels with the build.
+      // The OpenAPI document and the operator console travel with the build.
       expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
+      const consolePage = await fetch(`${url}/console/`);
+      expect(consolePage.status).toBe(200);
+      expect(await consolePage.text()).toContain("/console/assets/");
       // Not a terminal: one JSON object a line.
       const lines = output.split("\n").filter((line) => line.trim() !== "");
       expect(lines.length).toBeGreaterThan(0);

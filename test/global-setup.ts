@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { Connection } from "@temporalio/client";
 import { bundleWorkflowCode } from "@temporalio/worker";
 import { Redis } from "ioredis";
@@ -44,6 +45,8 @@ let temporal: LocalTemporal | undefined;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = pino({ level: "warn" });
+  // The console's browser tests load the built console (built here when missing or stale).
+  execFileSync(process.execPath, ["scripts/build-console.mjs"], { stdio: "inherit" });
   await freshDatabase();
   await freshRedis();
   temporal = process.env.TEMPORAL_ADDRESS

@@ -2,20 +2,130 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
-import type { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
-import type { GatewaysService } from "../modules/gateways/index.js";
+import type { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
+import type { FleetGatewayView, FleetWatch, GatewaysService } from "../modules/gateways/index.js";
+import type { KeyRecord, KeyScope, KeysService } from "../modules/keys/index.js";
 import { type MessageRepository, systemStats } from "../modules/messages/index.js";
 import type { OtpService } from "../modules/otp/index.js";
+import { invalid } from "../shared/errors.js";
+import { callingClient } from "./principal.js";
+
+const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
+
+function fleetGateway(gateway: FleetGatewayView) {
+  return { ...gateway, lastHeartbeatAt: optionalDate(gateway.lastHeartbeatAt) };
+}
+
+const keyScopes: readonly KeyScope[] = ["client", "admin", "gateway"];
+
+/** OTP figures as the contract shows them. */
+const otpFigures = (figures: { sentToday: number; verifiedToday: number; verificationRate: number }) => ({
+  sent: figures.sentToday,
+  verified: figures.verifiedToday,
+  verificationRate: figures.verificationRate,
+});
 
 /** AdminService on the shared services. */
 export function adminHandlers(deps: {
   gateways: GatewaysService;
+  keys: KeysService;
+  fleet: FleetWatch;
   orm: MikroORM;
   messageRepository: MessageRepository;
   otp: OtpService;
-  config: { timeZone: string };
+  config: { timeZone: string; messages: { gatewaySendsPerMinute: number } };
 }): ServiceImpl<typeof AdminService> {
+  /** A key as listed, with its gateway's device id. */
+  const apiKey = async (key: KeyRecord, deviceIds?: Map<number, string>) => ({
+    id: key.id,
+    scope: key.scope,
+    name: key.name,
+    hint: key.hint,
+    gatewayId:
+      key.gatewayId === null
+        ? undefined
+        : (deviceIds?.get(key.gatewayId) ?? (await deps.gateways.find(key.gatewayId))?.deviceId),
+    createdAt: timestampFromDate(key.createdAt),
+    lastUsedAt: optionalDate(key.lastUsedAt),
+    revokedAt: optionalDate(key.revokedAt),
+  });
   return {
+    async *watchGateways(_req, ctx) {
+      for await (const fleet of deps.fleet.watch(ctx.signal)) {
+        yield { gateways: fleet.map(fleetGateway), at: timestampFromDate(new Date()) };
+      }
+    },
+
+    async updateGateway(req) {
+      const gateway = await deps.gateways.update(req.id, { priority: req.priority, active: req.active });
+      const [view] = (await deps.fleet.current()).filter((found) => found.id === gateway.id);
+      if (view === undefined) throw new Error("an updated gateway is missing from the fleet");
+      return { gateway: fleetGateway(view) };
+    },
+
+    async getOverview() {
+      const { timeZone } = deps.config;
+      const [overview, inFlight, stats, today, week] = await Promise.all([
+        deps.messageRepository.overview(timeZone),
+        deps.messageRepository.inFlight(),
+        systemStats(deps.orm.em, deps.messageRepository, timeZone),
+        deps.otp.stats(timeZone),
+        deps.otp.stats(timeZone, 7),
+      ]);
+      // Every minute of the hour, those without messages too.
+      const counted = new Map(overview.minutes.map((row) => [new Date(row.minute).getTime(), row]));
+      const thisMinute = Math.floor(Date.now() / 60_000) * 60_000;
+      const minutes = Array.from({ length: 60 }, (_, i) => {
+        const at = thisMinute - (59 - i) * 60_000;
+        const row = counted.get(at);
+        return {
+          minute: timestampFromDate(new Date(at)),
+          delivered: row?.delivered ?? 0,
+          failed: row?.failed ?? 0,
+          expired: row?.expired ?? 0,
+          pending: row?.pending ?? 0,
+        };
+      });
+      const ended = overview.delivered_today + overview.failed_today;
+      return {
+        minutes,
+        deliveryRate: ended === 0 ? 0 : Math.round((overview.delivered_today / ended) * 10_000) / 100,
+        backlog: inFlight.queued,
+        inFlight: inFlight.dispatched,
+        gatewaysOnline: stats.gateways.online,
+        gatewaysTotal: stats.gateways.total,
+        otpToday: otpFigures(today),
+        otpLast7Days: otpFigures(week),
+        at: timestampFromDate(new Date()),
+      };
+    },
+
+    async listKeys() {
+      const [keys, gateways] = await Promise.all([deps.keys.list(), deps.gateways.list()]);
+      const deviceIds = new Map(gateways.map((gateway) => [gateway.id, gateway.deviceId]));
+      return { keys: await Promise.all(keys.map((key) => apiKey(key, deviceIds))) };
+    },
+
+    async createKey(req) {
+      const name = req.name.trim();
+      if (name === "" || name.length > 100) throw invalid("name must be 1 to 100 characters");
+      const scope = req.scope as KeyScope;
+      if (!keyScopes.includes(scope)) throw invalid(`scope must be one of ${keyScopes.join(", ")}`);
+      let gatewayId: number | undefined;
+      if (scope === "gateway") {
+        if (!req.gatewayId) throw invalid("gateway_id is required for a gateway key");
+        gatewayId = (await deps.gateways.findByDeviceId(req.gatewayId)).id;
+      } else if (req.gatewayId) {
+        throw invalid("gateway_id is only for gateway keys");
+      }
+      const created = await deps.keys.create(gatewayId === undefined ? { scope, name } : { scope, name, gatewayId });
+      return { apiKey: created.key, key: await apiKey(created.record) };
+    },
+
+    async revokeKey(req) {
+      return { key: await apiKey(await deps.keys.revoke(req.id)) };
+    },
+
     async listGateways() {
       const gateways = await deps.gateways.list();
       return {
@@ -50,6 +160,16 @@ export function adminHandlers(deps: {
     async toggleGateway(req) {
       const gateway = await deps.gateways.toggle(req.id);
       return { success: true, gateway };
+    },
+  };
+}
+
+/** AccountService: what the calling key is. */
+export function accountHandlers(): ServiceImpl<typeof AccountService> {
+  return {
+    async getCaller(_req, ctx) {
+      const client = callingClient(ctx);
+      return { keyId: client.keyId, scope: client.scope, name: client.name };
     },
   };
 }

@@ -1,11 +1,11 @@
 import { type ConnectRouter, createServiceImplSpec, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
-import { AdminService } from "../../gen/smsgw/v1/admin_pb.js";
+import { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import { OtpService } from "../../gen/smsgw/v1/otp_pb.js";
 import { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
 import { WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
 import type { Deps } from "../deps.js";
-import { adminHandlers } from "./admin.handlers.js";
+import { accountHandlers, adminHandlers } from "./admin.handlers.js";
 import { gatewayHandlers } from "./gateway.handlers.js";
 import { authInterceptor, errorInterceptor, tracingInterceptor } from "./interceptors.js";
 import { otpHandlers } from "./otp.handlers.js";
@@ -15,7 +15,7 @@ import { textInterceptor } from "./text-check.js";
 import { webhookHandlers } from "./webhook.handlers.js";
 
 /** Every service of the contract. */
-export const services = [GatewayService, SmsService, OtpService, AdminService, WebhookService] as const;
+export const services = [GatewayService, SmsService, OtpService, AdminService, AccountService, WebhookService] as const;
 
 /** The interceptors every door runs, outermost first. */
 export function interceptors(deps: Deps): Interceptor[] {
@@ -30,6 +30,7 @@ export function handlers(deps: Deps) {
     sms: smsHandlers(deps),
     otp: otpHandlers(deps),
     admin: adminHandlers(deps),
+    account: accountHandlers(),
     webhook: webhookHandlers(deps),
   };
 }
@@ -49,6 +50,7 @@ export function routes(h: Handlers): (router: ConnectRouter) => void {
     router.service(SmsService, h.sms);
     router.service(OtpService, h.otp);
     router.service(AdminService, h.admin);
+    router.service(AccountService, h.account);
     router.service(WebhookService, h.webhook);
   };
 }
@@ -60,6 +62,7 @@ export function implementations(h: Handlers): ServiceImplSpec[] {
     createServiceImplSpec<typeof SmsService>(SmsService, h.sms),
     createServiceImplSpec<typeof OtpService>(OtpService, h.otp),
     createServiceImplSpec<typeof AdminService>(AdminService, h.admin),
+    createServiceImplSpec<typeof AccountService>(AccountService, h.account),
     createServiceImplSpec<typeof WebhookService>(WebhookService, h.webhook),
   ];
 }

@@ -2,9 +2,13 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
+import type { EventsService } from "../modules/events/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
-import type { Caller, MessagesService, SendInput } from "../modules/messages/index.js";
+import type { Caller, ListedMessageRow, MessagesService, SendInput } from "../modules/messages/index.js";
+import type { WebhooksService } from "../modules/webhooks/index.js";
+import { messageWorkflowId } from "../temporal/message-workflows.js";
 import { callingClient } from "./principal.js";
+import { deliveryMessage } from "./webhook.handlers.js";
 
 function callerOf(ctx: HandlerContext): Caller {
   const client = callingClient(ctx);
@@ -12,6 +16,25 @@ function callerOf(ctx: HandlerContext): Caller {
 }
 
 const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
+const storedDate = (value: string | null) => (value === null ? undefined : timestampFromDate(new Date(value)));
+
+/** A message as listed. */
+function summary(row: ListedMessageRow) {
+  return {
+    messageId: row.id,
+    to: row.recipient,
+    message: row.body,
+    status: row.status,
+    gatewayId: row.device_id ?? undefined,
+    attempts: row.attempts,
+    priority: row.priority,
+    createdAt: timestampFromDate(new Date(row.created_at)),
+    sentAt: storedDate(row.sent_at),
+    deliveredAt: storedDate(row.delivered_at),
+    failedAt: storedDate(row.failed_at),
+    errorMessage: row.error_message ?? undefined,
+  };
+}
 
 /** The send options a single send and a batch share; the header supplies a missing idempotency key. */
 function sendOptions(
@@ -39,8 +62,63 @@ function sendOptions(
 export function smsHandlers(deps: {
   messages: MessagesService;
   inbound: InboundService;
+  events: EventsService;
+  webhooks: WebhooksService;
+  config: { temporalUiUrl: string | undefined; temporalNamespace: string };
 }): ServiceImpl<typeof SmsService> {
+  const attemptsOf = async (caller: Caller, messageId: string) =>
+    (await deps.messages.attempts(caller, messageId)).map((attempt) => ({
+      attempt: attempt.attempt,
+      gatewayId: attempt.gatewayDeviceId ?? undefined,
+      dispatchedAt: timestampFromDate(attempt.dispatchedAt),
+      acknowledgedAt: optionalDate(attempt.acknowledgedAt),
+      endedAt: optionalDate(attempt.endedAt),
+      outcome: attempt.outcome ?? undefined,
+      error: attempt.error ?? undefined,
+    }));
   return {
+    async listSms(req, ctx) {
+      const page = await deps.messages.list(callerOf(ctx), {
+        status: req.status,
+        gatewayDeviceId: req.gatewayId,
+        to: req.to,
+        since: req.since === undefined ? undefined : timestampDate(req.since),
+        until: req.until === undefined ? undefined : timestampDate(req.until),
+        limit: req.limit,
+        pageToken: req.pageToken,
+      });
+      return { messages: page.rows.map(summary), nextPageToken: page.nextPageToken };
+    },
+
+    async getSmsJourney(req, ctx) {
+      const caller = callerOf(ctx);
+      const row = await deps.messages.listed(caller, req.messageId);
+      const workflowId = messageWorkflowId(row.id);
+      const ui = deps.config.temporalUiUrl;
+      return {
+        message: summary(row),
+        attempts: await attemptsOf(caller, row.id),
+        events: (await deps.events.journalOf(row.id)).map(({ payload, createdAt }) => ({
+          event: payload.event,
+          data: payload as JsonObject,
+          createdAt: timestampFromDate(createdAt),
+        })),
+        // Endpoints are the operator's: an application's key does not see where its events go.
+        webhookDeliveries: caller.admin
+          ? (await deps.webhooks.deliveriesOfMessage(row.id)).map((found) => ({
+              webhookId: found.webhookId,
+              url: found.url,
+              delivery: deliveryMessage(found.delivery),
+            }))
+          : [],
+        workflowId,
+        workflowUrl:
+          ui === undefined
+            ? ""
+            : `${ui.replace(/\/$/, "")}/namespaces/${encodeURIComponent(deps.config.temporalNamespace)}/workflows/${encodeURIComponent(workflowId)}`,
+      };
+    },
+
     async sendSms(req, ctx) {
       const { view } = await deps.messages.send(callerOf(ctx), {
         ...sendOptions(req, ctx),
@@ -64,19 +142,7 @@ export function smsHandlers(deps: {
     },
 
     async listSmsAttempts(req, ctx) {
-      const attempts = await deps.messages.attempts(callerOf(ctx), req.messageId);
-      return {
-        messageId: req.messageId,
-        attempts: attempts.map((attempt) => ({
-          attempt: attempt.attempt,
-          gatewayId: attempt.gatewayDeviceId ?? undefined,
-          dispatchedAt: timestampFromDate(attempt.dispatchedAt),
-          acknowledgedAt: optionalDate(attempt.acknowledgedAt),
-          endedAt: optionalDate(attempt.endedAt),
-          outcome: attempt.outcome ?? undefined,
-          error: attempt.error ?? undefined,
-        })),
-      };
+      return { messageId: req.messageId, attempts: await attemptsOf(callerOf(ctx), req.messageId) };
     },
 
     async listReceivedSms(req, ctx) {
@@ -84,6 +150,7 @@ export function smsHandlers(deps: {
       const page = await deps.inbound.list({
         phoneNumber: req.phoneNumber,
         since: req.since === undefined ? undefined : timestampDate(req.since),
+        until: req.until === undefined ? undefined : timestampDate(req.until),
         limit: req.limit,
         page: req.page,
       });

@@ -1,7 +1,8 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
-import type { WebhooksService, WebhookView } from "../modules/webhooks/index.js";
+import type { WebhookDeliverySchema, WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
+import type { DeliveryView, WebhooksService, WebhookView } from "../modules/webhooks/index.js";
 
 function toWebhook(view: WebhookView) {
   return {
@@ -56,21 +57,26 @@ export function webhookHandlers(deps: { webhooks: WebhooksService }): ServiceImp
     async listWebhookDeliveries(req) {
       const deliveries = await webhooks.deliveries(req.id, req.limit ?? 50);
       return {
-        deliveries: deliveries.map((delivery) => ({
-          deliveryId: delivery.id,
-          event: delivery.event,
-          status: delivery.status,
-          createdAt: timestampFromDate(delivery.createdAt),
-          completedAt: delivery.completedAt === null ? undefined : timestampFromDate(delivery.completedAt),
-          attempts: delivery.attempts.map((attempt) => ({
-            attempt: attempt.attempt,
-            startedAt: timestampFromDate(attempt.startedAt),
-            statusCode: attempt.statusCode ?? undefined,
-            durationMs: attempt.durationMs,
-            error: attempt.error ?? undefined,
-          })),
-        })),
+        deliveries: deliveries.map(deliveryMessage),
       };
     },
+  };
+}
+
+/** A delivery as the contract shows it. */
+export function deliveryMessage(delivery: DeliveryView): MessageInitShape<typeof WebhookDeliverySchema> {
+  return {
+    deliveryId: delivery.id,
+    event: delivery.event,
+    status: delivery.status,
+    createdAt: timestampFromDate(delivery.createdAt),
+    completedAt: delivery.completedAt === null ? undefined : timestampFromDate(delivery.completedAt),
+    attempts: delivery.attempts.map((attempt) => ({
+      attempt: attempt.attempt,
+      startedAt: timestampFromDate(attempt.startedAt),
+      statusCode: attempt.statusCode ?? undefined,
+      durationMs: attempt.durationMs,
+      error: attempt.error ?? undefined,
+    })),
   };
 }

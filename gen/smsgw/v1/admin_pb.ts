@@ -14,7 +14,650 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file smsgw/v1/admin.proto.
  */
 export const file_smsgw_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzbXNndy92MS9hZG1pbi5wcm90bxIIc21zZ3cudjEiFQoTTGlzdEdhdGV3YXlzUmVxdWVzdCI7ChRMaXN0R2F0ZXdheXNSZXNwb25zZRIjCghnYXRld2F5cxgBIAMoCzIRLnNtc2d3LnYxLkdhdGV3YXki9gIKB0dhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtZXNzYWdlc19zZW50X3RvZGF5GAYgASgFEh8KF21lc3NhZ2VzX3JlY2VpdmVkX3RvZGF5GAcgASgFEhsKE3RvdGFsX21lc3NhZ2VzX3NlbnQYCCABKAUSHwoXdG90YWxfbWVzc2FnZXNfcmVjZWl2ZWQYCSABKAUSDgoGYWN0aXZlGAogASgIEhAKCHByaW9yaXR5GAsgASgFEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChRUb2dnbGVHYXRld2F5UmVxdWVzdBIKCgJpZBgBIAEoBSJTChVUb2dnbGVHYXRld2F5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIpCgdnYXRld2F5GAIgASgLMhguc21zZ3cudjEuVG9nZ2xlZEdhdGV3YXkiPwoOVG9nZ2xlZEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEg4KBmFjdGl2ZRgDIAEoCCIRCg9HZXRTdGF0c1JlcXVlc3QitgEKEEdldFN0YXRzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASABKAsyFi5zbXNndy52MS5HYXRld2F5U3RhdHMSKAoIbWVzc2FnZXMYAiABKAsyFi5zbXNndy52MS5NZXNzYWdlU3RhdHMSHwoDb3RwGAMgASgLMhIuc21zZ3cudjEuT3RwU3RhdHMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCgxHYXRld2F5U3RhdHMSDQoFdG90YWwYASABKAUSDgoGYWN0aXZlGAIgASgFEg4KBm9ubGluZRgDIAEoBRIPCgdvZmZsaW5lGAQgASgFIqIBCgxNZXNzYWdlU3RhdHMSEgoKdG90YWxfc2VudBgBIAEoBRIWCg50b3RhbF9yZWNlaXZlZBgCIAEoBRISCgpzZW50X3RvZGF5GAMgASgFEhYKDnJlY2VpdmVkX3RvZGF5GAQgASgFEhMKC3RvdGFsX3RvZGF5GAUgASgFEg8KB3BlbmRpbmcYBiABKAUSFAoMZmFpbGVkX3RvZGF5GAcgASgFIlEKCE90cFN0YXRzEhIKCnNlbnRfdG9kYXkYASABKAUSFgoOdmVyaWZpZWRfdG9kYXkYAiABKAUSGQoRdmVyaWZpY2F0aW9uX3JhdGUYAyABKAEy6AIKDEFkbWluU2VydmljZRJxCgxMaXN0R2F0ZXdheXMSHS5zbXNndy52MS5MaXN0R2F0ZXdheXNSZXF1ZXN0Gh4uc21zZ3cudjEuTGlzdEdhdGV3YXlzUmVzcG9uc2UiItDzGASC0+STAhgSFi9hcGkvdjEvYWRtaW4vZ2F0ZXdheXMSgAEKDVRvZ2dsZUdhdGV3YXkSHi5zbXNndy52MS5Ub2dnbGVHYXRld2F5UmVxdWVzdBofLnNtc2d3LnYxLlRvZ2dsZUdhdGV3YXlSZXNwb25zZSIu0PMYBILT5JMCJCIiL2FwaS92MS9hZG1pbi9nYXRld2F5cy97aWR9L3RvZ2dsZRJiCghHZXRTdGF0cxIZLnNtc2d3LnYxLkdldFN0YXRzUmVxdWVzdBoaLnNtc2d3LnYxLkdldFN0YXRzUmVzcG9uc2UiH9DzGASC0+STAhUSEy9hcGkvdjEvYWRtaW4vc3RhdHNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChRzbXNndy92MS9hZG1pbi5wcm90bxIIc21zZ3cudjEiEgoQR2V0Q2FsbGVyUmVxdWVzdCJAChFHZXRDYWxsZXJSZXNwb25zZRIOCgZrZXlfaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCSIWChRXYXRjaEdhdGV3YXlzUmVxdWVzdCJpChVXYXRjaEdhdGV3YXlzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASADKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYCCgxGbGVldEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSGgoNYmF0dGVyeV9sZXZlbBgGIAEoBUgAiAEBEhwKD3NpZ25hbF9zdHJlbmd0aBgHIAEoBUgBiAEBEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbl9mbGlnaHQYCSABKAUSEgoKc2VudF90b2RheRgKIAEoBRIYChBzZW5kc19wZXJfbWludXRlGAsgASgFEhAKCHByaW9yaXR5GAwgASgFEg4KBmFjdGl2ZRgNIAEoCEIQCg5fYmF0dGVyeV9sZXZlbEISChBfc2lnbmFsX3N0cmVuZ3RoImYKFFVwZGF0ZUdhdGV3YXlSZXF1ZXN0EgoKAmlkGAEgASgFEhUKCHByaW9yaXR5GAIgASgFSACIAQESEwoGYWN0aXZlGAMgASgISAGIAQFCCwoJX3ByaW9yaXR5QgkKB19hY3RpdmUiQAoVVXBkYXRlR2F0ZXdheVJlc3BvbnNlEicKB2dhdGV3YXkYASABKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkiFAoSR2V0T3ZlcnZpZXdSZXF1ZXN0IqwCChNHZXRPdmVydmlld1Jlc3BvbnNlEikKB21pbnV0ZXMYASADKAsyGC5zbXNndy52MS5NaW51dGVPdXRjb21lcxIVCg1kZWxpdmVyeV9yYXRlGAIgASgBEg8KB2JhY2tsb2cYAyABKAUSEQoJaW5fZmxpZ2h0GAQgASgFEhcKD2dhdGV3YXlzX29ubGluZRgFIAEoBRIWCg5nYXRld2F5c190b3RhbBgGIAEoBRInCglvdHBfdG9kYXkYByABKAsyFC5zbXNndy52MS5PdHBGaWd1cmVzEi0KD290cF9sYXN0XzdfZGF5cxgIIAEoCzIULnNtc2d3LnYxLk90cEZpZ3VyZXMSJgoCYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBCg5NaW51dGVPdXRjb21lcxIqCgZtaW51dGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWRlbGl2ZXJlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSDwoHZXhwaXJlZBgEIAEoBRIPCgdwZW5kaW5nGAUgASgFIkcKCk90cEZpZ3VyZXMSDAoEc2VudBgBIAEoBRIQCgh2ZXJpZmllZBgCIAEoBRIZChF2ZXJpZmljYXRpb25fcmF0ZRgDIAEoASIRCg9MaXN0S2V5c1JlcXVlc3QiMgoQTGlzdEtleXNSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuc21zZ3cudjEuQXBpS2V5IvkBCgZBcGlLZXkSCgoCaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRoaW50GAQgASgJEhcKCmdhdGV3YXlfaWQYBSABKAlIAIgBARIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19nYXRld2F5X2lkIlcKEENyZWF0ZUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVzY29wZRgCIAEoCRIXCgpnYXRld2F5X2lkGAMgASgJSACIAQFCDQoLX2dhdGV3YXlfaWQiQwoRQ3JlYXRlS2V5UmVzcG9uc2USDwoHYXBpX2tleRgBIAEoCRIdCgNrZXkYAiABKAsyEC5zbXNndy52MS5BcGlLZXkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoBSIyChFSZXZva2VLZXlSZXNwb25zZRIdCgNrZXkYASABKAsyEC5zbXNndy52MS5BcGlLZXkiFQoTTGlzdEdhdGV3YXlzUmVxdWVzdCI7ChRMaXN0R2F0ZXdheXNSZXNwb25zZRIjCghnYXRld2F5cxgBIAMoCzIRLnNtc2d3LnYxLkdhdGV3YXki9gIKB0dhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtZXNzYWdlc19zZW50X3RvZGF5GAYgASgFEh8KF21lc3NhZ2VzX3JlY2VpdmVkX3RvZGF5GAcgASgFEhsKE3RvdGFsX21lc3NhZ2VzX3NlbnQYCCABKAUSHwoXdG90YWxfbWVzc2FnZXNfcmVjZWl2ZWQYCSABKAUSDgoGYWN0aXZlGAogASgIEhAKCHByaW9yaXR5GAsgASgFEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChRUb2dnbGVHYXRld2F5UmVxdWVzdBIKCgJpZBgBIAEoBSJTChVUb2dnbGVHYXRld2F5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIpCgdnYXRld2F5GAIgASgLMhguc21zZ3cudjEuVG9nZ2xlZEdhdGV3YXkiPwoOVG9nZ2xlZEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEg4KBmFjdGl2ZRgDIAEoCCIRCg9HZXRTdGF0c1JlcXVlc3QitgEKEEdldFN0YXRzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASABKAsyFi5zbXNndy52MS5HYXRld2F5U3RhdHMSKAoIbWVzc2FnZXMYAiABKAsyFi5zbXNndy52MS5NZXNzYWdlU3RhdHMSHwoDb3RwGAMgASgLMhIuc21zZ3cudjEuT3RwU3RhdHMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCgxHYXRld2F5U3RhdHMSDQoFdG90YWwYASABKAUSDgoGYWN0aXZlGAIgASgFEg4KBm9ubGluZRgDIAEoBRIPCgdvZmZsaW5lGAQgASgFIqIBCgxNZXNzYWdlU3RhdHMSEgoKdG90YWxfc2VudBgBIAEoBRIWCg50b3RhbF9yZWNlaXZlZBgCIAEoBRISCgpzZW50X3RvZGF5GAMgASgFEhYKDnJlY2VpdmVkX3RvZGF5GAQgASgFEhMKC3RvdGFsX3RvZGF5GAUgASgFEg8KB3BlbmRpbmcYBiABKAUSFAoMZmFpbGVkX3RvZGF5GAcgASgFIlEKCE90cFN0YXRzEhIKCnNlbnRfdG9kYXkYASABKAUSFgoOdmVyaWZpZWRfdG9kYXkYAiABKAUSGQoRdmVyaWZpY2F0aW9uX3JhdGUYAyABKAEy8wcKDEFkbWluU2VydmljZRJxCgxMaXN0R2F0ZXdheXMSHS5zbXNndy52MS5MaXN0R2F0ZXdheXNSZXF1ZXN0Gh4uc21zZ3cudjEuTGlzdEdhdGV3YXlzUmVzcG9uc2UiItDzGASC0+STAhgSFi9hcGkvdjEvYWRtaW4vZ2F0ZXdheXMSgAEKDVRvZ2dsZUdhdGV3YXkSHi5zbXNndy52MS5Ub2dnbGVHYXRld2F5UmVxdWVzdBofLnNtc2d3LnYxLlRvZ2dsZUdhdGV3YXlSZXNwb25zZSIu0PMYBILT5JMCJCIiL2FwaS92MS9hZG1pbi9nYXRld2F5cy97aWR9L3RvZ2dsZRJiCghHZXRTdGF0cxIZLnNtc2d3LnYxLkdldFN0YXRzUmVxdWVzdBoaLnNtc2d3LnYxLkdldFN0YXRzUmVzcG9uc2UiH9DzGASC0+STAhUSEy9hcGkvdjEvYWRtaW4vc3RhdHMSWAoNV2F0Y2hHYXRld2F5cxIeLnNtc2d3LnYxLldhdGNoR2F0ZXdheXNSZXF1ZXN0Gh8uc21zZ3cudjEuV2F0Y2hHYXRld2F5c1Jlc3BvbnNlIgTQ8xgEMAESfAoNVXBkYXRlR2F0ZXdheRIeLnNtc2d3LnYxLlVwZGF0ZUdhdGV3YXlSZXF1ZXN0Gh8uc21zZ3cudjEuVXBkYXRlR2F0ZXdheVJlc3BvbnNlIirQ8xgEgtPkkwIgOgEqMhsvYXBpL3YxL2FkbWluL2dhdGV3YXlzL3tpZH0SbgoLR2V0T3ZlcnZpZXcSHC5zbXNndy52MS5HZXRPdmVydmlld1JlcXVlc3QaHS5zbXNndy52MS5HZXRPdmVydmlld1Jlc3BvbnNlIiLQ8xgEgtPkkwIYEhYvYXBpL3YxL2FkbWluL292ZXJ2aWV3EmEKCExpc3RLZXlzEhkuc21zZ3cudjEuTGlzdEtleXNSZXF1ZXN0Ghouc21zZ3cudjEuTGlzdEtleXNSZXNwb25zZSIe0PMYBILT5JMCFBISL2FwaS92MS9hZG1pbi9rZXlzEmwKCUNyZWF0ZUtleRIaLnNtc2d3LnYxLkNyZWF0ZUtleVJlcXVlc3QaGy5zbXNndy52MS5DcmVhdGVLZXlSZXNwb25zZSImyPMYyQHQ8xgEgtPkkwIXOgEqIhIvYXBpL3YxL2FkbWluL2tleXMScAoJUmV2b2tlS2V5Ehouc21zZ3cudjEuUmV2b2tlS2V5UmVxdWVzdBobLnNtc2d3LnYxLlJldm9rZUtleVJlc3BvbnNlIirQ8xgEgtPkkwIgIh4vYXBpL3YxL2FkbWluL2tleXMve2lkfS9yZXZva2UybgoOQWNjb3VudFNlcnZpY2USXAoJR2V0Q2FsbGVyEhouc21zZ3cudjEuR2V0Q2FsbGVyUmVxdWVzdBobLnNtc2d3LnYxLkdldENhbGxlclJlc3BvbnNlIhbQ8xgDgtPkkwIMEgovYXBpL3YxL21lYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+
+/**
+ * GetCallerRequest takes no parameters.
+ *
+ * @generated from message smsgw.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"smsgw.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message smsgw.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 0);
+
+/**
+ * GetCallerResponse describes the calling key.
+ *
+ * @generated from message smsgw.v1.GetCallerResponse
+ */
+export type GetCallerResponse = Message<"smsgw.v1.GetCallerResponse"> & {
+  /**
+   * The key's numeric id.
+   *
+   * @generated from field: int32 key_id = 1;
+   */
+  keyId: number;
+
+  /**
+   * `client` or `admin`.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * The key's name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message smsgw.v1.GetCallerResponse.
+ * Use `create(GetCallerResponseSchema)` to create a new message.
+ */
+export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 1);
+
+/**
+ * WatchGatewaysRequest takes no parameters.
+ *
+ * @generated from message smsgw.v1.WatchGatewaysRequest
+ */
+export type WatchGatewaysRequest = Message<"smsgw.v1.WatchGatewaysRequest"> & {
+};
+
+/**
+ * Describes the message smsgw.v1.WatchGatewaysRequest.
+ * Use `create(WatchGatewaysRequestSchema)` to create a new message.
+ */
+export const WatchGatewaysRequestSchema: GenMessage<WatchGatewaysRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 2);
+
+/**
+ * WatchGatewaysResponse is the whole fleet as it stands.
+ *
+ * @generated from message smsgw.v1.WatchGatewaysResponse
+ */
+export type WatchGatewaysResponse = Message<"smsgw.v1.WatchGatewaysResponse"> & {
+  /**
+   * Every gateway, by priority (highest first) then id.
+   *
+   * @generated from field: repeated smsgw.v1.FleetGateway gateways = 1;
+   */
+  gateways: FleetGateway[];
+
+  /**
+   * When the fleet was read.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.WatchGatewaysResponse.
+ * Use `create(WatchGatewaysResponseSchema)` to create a new message.
+ */
+export const WatchGatewaysResponseSchema: GenMessage<WatchGatewaysResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 3);
+
+/**
+ * FleetGateway is a gateway's live state.
+ *
+ * @generated from message smsgw.v1.FleetGateway
+ */
+export type FleetGateway = Message<"smsgw.v1.FleetGateway"> & {
+  /**
+   * The gateway's numeric id.
+   *
+   * @generated from field: int32 id = 1;
+   */
+  id: number;
+
+  /**
+   * The device's own identifier.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * The gateway's name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * `online` or `offline`.
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * How it is connected: `stream` (gRPC or Connect), `cable` (Action Cable WebSocket) or `polling`
+   * (REST heartbeats only); empty when offline.
+   *
+   * @generated from field: string channel = 5;
+   */
+  channel: string;
+
+  /**
+   * The battery level it last reported, in percent.
+   *
+   * @generated from field: optional int32 battery_level = 6;
+   */
+  batteryLevel?: number | undefined;
+
+  /**
+   * The signal strength it last reported.
+   *
+   * @generated from field: optional int32 signal_strength = 7;
+   */
+  signalStrength?: number | undefined;
+
+  /**
+   * Its last heartbeat; null before the first.
+   *
+   * @generated from field: google.protobuf.Timestamp last_heartbeat_at = 8;
+   */
+  lastHeartbeatAt?: Timestamp | undefined;
+
+  /**
+   * Messages given to it and not yet reported sent.
+   *
+   * @generated from field: int32 in_flight = 9;
+   */
+  inFlight: number;
+
+  /**
+   * SMS sent since midnight.
+   *
+   * @generated from field: int32 sent_today = 10;
+   */
+  sentToday: number;
+
+  /**
+   * How many messages it may be given per minute.
+   *
+   * @generated from field: int32 sends_per_minute = 11;
+   */
+  sendsPerMinute: number;
+
+  /**
+   * Higher priority gateways are chosen first.
+   *
+   * @generated from field: int32 priority = 12;
+   */
+  priority: number;
+
+  /**
+   * Whether the gateway may be sent messages.
+   *
+   * @generated from field: bool active = 13;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message smsgw.v1.FleetGateway.
+ * Use `create(FleetGatewaySchema)` to create a new message.
+ */
+export const FleetGatewaySchema: GenMessage<FleetGateway> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 4);
+
+/**
+ * UpdateGatewayRequest names a gateway and what to change; unset fields stay as they are.
+ *
+ * @generated from message smsgw.v1.UpdateGatewayRequest
+ */
+export type UpdateGatewayRequest = Message<"smsgw.v1.UpdateGatewayRequest"> & {
+  /**
+   * The gateway's numeric id.
+   *
+   * @generated from field: int32 id = 1;
+   */
+  id: number;
+
+  /**
+   * The new priority, from -100 to 100.
+   *
+   * @generated from field: optional int32 priority = 2;
+   */
+  priority?: number | undefined;
+
+  /**
+   * Whether it may be sent messages.
+   *
+   * @generated from field: optional bool active = 3;
+   */
+  active?: boolean | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.UpdateGatewayRequest.
+ * Use `create(UpdateGatewayRequestSchema)` to create a new message.
+ */
+export const UpdateGatewayRequestSchema: GenMessage<UpdateGatewayRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 5);
+
+/**
+ * UpdateGatewayResponse is the gateway after the change.
+ *
+ * @generated from message smsgw.v1.UpdateGatewayResponse
+ */
+export type UpdateGatewayResponse = Message<"smsgw.v1.UpdateGatewayResponse"> & {
+  /**
+   * The gateway.
+   *
+   * @generated from field: smsgw.v1.FleetGateway gateway = 1;
+   */
+  gateway?: FleetGateway | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.UpdateGatewayResponse.
+ * Use `create(UpdateGatewayResponseSchema)` to create a new message.
+ */
+export const UpdateGatewayResponseSchema: GenMessage<UpdateGatewayResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 6);
+
+/**
+ * GetOverviewRequest takes no parameters.
+ *
+ * @generated from message smsgw.v1.GetOverviewRequest
+ */
+export type GetOverviewRequest = Message<"smsgw.v1.GetOverviewRequest"> & {
+};
+
+/**
+ * Describes the message smsgw.v1.GetOverviewRequest.
+ * Use `create(GetOverviewRequestSchema)` to create a new message.
+ */
+export const GetOverviewRequestSchema: GenMessage<GetOverviewRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 7);
+
+/**
+ * GetOverviewResponse is the operator's overview.
+ *
+ * @generated from message smsgw.v1.GetOverviewResponse
+ */
+export type GetOverviewResponse = Message<"smsgw.v1.GetOverviewResponse"> & {
+  /**
+   * The last sixty minutes, oldest first: messages accepted in each minute, by where they stand now.
+   *
+   * @generated from field: repeated smsgw.v1.MinuteOutcomes minutes = 1;
+   */
+  minutes: MinuteOutcomes[];
+
+  /**
+   * Of the messages that ended today, the percentage delivered (or sent, for gateways that do not
+   * report delivery), to two decimals; 0 when none ended.
+   *
+   * @generated from field: double delivery_rate = 2;
+   */
+  deliveryRate: number;
+
+  /**
+   * Messages waiting for a gateway.
+   *
+   * @generated from field: int32 backlog = 3;
+   */
+  backlog: number;
+
+  /**
+   * Messages given to a gateway and not yet ended.
+   *
+   * @generated from field: int32 in_flight = 4;
+   */
+  inFlight: number;
+
+  /**
+   * Gateways online.
+   *
+   * @generated from field: int32 gateways_online = 5;
+   */
+  gatewaysOnline: number;
+
+  /**
+   * Gateways registered.
+   *
+   * @generated from field: int32 gateways_total = 6;
+   */
+  gatewaysTotal: number;
+
+  /**
+   * One-time passwords since midnight.
+   *
+   * @generated from field: smsgw.v1.OtpFigures otp_today = 7;
+   */
+  otpToday?: OtpFigures | undefined;
+
+  /**
+   * One-time passwords over the last seven days, today included.
+   *
+   * @generated from field: smsgw.v1.OtpFigures otp_last_7_days = 8;
+   */
+  otpLast7Days?: OtpFigures | undefined;
+
+  /**
+   * When the figures were taken.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 9;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.GetOverviewResponse.
+ * Use `create(GetOverviewResponseSchema)` to create a new message.
+ */
+export const GetOverviewResponseSchema: GenMessage<GetOverviewResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 8);
+
+/**
+ * MinuteOutcomes counts the messages accepted in one minute by their status now.
+ *
+ * @generated from message smsgw.v1.MinuteOutcomes
+ */
+export type MinuteOutcomes = Message<"smsgw.v1.MinuteOutcomes"> & {
+  /**
+   * The minute's start.
+   *
+   * @generated from field: google.protobuf.Timestamp minute = 1;
+   */
+  minute?: Timestamp | undefined;
+
+  /**
+   * Delivered, or sent and not reported further.
+   *
+   * @generated from field: int32 delivered = 2;
+   */
+  delivered: number;
+
+  /**
+   * Failed.
+   *
+   * @generated from field: int32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * Expired or cancelled.
+   *
+   * @generated from field: int32 expired = 4;
+   */
+  expired: number;
+
+  /**
+   * Still queued or with a gateway.
+   *
+   * @generated from field: int32 pending = 5;
+   */
+  pending: number;
+};
+
+/**
+ * Describes the message smsgw.v1.MinuteOutcomes.
+ * Use `create(MinuteOutcomesSchema)` to create a new message.
+ */
+export const MinuteOutcomesSchema: GenMessage<MinuteOutcomes> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 9);
+
+/**
+ * OtpFigures counts one-time passwords (never a code).
+ *
+ * @generated from message smsgw.v1.OtpFigures
+ */
+export type OtpFigures = Message<"smsgw.v1.OtpFigures"> & {
+  /**
+   * Codes sent.
+   *
+   * @generated from field: int32 sent = 1;
+   */
+  sent: number;
+
+  /**
+   * Codes verified.
+   *
+   * @generated from field: int32 verified = 2;
+   */
+  verified: number;
+
+  /**
+   * `verified` as a percentage of `sent`, to two decimals.
+   *
+   * @generated from field: double verification_rate = 3;
+   */
+  verificationRate: number;
+};
+
+/**
+ * Describes the message smsgw.v1.OtpFigures.
+ * Use `create(OtpFiguresSchema)` to create a new message.
+ */
+export const OtpFiguresSchema: GenMessage<OtpFigures> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 10);
+
+/**
+ * ListKeysRequest takes no parameters.
+ *
+ * @generated from message smsgw.v1.ListKeysRequest
+ */
+export type ListKeysRequest = Message<"smsgw.v1.ListKeysRequest"> & {
+};
+
+/**
+ * Describes the message smsgw.v1.ListKeysRequest.
+ * Use `create(ListKeysRequestSchema)` to create a new message.
+ */
+export const ListKeysRequestSchema: GenMessage<ListKeysRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 11);
+
+/**
+ * ListKeysResponse holds every key.
+ *
+ * @generated from message smsgw.v1.ListKeysResponse
+ */
+export type ListKeysResponse = Message<"smsgw.v1.ListKeysResponse"> & {
+  /**
+   * The keys, newest first.
+   *
+   * @generated from field: repeated smsgw.v1.ApiKey keys = 1;
+   */
+  keys: ApiKey[];
+};
+
+/**
+ * Describes the message smsgw.v1.ListKeysResponse.
+ * Use `create(ListKeysResponseSchema)` to create a new message.
+ */
+export const ListKeysResponseSchema: GenMessage<ListKeysResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 12);
+
+/**
+ * ApiKey is a key as listed: never the key itself.
+ *
+ * @generated from message smsgw.v1.ApiKey
+ */
+export type ApiKey = Message<"smsgw.v1.ApiKey"> & {
+  /**
+   * The key's numeric id.
+   *
+   * @generated from field: int32 id = 1;
+   */
+  id: number;
+
+  /**
+   * `client`, `admin` or `gateway`.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * The key's name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The key's last four characters.
+   *
+   * @generated from field: string hint = 4;
+   */
+  hint: string;
+
+  /**
+   * The device id of a gateway key's gateway.
+   *
+   * @generated from field: optional string gateway_id = 5;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * When it was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it was last used (to the minute); null if never.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 7;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * When it was revoked; null while it works.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 8;
+   */
+  revokedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 13);
+
+/**
+ * CreateKeyRequest describes the key to create.
+ *
+ * @generated from message smsgw.v1.CreateKeyRequest
+ */
+export type CreateKeyRequest = Message<"smsgw.v1.CreateKeyRequest"> & {
+  /**
+   * A name to tell it by, 1 to 100 characters.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * `client`, `admin` or `gateway`.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * For a gateway key: the registered gateway's device id.
+   *
+   * @generated from field: optional string gateway_id = 3;
+   */
+  gatewayId?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.CreateKeyRequest.
+ * Use `create(CreateKeyRequestSchema)` to create a new message.
+ */
+export const CreateKeyRequestSchema: GenMessage<CreateKeyRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 14);
+
+/**
+ * CreateKeyResponse holds the new key, the only time it is shown.
+ *
+ * @generated from message smsgw.v1.CreateKeyResponse
+ */
+export type CreateKeyResponse = Message<"smsgw.v1.CreateKeyResponse"> & {
+  /**
+   * The key itself (`api_live_…` or `gw_live_…`): store it now.
+   *
+   * @generated from field: string api_key = 1;
+   */
+  apiKey: string;
+
+  /**
+   * The key as listed from now on.
+   *
+   * @generated from field: smsgw.v1.ApiKey key = 2;
+   */
+  key?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.CreateKeyResponse.
+ * Use `create(CreateKeyResponseSchema)` to create a new message.
+ */
+export const CreateKeyResponseSchema: GenMessage<CreateKeyResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 15);
+
+/**
+ * RevokeKeyRequest names a key.
+ *
+ * @generated from message smsgw.v1.RevokeKeyRequest
+ */
+export type RevokeKeyRequest = Message<"smsgw.v1.RevokeKeyRequest"> & {
+  /**
+   * The key's numeric id.
+   *
+   * @generated from field: int32 id = 1;
+   */
+  id: number;
+};
+
+/**
+ * Describes the message smsgw.v1.RevokeKeyRequest.
+ * Use `create(RevokeKeyRequestSchema)` to create a new message.
+ */
+export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 16);
+
+/**
+ * RevokeKeyResponse is the revoked key.
+ *
+ * @generated from message smsgw.v1.RevokeKeyResponse
+ */
+export type RevokeKeyResponse = Message<"smsgw.v1.RevokeKeyResponse"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: smsgw.v1.ApiKey key = 1;
+   */
+  key?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.RevokeKeyResponse.
+ * Use `create(RevokeKeyResponseSchema)` to create a new message.
+ */
+export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 17);
 
 /**
  * ListGatewaysRequest takes no parameters.
@@ -29,7 +672,7 @@ export type ListGatewaysRequest = Message<"smsgw.v1.ListGatewaysRequest"> & {
  * Use `create(ListGatewaysRequestSchema)` to create a new message.
  */
 export const ListGatewaysRequestSchema: GenMessage<ListGatewaysRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 0);
+  messageDesc(file_smsgw_v1_admin, 18);
 
 /**
  * ListGatewaysResponse holds every gateway.
@@ -50,7 +693,7 @@ export type ListGatewaysResponse = Message<"smsgw.v1.ListGatewaysResponse"> & {
  * Use `create(ListGatewaysResponseSchema)` to create a new message.
  */
 export const ListGatewaysResponseSchema: GenMessage<ListGatewaysResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 1);
+  messageDesc(file_smsgw_v1_admin, 19);
 
 /**
  * Gateway is one registered device.
@@ -156,7 +799,7 @@ export type Gateway = Message<"smsgw.v1.Gateway"> & {
  * Use `create(GatewaySchema)` to create a new message.
  */
 export const GatewaySchema: GenMessage<Gateway> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 2);
+  messageDesc(file_smsgw_v1_admin, 20);
 
 /**
  * ToggleGatewayRequest names a gateway.
@@ -177,7 +820,7 @@ export type ToggleGatewayRequest = Message<"smsgw.v1.ToggleGatewayRequest"> & {
  * Use `create(ToggleGatewayRequestSchema)` to create a new message.
  */
 export const ToggleGatewayRequestSchema: GenMessage<ToggleGatewayRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 3);
+  messageDesc(file_smsgw_v1_admin, 21);
 
 /**
  * ToggleGatewayResponse shows the gateway's new state.
@@ -205,7 +848,7 @@ export type ToggleGatewayResponse = Message<"smsgw.v1.ToggleGatewayResponse"> & 
  * Use `create(ToggleGatewayResponseSchema)` to create a new message.
  */
 export const ToggleGatewayResponseSchema: GenMessage<ToggleGatewayResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 4);
+  messageDesc(file_smsgw_v1_admin, 22);
 
 /**
  * ToggledGateway is the part of a gateway a toggle changes.
@@ -240,7 +883,7 @@ export type ToggledGateway = Message<"smsgw.v1.ToggledGateway"> & {
  * Use `create(ToggledGatewaySchema)` to create a new message.
  */
 export const ToggledGatewaySchema: GenMessage<ToggledGateway> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 5);
+  messageDesc(file_smsgw_v1_admin, 23);
 
 /**
  * GetStatsRequest takes no parameters.
@@ -255,7 +898,7 @@ export type GetStatsRequest = Message<"smsgw.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 6);
+  messageDesc(file_smsgw_v1_admin, 24);
 
 /**
  * GetStatsResponse holds system-wide figures.
@@ -297,7 +940,7 @@ export type GetStatsResponse = Message<"smsgw.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 7);
+  messageDesc(file_smsgw_v1_admin, 25);
 
 /**
  * GatewayStats counts gateways.
@@ -339,7 +982,7 @@ export type GatewayStats = Message<"smsgw.v1.GatewayStats"> & {
  * Use `create(GatewayStatsSchema)` to create a new message.
  */
 export const GatewayStatsSchema: GenMessage<GatewayStats> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 8);
+  messageDesc(file_smsgw_v1_admin, 26);
 
 /**
  * MessageStats counts messages.
@@ -402,7 +1045,7 @@ export type MessageStats = Message<"smsgw.v1.MessageStats"> & {
  * Use `create(MessageStatsSchema)` to create a new message.
  */
 export const MessageStatsSchema: GenMessage<MessageStats> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 9);
+  messageDesc(file_smsgw_v1_admin, 27);
 
 /**
  * OtpStats counts one-time passwords.
@@ -437,7 +1080,7 @@ export type OtpStats = Message<"smsgw.v1.OtpStats"> & {
  * Use `create(OtpStatsSchema)` to create a new message.
  */
 export const OtpStatsSchema: GenMessage<OtpStats> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_admin, 10);
+  messageDesc(file_smsgw_v1_admin, 28);
 
 /**
  * AdminService is for operators: it needs a client key of scope `admin`.
@@ -475,6 +1118,89 @@ export const AdminService: GenService<{
     input: typeof GetStatsRequestSchema;
     output: typeof GetStatsResponseSchema;
   },
+  /**
+   * Streams the fleet: every gateway with its live state, at once and again whenever anything in it
+   * changes (a gateway connecting or going away shows within two seconds). No REST path: REST
+   * clients read `ListGateways`.
+   *
+   * @generated from rpc smsgw.v1.AdminService.WatchGateways
+   */
+  watchGateways: {
+    methodKind: "server_streaming";
+    input: typeof WatchGatewaysRequestSchema;
+    output: typeof WatchGatewaysResponseSchema;
+  },
+  /**
+   * Changes a gateway's priority and whether it may be sent messages.
+   *
+   * @generated from rpc smsgw.v1.AdminService.UpdateGateway
+   */
+  updateGateway: {
+    methodKind: "unary";
+    input: typeof UpdateGatewayRequestSchema;
+    output: typeof UpdateGatewayResponseSchema;
+  },
+  /**
+   * Returns the operator's overview: messages per minute by outcome over the last hour, today's
+   * delivery rate, the backlog, the gateways online, and one-time password figures.
+   *
+   * @generated from rpc smsgw.v1.AdminService.GetOverview
+   */
+  getOverview: {
+    methodKind: "unary";
+    input: typeof GetOverviewRequestSchema;
+    output: typeof GetOverviewResponseSchema;
+  },
+  /**
+   * Lists every API key, newest first: never the key itself, which is shown only when created.
+   *
+   * @generated from rpc smsgw.v1.AdminService.ListKeys
+   */
+  listKeys: {
+    methodKind: "unary";
+    input: typeof ListKeysRequestSchema;
+    output: typeof ListKeysResponseSchema;
+  },
+  /**
+   * Creates an API key: a client or admin key for an application, or a new gateway key for a
+   * registered gateway (a reinstalled phone). The answer holds the key itself, once.
+   *
+   * @generated from rpc smsgw.v1.AdminService.CreateKey
+   */
+  createKey: {
+    methodKind: "unary";
+    input: typeof CreateKeyRequestSchema;
+    output: typeof CreateKeyResponseSchema;
+  },
+  /**
+   * Revokes an API key at once, on every instance; revoking a revoked key changes nothing.
+   *
+   * @generated from rpc smsgw.v1.AdminService.RevokeKey
+   */
+  revokeKey: {
+    methodKind: "unary";
+    input: typeof RevokeKeyRequestSchema;
+    output: typeof RevokeKeyResponseSchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_smsgw_v1_admin, 0);
+
+/**
+ * AccountService tells a caller about its own key.
+ *
+ * @generated from service smsgw.v1.AccountService
+ */
+export const AccountService: GenService<{
+  /**
+   * Returns what the calling key is: its scope and name (what a console shows and allows).
+   *
+   * @generated from rpc smsgw.v1.AccountService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof GetCallerResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_smsgw_v1_admin, 1);
 

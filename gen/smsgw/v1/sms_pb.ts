@@ -8,13 +8,353 @@ import { file_google_api_annotations } from "../../google/api/annotations_pb.js"
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_smsgw_v1_options } from "./options_pb.js";
+import type { WebhookDelivery } from "./webhooks_pb.js";
+import { file_smsgw_v1_webhooks } from "./webhooks_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file smsgw/v1/sms.proto.
  */
 export const file_smsgw_v1_sms: GenFile = /*@__PURE__*/
-  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIrcCCg5TZW5kU21zUmVxdWVzdBIKCgJ0bxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhwKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUgAiAEBEhUKCHByaW9yaXR5GAQgASgFSAGIAQESKwoHc2VuZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoQdmFsaWRpdHlfc2Vjb25kcxgGIAEoBUgCiAEBEhcKCmdhdGV3YXlfaWQYByABKAlIA4gBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHNCDQoLX2dhdGV3YXlfaWQiRgoPU2VuZFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkilAIKE1NlbmRTbXNCYXRjaFJlcXVlc3QSCgoCdG8YASADKAkSDwoHbWVzc2FnZRgCIAEoCRIcCg9pZGVtcG90ZW5jeV9rZXkYAyABKAlIAIgBARIVCghwcmlvcml0eRgEIAEoBUgBiAEBEisKB3NlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KEHZhbGlkaXR5X3NlY29uZHMYBiABKAVIAogBARIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCEgoQX2lkZW1wb3RlbmN5X2tleUILCglfcHJpb3JpdHlCEwoRX3ZhbGlkaXR5X3NlY29uZHMiUQoUU2VuZFNtc0JhdGNoUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIoCghtZXNzYWdlcxgCIAMoCzIWLnNtc2d3LnYxLkJhdGNoTWVzc2FnZSI+CgxCYXRjaE1lc3NhZ2USEgoKbWVzc2FnZV9pZBgBIAEoCRIKCgJ0bxgCIAEoCRIOCgZzdGF0dXMYAyABKAkiJgoQQ2FuY2VsU21zUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIkgKEUNhbmNlbFNtc1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiKQoTR2V0U21zU3RhdHVzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIvYBChRHZXRTbXNTdGF0dXNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIrCgdzZW50X2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgGIAEoCUgAiAEBQhAKDl9lcnJvcl9tZXNzYWdlIiwKFkxpc3RTbXNBdHRlbXB0c1JlcXVlc3QSEgoKbWVzc2FnZV9pZBgBIAEoCSJVChdMaXN0U21zQXR0ZW1wdHNSZXNwb25zZRISCgptZXNzYWdlX2lkGAEgASgJEiYKCGF0dGVtcHRzGAIgAygLMhQuc21zZ3cudjEuU21zQXR0ZW1wdCKbAgoKU21zQXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEhcKCmdhdGV3YXlfaWQYAiABKAlIAIgBARIxCg1kaXNwYXRjaGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hY2tub3dsZWRnZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgdvdXRjb21lGAYgASgJSAGIAQESEgoFZXJyb3IYByABKAlIAogBAUINCgtfZ2F0ZXdheV9pZEIKCghfb3V0Y29tZUIICgZfZXJyb3IiqQEKFkxpc3RSZWNlaXZlZFNtc1JlcXVlc3QSGQoMcGhvbmVfbnVtYmVyGAEgASgJSACIAQESKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxpbWl0GAMgASgFSAGIAQESEQoEcGFnZRgEIAEoBUgCiAEBQg8KDV9waG9uZV9udW1iZXJCCAoGX2xpbWl0QgcKBV9wYWdlIm4KF0xpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlEicKCG1lc3NhZ2VzGAEgAygLMhUuc21zZ3cudjEuUmVjZWl2ZWRTbXMSDQoFdG90YWwYAiABKAUSDAoEcGFnZRgDIAEoBRINCgVwYWdlcxgEIAEoBSJxCgtSZWNlaXZlZFNtcxISCgptZXNzYWdlX2lkGAEgASgJEgwKBGZyb20YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIvCgtyZWNlaXZlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAy3gUKClNtc1NlcnZpY2USZAoHU2VuZFNtcxIYLnNtc2d3LnYxLlNlbmRTbXNSZXF1ZXN0Ghkuc21zZ3cudjEuU2VuZFNtc1Jlc3BvbnNlIiTI8xjKAdDzGAOC0+STAhU6ASoiEC9hcGkvdjEvc21zL3NlbmQSeQoMU2VuZFNtc0JhdGNoEh0uc21zZ3cudjEuU2VuZFNtc0JhdGNoUmVxdWVzdBoeLnNtc2d3LnYxLlNlbmRTbXNCYXRjaFJlc3BvbnNlIirI8xjKAdDzGAOC0+STAhs6ASoiFi9hcGkvdjEvc21zL3NlbmRfYmF0Y2gScQoJQ2FuY2VsU21zEhouc21zZ3cudjEuQ2FuY2VsU21zUmVxdWVzdBobLnNtc2d3LnYxLkNhbmNlbFNtc1Jlc3BvbnNlIivQ8xgDgtPkkwIhIh8vYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vY2FuY2VsEnoKDEdldFNtc1N0YXR1cxIdLnNtc2d3LnYxLkdldFNtc1N0YXR1c1JlcXVlc3QaHi5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXNwb25zZSIr0PMYA4LT5JMCIRIfL2FwaS92MS9zbXMvc3RhdHVzL3ttZXNzYWdlX2lkfRKFAQoPTGlzdFNtc0F0dGVtcHRzEiAuc21zZ3cudjEuTGlzdFNtc0F0dGVtcHRzUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RTbXNBdHRlbXB0c1Jlc3BvbnNlIi3Q8xgDgtPkkwIjEiEvYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vYXR0ZW1wdHMSeAoPTGlzdFJlY2VpdmVkU21zEiAuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlIiDQ8xgDgtPkkwIWEhQvYXBpL3YxL3Ntcy9yZWNlaXZlZGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChJzbXNndy92MS9zbXMucHJvdG8SCHNtc2d3LnYxIowCCg5MaXN0U21zUmVxdWVzdBITCgZzdGF0dXMYASABKAlIAIgBARIXCgpnYXRld2F5X2lkGAIgASgJSAGIAQESDwoCdG8YAyABKAlIAogBARIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxpbWl0GAYgASgFSAOIAQESFwoKcGFnZV90b2tlbhgHIAEoCUgEiAEBQgkKB19zdGF0dXNCDQoLX2dhdGV3YXlfaWRCBQoDX3RvQggKBl9saW1pdEINCgtfcGFnZV90b2tlbiJSCg9MaXN0U21zUmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5zbXNndy52MS5TbXNTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAwoKU21zU3VtbWFyeRISCgptZXNzYWdlX2lkGAEgASgJEgoKAnRvGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDgoGc3RhdHVzGAQgASgJEhcKCmdhdGV3YXlfaWQYBSABKAlIAIgBARIQCghhdHRlbXB0cxgGIAEoBRIQCghwcmlvcml0eRgHIAEoBRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdzZW50X2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoNZXJyb3JfbWVzc2FnZRgMIAEoCUgBiAEBQg0KC19nYXRld2F5X2lkQhAKDl9lcnJvcl9tZXNzYWdlIioKFEdldFNtc0pvdXJuZXlSZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAki7wEKFUdldFNtc0pvdXJuZXlSZXNwb25zZRIlCgdtZXNzYWdlGAEgASgLMhQuc21zZ3cudjEuU21zU3VtbWFyeRImCghhdHRlbXB0cxgCIAMoCzIULnNtc2d3LnYxLlNtc0F0dGVtcHQSIgoGZXZlbnRzGAMgAygLMhIuc21zZ3cudjEuU21zRXZlbnQSOAoSd2ViaG9va19kZWxpdmVyaWVzGAQgAygLMhwuc21zZ3cudjEuU21zV2ViaG9va0RlbGl2ZXJ5EhMKC3dvcmtmbG93X2lkGAUgASgJEhQKDHdvcmtmbG93X3VybBgGIAEoCSJwCghTbXNFdmVudBINCgVldmVudBgBIAEoCRIlCgRkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChJTbXNXZWJob29rRGVsaXZlcnkSEgoKd2ViaG9va19pZBgBIAEoBRILCgN1cmwYAiABKAkSKwoIZGVsaXZlcnkYAyABKAsyGS5zbXNndy52MS5XZWJob29rRGVsaXZlcnkitwIKDlNlbmRTbXNSZXF1ZXN0EgoKAnRvGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSHAoPaWRlbXBvdGVuY3lfa2V5GAMgASgJSACIAQESFQoIcHJpb3JpdHkYBCABKAVIAYgBARIrCgdzZW5kX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChB2YWxpZGl0eV9zZWNvbmRzGAYgASgFSAKIAQESFwoKZ2F0ZXdheV9pZBgHIAEoCUgDiAEBEikKCG1ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEISChBfaWRlbXBvdGVuY3lfa2V5QgsKCV9wcmlvcml0eUITChFfdmFsaWRpdHlfc2Vjb25kc0INCgtfZ2F0ZXdheV9pZCJGCg9TZW5kU21zUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBISCgptZXNzYWdlX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSKUAgoTU2VuZFNtc0JhdGNoUmVxdWVzdBIKCgJ0bxgBIAMoCRIPCgdtZXNzYWdlGAIgASgJEhwKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUgAiAEBEhUKCHByaW9yaXR5GAQgASgFSAGIAQESKwoHc2VuZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoQdmFsaWRpdHlfc2Vjb25kcxgGIAEoBUgCiAEBEikKCG1ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEISChBfaWRlbXBvdGVuY3lfa2V5QgsKCV9wcmlvcml0eUITChFfdmFsaWRpdHlfc2Vjb25kcyJRChRTZW5kU21zQmF0Y2hSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEigKCG1lc3NhZ2VzGAIgAygLMhYuc21zZ3cudjEuQmF0Y2hNZXNzYWdlIj4KDEJhdGNoTWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgJEgoKAnRvGAIgASgJEg4KBnN0YXR1cxgDIAEoCSImChBDYW5jZWxTbXNSZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAkiSAoRQ2FuY2VsU21zUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBISCgptZXNzYWdlX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSIpChNHZXRTbXNTdGF0dXNSZXF1ZXN0EhIKCm1lc3NhZ2VfaWQYASABKAki9gEKFEdldFNtc1N0YXR1c1Jlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEisKB3NlbnRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaCg1lcnJvcl9tZXNzYWdlGAYgASgJSACIAQFCEAoOX2Vycm9yX21lc3NhZ2UiLAoWTGlzdFNtc0F0dGVtcHRzUmVxdWVzdBISCgptZXNzYWdlX2lkGAEgASgJIlUKF0xpc3RTbXNBdHRlbXB0c1Jlc3BvbnNlEhIKCm1lc3NhZ2VfaWQYASABKAkSJgoIYXR0ZW1wdHMYAiADKAsyFC5zbXNndy52MS5TbXNBdHRlbXB0IpsCCgpTbXNBdHRlbXB0Eg8KB2F0dGVtcHQYASABKAUSFwoKZ2F0ZXdheV9pZBgCIAEoCUgAiAEBEjEKDWRpc3BhdGNoZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2Fja25vd2xlZGdlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKB291dGNvbWUYBiABKAlIAYgBARISCgVlcnJvchgHIAEoCUgCiAEBQg0KC19nYXRld2F5X2lkQgoKCF9vdXRjb21lQggKBl9lcnJvciLUAQoWTGlzdFJlY2VpdmVkU21zUmVxdWVzdBIZCgxwaG9uZV9udW1iZXIYASABKAlIAIgBARIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxpbWl0GAMgASgFSAGIAQESEQoEcGFnZRgEIAEoBUgCiAEBQg8KDV9waG9uZV9udW1iZXJCCAoGX2xpbWl0QgcKBV9wYWdlIm4KF0xpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlEicKCG1lc3NhZ2VzGAEgAygLMhUuc21zZ3cudjEuUmVjZWl2ZWRTbXMSDQoFdG90YWwYAiABKAUSDAoEcGFnZRgDIAEoBRINCgVwYWdlcxgEIAEoBSJxCgtSZWNlaXZlZFNtcxISCgptZXNzYWdlX2lkGAEgASgJEgwKBGZyb20YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIvCgtyZWNlaXZlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAytwcKClNtc1NlcnZpY2USZAoHU2VuZFNtcxIYLnNtc2d3LnYxLlNlbmRTbXNSZXF1ZXN0Ghkuc21zZ3cudjEuU2VuZFNtc1Jlc3BvbnNlIiTI8xjKAdDzGAOC0+STAhU6ASoiEC9hcGkvdjEvc21zL3NlbmQSeQoMU2VuZFNtc0JhdGNoEh0uc21zZ3cudjEuU2VuZFNtc0JhdGNoUmVxdWVzdBoeLnNtc2d3LnYxLlNlbmRTbXNCYXRjaFJlc3BvbnNlIirI8xjKAdDzGAOC0+STAhs6ASoiFi9hcGkvdjEvc21zL3NlbmRfYmF0Y2gScQoJQ2FuY2VsU21zEhouc21zZ3cudjEuQ2FuY2VsU21zUmVxdWVzdBobLnNtc2d3LnYxLkNhbmNlbFNtc1Jlc3BvbnNlIivQ8xgDgtPkkwIhIh8vYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vY2FuY2VsEnoKDEdldFNtc1N0YXR1cxIdLnNtc2d3LnYxLkdldFNtc1N0YXR1c1JlcXVlc3QaHi5zbXNndy52MS5HZXRTbXNTdGF0dXNSZXNwb25zZSIr0PMYA4LT5JMCIRIfL2FwaS92MS9zbXMvc3RhdHVzL3ttZXNzYWdlX2lkfRKFAQoPTGlzdFNtc0F0dGVtcHRzEiAuc21zZ3cudjEuTGlzdFNtc0F0dGVtcHRzUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RTbXNBdHRlbXB0c1Jlc3BvbnNlIi3Q8xgDgtPkkwIjEiEvYXBpL3YxL3Ntcy97bWVzc2FnZV9pZH0vYXR0ZW1wdHMSeAoPTGlzdFJlY2VpdmVkU21zEiAuc21zZ3cudjEuTGlzdFJlY2VpdmVkU21zUmVxdWVzdBohLnNtc2d3LnYxLkxpc3RSZWNlaXZlZFNtc1Jlc3BvbnNlIiDQ8xgDgtPkkwIWEhQvYXBpL3YxL3Ntcy9yZWNlaXZlZBJXCgdMaXN0U21zEhguc21zZ3cudjEuTGlzdFNtc1JlcXVlc3QaGS5zbXNndy52MS5MaXN0U21zUmVzcG9uc2UiF9DzGAOC0+STAg0SCy9hcGkvdjEvc21zEn4KDUdldFNtc0pvdXJuZXkSHi5zbXNndy52MS5HZXRTbXNKb3VybmV5UmVxdWVzdBofLnNtc2d3LnYxLkdldFNtc0pvdXJuZXlSZXNwb25zZSIs0PMYA4LT5JMCIhIgL2FwaS92MS9zbXMve21lc3NhZ2VfaWR9L2pvdXJuZXliBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options, file_smsgw_v1_webhooks]);
+
+/**
+ * ListSmsRequest filters and pages outbound messages.
+ *
+ * @generated from message smsgw.v1.ListSmsRequest
+ */
+export type ListSmsRequest = Message<"smsgw.v1.ListSmsRequest"> & {
+  /**
+   * Only messages in this status: `queued`, `dispatched`, `sent`, `delivered`, `failed`, `expired` or
+   * `cancelled`.
+   *
+   * @generated from field: optional string status = 1;
+   */
+  status?: string | undefined;
+
+  /**
+   * Only messages last given to this gateway (its device id).
+   *
+   * @generated from field: optional string gateway_id = 2;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * Only messages to this number (normalised like every number).
+   *
+   * @generated from field: optional string to = 3;
+   */
+  to?: string | undefined;
+
+  /**
+   * Only messages accepted at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Only messages accepted before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Messages per page: 50 when unset, at most 100.
+   *
+   * @generated from field: optional int32 limit = 6;
+   */
+  limit?: number | undefined;
+
+  /**
+   * The `next_page_token` of the previous page; unset for the first page.
+   *
+   * @generated from field: optional string page_token = 7;
+   */
+  pageToken?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsRequest.
+ * Use `create(ListSmsRequestSchema)` to create a new message.
+ */
+export const ListSmsRequestSchema: GenMessage<ListSmsRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 0);
+
+/**
+ * ListSmsResponse is one page of outbound messages.
+ *
+ * @generated from message smsgw.v1.ListSmsResponse
+ */
+export type ListSmsResponse = Message<"smsgw.v1.ListSmsResponse"> & {
+  /**
+   * The messages on this page, newest first.
+   *
+   * @generated from field: repeated smsgw.v1.SmsSummary messages = 1;
+   */
+  messages: SmsSummary[];
+
+  /**
+   * Pass it as `page_token` for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsResponse.
+ * Use `create(ListSmsResponseSchema)` to create a new message.
+ */
+export const ListSmsResponseSchema: GenMessage<ListSmsResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 1);
+
+/**
+ * SmsSummary is an outbound message as listed.
+ *
+ * @generated from message smsgw.v1.SmsSummary
+ */
+export type SmsSummary = Message<"smsgw.v1.SmsSummary"> & {
+  /**
+   * The message's id (`msg_…`).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * The recipient in E.164.
+   *
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * The text (masked for one-time passwords).
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * Its status.
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * The device id of the gateway it was last given to; null before its first attempt.
+   *
+   * @generated from field: optional string gateway_id = 5;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * How many attempts were made.
+   *
+   * @generated from field: int32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * Its priority, from -10 to 10.
+   *
+   * @generated from field: int32 priority = 7;
+   */
+  priority: number;
+
+  /**
+   * When it was accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When its gateway reported it sent.
+   *
+   * @generated from field: google.protobuf.Timestamp sent_at = 9;
+   */
+  sentAt?: Timestamp | undefined;
+
+  /**
+   * When its gateway reported it delivered.
+   *
+   * @generated from field: google.protobuf.Timestamp delivered_at = 10;
+   */
+  deliveredAt?: Timestamp | undefined;
+
+  /**
+   * When it failed.
+   *
+   * @generated from field: google.protobuf.Timestamp failed_at = 11;
+   */
+  failedAt?: Timestamp | undefined;
+
+  /**
+   * Why it failed or expired.
+   *
+   * @generated from field: optional string error_message = 12;
+   */
+  errorMessage?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SmsSummary.
+ * Use `create(SmsSummarySchema)` to create a new message.
+ */
+export const SmsSummarySchema: GenMessage<SmsSummary> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 2);
+
+/**
+ * GetSmsJourneyRequest names a message.
+ *
+ * @generated from message smsgw.v1.GetSmsJourneyRequest
+ */
+export type GetSmsJourneyRequest = Message<"smsgw.v1.GetSmsJourneyRequest"> & {
+  /**
+   * The message's id (`msg_…`).
+   *
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+};
+
+/**
+ * Describes the message smsgw.v1.GetSmsJourneyRequest.
+ * Use `create(GetSmsJourneyRequestSchema)` to create a new message.
+ */
+export const GetSmsJourneyRequestSchema: GenMessage<GetSmsJourneyRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 3);
+
+/**
+ * GetSmsJourneyResponse is a message's journey.
+ *
+ * @generated from message smsgw.v1.GetSmsJourneyResponse
+ */
+export type GetSmsJourneyResponse = Message<"smsgw.v1.GetSmsJourneyResponse"> & {
+  /**
+   * The message.
+   *
+   * @generated from field: smsgw.v1.SmsSummary message = 1;
+   */
+  message?: SmsSummary | undefined;
+
+  /**
+   * Every attempt, oldest first.
+   *
+   * @generated from field: repeated smsgw.v1.SmsAttempt attempts = 2;
+   */
+  attempts: SmsAttempt[];
+
+  /**
+   * Every event it raised, oldest first.
+   *
+   * @generated from field: repeated smsgw.v1.SmsEvent events = 3;
+   */
+  events: SmsEvent[];
+
+  /**
+   * Every webhook delivery of those events, oldest first (admin keys only).
+   *
+   * @generated from field: repeated smsgw.v1.SmsWebhookDelivery webhook_deliveries = 4;
+   */
+  webhookDeliveries: SmsWebhookDelivery[];
+
+  /**
+   * The id of its lifecycle workflow in Temporal.
+   *
+   * @generated from field: string workflow_id = 5;
+   */
+  workflowId: string;
+
+  /**
+   * A link to that workflow in the Temporal Web UI; empty when the server does not know the UI's
+   * address (`TEMPORAL_UI_URL`).
+   *
+   * @generated from field: string workflow_url = 6;
+   */
+  workflowUrl: string;
+};
+
+/**
+ * Describes the message smsgw.v1.GetSmsJourneyResponse.
+ * Use `create(GetSmsJourneyResponseSchema)` to create a new message.
+ */
+export const GetSmsJourneyResponseSchema: GenMessage<GetSmsJourneyResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 4);
+
+/**
+ * SmsEvent is one event a message raised (what webhooks are sent).
+ *
+ * @generated from message smsgw.v1.SmsEvent
+ */
+export type SmsEvent = Message<"smsgw.v1.SmsEvent"> & {
+  /**
+   * The event: `sms_queued`, `sms_sent`, `sms_delivered` or `sms_failed`.
+   *
+   * @generated from field: string event = 1;
+   */
+  event: string;
+
+  /**
+   * The event's data, as webhooks carry it.
+   *
+   * @generated from field: google.protobuf.Struct data = 2;
+   */
+  data?: JsonObject | undefined;
+
+  /**
+   * When it was raised.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SmsEvent.
+ * Use `create(SmsEventSchema)` to create a new message.
+ */
+export const SmsEventSchema: GenMessage<SmsEvent> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 5);
+
+/**
+ * SmsWebhookDelivery is one delivery of one of the message's events to one webhook.
+ *
+ * @generated from message smsgw.v1.SmsWebhookDelivery
+ */
+export type SmsWebhookDelivery = Message<"smsgw.v1.SmsWebhookDelivery"> & {
+  /**
+   * The webhook's numeric id.
+   *
+   * @generated from field: int32 webhook_id = 1;
+   */
+  webhookId: number;
+
+  /**
+   * The webhook's URL.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The delivery and its attempts.
+   *
+   * @generated from field: smsgw.v1.WebhookDelivery delivery = 3;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SmsWebhookDelivery.
+ * Use `create(SmsWebhookDeliverySchema)` to create a new message.
+ */
+export const SmsWebhookDeliverySchema: GenMessage<SmsWebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_sms, 6);
 
 /**
  * SendSmsRequest is one SMS to send.
@@ -85,7 +425,7 @@ export type SendSmsRequest = Message<"smsgw.v1.SendSmsRequest"> & {
  * Use `create(SendSmsRequestSchema)` to create a new message.
  */
 export const SendSmsRequestSchema: GenMessage<SendSmsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 0);
+  messageDesc(file_smsgw_v1_sms, 7);
 
 /**
  * SendSmsResponse names the accepted message.
@@ -120,7 +460,7 @@ export type SendSmsResponse = Message<"smsgw.v1.SendSmsResponse"> & {
  * Use `create(SendSmsResponseSchema)` to create a new message.
  */
 export const SendSmsResponseSchema: GenMessage<SendSmsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 1);
+  messageDesc(file_smsgw_v1_sms, 8);
 
 /**
  * SendSmsBatchRequest is one text for many recipients.
@@ -183,7 +523,7 @@ export type SendSmsBatchRequest = Message<"smsgw.v1.SendSmsBatchRequest"> & {
  * Use `create(SendSmsBatchRequestSchema)` to create a new message.
  */
 export const SendSmsBatchRequestSchema: GenMessage<SendSmsBatchRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 2);
+  messageDesc(file_smsgw_v1_sms, 9);
 
 /**
  * SendSmsBatchResponse names every accepted message.
@@ -211,7 +551,7 @@ export type SendSmsBatchResponse = Message<"smsgw.v1.SendSmsBatchResponse"> & {
  * Use `create(SendSmsBatchResponseSchema)` to create a new message.
  */
 export const SendSmsBatchResponseSchema: GenMessage<SendSmsBatchResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 3);
+  messageDesc(file_smsgw_v1_sms, 10);
 
 /**
  * BatchMessage is one recipient's message in a batch.
@@ -246,7 +586,7 @@ export type BatchMessage = Message<"smsgw.v1.BatchMessage"> & {
  * Use `create(BatchMessageSchema)` to create a new message.
  */
 export const BatchMessageSchema: GenMessage<BatchMessage> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 4);
+  messageDesc(file_smsgw_v1_sms, 11);
 
 /**
  * CancelSmsRequest names a message.
@@ -267,7 +607,7 @@ export type CancelSmsRequest = Message<"smsgw.v1.CancelSmsRequest"> & {
  * Use `create(CancelSmsRequestSchema)` to create a new message.
  */
 export const CancelSmsRequestSchema: GenMessage<CancelSmsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 5);
+  messageDesc(file_smsgw_v1_sms, 12);
 
 /**
  * CancelSmsResponse is the message's status after the cancel.
@@ -302,7 +642,7 @@ export type CancelSmsResponse = Message<"smsgw.v1.CancelSmsResponse"> & {
  * Use `create(CancelSmsResponseSchema)` to create a new message.
  */
 export const CancelSmsResponseSchema: GenMessage<CancelSmsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 6);
+  messageDesc(file_smsgw_v1_sms, 13);
 
 /**
  * GetSmsStatusRequest names a message.
@@ -323,7 +663,7 @@ export type GetSmsStatusRequest = Message<"smsgw.v1.GetSmsStatusRequest"> & {
  * Use `create(GetSmsStatusRequestSchema)` to create a new message.
  */
 export const GetSmsStatusRequestSchema: GenMessage<GetSmsStatusRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 7);
+  messageDesc(file_smsgw_v1_sms, 14);
 
 /**
  * GetSmsStatusResponse is where a message stands.
@@ -379,7 +719,7 @@ export type GetSmsStatusResponse = Message<"smsgw.v1.GetSmsStatusResponse"> & {
  * Use `create(GetSmsStatusResponseSchema)` to create a new message.
  */
 export const GetSmsStatusResponseSchema: GenMessage<GetSmsStatusResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 8);
+  messageDesc(file_smsgw_v1_sms, 15);
 
 /**
  * ListSmsAttemptsRequest names a message.
@@ -400,7 +740,7 @@ export type ListSmsAttemptsRequest = Message<"smsgw.v1.ListSmsAttemptsRequest"> 
  * Use `create(ListSmsAttemptsRequestSchema)` to create a new message.
  */
 export const ListSmsAttemptsRequestSchema: GenMessage<ListSmsAttemptsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 9);
+  messageDesc(file_smsgw_v1_sms, 16);
 
 /**
  * ListSmsAttemptsResponse is a message's attempts.
@@ -428,7 +768,7 @@ export type ListSmsAttemptsResponse = Message<"smsgw.v1.ListSmsAttemptsResponse"
  * Use `create(ListSmsAttemptsResponseSchema)` to create a new message.
  */
 export const ListSmsAttemptsResponseSchema: GenMessage<ListSmsAttemptsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 10);
+  messageDesc(file_smsgw_v1_sms, 17);
 
 /**
  * SmsAttempt is one gateway's turn at a message.
@@ -494,7 +834,7 @@ export type SmsAttempt = Message<"smsgw.v1.SmsAttempt"> & {
  * Use `create(SmsAttemptSchema)` to create a new message.
  */
 export const SmsAttemptSchema: GenMessage<SmsAttempt> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 11);
+  messageDesc(file_smsgw_v1_sms, 18);
 
 /**
  * ListReceivedSmsRequest filters and pages inbound SMS.
@@ -517,6 +857,13 @@ export type ListReceivedSmsRequest = Message<"smsgw.v1.ListReceivedSmsRequest"> 
   since?: Timestamp | undefined;
 
   /**
+   * Only messages received before this time (ISO 8601).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 5;
+   */
+  until?: Timestamp | undefined;
+
+  /**
    * Messages per page: 50 when unset, at most 100.
    *
    * @generated from field: optional int32 limit = 3;
@@ -536,7 +883,7 @@ export type ListReceivedSmsRequest = Message<"smsgw.v1.ListReceivedSmsRequest"> 
  * Use `create(ListReceivedSmsRequestSchema)` to create a new message.
  */
 export const ListReceivedSmsRequestSchema: GenMessage<ListReceivedSmsRequest> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 12);
+  messageDesc(file_smsgw_v1_sms, 19);
 
 /**
  * ListReceivedSmsResponse is one page of inbound SMS.
@@ -578,7 +925,7 @@ export type ListReceivedSmsResponse = Message<"smsgw.v1.ListReceivedSmsResponse"
  * Use `create(ListReceivedSmsResponseSchema)` to create a new message.
  */
 export const ListReceivedSmsResponseSchema: GenMessage<ListReceivedSmsResponse> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 13);
+  messageDesc(file_smsgw_v1_sms, 20);
 
 /**
  * ReceivedSms is one inbound SMS.
@@ -620,7 +967,7 @@ export type ReceivedSms = Message<"smsgw.v1.ReceivedSms"> & {
  * Use `create(ReceivedSmsSchema)` to create a new message.
  */
 export const ReceivedSmsSchema: GenMessage<ReceivedSms> = /*@__PURE__*/
-  messageDesc(file_smsgw_v1_sms, 14);
+  messageDesc(file_smsgw_v1_sms, 21);
 
 /**
  * SmsService is what client applications call to send SMS and read the SMS gateways received.
@@ -692,6 +1039,30 @@ export const SmsService: GenService<{
     methodKind: "unary";
     input: typeof ListReceivedSmsRequestSchema;
     output: typeof ListReceivedSmsResponseSchema;
+  },
+  /**
+   * Lists outbound messages, newest first, one page at a time, with optional filters: a client key
+   * sees the messages it sent, an admin key every application's. Pages are read by
+   * `next_page_token`, so that a page costs the same however many messages are stored.
+   *
+   * @generated from rpc smsgw.v1.SmsService.ListSms
+   */
+  listSms: {
+    methodKind: "unary";
+    input: typeof ListSmsRequestSchema;
+    output: typeof ListSmsResponseSchema;
+  },
+  /**
+   * Returns a message's whole journey: the message, every attempt, every event it raised and, for
+   * an admin key, every webhook delivery of those events, with the id of its workflow (and a link
+   * to it in the Temporal Web UI when the server knows where that is).
+   *
+   * @generated from rpc smsgw.v1.SmsService.GetSmsJourney
+   */
+  getSmsJourney: {
+    methodKind: "unary";
+    input: typeof GetSmsJourneyRequestSchema;
+    output: typeof GetSmsJourneyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_smsgw_v1_sms, 0);

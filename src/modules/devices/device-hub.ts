@@ -87,7 +87,7 @@ export class DeviceHub {
     this.connections.set(gateway.gatewayId, connection);
     // Without Redis the device still connects; its presence is claimed as soon as Redis is back.
     await this.deps.presence
-      .hold(gateway.gatewayId, this.deps.taskQueue, connection.id)
+      .hold(gateway.gatewayId, this.deps.taskQueue, connection.id, connection.channel)
       .catch((error: unknown) =>
         this.deps.logger.warn({ err: error, deviceId: gateway.deviceId }, "claiming presence failed"),
       );
@@ -232,7 +232,7 @@ export class DeviceHub {
     const interval = (this.deps.idleTimeoutSeconds * 1000) / 3;
     if (Date.now() - connection.lastTouchMs < interval) return;
     connection.lastTouchMs = Date.now();
-    await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id);
+    await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id, connection.channel);
     const { active } = await this.deps.gateways.touch(connection.gateway.gatewayId);
     connection.paused = !active;
   }
@@ -262,7 +262,12 @@ export class DeviceHub {
   async reclaimPresence(): Promise<void> {
     for (const connection of this.connections.values()) {
       if (connection.closeReason !== undefined) continue;
-      await this.deps.presence.hold(connection.gateway.gatewayId, this.deps.taskQueue, connection.id);
+      await this.deps.presence.hold(
+        connection.gateway.gatewayId,
+        this.deps.taskQueue,
+        connection.id,
+        connection.channel,
+      );
     }
   }
 

@@ -82,6 +82,14 @@ export class EventsService {
     return rows.map((row) => row.payload);
   }
 
+  /** The recorded events of a message with when each was raised, oldest first. */
+  async journalOf(messageId: string): Promise<{ payload: EventPayload; createdAt: Date }[]> {
+    const rows: { payload: EventPayload; created_at: string }[] = await this.em
+      .getConnection()
+      .execute("select payload, created_at from events where message_id = ? order by id", [messageId]);
+    return rows.map((row) => ({ payload: row.payload, createdAt: new Date(row.created_at) }));
+  }
+
   /** Events not yet handed to webhooks and older than `olderThanSeconds` (the process died first). */
   async undispatched(olderThanSeconds: number, limit: number): Promise<{ id: number; payload: EventPayload }[]> {
     const rows: { id: string; payload: EventPayload }[] = await this.em.getConnection().execute(

@@ -145,6 +145,11 @@ export class GatewaysService {
     return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
   }
 
+  /** The gateway with this id, if it exists. */
+  find(id: number): Promise<Gateway | null> {
+    return this.em.fork().findOne(GatewayEntity, { id });
+  }
+
   /** The gateway with this device id. */
   async findByDeviceId(deviceId: string): Promise<Gateway> {
     const gateway = await this.em.fork().findOne(GatewayEntity, { deviceId });
@@ -164,6 +169,28 @@ export class GatewaysService {
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
     for (const listener of this.toggleListeners) listener(row.id, row.active);
     return { id: row.id, deviceId: row.device_id, active: row.active };
+  }
+
+  /**
+   * Changes a gateway's priority and whether it may be sent messages (what is unset stays); a change
+   * of `active` is told like a toggle.
+   */
+  async update(id: number, change: { priority?: number | undefined; active?: boolean | undefined }): Promise<Gateway> {
+    const { priority, active } = change;
+    if (priority !== undefined && (!Number.isInteger(priority) || priority < -100 || priority > 100)) {
+      throw invalid("priority must be from -100 to 100");
+    }
+    const rows: { active: boolean; was_active: boolean }[] = await this.em.getConnection().execute(
+      `update gateways g set priority = coalesce(?, g.priority), active = coalesce(?, g.active), updated_at = now()
+         from gateways old where g.id = ? and old.id = g.id returning g.active, old.active as was_active`,
+      [priority ?? null, active ?? null, id],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new DomainError("not_found", "Gateway not found");
+    if (row.active !== row.was_active) for (const listener of this.toggleListeners) listener(id, row.active);
+    const gateway = await this.em.fork().findOne(GatewayEntity, { id });
+    if (gateway === null) throw new DomainError("not_found", "Gateway not found");
+    return gateway;
   }
 
   /** Hears of every toggle once it is recorded (every instance must stop or resume pushes at once). */

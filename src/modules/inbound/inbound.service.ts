@@ -146,6 +146,7 @@ export class InboundService {
   async list(filters: {
     phoneNumber?: string | undefined;
     since?: Date | undefined;
+    until?: Date | undefined;
     limit?: number | undefined;
     page?: number | undefined;
   }): Promise<InboundPage> {
@@ -162,6 +163,10 @@ export class InboundService {
     if (filters.since !== undefined) {
       where.push("received_at > ?");
       params.push(filters.since);
+    }
+    if (filters.until !== undefined) {
+      where.push("received_at < ?");
+      params.push(filters.until);
     }
     const clause = where.length === 0 ? "" : `where ${where.join(" and ")}`;
     const connection = this.em.getConnection();

@@ -1,6 +1,6 @@
 export { Backlog, type BacklogLimits } from "./backlog.js";
 export { GatewayPicker, type Pick } from "./gateway-picker.js";
-export { MessageRepository, transitions } from "./message.repository.js";
+export { type ListedMessageRow, MessageRepository, transitions } from "./message.repository.js";
 export {
   type AttemptStart,
   type DeviceReport,

@@ -49,6 +49,67 @@ export interface MessageRow {
   request_digest: string | null;
 }
 
+/** What a list of messages is filtered by; `clientKeyId` null: every application's. */
+export interface MessageListFilters {
+  clientKeyId: number | null;
+  id?: string;
+  status?: MessageStatus;
+  gatewayDeviceId?: string;
+  recipient?: string;
+  since?: Date;
+  until?: Date;
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+/** A message as listed, with its gateway's device id and the exact time its page is keyed on. */
+export interface ListedMessageRow {
+  id: string;
+  recipient: string;
+  body: string;
+  status: MessageStatus;
+  attempts: number;
+  priority: number;
+  created_at: string;
+  cursor_at: string;
+  sent_at: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+  error_message: string | null;
+  client_key_id: number | null;
+  device_id: string | null;
+}
+
+/** The statement of one page of messages (exported so that a test can check its plan). */
+export function listQuery(filters: MessageListFilters): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    where.push(clause);
+    params.push(value);
+  };
+  if (filters.clientKeyId !== null) add("m.client_key_id = ?", filters.clientKeyId);
+  if (filters.id !== undefined) add("m.id = ?", filters.id);
+  if (filters.status !== undefined) add("m.status = ?", filters.status);
+  if (filters.gatewayDeviceId !== undefined)
+    add("m.gateway_id = (select id from gateways where device_id = ?)", filters.gatewayDeviceId);
+  if (filters.recipient !== undefined) add("m.recipient = ?", filters.recipient);
+  if (filters.since !== undefined) add("m.created_at >= ?", filters.since);
+  if (filters.until !== undefined) add("m.created_at < ?", filters.until);
+  if (filters.after !== undefined) {
+    where.push("(m.created_at, m.id) < (?::timestamptz, ?)");
+    params.push(filters.after.createdAt, filters.after.id);
+  }
+  return {
+    sql: `select m.id, m.recipient, m.body, m.status, m.attempts, m.priority, m.created_at, m.created_at::text as cursor_at,
+                 m.sent_at, m.delivered_at, m.failed_at, m.error_message, m.client_key_id, g.device_id
+            from messages m left join gateways g on g.id = m.gateway_id
+           ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+           order by m.created_at desc, m.id desc limit ?`,
+    params: [...params, filters.limit],
+  };
+}
+
 const date = (value: string | null): Date | null => (value === null ? null : new Date(value));
 
 /** The one mapper from a stored message to what the API answers. */
@@ -255,6 +316,15 @@ export class MessageRepository {
 
   async find(messageId: string): Promise<MessageRow | undefined> {
     return this.one<MessageRow>("select * from messages where id = ?", [messageId]);
+  }
+
+  /**
+   * One page of messages, newest first, filtered; `after` is the last row of the previous page
+   * (keyset paging: each page is an index range scan, however many messages are stored).
+   */
+  list(filters: MessageListFilters): Promise<ListedMessageRow[]> {
+    const { sql, params } = listQuery(filters);
+    return this.sql(sql, params);
   }
 
   /** Messages due now that no gateway has been given yet, per client key. */
@@ -638,6 +708,48 @@ export class MessageRepository {
          from messages where status in ('queued', 'dispatched')`,
     );
     return row ?? { queued: 0, dispatched: 0, unacknowledged: 0 };
+  }
+
+  /** Messages given to each gateway and not yet reported sent. */
+  async inFlightByGateway(): Promise<Map<number, number>> {
+    const rows = await this.sql<{ gateway_id: number; count: number }>(
+      "select gateway_id, count(*)::int as count from messages where status = 'dispatched' group by gateway_id",
+    );
+    return new Map(rows.map((row) => [row.gateway_id, row.count]));
+  }
+
+  /**
+   * The operator's overview: the messages accepted in each of the last sixty minutes by where they
+   * stand now, and of today's (from midnight in `timeZone`) ended messages how many went out and how
+   * many failed.
+   */
+  async overview(timeZone: string): Promise<{
+    minutes: { minute: string; delivered: number; failed: number; expired: number; pending: number }[];
+    delivered_today: number;
+    failed_today: number;
+  }> {
+    const minutes = await this.sql<{
+      minute: string;
+      delivered: number;
+      failed: number;
+      expired: number;
+      pending: number;
+    }>(
+      `select date_trunc('minute', created_at) as minute,
+              count(*) filter (where status in ('sent', 'delivered'))::int as delivered,
+              count(*) filter (where status = 'failed')::int as failed,
+              count(*) filter (where status in ('expired', 'cancelled'))::int as expired,
+              count(*) filter (where status in ('queued', 'dispatched'))::int as pending
+         from messages where created_at >= date_trunc('minute', now()) - interval '59 minutes'
+        group by 1 order by 1`,
+    );
+    const ended = await this.one<{ delivered: number; failed: number }>(
+      `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
+       select (select count(*) from messages, today where sent_at >= today.start and status in ('sent', 'delivered'))::int as delivered,
+              (select count(*) from messages, today where failed_at >= today.start)::int as failed`,
+      [timeZone, timeZone],
+    );
+    return { minutes, delivered_today: ended?.delivered ?? 0, failed_today: ended?.failed ?? 0 };
   }
 
   /** The messages' figures of the admin stats; "today" starts at midnight in `timeZone`. */

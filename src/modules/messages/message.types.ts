@@ -1,5 +1,6 @@
 /** Where an outbound message stands. `delivered`, `failed`, `expired` and `cancelled` are final. */
-export type MessageStatus = "queued" | "dispatched" | "sent" | "delivered" | "failed" | "expired" | "cancelled";
+export const messageStatuses = ["queued", "dispatched", "sent", "delivered", "failed", "expired", "cancelled"] as const;
+export type MessageStatus = (typeof messageStatuses)[number];
 
 /** What a device can report of a message it was told to send. */
 export type DeviceReportStatus = "sent" | "delivered" | "failed";

@@ -8,13 +8,55 @@ import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import { currentTraceparent } from "../../tracing.js";
 import type { Backlog } from "./backlog.js";
-import { type MessageRepository, type NewMessage, toView } from "./message.repository.js";
-import type { AttemptView, DeviceReport, MessageView, MessageWorkflows, SendInput } from "./message.types.js";
+import {
+  type ListedMessageRow,
+  type MessageListFilters,
+  type MessageRepository,
+  type NewMessage,
+  toView,
+} from "./message.repository.js";
+import {
+  type AttemptView,
+  type DeviceReport,
+  type MessageStatus,
+  type MessageView,
+  type MessageWorkflows,
+  messageStatuses,
+  type SendInput,
+} from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
 
 const maxBodyLength = 1600;
 const maxBatchSize = 1000;
 const maxMetadataBytes = 4096;
+const defaultPageSize = 50;
+const maxPageSize = 100;
+
+/** What a caller filters its list of messages by (all optional; empty strings count as unset). */
+export interface ListInput {
+  status?: string | undefined;
+  gatewayDeviceId?: string | undefined;
+  to?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  limit?: number | undefined;
+  pageToken?: string | undefined;
+}
+
+/** The token of the page after `row`: where the next page starts, opaque to callers. */
+const tokenAfter = (row: ListedMessageRow) =>
+  Buffer.from(JSON.stringify([row.cursor_at, row.id])).toString("base64url");
+
+function readToken(token: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown[];
+    if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt)))
+      return { createdAt, id };
+  } catch {
+    // Not a token of ours: refused below.
+  }
+  throw invalid("page_token is not a token this server gave");
+}
 
 /** Who is asking: a client key, and whether it may see every application's messages. */
 export interface Caller {
@@ -205,6 +247,39 @@ export class MessagesService {
       throw new DomainError("not_found", "Message not found");
     }
     return toView(row);
+  }
+
+  /** One page of the messages the caller may see, newest first, and the token of the next page. */
+  async list(caller: Caller, input: ListInput): Promise<{ rows: ListedMessageRow[]; nextPageToken: string }> {
+    const limit = input.limit ?? defaultPageSize;
+    if (!Number.isInteger(limit) || limit < 1 || limit > maxPageSize)
+      throw invalid(`limit must be from 1 to ${maxPageSize}`);
+    const filters: MessageListFilters = { clientKeyId: caller.admin ? null : caller.keyId, limit: limit + 1 };
+    if (input.status) {
+      if (!(messageStatuses as readonly string[]).includes(input.status))
+        throw invalid(`status must be one of ${messageStatuses.join(", ")}`);
+      filters.status = input.status as MessageStatus;
+    }
+    if (input.gatewayDeviceId) filters.gatewayDeviceId = input.gatewayDeviceId;
+    if (input.to) filters.recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
+    if (input.since) filters.since = input.since;
+    if (input.until) filters.until = input.until;
+    if (input.pageToken) filters.after = readToken(input.pageToken);
+    const rows = await this.repository.list(filters);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { rows: page, nextPageToken: rows.length > limit && last !== undefined ? tokenAfter(last) : "" };
+  }
+
+  /** A message the caller may see, as listed. */
+  async listed(caller: Caller, messageId: string): Promise<ListedMessageRow> {
+    const [row] = await this.repository.list({
+      clientKeyId: caller.admin ? null : caller.keyId,
+      id: messageId,
+      limit: 1,
+    });
+    if (row === undefined) throw new DomainError("not_found", "Message not found");
+    return row;
   }
 
   /** Every attempt at a message the caller may see, oldest first. */

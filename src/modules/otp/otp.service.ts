@@ -232,13 +232,16 @@ export class OtpService {
     return rows.length;
   }
 
-  /** Today's OTP figures; "today" starts at midnight in `timeZone`. */
-  async stats(timeZone: string): Promise<{ sentToday: number; verifiedToday: number; verificationRate: number }> {
+  /** OTP figures of the last `days` days, today included ("today" starts at midnight in `timeZone`). */
+  async stats(
+    timeZone: string,
+    days = 1,
+  ): Promise<{ sentToday: number; verifiedToday: number; verificationRate: number }> {
     const [row] = await this.em.getConnection().execute<{ sent: number; verified: number }[]>(
-      `with today as (select (date_trunc('day', now() at time zone ?) at time zone ?) as start)
+      `with today as (select (date_trunc('day', now() at time zone ?) - make_interval(days => ?)) at time zone ? as start)
        select (select count(*) from otp_codes, today where created_at >= today.start)::int as sent,
               (select count(*) from otp_codes, today where verified_at >= today.start)::int as verified`,
-      [timeZone, timeZone],
+      [timeZone, days - 1, timeZone],
     );
     const sent = row?.sent ?? 0;
     const verified = row?.verified ?? 0;

@@ -30,6 +30,14 @@ export interface DeliveryView {
   attempts: { attempt: number; startedAt: Date; statusCode: number | null; durationMs: number; error: string | null }[];
 }
 
+interface DeliveryRow {
+  id: string;
+  event: string;
+  status: DeliveryView["status"];
+  created_at: string;
+  completed_at: string | null;
+}
+
 /** Starts delivery workflows; implemented over Temporal in `src/temporal`. */
 export interface WebhookWorkflows {
   start(deliveryIds: readonly string[]): Promise<void>;
@@ -193,16 +201,29 @@ export class WebhooksService {
   /** The latest deliveries to an endpoint, newest first, with their attempts. */
   async deliveries(id: number, limit: number): Promise<DeliveryView[]> {
     await this.row(id);
-    const deliveries = await this.sql<{
-      id: string;
-      event: string;
-      status: DeliveryView["status"];
-      created_at: string;
-      completed_at: string | null;
-    }>(
+    const deliveries = await this.sql<DeliveryRow>(
       "select id, event, status, created_at, completed_at from webhook_deliveries where webhook_id = ? order by created_at desc, id desc limit ?",
       [id, Math.min(Math.max(limit, 1), 100)],
     );
+    return this.withAttempts(deliveries);
+  }
+
+  /** Every delivery of a message's events, oldest first, with its endpoint and attempts. */
+  async deliveriesOfMessage(messageId: string): Promise<{ webhookId: number; url: string; delivery: DeliveryView }[]> {
+    const rows = await this.sql<DeliveryRow & { webhook_id: number; url: string }>(
+      `select d.id, d.event, d.status, d.created_at, d.completed_at, d.webhook_id, w.url
+         from events e join webhook_deliveries d on d.event_id = e.id join webhooks w on w.id = d.webhook_id
+        where e.message_id = ? order by d.created_at, d.id`,
+      [messageId],
+    );
+    const views = await this.withAttempts(rows);
+    return rows.flatMap((row, i) => {
+      const delivery = views[i];
+      return delivery === undefined ? [] : [{ webhookId: row.webhook_id, url: row.url, delivery }];
+    });
+  }
+
+  private async withAttempts(deliveries: DeliveryRow[]): Promise<DeliveryView[]> {
     if (deliveries.length === 0) return [];
     const attempts = await this.sql<{
       delivery_id: string;
