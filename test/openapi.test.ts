@@ -123,6 +123,15 @@ describe("the OpenAPI document", () => {
     await call("GET", `/api/v1/sms/status/${givenId}`, { key });
     await call("POST", `/api/v1/sms/${id}/cancel`, { key });
     await call("POST", `/api/v1/sms/${givenId}/cancel`, { key });
+    const listed = await call("GET", "/api/v1/sms?limit=1", { key });
+    await call("GET", `/api/v1/sms?limit=1&page_token=${listed.body.next_page_token as string}&status=cancelled`, {
+      key,
+    });
+    await call("GET", "/api/v1/sms?status=lost", { key });
+    await call("GET", `/api/v1/sms/${givenId}/journey`, { key });
+    await call("GET", `/api/v1/sms/${givenId}/journey`, { key: admin });
+    await call("GET", "/api/v1/sms/msg_nosuchmessage/journey", { key });
+    await call("GET", "/api/v1/me", { key });
 
     // One-time passwords.
     await call("POST", "/api/v1/otp/send", { key, body: { phone_number: "+14155552674" } });
@@ -137,6 +146,17 @@ describe("the OpenAPI document", () => {
     await call("POST", `/api/v1/admin/gateways/${first?.id}/toggle`, { key: admin });
     await call("POST", `/api/v1/admin/gateways/${first?.id}/toggle`, { key: admin });
     await call("POST", "/api/v1/admin/gateways/999999/toggle", { key: admin });
+    await call("PATCH", `/api/v1/admin/gateways/${first?.id}`, { key: admin, body: { priority: 3 } });
+    await call("PATCH", `/api/v1/admin/gateways/${first?.id}`, { key: admin, body: { priority: 300 } });
+    await call("GET", "/api/v1/admin/overview", { key: admin });
+    await call("GET", "/api/v1/admin/keys", { key: admin });
+    const madeKey = await call("POST", "/api/v1/admin/keys", {
+      key: admin,
+      body: { name: "documented", scope: "client" },
+    });
+    await call("POST", "/api/v1/admin/keys", { key: admin, body: { name: "documented", scope: "root" } });
+    await call("POST", `/api/v1/admin/keys/${(madeKey.body.key as { id: number }).id}/revoke`, { key: admin });
+    await call("POST", "/api/v1/admin/keys/999999/revoke", { key: admin });
     const created = await call("POST", "/api/v1/admin/webhooks", {
       key: admin,
       body: { url: "http://127.0.0.1:9/hook", events: ["sms_delivered"] },

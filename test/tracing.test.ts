@@ -68,6 +68,14 @@ describe("tracing", () => {
     });
     const id = (sent.body as { message_id: string }).message_id;
     await eventually(async () => (webhook.requests.some((r) => r.body.includes(id)) ? true : undefined), 30_000);
+    // The delivery's workflow ends after the endpoint answered; its spans are exported once it has.
+    const [delivery] = await server.deps.orm.em
+      .getConnection()
+      .execute<{ id: string }[]>(
+        "select d.id from webhook_deliveries d join events e on e.id = d.event_id where e.message_id = ?",
+        [id],
+      );
+    await server.deps.temporal.workflow.getHandle(`webhook/${delivery?.id}`).result();
     await phone.disconnect();
     await server.stop();
 
