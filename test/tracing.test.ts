@@ -55,6 +55,9 @@ describe("tracing", () => {
   it("follows a message in one trace from the REST call to the phone and the webhook", async () => {
     const url = server.url ?? "";
     await isolate(server);
+    // Only this test's endpoint hears the message (one left active by another test would be retried
+    // for minutes, its workflow's span still open).
+    await server.deps.orm.em.getConnection().execute("update webhooks set active = false");
     const key = await clientKey({ ...server, url });
     const admin = await clientKey({ ...server, url }, "admin");
     await rest({ url }, "POST", "/api/v1/admin/webhooks", {
@@ -69,12 +72,11 @@ describe("tracing", () => {
     const id = (sent.body as { message_id: string }).message_id;
     await eventually(async () => (webhook.requests.some((r) => r.body.includes(id)) ? true : undefined), 30_000);
     // The delivery's workflow ends after the endpoint answered; its spans are exported once it has.
-    const [delivery] = await server.deps.orm.em
-      .getConnection()
-      .execute<{ id: string }[]>(
-        "select d.id from webhook_deliveries d join events e on e.id = d.event_id where e.message_id = ?",
-        [id],
-      );
+    const [delivery] = await server.deps.orm.em.getConnection().execute<{ id: string }[]>(
+      `select d.id from webhook_deliveries d join events e on e.id = d.event_id join webhooks w on w.id = d.webhook_id
+          where e.message_id = ? and w.url = ?`,
+      [id, webhook.url],
+    );
     await server.deps.temporal.workflow.getHandle(`webhook/${delivery?.id}`).result();
     await phone.disconnect();
     await server.stop();

@@ -148,6 +148,22 @@ describe("the operator console", () => {
     await opened.context().close();
   });
 
+  it("cancels a message waiting for a gateway", async () => {
+    // No gateway is online: the message waits in the queue.
+    await isolate(server);
+    const opened = await signIn(admin);
+    await opened.getByRole("link", { name: "Messages" }).click();
+    await opened.getByLabel("To").fill("+14155550124");
+    await opened.getByRole("button", { name: "Send" }).click();
+    await opened.getByRole("heading", { name: /^Message msg_/ }).waitFor();
+    const messageId = ((await opened.getByRole("heading", { name: /^Message msg_/ }).textContent()) ?? "").slice(8);
+    await opened.getByRole("button", { name: "Cancel message" }).click();
+    await expect.poll(() => opened.locator("dl.facts").textContent()).toContain("cancelled");
+    const status = await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key: admin });
+    expect(status.body).toMatchObject({ status: "cancelled" });
+    await opened.context().close();
+  });
+
   it("sends a test SMS and shows it delivered, with its attempt, events and workflow", async () => {
     const phone = await phones.connect();
     await server.deps.gateways.update(phone.id, { active: true });
