@@ -164,9 +164,11 @@ export class MessageLifecycle {
 
   /**
    * The SMS reached the phone, in one statement: moved, counted (when no sent report came first),
-   * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved.
+   * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved, and
+   * whether its workflow had loaded it by then: one that had not will find it delivered when it does
+   * (the statement and the workflow's load take the row in turn), so it needs no word of the report.
    */
-  async markDelivered(messageId: string, gatewayId: number): Promise<boolean> {
+  async markDelivered(messageId: string, gatewayId: number): Promise<{ moved: boolean; workflowRunning: boolean }> {
     const events = await this.repository.markDelivered(messageId, gatewayId);
     this.events.recorded(events);
     for (const event of events) {
@@ -174,7 +176,8 @@ export class MessageLifecycle {
       this.metrics.messageOutcome(outcome, gatewayOf(event.payload));
       if (outcome === "delivered") this.metrics.delivered(event.age_seconds);
     }
-    return events.some((event) => event.type === "sms_delivered");
+    const delivered = events.find((event) => event.type === "sms_delivered");
+    return { moved: delivered !== undefined, workflowRunning: delivered?.workflow_running ?? true };
   }
 
   /** The message failed for good. */

@@ -487,15 +487,19 @@ export class MessageRepository {
    * Delivered, in one statement: moved, counted (when no sent report came first), and `sms_sent` (if
    * not yet) and `sms_delivered` recorded. Returns the events recorded.
    */
-  markDelivered(messageId: string, gatewayId: number): Promise<(RecordedEvent & { age_seconds: number })[]> {
-    return this.sql<RecordedEvent & { age_seconds: number }>(
+  markDelivered(
+    messageId: string,
+    gatewayId: number,
+  ): Promise<(RecordedEvent & { age_seconds: number; workflow_running: boolean })[]> {
+    return this.sql<RecordedEvent & { age_seconds: number; workflow_running: boolean }>(
       // The joined row is read before the update, so `was` is the status it leaves.
       `with m as (
          update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
                 error_message = null, sealed_body = null, updated_at = now()
            from (select id, status from messages where id = ?) old
           where m.id = old.id and m.gateway_id = ? and ${leaves("delivered", "m.status")}
-         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was),
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
+                   m.workflow_started_at),
        unsent as (select * from m where was <> 'sent'),
        ${countedSql("unsent")},
        recorded as (
@@ -505,7 +509,8 @@ export class MessageRepository {
           cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
          on conflict (message_id, type) where message_id is not null do nothing
          returning id, payload, type, dispatched_at is not null as dispatched)
-       select recorded.*, extract(epoch from m.delivered_at - m.created_at)::float8 as age_seconds
+       select recorded.*, extract(epoch from m.delivered_at - m.created_at)::float8 as age_seconds,
+              m.workflow_started_at is not null as workflow_running
          from recorded cross join m`,
       [messageId, gatewayId],
     );

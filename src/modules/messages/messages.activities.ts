@@ -77,7 +77,7 @@ export function createMessageActivities(deps: {
     markMessageSent: (input: { messageId: string; gatewayId: number }) =>
       lifecycle.markSent(input.messageId, input.gatewayId),
     markMessageDelivered: (input: { messageId: string; gatewayId: number }) =>
-      lifecycle.markDelivered(input.messageId, input.gatewayId),
+      lifecycle.markDelivered(input.messageId, input.gatewayId).then((result) => result.moved),
     markMessageFailed: (input: { messageId: string; error: string }) =>
       lifecycle.markFailed(input.messageId, input.error),
     markMessageExpired: (input: { messageId: string }) => lifecycle.markExpired(input.messageId),

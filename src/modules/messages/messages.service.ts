@@ -330,8 +330,10 @@ export class MessagesService {
       return;
     }
     if (status === "delivered") {
-      if (!(await this.lifecycle.markDelivered(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
-      this.tell(messageId, { status, gatewayId, error: null });
+      const { moved, workflowRunning } = await this.lifecycle.markDelivered(messageId, gatewayId);
+      if (!moved) await this.reportable(gatewayId, messageId);
+      // A workflow that has not loaded its message yet will find it delivered: no signal needed.
+      if (workflowRunning) this.tell(messageId, { status, gatewayId, error: null });
       return;
     }
     const current = await this.reportable(gatewayId, messageId);
