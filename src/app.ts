@@ -16,7 +16,7 @@ import { registerMetrics } from "./http/metrics.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
 import { callContext } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
-import { handlers, implementations, interceptors, routes } from "./rpc/routes.js";
+import { handlers, implementations, interceptors, routes, services } from "./rpc/routes.js";
 import { temporalMetricsAddress } from "./temporal/runtime.js";
 
 /**
@@ -71,14 +71,17 @@ export async function buildApp(
   registerApiDocs(app);
   await registerConsole(app);
 
-  // Requests being served (device streams and console fleet watches aside, they last for hours): while clients send hard,
-  // message workflow starts make way for them.
+  // Requests being served: while clients send hard, message workflow starts make way for them.
+  // Streaming calls (a device's stream, a console's fleet watch) last for hours and are not counted.
+  const streaming = new Set(
+    services.flatMap((service) =>
+      service.methods
+        .filter((method) => method.methodKind !== "unary")
+        .map((method) => `/${service.typeName}/${method.name}`),
+    ),
+  );
   app.addHook("onRequest", async (request, reply) => {
-    if (
-      request.url.startsWith("/smsgw.v1.GatewayService/Connect") ||
-      request.url.startsWith("/smsgw.v1.AdminService/WatchGateways")
-    )
-      return;
+    if (streaming.has(request.url)) return;
     deps.load.inFlight++;
     // 'close' comes once, whether the answer was sent (raw, by the Connect door, or not) or the client left.
     reply.raw.once("close", () => {

@@ -10,7 +10,7 @@ import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
 import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
-import { FleetWatch, GatewaysService, readFleet } from "./modules/gateways/index.js";
+import { FleetWatch, GatewaysService } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import {
@@ -174,13 +174,12 @@ export async function createDeps(
   );
   // The console's live fleet: one read per second per instance while anyone watches.
   const fleet = new FleetWatch(
-    () =>
-      readFleet({
-        gateways: () => gateways.list(),
-        channels: (ids) => presence.channels(ids),
-        inFlight: () => repository.inFlightByGateway(),
-        sendsPerMinute: config.messages.gatewaySendsPerMinute,
-      }),
+    {
+      gateways: () => gateways.list(),
+      channels: (ids) => presence.channels(ids),
+      inFlight: () => repository.inFlightByGateway(),
+      sendsPerMinute: config.messages.gatewaySendsPerMinute,
+    },
     logger,
   );
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });

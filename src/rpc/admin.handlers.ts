@@ -58,7 +58,7 @@ export function adminHandlers(deps: {
 
     async updateGateway(req) {
       const gateway = await deps.gateways.update(req.id, { priority: req.priority, active: req.active });
-      const [view] = (await deps.fleet.current()).filter((found) => found.id === gateway.id);
+      const [view] = await deps.fleet.describe([gateway]);
       if (view === undefined) throw new Error("an updated gateway is missing from the fleet");
       return { gateway: fleetGateway(view) };
     },

@@ -4,7 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
 import type { EventsService } from "../modules/events/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
-import type { Caller, ListedMessageRow, MessagesService, SendInput } from "../modules/messages/index.js";
+import type { Caller, ListedMessageView, MessagesService, SendInput } from "../modules/messages/index.js";
 import type { WebhooksService } from "../modules/webhooks/index.js";
 import { messageWorkflowId } from "../temporal/message-workflows.js";
 import { callingClient } from "./principal.js";
@@ -16,23 +16,22 @@ function callerOf(ctx: HandlerContext): Caller {
 }
 
 const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
-const storedDate = (value: string | null) => (value === null ? undefined : timestampFromDate(new Date(value)));
 
 /** A message as listed. */
-function summary(row: ListedMessageRow) {
+function summary(view: ListedMessageView) {
   return {
-    messageId: row.id,
-    to: row.recipient,
-    message: row.body,
-    status: row.status,
-    gatewayId: row.device_id ?? undefined,
-    attempts: row.attempts,
-    priority: row.priority,
-    createdAt: timestampFromDate(new Date(row.created_at)),
-    sentAt: storedDate(row.sent_at),
-    deliveredAt: storedDate(row.delivered_at),
-    failedAt: storedDate(row.failed_at),
-    errorMessage: row.error_message ?? undefined,
+    messageId: view.id,
+    to: view.recipient,
+    message: view.body,
+    status: view.status,
+    gatewayId: view.gatewayDeviceId ?? undefined,
+    attempts: view.attempts,
+    priority: view.priority,
+    createdAt: timestampFromDate(view.createdAt),
+    sentAt: optionalDate(view.sentAt),
+    deliveredAt: optionalDate(view.deliveredAt),
+    failedAt: optionalDate(view.failedAt),
+    errorMessage: view.errorMessage ?? undefined,
   };
 }
 
@@ -87,25 +86,25 @@ export function smsHandlers(deps: {
         limit: req.limit,
         pageToken: req.pageToken,
       });
-      return { messages: page.rows.map(summary), nextPageToken: page.nextPageToken };
+      return { messages: page.messages.map(summary), nextPageToken: page.nextPageToken };
     },
 
     async getSmsJourney(req, ctx) {
       const caller = callerOf(ctx);
-      const row = await deps.messages.listed(caller, req.messageId);
-      const workflowId = messageWorkflowId(row.id);
+      const listed = await deps.messages.listed(caller, req.messageId);
+      const workflowId = messageWorkflowId(listed.id);
       const ui = deps.config.temporalUiUrl;
       return {
-        message: summary(row),
-        attempts: await attemptsOf(caller, row.id),
-        events: (await deps.events.journalOf(row.id)).map(({ payload, createdAt }) => ({
+        message: summary(listed),
+        attempts: await attemptsOf(caller, listed.id),
+        events: (await deps.events.journalOf(listed.id)).map(({ payload, createdAt }) => ({
           event: payload.event,
           data: payload as JsonObject,
           createdAt: timestampFromDate(createdAt),
         })),
         // Endpoints are the operator's: an application's key does not see where its events go.
         webhookDeliveries: caller.admin
-          ? (await deps.webhooks.deliveriesOfMessage(row.id)).map((found) => ({
+          ? (await deps.webhooks.deliveriesOfMessage(listed.id)).map((found) => ({
               webhookId: found.webhookId,
               url: found.url,
               delivery: deliveryMessage(found.delivery),

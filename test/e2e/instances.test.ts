@@ -111,7 +111,7 @@ describe("a server killed mid-flight", () => {
         30_000,
         "delivery after the restart",
       );
-      const events = await server.deps.events.forMessage(messageId);
+      const events = (await server.deps.events.journalOf(messageId)).map((entry) => entry.payload);
       expect(events.map((event) => event.event)).toEqual(["sms_sent", "sms_delivered"]);
       const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
       expect(row?.totalMessagesSent).toBe(1);

@@ -70,7 +70,7 @@ describe("sending an SMS through a connected phone", () => {
       error_message: null,
     });
     expect(gateway.commands.map((command) => command.recipient)).toEqual(["+14155552671"]);
-    const events = await server.deps.events.forMessage(res.body.message_id);
+    const events = (await server.deps.events.journalOf(res.body.message_id)).map((entry) => entry.payload);
     expect(events.map((event) => event.event)).toEqual(["sms_sent", "sms_delivered"]);
     expect(events[0]).toMatchObject({
       to: "+14155552671",
@@ -249,7 +249,7 @@ describe("failover", () => {
       sent_at: null,
     });
     expect(flaky.commands.length).toBe(5);
-    const events = await server.deps.events.forMessage(res.body.message_id);
+    const events = (await server.deps.events.journalOf(res.body.message_id)).map((entry) => entry.payload);
     expect(events.map((event) => event.event)).toEqual(["sms_failed"]);
   });
 });
@@ -368,7 +368,7 @@ describe("rules around messages", () => {
       body: { message_id: res.body.message_id, status: "delivered", error_message: null },
     });
     expect({ status: repeat.status, body: repeat.body }).toEqual({ status: 200, body: { success: true } });
-    const events = await server.deps.events.forMessage(res.body.message_id);
+    const events = (await server.deps.events.journalOf(res.body.message_id)).map((entry) => entry.payload);
     expect(events.filter((event) => event.event === "sms_delivered")).toHaveLength(1);
     const row = (await server.deps.gateways.list()).find((g) => g.id === gateway.id);
     expect(row?.totalMessagesSent).toBe(1);

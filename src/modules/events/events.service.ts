@@ -74,14 +74,6 @@ export class EventsService {
     }
   }
 
-  /** The recorded events of a message, oldest first. */
-  async forMessage(messageId: string): Promise<EventPayload[]> {
-    const rows: { payload: EventPayload }[] = await this.em
-      .getConnection()
-      .execute("select payload from events where message_id = ? order by id", [messageId]);
-    return rows.map((row) => row.payload);
-  }
-
   /** The recorded events of a message with when each was raised, oldest first. */
   async journalOf(messageId: string): Promise<{ payload: EventPayload; createdAt: Date }[]> {
     const rows: { payload: EventPayload; created_at: string }[] = await this.em

@@ -32,9 +32,9 @@ export interface FleetSources {
 const finite = (value: unknown) =>
   typeof value === "number" && Number.isFinite(value) ? Math.round(value) : undefined;
 
-/** The whole fleet as it stands now. */
-export async function readFleet(sources: FleetSources): Promise<FleetGatewayView[]> {
-  const [gateways, inFlight] = await Promise.all([sources.gateways(), sources.inFlight()]);
+/** The live state of `gateways` (every gateway when unset) as it stands now. */
+export async function readFleet(sources: FleetSources, only?: Gateway[]): Promise<FleetGatewayView[]> {
+  const [gateways, inFlight] = await Promise.all([only ?? sources.gateways(), sources.inFlight()]);
   const channels = await sources.channels(gateways.map((gateway) => gateway.id));
   return gateways.map((gateway) => {
     const online = gateway.status === "online";
@@ -71,14 +71,14 @@ export class FleetWatch {
   private reading = false;
 
   constructor(
-    private readonly read: () => Promise<FleetGatewayView[]>,
+    private readonly sources: FleetSources,
     private readonly logger: Logger,
     private readonly intervalMs = 1000,
   ) {}
 
-  /** The fleet now, read at once. */
-  current(): Promise<FleetGatewayView[]> {
-    return this.read();
+  /** The live state of these gateways now. */
+  describe(gateways: Gateway[]): Promise<FleetGatewayView[]> {
+    return readFleet(this.sources, gateways);
   }
 
   /** The fleet now, then each time it changes, until `signal` aborts. */
@@ -96,8 +96,11 @@ export class FleetWatch {
     this.closing.signal.addEventListener("abort", aborted);
     this.listeners.add(listener);
     try {
-      // The first answer is read now: a new watcher does not wait for the next tick.
-      yield await this.current();
+      // The first answer is read now: a new watcher does not wait for the next tick, and the first
+      // tick does not send it the same fleet again.
+      const first = await readFleet(this.sources);
+      if (this.timer === undefined) this.latest = { fleet: first, json: JSON.stringify(first) };
+      yield first;
       this.start();
       while (!signal.aborted && !this.closing.signal.aborted) {
         const next = waiting.shift();
@@ -139,7 +142,7 @@ export class FleetWatch {
     if (this.reading) return;
     this.reading = true;
     try {
-      const fleet = await this.read();
+      const fleet = await readFleet(this.sources);
       const json = JSON.stringify(fleet);
       if (json === this.latest?.json) return;
       this.latest = { fleet, json };

@@ -1,11 +1,12 @@
 export { Backlog, type BacklogLimits } from "./backlog.js";
 export { GatewayPicker, type Pick } from "./gateway-picker.js";
-export { type ListedMessageRow, MessageRepository, transitions } from "./message.repository.js";
+export { MessageRepository, transitions } from "./message.repository.js";
 export {
   type AttemptStart,
   type DeviceReport,
   type DeviceReportStatus,
   finalStatuses,
+  type ListedMessageView,
   type MessageStatus,
   type MessageView,
   type MessageWorkflows,

@@ -62,21 +62,10 @@ export interface MessageListFilters {
   limit: number;
 }
 
-/** A message as listed, with its gateway's device id and the exact time its page is keyed on. */
-export interface ListedMessageRow {
-  id: string;
-  recipient: string;
-  body: string;
-  status: MessageStatus;
-  attempts: number;
+/** A message as listed: the stored row, its priority, its gateway's device id, and the exact time its page is keyed on. */
+export interface ListedMessageRow extends MessageRow {
   priority: number;
-  created_at: string;
   cursor_at: string;
-  sent_at: string | null;
-  delivered_at: string | null;
-  failed_at: string | null;
-  error_message: string | null;
-  client_key_id: number | null;
   device_id: string | null;
 }
 
@@ -101,8 +90,9 @@ export function listQuery(filters: MessageListFilters): { sql: string; params: u
     params.push(filters.after.createdAt, filters.after.id);
   }
   return {
-    sql: `select m.id, m.recipient, m.body, m.status, m.attempts, m.priority, m.created_at, m.created_at::text as cursor_at,
-                 m.sent_at, m.delivered_at, m.failed_at, m.error_message, m.client_key_id, g.device_id
+    sql: `select m.id, m.recipient, m.body, m.status, m.client_key_id, m.gateway_id, m.attempts, m.created_at,
+                 m.sent_at, m.delivered_at, m.failed_at, m.error_message, m.request_digest,
+                 m.priority, m.created_at::text as cursor_at, g.device_id
             from messages m left join gateways g on g.id = m.gateway_id
            ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
            order by m.created_at desc, m.id desc limit ?`,

@@ -65,6 +65,12 @@ export interface MessageView {
   errorMessage: string | null;
 }
 
+/** A message as lists show it: its view, its priority and its last gateway's device id. */
+export interface ListedMessageView extends MessageView {
+  priority: number;
+  gatewayDeviceId: string | null;
+}
+
 /** One gateway's turn at a message, as the API shows it. */
 export interface AttemptView {
   attempt: number;

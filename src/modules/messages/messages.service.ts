@@ -18,6 +18,7 @@ import {
 import {
   type AttemptView,
   type DeviceReport,
+  type ListedMessageView,
   type MessageStatus,
   type MessageView,
   type MessageWorkflows,
@@ -42,6 +43,12 @@ export interface ListInput {
   limit?: number | undefined;
   pageToken?: string | undefined;
 }
+
+const listedView = (row: ListedMessageRow): ListedMessageView => ({
+  ...toView(row),
+  priority: row.priority,
+  gatewayDeviceId: row.device_id,
+});
 
 /** The token of the page after `row`: where the next page starts, opaque to callers. */
 const tokenAfter = (row: ListedMessageRow) =>
@@ -250,7 +257,7 @@ export class MessagesService {
   }
 
   /** One page of the messages the caller may see, newest first, and the token of the next page. */
-  async list(caller: Caller, input: ListInput): Promise<{ rows: ListedMessageRow[]; nextPageToken: string }> {
+  async list(caller: Caller, input: ListInput): Promise<{ messages: ListedMessageView[]; nextPageToken: string }> {
     const limit = input.limit ?? defaultPageSize;
     if (!Number.isInteger(limit) || limit < 1 || limit > maxPageSize)
       throw invalid(`limit must be from 1 to ${maxPageSize}`);
@@ -268,18 +275,21 @@ export class MessagesService {
     const rows = await this.repository.list(filters);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { rows: page, nextPageToken: rows.length > limit && last !== undefined ? tokenAfter(last) : "" };
+    return {
+      messages: page.map(listedView),
+      nextPageToken: rows.length > limit && last !== undefined ? tokenAfter(last) : "",
+    };
   }
 
   /** A message the caller may see, as listed. */
-  async listed(caller: Caller, messageId: string): Promise<ListedMessageRow> {
+  async listed(caller: Caller, messageId: string): Promise<ListedMessageView> {
     const [row] = await this.repository.list({
       clientKeyId: caller.admin ? null : caller.keyId,
       id: messageId,
       limit: 1,
     });
     if (row === undefined) throw new DomainError("not_found", "Message not found");
-    return row;
+    return listedView(row);
   }
 
   /** Every attempt at a message the caller may see, oldest first. */
