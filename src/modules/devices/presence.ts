@@ -12,7 +12,8 @@ export class Presence {
     private readonly ttlSeconds: number,
   ) {}
 
-  private key(gatewayId: number): string {
+  /** The Redis key that holds a gateway's presence (its value starts with the task queue). */
+  key(gatewayId: number): string {
     return `smsgw:presence:${gatewayId}`;
   }
 

@@ -1,7 +1,7 @@
 import type { Metrics } from "../../shared/metrics.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
-import type { GatewayPicker, Pick } from "./gateway-picker.js";
-import type { AttemptEnd, MessagePlan, MessageRepository, RequeueResult } from "./message.repository.js";
+import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
+import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueResult } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
@@ -9,6 +9,9 @@ export type { MessagePlan } from "./message.repository.js";
 /** The device id an event names as its gateway. */
 const gatewayOf = (payload: EventPayload): string | null =>
   typeof payload.gateway_id === "string" ? payload.gateway_id : null;
+
+/** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
+const maxFreshPlans = 4096;
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 
@@ -18,6 +21,9 @@ const iso = (value: string | null) => (value === null ? undefined : new Date(val
  * events and gateway choices that go with them. The database is the source of truth.
  */
 export class MessageLifecycle {
+  /** The plans of messages just stored by this process, kept until their first dispatch takes them. */
+  private readonly fresh = new Map<string, MessagePlan>();
+
   constructor(
     private readonly repository: MessageRepository,
     private readonly picker: GatewayPicker,
@@ -25,11 +31,32 @@ export class MessageLifecycle {
     private readonly metrics: Metrics,
   ) {}
 
+  /**
+   * Remembers what a message just stored (and committed) holds, so that its first dispatch needs not
+   * read it back. Bounded: a plan forgotten (or never taken: the starter dropped it) is read instead.
+   */
+  stored(
+    messageId: string,
+    message: Pick<NewMessage, "recipient" | "body" | "sendAt" | "expiresAt" | "preferredGatewayId" | "sealedBody">,
+  ): void {
+    if (this.fresh.size >= maxFreshPlans) this.fresh.clear();
+    this.fresh.set(messageId, {
+      status: "queued",
+      recipient: message.recipient,
+      body: message.body,
+      sendAtMs: message.sendAt?.getTime() ?? null,
+      expiresAtMs: message.expiresAt.getTime(),
+      attempts: 0,
+      preferredGatewayId: message.preferredGatewayId,
+      sealed: message.sealedBody !== null,
+    });
+  }
+
   plan(messageId: string): Promise<MessagePlan | null> {
     return this.repository.claimForWorkflow(messageId);
   }
 
-  pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {
+  pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<GatewayPick> {
     return this.picker.pick(input);
   }
 
@@ -63,7 +90,11 @@ export class MessageLifecycle {
    * it again), else null: nothing was made, or the gateway is elsewhere (the workflow pushes it there).
    */
   async dispatchFirst(messageId: string, pushHere: (command: PushCommand) => Promise<boolean>): Promise<number | null> {
-    const plan = await this.repository.peekPlan(messageId);
+    // A message stored here a moment ago is taken as stored: the dispatch statement itself checks that
+    // it still waits in the queue (not cancelled meanwhile).
+    const fresh = this.fresh.get(messageId);
+    this.fresh.delete(messageId);
+    const plan = fresh ?? (await this.repository.peekPlan(messageId));
     const now = Date.now();
     if (plan === null || plan.status !== "queued" || plan.attempts !== 0) return null;
     if ((plan.sendAtMs !== null && plan.sendAtMs > now) || plan.expiresAtMs <= now) return null;

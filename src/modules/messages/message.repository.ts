@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { PreparedStatements } from "../../db/prepared.js";
 import { dispatchedAtSql, type EventPayload, type MessageEventType } from "../events/index.js";
 import type { MessageStatus, MessageView } from "./message.types.js";
 
@@ -248,10 +249,15 @@ function closingOpenAttempt(outcomeSql: string, errorSql: string): string {
  * Each write is one statement (or one transaction), conditional on the transitions above.
  */
 export class MessageRepository {
-  constructor(private readonly em: EntityManager) {}
+  /** Every message passes through these statements several times: each is prepared once per connection. */
+  private readonly statements: PreparedStatements;
+
+  constructor(em: EntityManager) {
+    this.statements = new PreparedStatements(em);
+  }
 
   private sql<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T[]> {
-    return this.em.getConnection().execute(query, params, "all", em?.getTransactionContext());
+    return this.statements.all<T>(query, params, em);
   }
 
   /** The first row a statement returns, if any. */

@@ -160,6 +160,8 @@ export class MessagesService {
         );
         if (row !== undefined) {
           out.push({ view: toView(row), created: true });
+          // Stored for good (one statement, outside any transaction): its first dispatch needs not read it back.
+          if (em === undefined) this.lifecycle.stored(row.id, item);
           continue;
         }
         const earlier = await this.repository.findByIdempotencyKey(caller.keyId, item.idempotencyKey, em);

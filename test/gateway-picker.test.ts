@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Presence } from "../src/modules/devices/presence.js";
+import { GatewayPicker } from "../src/modules/messages/index.js";
+import type { Running } from "../src/serve.js";
+import { isolate, registeredGateway, startServer } from "./helpers.js";
+
+// The picker against real PostgreSQL (the gateways and their load) and Redis (presence, recent
+// failures and each gateway's sends in the current minute), which it reads and reserves in one call.
+describe("GatewayPicker", () => {
+  let server: Running & { url: string };
+  let presence: Presence;
+  const gateways: number[] = [];
+
+  /** Three active online gateways, in priority order; `connected` of them are connected. */
+  async function fleet(connected: number): Promise<void> {
+    for (const [i, id] of gateways.entries()) {
+      await server.deps.orm.em
+        .getConnection()
+        .execute("update gateways set active = true, status = 'online', priority = ? where id = ?", [10 - i, id]);
+      if (i < connected) await presence.hold(id, `queue-${i}`, `connection-${i}`, "stream");
+    }
+  }
+
+  const picker = (sendsPerMinute = 100) =>
+    new GatewayPicker(server.deps.messageRepository, server.deps.redis, presence, {
+      sendsPerMinute,
+      failureCooldownSeconds: 60,
+    });
+
+  beforeAll(async () => {
+    server = await startServer();
+    presence = new Presence(server.deps.redis, 60);
+    for (let i = 0; i < 3; i++) gateways.push((await registeredGateway(server)).id);
+  });
+  afterAll(async () => {
+    await server.deps.redis.del(...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`]));
+    await server.stop();
+  });
+  beforeEach(async () => {
+    await isolate(server);
+    const keys = await server.deps.redis.keys("smsgw:gwrate:*");
+    await server.deps.redis.del(...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`]), ...keys);
+  });
+
+  it("takes the connected gateway of highest priority, with the task queue of the instance holding it", async () => {
+    await fleet(3);
+    const pick = await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] });
+    expect(pick).toMatchObject({ kind: "picked", gatewayId: gateways[0], taskQueue: "queue-0" });
+  });
+
+  it("passes over gateways that are online in the database but connected nowhere", async () => {
+    await fleet(0);
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      kind: "none",
+      reason: "no_gateway",
+    });
+    await presence.hold(gateways[2] as number, "queue-2", "connection-2", "cable");
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      kind: "picked",
+      gatewayId: gateways[2],
+      taskQueue: "queue-2",
+    });
+  });
+
+  it("prefers the message's own gateway, and puts tried and recently failed gateways last", async () => {
+    await fleet(3);
+    const [first, second, third] = gateways as [number, number, number];
+    expect(await picker().pick({ preferredGatewayId: third, triedGatewayIds: [] })).toMatchObject({
+      gatewayId: third,
+    });
+    await picker().noteFailure(first);
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      gatewayId: second,
+    });
+    // Tried counts for more than a recent failure.
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [second, third] })).toMatchObject({
+      gatewayId: first,
+    });
+  });
+
+  it("never gives a gateway more than its sends per minute, and says when the next minute starts", async () => {
+    await fleet(2);
+    // All in one minute: not in its last two seconds.
+    const left = 60_000 - (Date.now() % 60_000);
+    if (left < 2000) await new Promise((resolve) => setTimeout(resolve, left + 50));
+    const limited = picker(2);
+    const picks = [];
+    for (let i = 0; i < 4; i++) picks.push(await limited.pick({ preferredGatewayId: null, triedGatewayIds: [] }));
+    expect(picks.map((pick) => (pick.kind === "picked" ? pick.gatewayId : null))).toEqual([
+      gateways[0],
+      gateways[0],
+      gateways[1],
+      gateways[1],
+    ]);
+    const full = await limited.pick({ preferredGatewayId: null, triedGatewayIds: [] });
+    expect(full).toMatchObject({ kind: "none", reason: "rate_limited" });
+    if (full.kind !== "none") throw new Error("expected none");
+    expect(full.retryAfterMs).toBeGreaterThan(0);
+    expect(full.retryAfterMs).toBeLessThanOrEqual(60_050);
+  });
+});
