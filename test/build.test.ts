@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
@@ -16,6 +16,10 @@ describe("the production build", () => {
     expect(existsSync("dist/src/main.js")).toBe(true);
     expect(existsSync("dist/workflow-bundle.js")).toBe(true);
     expect(existsSync("dist/console/dist/index.html")).toBe(true);
+    // What `npm start` runs first: a build as new as its sources is not made again.
+    const again = spawnSync(process.execPath, ["scripts/build-server.mjs"], { encoding: "utf8" });
+    expect(again.status).toBe(0);
+    expect(again.stderr).not.toContain("building");
 
     const env = childEnv({ NODE_ENV: "production", LOG_FORMAT: "json", TEMPORAL_TASK_QUEUE: unique("build-queue") });
     const node = (args: string[]) =>

@@ -45,8 +45,9 @@ let temporal: LocalTemporal | undefined;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = pino({ level: "warn" });
-  // The console's browser tests load the built console (built here when missing or stale).
-  execFileSync(process.execPath, ["scripts/build-console.mjs"], { stdio: "inherit" });
+  // The build in dist/ (with the console, which the browser tests load), made here when missing or
+  // stale: servers run as `npm start` runs them (the chaos test) start from it.
+  execFileSync(process.execPath, ["scripts/build-server.mjs"], { stdio: "inherit" });
   await freshDatabase();
   await freshRedis();
   temporal = process.env.TEMPORAL_ADDRESS
