@@ -147,7 +147,9 @@ export async function createDeps(
     // The backlog limit is counted every half second, so a few more than it may be accepted in
     // between: the starter holds twice as many, and drops (for the sweeper) only past that.
     startCapacity: 2 * config.backlog.total + 100,
-    busy: () => load.inFlight >= 4,
+    // Clients sending hard: starts make way for accepting, unless sends are being refused for a full
+    // backlog (then only draining it lets them in again).
+    busy: () => load.inFlight >= 4 && !backlog.refusing(),
     firstSteps,
     logger,
     onStartFailure: () => metrics.workflowStartFailed(),

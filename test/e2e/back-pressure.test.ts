@@ -1,4 +1,6 @@
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Backlog } from "../../src/modules/messages/backlog.js";
 import { clientKey, isolate, rest, startServer, unique } from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -32,5 +34,23 @@ describe("back-pressure", () => {
     expect(rows[0]?.count).toBe(0);
     // Another application's key is not held back by this one's backlog.
     expect((await send(await clientKey(server), "+14155550204")).status).toBe(202);
+  });
+
+  it("says that it refuses while it does, so that the starter stops making way for senders", async () => {
+    const backlog = new Backlog(
+      server.deps.messageRepository,
+      { perKey: 1, total: 10, retryAfterSeconds: 1 },
+      pino({ level: "silent" }),
+    );
+    try {
+      backlog.admit(-1, 1);
+      expect(backlog.refusing()).toBe(false);
+      expect(() => backlog.admit(-1, 1)).toThrow("Too many messages are waiting to be sent");
+      expect(backlog.refusing()).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(backlog.refusing()).toBe(false);
+    } finally {
+      backlog.stop();
+    }
   });
 });

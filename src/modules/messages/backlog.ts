@@ -20,6 +20,8 @@ export class Backlog {
   private perKey = new Map<number, number>();
   private total = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** When a send was last refused (ms since the epoch). */
+  private refusedAt = 0;
 
   constructor(
     private readonly repository: MessageRepository,
@@ -33,6 +35,7 @@ export class Backlog {
     this.timer ??= this.startRefreshing();
     const mine = this.perKey.get(keyId) ?? 0;
     if (this.total + count > this.limits.total || mine + count > this.limits.perKey) {
+      this.refusedAt = Date.now();
       throw new DomainError(
         "unavailable",
         "Too many messages are waiting to be sent; try again shortly",
@@ -41,6 +44,14 @@ export class Backlog {
     }
     this.total += count;
     this.perKey.set(keyId, mine + count);
+  }
+
+  /**
+   * Whether sends were refused in the last second: the backlog is at its limit, so draining it is
+   * what lets senders in again (the starter then does not make way for accepting).
+   */
+  refusing(): boolean {
+    return Date.now() - this.refusedAt < 1000;
   }
 
   private startRefreshing(): NodeJS.Timeout {
