@@ -87,8 +87,8 @@ export class BoundedStarter {
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
-    private readonly maxYieldMs = 1000,
-    private readonly busyConcurrency = 4,
+    private readonly maxYieldMs = 2000,
+    private readonly busyConcurrency = 1,
     private readonly pollMs = 5,
   ) {}
 
