@@ -9,11 +9,10 @@ import { type MessageRepository, systemStats } from "../modules/messages/index.j
 import type { OtpService } from "../modules/otp/index.js";
 import { invalid } from "../shared/errors.js";
 import { callingClient } from "./principal.js";
-
-const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
+import { optionalTimestamp } from "./timestamps.js";
 
 function fleetGateway(gateway: FleetGatewayView) {
-  return { ...gateway, lastHeartbeatAt: optionalDate(gateway.lastHeartbeatAt) };
+  return { ...gateway, lastHeartbeatAt: optionalTimestamp(gateway.lastHeartbeatAt) };
 }
 
 const keyScopes: readonly KeyScope[] = ["client", "admin", "gateway"];
@@ -46,8 +45,8 @@ export function adminHandlers(deps: {
         ? undefined
         : (deviceIds?.get(key.gatewayId) ?? (await deps.gateways.find(key.gatewayId))?.deviceId),
     createdAt: timestampFromDate(key.createdAt),
-    lastUsedAt: optionalDate(key.lastUsedAt),
-    revokedAt: optionalDate(key.revokedAt),
+    lastUsedAt: optionalTimestamp(key.lastUsedAt),
+    revokedAt: optionalTimestamp(key.revokedAt),
   });
   return {
     async *watchGateways(_req, ctx) {
@@ -135,7 +134,7 @@ export function adminHandlers(deps: {
           deviceId: gateway.deviceId,
           name: gateway.name,
           status: gateway.status,
-          lastHeartbeatAt: gateway.lastHeartbeatAt ? timestampFromDate(gateway.lastHeartbeatAt) : undefined,
+          lastHeartbeatAt: optionalTimestamp(gateway.lastHeartbeatAt),
           messagesSentToday: gateway.messagesSentToday,
           messagesReceivedToday: gateway.messagesReceivedToday,
           totalMessagesSent: gateway.totalMessagesSent,

@@ -8,14 +8,13 @@ import type { Caller, ListedMessageView, MessagesService, SendInput } from "../m
 import type { WebhooksService } from "../modules/webhooks/index.js";
 import { messageWorkflowId } from "../temporal/message-workflows.js";
 import { callingClient } from "./principal.js";
+import { optionalTimestamp } from "./timestamps.js";
 import { deliveryMessage } from "./webhook.handlers.js";
 
 function callerOf(ctx: HandlerContext): Caller {
   const client = callingClient(ctx);
   return { keyId: client.keyId, admin: client.scope === "admin" };
 }
-
-const optionalDate = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
 
 /** A message as listed. */
 function summary(view: ListedMessageView) {
@@ -28,9 +27,9 @@ function summary(view: ListedMessageView) {
     attempts: view.attempts,
     priority: view.priority,
     createdAt: timestampFromDate(view.createdAt),
-    sentAt: optionalDate(view.sentAt),
-    deliveredAt: optionalDate(view.deliveredAt),
-    failedAt: optionalDate(view.failedAt),
+    sentAt: optionalTimestamp(view.sentAt),
+    deliveredAt: optionalTimestamp(view.deliveredAt),
+    failedAt: optionalTimestamp(view.failedAt),
     errorMessage: view.errorMessage ?? undefined,
   };
 }
@@ -70,8 +69,8 @@ export function smsHandlers(deps: {
       attempt: attempt.attempt,
       gatewayId: attempt.gatewayDeviceId ?? undefined,
       dispatchedAt: timestampFromDate(attempt.dispatchedAt),
-      acknowledgedAt: optionalDate(attempt.acknowledgedAt),
-      endedAt: optionalDate(attempt.endedAt),
+      acknowledgedAt: optionalTimestamp(attempt.acknowledgedAt),
+      endedAt: optionalTimestamp(attempt.endedAt),
       outcome: attempt.outcome ?? undefined,
       error: attempt.error ?? undefined,
     }));
@@ -171,9 +170,9 @@ export function smsHandlers(deps: {
       return {
         messageId: view.id,
         status: view.status,
-        sentAt: optionalDate(view.sentAt),
-        deliveredAt: optionalDate(view.deliveredAt),
-        failedAt: optionalDate(view.failedAt),
+        sentAt: optionalTimestamp(view.sentAt),
+        deliveredAt: optionalTimestamp(view.deliveredAt),
+        failedAt: optionalTimestamp(view.failedAt),
         errorMessage: view.errorMessage ?? undefined,
       };
     },

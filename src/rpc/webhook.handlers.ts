@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookDeliverySchema, WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
 import type { DeliveryView, WebhooksService, WebhookView } from "../modules/webhooks/index.js";
+import { optionalTimestamp } from "./timestamps.js";
 
 function toWebhook(view: WebhookView) {
   return {
@@ -70,7 +71,7 @@ export function deliveryMessage(delivery: DeliveryView): MessageInitShape<typeof
     event: delivery.event,
     status: delivery.status,
     createdAt: timestampFromDate(delivery.createdAt),
-    completedAt: delivery.completedAt === null ? undefined : timestampFromDate(delivery.completedAt),
+    completedAt: optionalTimestamp(delivery.completedAt),
     attempts: delivery.attempts.map((attempt) => ({
       attempt: attempt.attempt,
       startedAt: timestampFromDate(attempt.startedAt),
