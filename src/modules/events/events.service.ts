@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { PreparedStatements } from "../../db/prepared.js";
 
 /** Every event smsgw emits; webhooks subscribe to them by name. */
 export const eventTypes = [
@@ -38,7 +39,12 @@ export function dispatchedAtSql(typeSql: string): string {
 export class EventsService {
   private readonly listeners: EventListener[] = [];
 
-  constructor(private readonly em: EntityManager) {}
+  /** Its statements run on every message event: prepared once per pooled connection. */
+  private readonly statements: PreparedStatements;
+
+  constructor(em: EntityManager) {
+    this.statements = new PreparedStatements(em);
+  }
 
   /** Adds a listener. It is called after the event is recorded and must not throw or block. */
   listen(listener: EventListener): void {
@@ -50,7 +56,7 @@ export class EventsService {
    * event's id, or undefined when the message already had one of this type.
    */
   async emit(payload: EventPayload): Promise<number | undefined> {
-    const rows: { id: string; dispatched: boolean }[] = await this.em.getConnection().execute(
+    const rows: { id: string; dispatched: boolean }[] = await this.statements.all(
       `insert into events (type, message_id, payload, dispatched_at) values (?, ?, ?, ${dispatchedAtSql("?::text")})
          on conflict (message_id, type) where message_id is not null do nothing
          returning id, dispatched_at is not null as dispatched`,
@@ -76,15 +82,16 @@ export class EventsService {
 
   /** The recorded events of a message with when each was raised, oldest first. */
   async journalOf(messageId: string): Promise<{ payload: EventPayload; createdAt: Date }[]> {
-    const rows: { payload: EventPayload; created_at: string }[] = await this.em
-      .getConnection()
-      .execute("select payload, created_at from events where message_id = ? order by id", [messageId]);
+    const rows: { payload: EventPayload; created_at: string }[] = await this.statements.all(
+      "select payload, created_at from events where message_id = ? order by id",
+      [messageId],
+    );
     return rows.map((row) => ({ payload: row.payload, createdAt: new Date(row.created_at) }));
   }
 
   /** Events not yet handed to webhooks and older than `olderThanSeconds` (the process died first). */
   async undispatched(olderThanSeconds: number, limit: number): Promise<{ id: number; payload: EventPayload }[]> {
-    const rows: { id: string; payload: EventPayload }[] = await this.em.getConnection().execute(
+    const rows: { id: string; payload: EventPayload }[] = await this.statements.all(
       `select id, payload from events where dispatched_at is null
           and created_at < now() - make_interval(secs => ?) order by id limit ?`,
       [olderThanSeconds, limit],
@@ -94,6 +101,6 @@ export class EventsService {
 
   /** Marks an event as handed to webhooks. */
   async markDispatched(eventId: number): Promise<void> {
-    await this.em.getConnection().execute("update events set dispatched_at = now() where id = ?", [eventId]);
+    await this.statements.all("update events set dispatched_at = now() where id = ?", [eventId]);
   }
 }

@@ -1,5 +1,6 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { PreparedStatements } from "../../db/prepared.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
@@ -40,19 +41,24 @@ function inRange(value: number | undefined, field: string, min: number, max: num
 export class GatewaysService {
   private readonly toggleListeners: ((gatewayId: number, active: boolean) => void)[] = [];
 
+  /** Heartbeats and connections run these statements: prepared once per pooled connection. */
+  private readonly statements: PreparedStatements;
+
   constructor(
     private readonly em: EntityManager,
     private readonly keys: KeysService,
     private readonly events?: EventsService,
-  ) {}
+  ) {
+    this.statements = new PreparedStatements(em);
+  }
 
   /** Emits `gateway_online` or `gateway_offline` for a gateway whose status just changed. */
   private async statusChanged(gatewayId: number): Promise<void> {
     if (this.events === undefined) return;
     const rows: { device_id: string; name: string; status: "online" | "offline"; last_heartbeat_at: string | null }[] =
-      await this.em
-        .getConnection()
-        .execute("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [gatewayId]);
+      await this.statements.all("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [
+        gatewayId,
+      ]);
     const row = rows[0];
     if (row === undefined) return;
     await this.events.emit({
@@ -118,7 +124,7 @@ export class GatewaysService {
    * was offline before, so callers can wake messages waiting for a gateway, and whether it is active.
    */
   async touch(gatewayId: number): Promise<{ wasOffline: boolean; active: boolean }> {
-    const rows: { was_offline: boolean; active: boolean }[] = await this.em.getConnection().execute(
+    const rows: { was_offline: boolean; active: boolean }[] = await this.statements.all(
       `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
          from (select id, status from gateways where id = ?) old
         where g.id = old.id returning old.status = 'offline' as was_offline, g.active`,
@@ -131,12 +137,10 @@ export class GatewaysService {
 
   /** Records that the gateway's live connection ended. */
   async markDisconnected(gatewayId: number): Promise<void> {
-    const rows: { id: number }[] = await this.em
-      .getConnection()
-      .execute(
-        "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
-        [gatewayId],
-      );
+    const rows: { id: number }[] = await this.statements.all(
+      "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
+      [gatewayId],
+    );
     if (rows.length > 0) await this.statusChanged(gatewayId);
   }
 
@@ -159,12 +163,10 @@ export class GatewaysService {
 
   /** Flips whether a gateway may be sent messages, atomically. */
   async toggle(id: number): Promise<ToggledGateway> {
-    const rows: { id: number; device_id: string; active: boolean }[] = await this.em
-      .getConnection()
-      .execute(
-        "update gateways set active = not active, updated_at = now() where id = ? returning id, device_id, active",
-        [id],
-      );
+    const rows: { id: number; device_id: string; active: boolean }[] = await this.statements.all(
+      "update gateways set active = not active, updated_at = now() where id = ? returning id, device_id, active",
+      [id],
+    );
     const row = rows[0];
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
     for (const listener of this.toggleListeners) listener(row.id, row.active);
@@ -180,7 +182,7 @@ export class GatewaysService {
     if (priority !== undefined && (!Number.isInteger(priority) || priority < -100 || priority > 100)) {
       throw invalid("priority must be from -100 to 100");
     }
-    const rows: { active: boolean; was_active: boolean }[] = await this.em.getConnection().execute(
+    const rows: { active: boolean; was_active: boolean }[] = await this.statements.all(
       `update gateways g set priority = coalesce(?, g.priority), active = coalesce(?, g.active), updated_at = now()
          from gateways old where g.id = ? and old.id = g.id returning g.active, old.active as was_active`,
       [priority ?? null, active ?? null, id],
@@ -203,7 +205,7 @@ export class GatewaysService {
    * returns them.
    */
   async markStaleOffline(timeoutSeconds: number): Promise<{ id: number; deviceId: string }[]> {
-    const rows: { id: number; device_id: string }[] = await this.em.getConnection().execute(
+    const rows: { id: number; device_id: string }[] = await this.statements.all(
       `update gateways set status = 'offline', updated_at = now()
         where status = 'online'
           and (last_heartbeat_at is null or last_heartbeat_at < now() - make_interval(secs => ?))

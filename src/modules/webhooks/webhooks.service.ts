@@ -1,5 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
+import { PreparedStatements } from "../../db/prepared.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -74,6 +75,9 @@ export class WebhooksService {
 
   private traceOf: ((messageId: string) => Promise<string | null>) | undefined;
 
+  /** Its statements run for every event a webhook gets: prepared once per pooled connection. */
+  private readonly statements: PreparedStatements;
+
   constructor(
     private readonly em: EntityManager,
     private readonly secrets: SecretBox,
@@ -81,7 +85,9 @@ export class WebhooksService {
     private readonly options: WebhookOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.statements = new PreparedStatements(em);
+  }
 
   /** With tracing on: how to find the trace a message was accepted in. */
   followTraces(traceOf: (messageId: string) => Promise<string | null>): void {
@@ -101,7 +107,7 @@ export class WebhooksService {
   }
 
   private sql<T>(query: string, params: unknown[] = []): Promise<T[]> {
-    return this.em.getConnection().execute(query, params);
+    return this.statements.all<T>(query, params);
   }
 
   private checkEvents(events: string[]): EventType[] {
