@@ -79,7 +79,7 @@ export class WebhooksService {
   private readonly statements: PreparedStatements;
 
   constructor(
-    private readonly em: EntityManager,
+    em: EntityManager,
     private readonly secrets: SecretBox,
     private readonly events: EventsService,
     private readonly options: WebhookOptions,
