@@ -74,6 +74,20 @@ export class PreparedStatements {
     const transaction = em?.getTransactionContext();
     const text = transaction === undefined && !params.some(Array.isArray) ? this.textOf(sql) : null;
     if (text === null) return this.em.getConnection().execute(sql, [...params], "all", transaction);
+    return this.onPool<T>(text, params);
+  }
+
+  /**
+   * Every row of a statement whose list values travel as PostgreSQL arrays (`unnest(?::int[])`,
+   * `= any(?::text[])`): one prepared statement, however many values. Never inside a transaction.
+   */
+  async allWithArrays<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    const text = this.textOf(sql) ?? numberedPlaceholders(sql);
+    if (text === undefined) throw new Error("a statement with arrays cannot hold ?? placeholders");
+    return this.onPool<T>(text, params);
+  }
+
+  private async onPool<T>(text: string, params: readonly unknown[]): Promise<T[]> {
     const pool = this.em.getConnection().getKnex().client as unknown as PooledClient;
     const connection = await pool.acquireConnection();
     try {

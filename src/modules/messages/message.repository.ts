@@ -1,5 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { PreparedStatements } from "../../db/prepared.js";
+import { Batcher } from "../../shared/batcher.js";
 import { dispatchedAtSql, type EventPayload, type MessageEventType } from "../events/index.js";
 import type { MessageStatus, MessageView } from "./message.types.js";
 
@@ -252,6 +253,15 @@ export class MessageRepository {
   /** Every message passes through these statements several times: each is prepared once per connection. */
   private readonly statements: PreparedStatements;
 
+  /**
+   * Sends stored together: under load, the sends that arrive at once share one insert (one round
+   * trip, one commit) instead of queueing for the pool one by one.
+   */
+  private readonly inserts = new Batcher<NewMessage, MessageRow | undefined>((messages) => this.insertMany(messages), {
+    maxBatch: 200,
+    concurrency: 2,
+  });
+
   constructor(em: EntityManager) {
     this.statements = new PreparedStatements(em);
   }
@@ -272,8 +282,13 @@ export class MessageRepository {
 
   // --- accepting ---
 
-  /** Stores a message; undefined when the key's idempotency key was used before (nothing stored). */
+  /**
+   * Stores a message; undefined when the key's idempotency key was used before (nothing stored).
+   * Outside a transaction, messages sent at the same moment are stored by one statement (each is
+   * durable once its promise resolves, as alone).
+   */
   async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
+    if (em === undefined) return this.inserts.add(message);
     return this.one<MessageRow>(
       `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
                              preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body, trace_context)
@@ -296,6 +311,45 @@ export class MessageRepository {
       ],
       em,
     );
+  }
+
+  /**
+   * Stores messages in one statement; for each, its row, or undefined when its key's idempotency key
+   * was used before (by an earlier message or an earlier one in the list). They share `created_at`
+   * (they were sent at the same moment), so "newest first" lists them by id.
+   */
+  private async insertMany(messages: NewMessage[]): Promise<(MessageRow | undefined)[]> {
+    const column = <T>(value: (message: NewMessage) => T) => messages.map(value);
+    const rows = await this.statements.allWithArrays<MessageRow>(
+      `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
+                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body,
+                             trace_context)
+       select id, client_key_id, recipient, body, priority, send_at, expires_at,
+              preferred_gateway_id, metadata::jsonb, idempotency_key, request_digest, sealed_body,
+              trace_context
+         from unnest(?::varchar[], ?::int[], ?::varchar[], ?::text[], ?::int[], ?::timestamptz[],
+                     ?::timestamptz[], ?::int[], ?::text[], ?::varchar[], ?::text[], ?::text[], ?::varchar[])
+              as m(id, client_key_id, recipient, body, priority, send_at, expires_at, preferred_gateway_id,
+                   metadata, idempotency_key, request_digest, sealed_body, trace_context)
+       on conflict (client_key_id, idempotency_key) do nothing returning *`,
+      [
+        column((m) => m.id),
+        column((m) => m.clientKeyId),
+        column((m) => m.recipient),
+        column((m) => m.body),
+        column((m) => m.priority),
+        column((m) => m.sendAt),
+        column((m) => m.expiresAt),
+        column((m) => m.preferredGatewayId),
+        column((m) => m.metadata),
+        column((m) => m.idempotencyKey),
+        column((m) => m.digest),
+        column((m) => m.sealedBody),
+        column((m) => m.traceContext ?? null),
+      ],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return messages.map((message) => byId.get(message.id));
   }
 
   async findByIdempotencyKey(
