@@ -99,7 +99,13 @@ export async function createDeps(
   tracing?: Tracing,
 ): Promise<Deps> {
   const orm = await openOrm(config.databaseUrl);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: true });
+  const redis = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: 3,
+    lazyConnect: true,
+    // Commands given in the same turn of the event loop (the rate limits of requests that arrived
+    // together, say) leave in one write and come back in one read.
+    enableAutoPipelining: true,
+  });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
   let connection: NativeConnection | undefined;
   try {

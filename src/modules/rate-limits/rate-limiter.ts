@@ -31,6 +31,14 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or nowMs
 return {allowed, count, nowMs, tonumber(oldest)}
 `;
 
+/** The script as a command: allowed (1 or 0), the count in the window, Redis's time and the oldest (ms). */
+type RateHitCommand = (
+  key: string,
+  windowMs: number,
+  limit: number,
+  member: string,
+) => Promise<[number, number, number, number]>;
+
 /** Subjects a per-instance window keeps before it forgets those with no request in the window. */
 const maxLocalSubjects = 50_000;
 
@@ -81,7 +89,10 @@ export class RateLimiter {
     private readonly redis: Redis,
     private readonly windowSeconds: number,
     private readonly logger?: Logger,
-  ) {}
+  ) {
+    // Sent by its hash (EVALSHA; ioredis loads it again should Redis have forgotten it).
+    redis.defineCommand("smsgwRateHit", { lua: hitScript, numberOfKeys: 1 });
+  }
 
   /** Whether counts are shared through Redis now, or kept by this instance alone. */
   get mode(): RateLimitMode {
@@ -118,14 +129,14 @@ export class RateLimiter {
   private async shared(subject: string, limit: number, windowSeconds: number): Promise<RateDecision> {
     this.sequence += 1;
     const member = `${this.prefix}:${this.sequence}`;
-    const [allowed, count, nowMs, oldestMs] = (await this.redis.eval(
-      hitScript,
-      1,
+    const hit = (this.redis as unknown as { smsgwRateHit: RateHitCommand }).smsgwRateHit;
+    const [allowed, count, nowMs, oldestMs] = await hit.call(
+      this.redis,
       `smsgw:rl:${subject}`,
       windowSeconds * 1000,
       limit,
       member,
-    )) as [number, number, number, number];
+    );
     return {
       allowed: allowed === 1,
       limit,
