@@ -54,6 +54,10 @@ interface KeyRow {
 export class KeysService {
   private readonly revokeListeners: ((keyId: number) => void | Promise<void>)[] = [];
   private readonly remembered = new Map<string, { principal: Principal; untilMs: number }>();
+  /** Lookups under way, by digest. */
+  private readonly lookingUp = new Map<string, Promise<Principal | undefined>>();
+  /** Counts revocations heard, so that a lookup begun before one is not remembered. */
+  private forgotten = 0;
 
   constructor(private readonly em: EntityManager) {}
 
@@ -98,6 +102,8 @@ export class KeysService {
   /** Forgets a remembered key (it was just revoked, here or on another instance). */
   forget(keyId: number): void {
     for (const [digest, entry] of this.remembered) if (entry.principal.keyId === keyId) this.remembered.delete(digest);
+    // A lookup that began before the revocation may have read the key as valid: it is not remembered.
+    this.forgotten += 1;
   }
 
   /** The principal a presented key identifies, or undefined when it is unknown or revoked. */
@@ -106,11 +112,23 @@ export class KeysService {
     const digest = digestOf(presented);
     const known = this.remembered.get(digest);
     if (known !== undefined && known.untilMs > Date.now()) return known.principal;
+    // Calls with the same key at the same moment (a client's burst, or its first calls) share one read.
+    let pending = this.lookingUp.get(digest);
+    if (pending === undefined) {
+      pending = this.lookUpAndRemember(digest).finally(() => this.lookingUp.delete(digest));
+      this.lookingUp.set(digest, pending);
+    }
+    return pending;
+  }
+
+  private async lookUpAndRemember(digest: string): Promise<Principal | undefined> {
+    const forgotten = this.forgotten;
     const principal = await this.lookUp(digest);
     if (principal === undefined) {
       this.remembered.delete(digest);
       return undefined;
     }
+    if (forgotten !== this.forgotten) return principal;
     if (this.remembered.size >= maxRemembered) this.remembered.clear();
     this.remembered.set(digest, { principal, untilMs: Date.now() + rememberMs });
     return principal;
