@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { NativeConnection } from "@temporalio/worker";
 import pg from "pg";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
 import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
@@ -222,10 +222,8 @@ const p = (values: number[], q: number) =>
     q,
   );
 
-async function main(): Promise<void> {
-  const logger = pino({ level: "warn" });
-  // The CLI children (keys create) read the database from the environment too.
-  process.env.DATABASE_URL = databaseUrl;
+/** A dev server of the bench's own with npm start's settings, in a new data directory; gone with the bench. */
+async function devServer(logger: Logger) {
   const dataDir = mkdtempSync(join(tmpdir(), "smsgw-bench-"));
   const temporal = await ensureLocalTemporal({
     cli: process.env.TEMPORAL_CLI,
@@ -237,18 +235,37 @@ async function main(): Promise<void> {
   });
   if (temporal.pid === undefined)
     throw new Error(`port ${temporalPort} is taken: the bench needs a dev server of its own`);
-  const temporalPid = temporal.pid;
+  const pid = temporal.pid;
   // Whatever happens, the dev server this run started goes with it.
-  process.once("exit", () => {
+  const kill = () => {
     try {
-      process.kill(temporalPid, "SIGTERM");
+      process.kill(pid, "SIGTERM");
     } catch {
       // Already stopped.
     }
-  });
+  };
+  process.once("exit", kill);
   const connection = await NativeConnection.connect({ address: temporal.address });
   await ensureSearchAttributes(connection, "default");
   await connection.close();
+  return {
+    address: temporal.address,
+    pid,
+    async stop() {
+      process.off("exit", kill);
+      await temporal.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const logger = pino({ level: "warn" });
+  // The CLI children (keys create) read the database from the environment too.
+  process.env.DATABASE_URL = databaseUrl;
+  // The floor and smsgw each get a fresh dev server (same settings, same port): the floor's thousand
+  // workflows would otherwise be history, caches and heap that the one measured after it pays for.
+  const floorTemporal = withoutReferences ? undefined : await devServer(logger);
   // A fresh database per run: messages left queued by an earlier run would be swept into this one.
   const admin = new pg.Client({ connectionString: databaseUrl.replace(/\/[^/]+$/, "/postgres") });
   await admin.connect();
@@ -263,17 +280,18 @@ async function main(): Promise<void> {
   };
 
   // 1. The engine's floor.
-  const floorCpu = cpuMeter(() => [temporalPid]);
-  const [floorLine] = withoutReferences
-    ? ['{"perSecond":null,"nodeCpuMs":0,"total":0}']
-    : await runTs(here("./floor/run.ts"), [temporal.address, String(floorRuns), "64"]);
+  const floorCpu = cpuMeter(() => (floorTemporal === undefined ? [] : [floorTemporal.pid]));
+  const [floorLine] =
+    floorTemporal === undefined
+      ? ['{"perSecond":null,"nodeCpuMs":0,"total":0}']
+      : await runTs(here("./floor/run.ts"), [floorTemporal.address, String(floorRuns), "64"]);
   const floor = JSON.parse(floorLine ?? "{}") as { perSecond: number; nodeCpuMs: number; total: number };
   const floorTemporalMs = floorCpu();
   const floorCpuPer = (floorTemporalMs + floor.nodeCpuMs) / floor.total;
   const floorSplit = `dev server ${(floorTemporalMs / floor.total).toFixed(1)}, Node ${(floor.nodeCpuMs / floor.total).toFixed(1)}`;
-  const [floorLatencyLine] = withoutReferences
-    ? ["{}"]
-    : await runTs(here("./floor/latency.ts"), [temporal.address, "60"]);
+  const [floorLatencyLine] =
+    floorTemporal === undefined ? ["{}"] : await runTs(here("./floor/latency.ts"), [floorTemporal.address, "60"]);
+  await floorTemporal?.stop();
   const floorLatency = JSON.parse(floorLatencyLine ?? "{}") as Record<
     "startP50" | "startP99" | "activityP50" | "activityP99",
     number
@@ -296,6 +314,8 @@ async function main(): Promise<void> {
   say(`bare:      ${bareRate.toFixed(0)} inserts/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`);
 
   // 3. smsgw: burst, then steady.
+  const temporal = await devServer(logger);
+  const temporalPid = temporal.pid;
   const run = await smsgwRun(temporal.address, {}, db);
   const postgres = () => pidsNamed("postgres");
   const cpu = {
@@ -355,12 +375,11 @@ async function main(): Promise<void> {
 
   await db.end();
   await temporal.stop();
-  rmSync(dataDir, { recursive: true, force: true });
 
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
   const lines = [
     `bench:send — ${new Date().toISOString()}`,
-    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), fresh; smsgw as npm start runs it (scripts/start.sh: \`smsgw serve\` from the build in dist/, API + worker, one process, heaps capped); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst; rates from its first request to its last answer)`,
+    `conditions: ${machine()}; PostgreSQL 15 and Redis 7 on localhost; Temporal dev server (file-backed SQLite, journal_mode=wal, synchronous=normal: npm start's settings), a fresh one for the floor and another for smsgw; smsgw as npm start runs it (scripts/start.sh: \`smsgw serve\` from the build in dist/, API + worker, one process, heaps capped); ${gatewayCount} simulated phones reporting at once (gRPC stream, in the bench process); REST load from a second process (${concurrency} clients for the burst; rates from its first request to its last answer)`,
     `floor (lean message workflow, no project code): ${Number(floor.perSecond).toFixed(1)} workflows/s, ${floorCpuPer.toFixed(1)} ms CPU per workflow (${floorSplit})`,
     `floor latency (idle, one at a time, eager start): start call p50 ${Number(floorLatency.startP50).toFixed(1)} ms / p99 ${Number(floorLatency.startP99).toFixed(1)} ms; start -> first local activity p50 ${Number(floorLatency.activityP50).toFixed(1)} ms / p99 ${Number(floorLatency.activityP99).toFixed(1)} ms`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
