@@ -82,11 +82,9 @@ export async function buildApp(
   );
   app.addHook("onRequest", async (request, reply) => {
     if (streaming.has(request.url)) return;
-    deps.load.inFlight++;
+    deps.load.began();
     // 'close' comes once, whether the answer was sent (raw, by the Connect door, or not) or the client left.
-    reply.raw.once("close", () => {
-      deps.load.inFlight--;
-    });
+    reply.raw.once("close", () => deps.load.ended());
   });
 
   // 200 while sends can be taken (they need PostgreSQL only); "degraded" names what is down.

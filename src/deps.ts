@@ -23,6 +23,7 @@ import {
 import { OtpService } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
 import { WebhooksService } from "./modules/webhooks/index.js";
+import { ClientLoad } from "./shared/client-load.js";
 import { randomToken } from "./shared/ids.js";
 import { Metrics } from "./shared/metrics.js";
 import { SecretBox } from "./shared/secret-box.js";
@@ -45,8 +46,8 @@ export interface Deps {
    * from here then runs its first workflow task in this process at once (eager start).
    */
   readonly temporalConnection: NativeConnection;
-  /** Client requests (not device streams) this process is serving right now; app.ts counts them. */
-  readonly load: { inFlight: number };
+  /** Client requests (not device streams) this process is serving, and whether clients send hard; app.ts counts them. */
+  readonly load: ClientLoad;
   /** Notices that message workflows took their first step in this process's worker. */
   readonly firstSteps: FirstSteps;
   /** This process's own task queue: pushes to the devices connected here run on it. */
@@ -131,7 +132,7 @@ export async function createDeps(
   const events = new EventsService(orm.em);
   const gateways = new GatewaysService(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
-  const load = { inFlight: 0 };
+  const load = new ClientLoad();
   const firstSteps = new FirstSteps();
   const repository = new MessageRepository(orm.em);
   // Read when Prometheus scrapes: the pipeline and the gateways from the database, the devices here.
@@ -155,7 +156,7 @@ export async function createDeps(
     startCapacity: 2 * config.backlog.total + 100,
     // Clients sending hard: starts make way for accepting, unless sends are being refused for a full
     // backlog (then only draining it lets them in again).
-    busy: () => load.inFlight >= 4 && !backlog.refusing(),
+    busy: () => load.busy && !backlog.refusing(),
     firstSteps,
     logger,
     onStartFailure: () => metrics.workflowStartFailed(),
