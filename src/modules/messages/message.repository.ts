@@ -245,6 +245,31 @@ function closingOpenAttempt(outcomeSql: string, errorSql: string): string {
             from m where a.message_id = m.id and a.attempt = m.attempts and a.ended_at is null`;
 }
 
+/** The columns a new message is stored in, each with its type and its value. */
+const newMessageColumns: readonly [column: string, type: string, value: (message: NewMessage) => unknown][] = [
+  ["id", "varchar", (m) => m.id],
+  ["client_key_id", "int", (m) => m.clientKeyId],
+  ["recipient", "varchar", (m) => m.recipient],
+  ["body", "text", (m) => m.body],
+  ["priority", "int", (m) => m.priority],
+  ["send_at", "timestamptz", (m) => m.sendAt],
+  ["expires_at", "timestamptz", (m) => m.expiresAt],
+  ["preferred_gateway_id", "int", (m) => m.preferredGatewayId],
+  ["metadata", "jsonb", (m) => m.metadata],
+  ["idempotency_key", "varchar", (m) => m.idempotencyKey],
+  ["request_digest", "text", (m) => m.digest],
+  ["sealed_body", "text", (m) => m.sealedBody],
+  ["trace_context", "varchar", (m) => m.traceContext ?? null],
+];
+const newMessageColumnList = newMessageColumns.map(([column]) => column).join(", ");
+const onIdempotencyConflict = "on conflict (client_key_id, idempotency_key) do nothing returning *";
+/** One message, its values as parameters. */
+const insertOneSql = `insert into messages (${newMessageColumnList})
+  values (${newMessageColumns.map(() => "?").join(", ")}) ${onIdempotencyConflict}`;
+/** Several messages, each column's values as one array: one prepared statement for any count. */
+const insertManySql = `insert into messages (${newMessageColumnList})
+  select * from unnest(${newMessageColumns.map(([, type]) => `?::${type}[]`).join(", ")}) ${onIdempotencyConflict}`;
+
 /**
  * Every statement on `messages` and `message_attempts`: the only module that reads or writes them.
  * Each write is one statement (or one transaction), conditional on the transitions above.
@@ -290,25 +315,8 @@ export class MessageRepository {
   async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
     if (em === undefined) return this.inserts.add(message);
     return this.one<MessageRow>(
-      `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
-                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body, trace_context)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       on conflict (client_key_id, idempotency_key) do nothing returning *`,
-      [
-        message.id,
-        message.clientKeyId,
-        message.recipient,
-        message.body,
-        message.priority,
-        message.sendAt,
-        message.expiresAt,
-        message.preferredGatewayId,
-        message.metadata,
-        message.idempotencyKey,
-        message.digest,
-        message.sealedBody,
-        message.traceContext ?? null,
-      ],
+      insertOneSql,
+      newMessageColumns.map(([, , value]) => value(message)),
       em,
     );
   }
@@ -319,34 +327,9 @@ export class MessageRepository {
    * (they were sent at the same moment), so "newest first" lists them by id.
    */
   private async insertMany(messages: NewMessage[]): Promise<(MessageRow | undefined)[]> {
-    const column = <T>(value: (message: NewMessage) => T) => messages.map(value);
     const rows = await this.statements.allWithArrays<MessageRow>(
-      `insert into messages (id, client_key_id, recipient, body, priority, send_at, expires_at,
-                             preferred_gateway_id, metadata, idempotency_key, request_digest, sealed_body,
-                             trace_context)
-       select id, client_key_id, recipient, body, priority, send_at, expires_at,
-              preferred_gateway_id, metadata::jsonb, idempotency_key, request_digest, sealed_body,
-              trace_context
-         from unnest(?::varchar[], ?::int[], ?::varchar[], ?::text[], ?::int[], ?::timestamptz[],
-                     ?::timestamptz[], ?::int[], ?::text[], ?::varchar[], ?::text[], ?::text[], ?::varchar[])
-              as m(id, client_key_id, recipient, body, priority, send_at, expires_at, preferred_gateway_id,
-                   metadata, idempotency_key, request_digest, sealed_body, trace_context)
-       on conflict (client_key_id, idempotency_key) do nothing returning *`,
-      [
-        column((m) => m.id),
-        column((m) => m.clientKeyId),
-        column((m) => m.recipient),
-        column((m) => m.body),
-        column((m) => m.priority),
-        column((m) => m.sendAt),
-        column((m) => m.expiresAt),
-        column((m) => m.preferredGatewayId),
-        column((m) => m.metadata),
-        column((m) => m.idempotencyKey),
-        column((m) => m.digest),
-        column((m) => m.sealedBody),
-        column((m) => m.traceContext ?? null),
-      ],
+      insertManySql,
+      newMessageColumns.map(([, , value]) => messages.map(value)),
     );
     const byId = new Map(rows.map((row) => [row.id, row]));
     return messages.map((message) => byId.get(message.id));
