@@ -1,7 +1,9 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AdminService } from "../gen/smsgw/v1/admin_pb.js";
+import { decisionsFor, RateLimiter } from "../src/modules/rate-limits/rate-limiter.js";
 import { clientKey, rest, startServer, unique, withKey } from "./helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -57,5 +59,43 @@ describe("rate limits in Redis", () => {
       );
     }
     expect(statuses).toEqual([201, 201, 429]);
+  });
+});
+
+describe("requests counted together", () => {
+  it("gives each request of a burst its own decision, in order, as if counted one by one", () => {
+    // 3 were in the window; 4 asked, 2 fit in a limit of 5.
+    const decisions = decisionsFor(4, { allowed: 2, count: 5, nowMs: 100_000, oldestMs: 70_000 }, 5, 60);
+    expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
+      [true, 1],
+      [true, 0],
+      [false, 0],
+      [false, 0],
+    ]);
+    expect(decisions.every((d) => d.resetSeconds === 30 && d.limit === 5)).toBe(true);
+  });
+
+  it("counts a burst for one subject in one call to Redis, allowing exactly the limit", async () => {
+    const redis = new Redis(inject("redisUrl"));
+    try {
+      await redis.ping();
+      const limiter = new RateLimiter(redis, 60);
+      const subject = `test:${unique("burst")}`;
+      const decisions = await Promise.all(Array.from({ length: 8 }, () => limiter.hit(subject, 5)));
+      expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, true, false, false, false]);
+      expect(decisions.map((d) => d.remaining)).toEqual([4, 3, 2, 1, 0, 0, 0, 0]);
+      expect(limiter.mode).toBe("shared");
+      // Five members in the window, all from one script call (one prefix and sequence, numbered 1 to 5).
+      const members = await redis.zrange(`smsgw:rl:${subject}`, 0, -1);
+      expect(members).toHaveLength(5);
+      expect(new Set(members.map((member) => member.replace(/:\d+$/, ""))).size).toBe(1);
+      // A request after the burst is counted on its own, and still refused.
+      expect((await limiter.hit(subject, 5)).allowed).toBe(false);
+      // Other subjects are not held up by it.
+      expect((await limiter.hit(`${subject}:other`, 5)).remaining).toBe(4);
+      await redis.del(`smsgw:rl:${subject}`, `smsgw:rl:${subject}:other`);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

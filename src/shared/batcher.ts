@@ -29,7 +29,7 @@ export class Batcher<I, O> {
     private readonly options: BatcherOptions,
   ) {}
 
-  /** Items waiting for a batch, and batches running (what tests and diagnostics look at). */
+  /** Items waiting for a batch, and batches running (an idle batcher has neither). */
   get load(): { waiting: number; running: number } {
     return { waiting: this.queue.length, running: this.running };
   }

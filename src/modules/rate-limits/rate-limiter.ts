@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { Batcher } from "../../shared/batcher.js";
 
 /** The outcome of counting one request. */
 export interface RateDecision {
@@ -12,32 +13,61 @@ export interface RateDecision {
 }
 
 // A sliding log: the times of the requests allowed in the last window, in a sorted set. Forgets the
-// ones older than the window, counts the rest, adds this one if there is room. Redis's own clock,
-// so every instance agrees. One round trip, atomic. Returns allowed, count and the oldest time (ms).
+// ones older than the window, counts the rest, adds as many of the requests asking (ARGV[4], those
+// that arrived together) as there is room for. Redis's own clock, so every instance agrees. One
+// round trip, atomic. Returns how many were allowed, the count after them and Redis's time and the
+// oldest time (ms).
 const hitScript = `
 local now = redis.call('TIME')
 local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local windowMs = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs - windowMs)
 local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], nowMs, ARGV[3])
-  count = count + 1
-  allowed = 1
+local allowed = math.max(0, math.min(tonumber(ARGV[4]), tonumber(ARGV[2]) - count))
+if allowed > 0 then
+  local members = {}
+  for i = 1, allowed do
+    members[#members + 1] = nowMs
+    members[#members + 1] = ARGV[3] .. ':' .. i
+  end
+  redis.call('ZADD', KEYS[1], unpack(members))
+  count = count + allowed
 end
 redis.call('PEXPIRE', KEYS[1], windowMs)
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or nowMs
 return {allowed, count, nowMs, tonumber(oldest)}
 `;
 
-/** The script as a command: allowed (1 or 0), the count in the window, Redis's time and the oldest (ms). */
+/** The script as a command: how many were allowed, the count in the window, Redis's time and the oldest (ms). */
 type RateHitCommand = (
   key: string,
   windowMs: number,
   limit: number,
   member: string,
+  asking: number,
 ) => Promise<[number, number, number, number]>;
+
+/**
+ * The decisions for `asking` requests counted together, in their order: the first `allowed` of them
+ * take the window's room one after another, the rest find it full.
+ */
+export function decisionsFor(
+  asking: number,
+  answer: { allowed: number; count: number; nowMs: number; oldestMs: number },
+  limit: number,
+  windowSeconds: number,
+): RateDecision[] {
+  const before = answer.count - answer.allowed;
+  const resetSeconds = Math.max(1, Math.ceil((answer.oldestMs + windowSeconds * 1000 - answer.nowMs) / 1000));
+  return Array.from({ length: asking }, (_, i) => {
+    const allowed = i < answer.allowed;
+    const counted = allowed ? before + i + 1 : answer.count;
+    return { allowed, limit, remaining: Math.max(0, limit - counted), resetSeconds };
+  });
+}
+
+/** Subjects whose batching is kept before the idle ones are forgotten. */
+const maxBatchedSubjects = 10_000;
 
 /** Subjects a per-instance window keeps before it forgets those with no request in the window. */
 const maxLocalSubjects = 50_000;
@@ -83,6 +113,8 @@ export class RateLimiter {
   private readonly prefix = randomBytes(6).toString("hex");
   private sequence = 0;
   private readonly local = new LocalWindows();
+  /** Per subject (with its limit and window): the requests waiting to be counted together. */
+  private readonly batchers = new Map<string, Batcher<null, RateDecision>>();
   private fallenBack = false;
 
   constructor(
@@ -126,7 +158,33 @@ export class RateLimiter {
     return this.local.hit(subject, limit, windowSeconds);
   }
 
-  private async shared(subject: string, limit: number, windowSeconds: number): Promise<RateDecision> {
+  /**
+   * Counts in Redis. Requests for the same subject that arrive together (a client's burst) are
+   * counted by one script call, and ones arriving while it runs by the next: the same decisions as
+   * one call each, in their order, for one round trip.
+   */
+  private shared(subject: string, limit: number, windowSeconds: number): Promise<RateDecision> {
+    const id = `${subject} ${limit} ${windowSeconds}`;
+    let batcher = this.batchers.get(id);
+    if (batcher === undefined) {
+      if (this.batchers.size >= maxBatchedSubjects) this.forgetIdleBatchers();
+      batcher = new Batcher<null, RateDecision>((asking) => this.count(subject, limit, windowSeconds, asking.length), {
+        maxBatch: 500,
+        concurrency: 1,
+      });
+      this.batchers.set(id, batcher);
+    }
+    return batcher.add(null);
+  }
+
+  private forgetIdleBatchers(): void {
+    for (const [id, batcher] of this.batchers) {
+      const { waiting, running } = batcher.load;
+      if (waiting === 0 && running === 0) this.batchers.delete(id);
+    }
+  }
+
+  private async count(subject: string, limit: number, windowSeconds: number, asking: number): Promise<RateDecision[]> {
     this.sequence += 1;
     const member = `${this.prefix}:${this.sequence}`;
     const hit = (this.redis as unknown as { smsgwRateHit: RateHitCommand }).smsgwRateHit;
@@ -136,12 +194,8 @@ export class RateLimiter {
       windowSeconds * 1000,
       limit,
       member,
+      asking,
     );
-    return {
-      allowed: allowed === 1,
-      limit,
-      remaining: Math.max(0, limit - count),
-      resetSeconds: Math.max(1, Math.ceil((oldestMs + windowSeconds * 1000 - nowMs) / 1000)),
-    };
+    return decisionsFor(asking, { allowed, count, nowMs, oldestMs }, limit, windowSeconds);
   }
 }
