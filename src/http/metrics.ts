@@ -37,11 +37,28 @@ export function registerMetrics(
     registers: [registry],
   });
 
+  // Each label set's series, found once: prom-client would otherwise hash the labels on every request.
+  const counted = new Map<string, Counter.Internal>();
+  const timed = new Map<string, Histogram.Internal<"method" | "route">>();
   app.addHook("onResponse", async (request, reply) => {
     // The route pattern, not the URL, keeps label cardinality bounded; Connect routes are per RPC.
     const route = request.routeOptions.url ?? "unmatched";
-    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    const { method } = request;
+    const status = String(reply.statusCode);
+    const countedKey = `${method} ${route} ${status}`;
+    let count = counted.get(countedKey);
+    if (count === undefined) {
+      count = requests.labels({ method, route, status });
+      counted.set(countedKey, count);
+    }
+    count.inc();
+    const timedKey = `${method} ${route}`;
+    let time = timed.get(timedKey);
+    if (time === undefined) {
+      time = duration.labels({ method, route });
+      timed.set(timedKey, time);
+    }
+    time.observe(reply.elapsedTime / 1000);
   });
 
   app.get("/metrics", async (_request, reply) => {
