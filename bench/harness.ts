@@ -94,13 +94,17 @@ export function processCpuMs(pid: number): number {
   }
 }
 
-/** Resident memory of a process in MiB, from /proc. */
-export function processRssMiB(pid: number): number {
+/**
+ * Resident memory of a process in MiB, from /proc: all of it, and the part that is pages of files
+ * (its binary and libraries) rather than memory of its own.
+ */
+export function processRss(pid: number): { total: number; file: number } {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
-    return Math.round(Number(line?.[1] ?? 0) / 1024);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kB = (name: string) => Number(status.match(new RegExp(`${name}:\\s+(\\d+) kB`))?.[1] ?? 0);
+    return { total: Math.round(kB("VmRSS") / 1024), file: Math.round(kB("RssFile") / 1024) };
   } catch {
-    return 0;
+    return { total: 0, file: 0 };
   }
 }
 
@@ -116,11 +120,16 @@ export function pidsNamed(name: string): number[] {
   });
 }
 
-/** Samples the peak resident memory of processes; `stop` returns each one's peak in MiB. */
-export function peakRss(pids: Record<string, number>): { stop(): Record<string, number> } {
-  const peaks: Record<string, number> = Object.fromEntries(Object.keys(pids).map((name) => [name, 0]));
+/** Samples the peak resident memory of processes; `stop` returns each one's peak in MiB (and its file-backed part then). */
+export function peakRss(pids: Record<string, number>): { stop(): Record<string, { total: number; file: number }> } {
+  const peaks: Record<string, { total: number; file: number }> = Object.fromEntries(
+    Object.keys(pids).map((name) => [name, { total: 0, file: 0 }]),
+  );
   const sample = () => {
-    for (const [name, pid] of Object.entries(pids)) peaks[name] = Math.max(peaks[name] ?? 0, processRssMiB(pid));
+    for (const [name, pid] of Object.entries(pids)) {
+      const now = processRss(pid);
+      if (now.total > (peaks[name]?.total ?? 0)) peaks[name] = now;
+    }
   };
   sample();
   const timer = setInterval(sample, 100);

@@ -324,7 +324,9 @@ async function main(): Promise<void> {
     postgres: cpuMeter(postgres),
   };
   const memory = peakRss({ server: run.pid, temporal: temporalPid });
+  const serverCpuBefore = processCpuMs(run.pid);
   const burst = await load(run.url, run.key, only === "overload" ? 0 : burstMessages, concurrency);
+  const acceptingCpuMs = processCpuMs(run.pid) - serverCpuBefore;
   const accepted = burst.sent.filter((s) => s.status === 202);
   if (process.env.BENCH_DUMP !== undefined) writeFileSync(process.env.BENCH_DUMP, JSON.stringify(burst.sent));
   const burstIds = accepted.flatMap((s) => (s.id === undefined ? [] : [s.id]));
@@ -384,9 +386,10 @@ async function main(): Promise<void> {
     `floor latency (idle, one at a time, eager start): start call p50 ${Number(floorLatency.startP50).toFixed(1)} ms / p99 ${Number(floorLatency.startP99).toFixed(1)} ms; start -> first local activity p50 ${Number(floorLatency.activityP50).toFixed(1)} ms / p99 ${Number(floorLatency.activityP99).toFixed(1)} ms`,
     `bare endpoint (one INSERT, pool of 10):        ${bareRate.toFixed(0)} sends/s accepted, p99 ${p(bareAccept, 99).toFixed(1)} ms`,
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
+    `  server CPU while the burst was sent: ${(acceptingCpuMs / Math.max(1, accepted.length)).toFixed(2)} ms per accepted send (the starter's work in that time included)`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
     `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
-    `peak RSS under the burst: server ${peaks.server} MiB, Temporal dev server ${peaks.temporal} MiB`,
+    `peak RSS under the burst: server ${peaks.server?.total} MiB, Temporal dev server ${peaks.temporal?.total} MiB (of which pages of their binaries and libraries: ${peaks.server?.file} and ${peaks.temporal?.file} MiB)`,
     `steady 2 msg/s for ${steadySeconds} s, from ${settleMs / 1000} s after the burst drained:`,
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
