@@ -87,7 +87,7 @@ export class BoundedStarter {
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
-    private readonly maxYieldMs = 750,
+    private readonly maxYieldMs = 3000,
     private readonly busyConcurrency = 1,
     private readonly pollMs = 5,
   ) {}
