@@ -216,6 +216,32 @@ function latencies(sent: Sent[], times: Map<string, number>): number[] {
   });
 }
 
+/**
+ * Where the slowest message of a phase spent its time, in ms after its request left: stored (the
+ * insert's transaction began), answered, workflow started, dispatched, at the device, delivered.
+ */
+async function slowestTimeline(
+  db: pg.Pool,
+  sent: Sent[],
+  deviceAt: Map<string, number>,
+  delivered: Map<string, number>,
+): Promise<string> {
+  const slowest = sent
+    .filter((s) => s.id !== undefined && delivered.has(s.id))
+    .sort((a, b) => (delivered.get(b.id ?? "") ?? 0) - b.sentAt - ((delivered.get(a.id ?? "") ?? 0) - a.sentAt))[0];
+  if (slowest?.id === undefined) return "slowest: none delivered";
+  const { rows } = await db.query<Record<"stored" | "started" | "dispatched", number | null>>(
+    `select extract(epoch from created_at) * 1000 as stored, extract(epoch from workflow_started_at) * 1000 as started,
+            extract(epoch from dispatched_at) * 1000 as dispatched
+       from messages where id = $1`,
+    [slowest.id],
+  );
+  const row = rows[0];
+  const at = (time: number | null | undefined) =>
+    time === null || time === undefined ? "?" : `+${(Number(time) - slowest.sentAt).toFixed(1)}`;
+  return `slowest: stored ${at(row?.stored)}, answered ${at(slowest.acceptedAt)}, dispatched ${at(row?.dispatched)}, workflow began ${at(row?.started)}, at the device ${at(deviceAt.get(slowest.id))}, delivered ${at(delivered.get(slowest.id))} ms`;
+}
+
 const p = (values: number[], q: number) =>
   percentile(
     [...values].sort((a, b) => a - b),
@@ -347,10 +373,13 @@ async function main(): Promise<void> {
   // Steady state: the burst's last workflows end before the steady phase begins.
   await new Promise((resolve) => setTimeout(resolve, settleMs));
   const steady = await load(run.url, run.key, steadyCount, 4, 2);
+  if (process.env.BENCH_DUMP !== undefined)
+    writeFileSync(`${process.env.BENCH_DUMP}.steady`, JSON.stringify(steady.sent));
   const steadyIds = steady.sent.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const steadyDelivered = await run.deliveredTimes(steadyIds, 60_000);
   const steadyDevice = latencies(steady.sent, run.deviceAt);
   const steadyEnd = latencies(steady.sent, steadyDelivered);
+  const slowest = await slowestTimeline(db, steady.sent, run.deviceAt, steadyDelivered);
   await run.stop();
 
   // 4. Back-pressure: a small backlog limit, a send rate above the drain.
@@ -393,6 +422,7 @@ async function main(): Promise<void> {
     `steady 2 msg/s for ${steadySeconds} s, from ${settleMs / 1000} s after the burst drained:`,
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
+    `  ${slowest}`,
     `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,
     `  ${latencyLine("accept -> device", overDevice)}`,
     `  ${latencyLine("accept -> delivered", overEnd)}`,
