@@ -89,6 +89,20 @@ describe("Batcher", () => {
     expect(batches).toEqual([[1, 2, 3], [1], [2], [3]]);
   });
 
+  it("fails every item of a failed batch with its error, without running them again, when told not to", async () => {
+    const batches: number[][] = [];
+    const batcher = new Batcher(
+      async (items: number[]) => {
+        batches.push(items);
+        throw new Error("no answer");
+      },
+      { maxBatch: 100, concurrency: 1, retryAlone: false },
+    );
+    const answers = await Promise.allSettled([1, 2, 3].map((item) => batcher.add(item)));
+    expect(answers.map((answer) => answer.status)).toEqual(["rejected", "rejected", "rejected"]);
+    expect(batches).toEqual([[1, 2, 3]]);
+  });
+
   it("fails the items of a batch whose runner answers for the wrong number of items", async () => {
     const batcher = new Batcher(async (items: number[]) => items.slice(1), { maxBatch: 100, concurrency: 1 });
     await expect(batcher.add(1)).rejects.toThrow("a batch of 1 got 0 results");

@@ -4,6 +4,12 @@ export interface BatcherOptions {
   readonly maxBatch: number;
   /** The most batches running at once; further items wait for one to end and go in the next. */
   readonly concurrency: number;
+  /**
+   * Whether a batch of several that fails is run again one item at a time (the default), for when
+   * one item can fail a batch (a bad row); false fails every item with the batch's error, for when
+   * failures are the whole call's (a server that does not answer).
+   */
+  readonly retryAlone?: boolean;
 }
 
 interface Pending<I, O> {
@@ -68,8 +74,8 @@ export class Batcher<I, O> {
       if (results.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${results.length} results`);
       for (const [i, pending] of batch.entries()) pending.resolve(results[i] as O);
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
+      if (batch.length === 1 || this.options.retryAlone === false) {
+        for (const pending of batch) pending.reject(error);
         return;
       }
       // One bad item must not fail the others: each runs alone.

@@ -171,6 +171,9 @@ export class RateLimiter {
       batcher = new Batcher<null, RateDecision>((asking) => this.count(subject, limit, windowSeconds, asking.length), {
         maxBatch: 500,
         concurrency: 1,
+        // Redis failed the whole call (each request then counts here alone); were it run again for
+        // each, a script that ran before its answer was lost would count the requests twice.
+        retryAlone: false,
       });
       this.batchers.set(id, batcher);
     }
