@@ -217,8 +217,9 @@ function latencies(sent: Sent[], times: Map<string, number>): number[] {
 }
 
 /**
- * Where the slowest message of a phase spent its time, in ms after its request left: stored (the
- * insert's transaction began), answered, workflow started, dispatched, at the device, delivered.
+ * Where the slowest message of a phase (by accept -> delivered) spent its time, in ms after its
+ * request left: stored (the insert's transaction began), answered, dispatched, workflow began, at
+ * the device, delivered.
  */
 async function slowestTimeline(
   db: pg.Pool,
@@ -226,10 +227,15 @@ async function slowestTimeline(
   deviceAt: Map<string, number>,
   delivered: Map<string, number>,
 ): Promise<string> {
-  const slowest = sent
-    .filter((s) => s.id !== undefined && delivered.has(s.id))
-    .sort((a, b) => (delivered.get(b.id ?? "") ?? 0) - b.sentAt - ((delivered.get(a.id ?? "") ?? 0) - a.sentAt))[0];
-  if (slowest?.id === undefined) return "slowest: none delivered";
+  let slowest: { send: Sent; id: string; deliveredAt: number } | undefined;
+  for (const send of sent) {
+    const deliveredAt = send.id === undefined ? undefined : delivered.get(send.id);
+    if (send.id === undefined || deliveredAt === undefined) continue;
+    if (slowest === undefined || deliveredAt - send.sentAt > slowest.deliveredAt - slowest.send.sentAt) {
+      slowest = { send, id: send.id, deliveredAt };
+    }
+  }
+  if (slowest === undefined) return "slowest: none delivered";
   const { rows } = await db.query<Record<"stored" | "started" | "dispatched", number | null>>(
     `select extract(epoch from created_at) * 1000 as stored, extract(epoch from workflow_started_at) * 1000 as started,
             extract(epoch from dispatched_at) * 1000 as dispatched
@@ -237,9 +243,10 @@ async function slowestTimeline(
     [slowest.id],
   );
   const row = rows[0];
+  const sentAt = slowest.send.sentAt;
   const at = (time: number | null | undefined) =>
-    time === null || time === undefined ? "?" : `+${(Number(time) - slowest.sentAt).toFixed(1)}`;
-  return `slowest: stored ${at(row?.stored)}, answered ${at(slowest.acceptedAt)}, dispatched ${at(row?.dispatched)}, workflow began ${at(row?.started)}, at the device ${at(deviceAt.get(slowest.id))}, delivered ${at(delivered.get(slowest.id))} ms`;
+    time === null || time === undefined ? "?" : `+${(Number(time) - sentAt).toFixed(1)}`;
+  return `slowest: stored ${at(row?.stored)}, answered ${at(slowest.send.acceptedAt)}, dispatched ${at(row?.dispatched)}, workflow began ${at(row?.started)}, at the device ${at(deviceAt.get(slowest.id))}, delivered ${at(slowest.deliveredAt)} ms`;
 }
 
 const p = (values: number[], q: number) =>

@@ -186,5 +186,15 @@ describe("the rest of the port", () => {
     const text = await res.text();
     expect(res.status).toBe(200);
     expect(text).toMatch(/smsgw_http_requests_total\{method="GET",route="\/up",status="200"\} \d+/);
+    // Every request counts in its series, the first of its label set and those after it alike.
+    const counts = (metrics: string) =>
+      ["smsgw_http_requests_total", "smsgw_http_request_duration_seconds_count"].map((name) =>
+        Number(new RegExp(`${name}\\{method="GET",route="/up"(,status="200")?\\} (\\d+)`).exec(metrics)?.[2]),
+      );
+    const before = counts(text);
+    expect(before.every((count) => count >= 1)).toBe(true);
+    await rest(server, "GET", "/up");
+    await rest(server, "GET", "/up");
+    expect(counts(await (await fetch(`${server.url}/metrics`)).text())).toEqual(before.map((count) => count + 2));
   });
 });

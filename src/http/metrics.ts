@@ -13,6 +13,16 @@ async function temporalMetrics(address: string | undefined): Promise<string> {
   }
 }
 
+/** The series kept under `key`, made by `make` the first time. */
+function seriesOf<S>(series: Map<string, S>, key: string, make: () => S): S {
+  let found = series.get(key);
+  if (found === undefined) {
+    found = make();
+    series.set(key, found);
+  }
+  return found;
+}
+
 /**
  * `/metrics` for Prometheus: the process's domain and runtime metrics, a count and latency per route
  * and status, and the Temporal worker's own metrics (served by the SDK on a loopback port).
@@ -45,20 +55,8 @@ export function registerMetrics(
     const route = request.routeOptions.url ?? "unmatched";
     const { method } = request;
     const status = String(reply.statusCode);
-    const countedKey = `${method} ${route} ${status}`;
-    let count = counted.get(countedKey);
-    if (count === undefined) {
-      count = requests.labels({ method, route, status });
-      counted.set(countedKey, count);
-    }
-    count.inc();
-    const timedKey = `${method} ${route}`;
-    let time = timed.get(timedKey);
-    if (time === undefined) {
-      time = duration.labels({ method, route });
-      timed.set(timedKey, time);
-    }
-    time.observe(reply.elapsedTime / 1000);
+    seriesOf(counted, `${method} ${route} ${status}`, () => requests.labels({ method, route, status })).inc();
+    seriesOf(timed, `${method} ${route}`, () => duration.labels({ method, route })).observe(reply.elapsedTime / 1000);
   });
 
   app.get("/metrics", async (_request, reply) => {

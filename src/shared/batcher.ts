@@ -23,7 +23,7 @@ interface Pending<I, O> {
  * once the loop has read what arrived with it (`setImmediate`), so a lone item waits for nothing
  * but that, while items that arrive together (or while `concurrency` batches are running) share one
  * round trip. `run` answers each item, in order. A batch of several that fails is run again one item
- * at a time, so that one bad item fails alone.
+ * at a time, so that one bad item fails alone (unless `retryAlone` is false).
  */
 export class Batcher<I, O> {
   private queue: Pending<I, O>[] = [];
