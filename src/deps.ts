@@ -10,7 +10,7 @@ import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
 import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
 import { EventsService } from "./modules/events/index.js";
-import { FleetWatch, GatewaysService } from "./modules/gateways/index.js";
+import { FleetWatch, GatewayRegistry } from "./modules/gateways/index.js";
 import { InboundService } from "./modules/inbound/index.js";
 import { KeysService } from "./modules/keys/index.js";
 import {
@@ -20,9 +20,9 @@ import {
   MessageRepository,
   MessagesService,
 } from "./modules/messages/index.js";
-import { OtpService } from "./modules/otp/index.js";
+import { OneTimePasswords } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
-import { WebhooksService } from "./modules/webhooks/index.js";
+import { WebhookDispatcher } from "./modules/webhooks/index.js";
 import { ClientLoad } from "./shared/client-load.js";
 import { randomToken } from "./shared/ids.js";
 import { Metrics } from "./shared/metrics.js";
@@ -53,7 +53,7 @@ export interface Deps {
   /** This process's own task queue: pushes to the devices connected here run on it. */
   readonly instanceTaskQueue: string;
   readonly keys: KeysService;
-  readonly gateways: GatewaysService;
+  readonly gateways: GatewayRegistry;
   readonly fleet: FleetWatch;
   readonly rateLimiter: RateLimiter;
   readonly authFailures: AuthFailureLimiter;
@@ -68,8 +68,8 @@ export interface Deps {
   readonly tracing: Tracing | undefined;
   readonly hub: DeviceHub;
   readonly inbound: InboundService;
-  readonly webhooks: WebhooksService;
-  readonly otp: OtpService;
+  readonly webhooks: WebhookDispatcher;
+  readonly otp: OneTimePasswords;
   /** Closes every client, in reverse order of creation. */
   close(): Promise<void>;
 }
@@ -130,7 +130,7 @@ export async function createDeps(
   const keys = new KeysService(orm.em);
   const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds, logger);
   const events = new EventsService(orm.em);
-  const gateways = new GatewaysService(orm.em, keys, events);
+  const gateways = new GatewayRegistry(orm.em, keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const load = new ClientLoad();
   const firstSteps = new FirstSteps();
@@ -199,10 +199,10 @@ export async function createDeps(
     hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
   });
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
-  const webhooks = new WebhooksService(orm.em, new SecretBox(secret), events, config.webhooks, logger, metrics);
+  const webhooks = new WebhookDispatcher(orm.em, new SecretBox(secret), events, config.webhooks, logger, metrics);
   if (tracing !== undefined) webhooks.followTraces((messageId) => repository.traceContext(messageId));
   webhooks.start(createWebhookWorkflows(temporal, config));
-  const otp = new OtpService(
+  const otp = new OneTimePasswords(
     orm.em,
     messages,
     lifecycle,

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
 import { createLogger } from "./logger.js";
 import { publishDeviceControl } from "./modules/devices/index.js";
-import { GatewaysService } from "./modules/gateways/index.js";
+import { GatewayRegistry } from "./modules/gateways/index.js";
 import { type KeyRecord, type KeyScope, KeysService } from "./modules/keys/index.js";
 import { serve } from "./serve.js";
 import { DomainError } from "./shared/errors.js";
@@ -23,14 +23,14 @@ Usage:
                          [--latency-ms 500] [--drop-probability 0] [--duration-seconds S] [--quiet]
                                              connect simulated phones over the real stream
 
-Configuration is read from the environment; see README.md.`;
+Configuration is read from the environment; see docs/configuration.md.`;
 
 /**
  * Runs `work` with a migrated database (created if missing) and the key and gateway services, then
  * closes it. `work` also gets the names of the migrations this call applied.
  */
 async function withServices<T>(
-  work: (keys: KeysService, gateways: GatewaysService, applied: string[]) => Promise<T>,
+  work: (keys: KeysService, gateways: GatewayRegistry, applied: string[]) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig();
   await ensureDatabase(config.databaseUrl);
@@ -38,7 +38,7 @@ async function withServices<T>(
   try {
     const applied = await migrate(orm);
     const keys = new KeysService(orm.em);
-    return await work(keys, new GatewaysService(orm.em, keys), applied);
+    return await work(keys, new GatewayRegistry(orm.em, keys), applied);
   } finally {
     await orm.close();
   }

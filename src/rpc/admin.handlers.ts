@@ -3,10 +3,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
-import type { FleetGatewayView, FleetWatch, GatewaysService } from "../modules/gateways/index.js";
+import type { FleetGatewayView, FleetWatch, GatewayRegistry } from "../modules/gateways/index.js";
 import type { KeyRecord, KeyScope, KeysService } from "../modules/keys/index.js";
 import { type MessageRepository, systemStats } from "../modules/messages/index.js";
-import type { OtpService } from "../modules/otp/index.js";
+import type { OneTimePasswords } from "../modules/otp/index.js";
 import { invalid } from "../shared/errors.js";
 import { callingClient } from "./principal.js";
 import { optionalTimestamp } from "./timestamps.js";
@@ -26,12 +26,12 @@ const otpFigures = (figures: { sentToday: number; verifiedToday: number; verific
 
 /** AdminService on the shared services. */
 export function adminHandlers(deps: {
-  gateways: GatewaysService;
+  gateways: GatewayRegistry;
   keys: KeysService;
   fleet: FleetWatch;
   orm: MikroORM;
   messageRepository: MessageRepository;
-  otp: OtpService;
+  otp: OneTimePasswords;
   config: { timeZone: string; messages: { gatewaySendsPerMinute: number } };
 }): ServiceImpl<typeof AdminService> {
   /** A key as listed, with its gateway's device id. */

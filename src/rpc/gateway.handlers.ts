@@ -3,7 +3,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayService } from "../../gen/smsgw/v1/gateway_pb.js";
 import type { Config } from "../config.js";
 import type { DeviceHub } from "../modules/devices/index.js";
-import type { GatewaysService } from "../modules/gateways/index.js";
+import type { GatewayRegistry } from "../modules/gateways/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
 import type { MessagesService } from "../modules/messages/index.js";
 import { deviceStream, reportId } from "./device-stream.js";
@@ -23,7 +23,7 @@ function websocketUrl(config: Config, ctx: HandlerContext): string {
 /** GatewayService on the shared services. */
 export function gatewayHandlers(deps: {
   config: Config;
-  gateways: GatewaysService;
+  gateways: GatewayRegistry;
   messages: MessagesService;
   hub: DeviceHub;
   inbound: InboundService;

@@ -1,12 +1,12 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { OtpService as OtpRpc } from "../../gen/smsgw/v1/otp_pb.js";
-import { invalidCode, type OtpService } from "../modules/otp/index.js";
+import type { OtpService } from "../../gen/smsgw/v1/otp_pb.js";
+import { invalidCode, type OneTimePasswords } from "../modules/otp/index.js";
 import { missing } from "../shared/errors.js";
 import { callingClient } from "./principal.js";
 
 /** OtpService on the OTP module. */
-export function otpHandlers(deps: { otp: OtpService }): ServiceImpl<typeof OtpRpc> {
+export function otpHandlers(deps: { otp: OneTimePasswords }): ServiceImpl<typeof OtpService> {
   return {
     async sendOtp(req, ctx) {
       const client = callingClient(ctx);

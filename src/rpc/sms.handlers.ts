@@ -5,7 +5,7 @@ import type { SmsService } from "../../gen/smsgw/v1/sms_pb.js";
 import type { EventsService } from "../modules/events/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
 import type { Caller, ListedMessageView, MessagesService, SendInput } from "../modules/messages/index.js";
-import type { WebhooksService } from "../modules/webhooks/index.js";
+import type { WebhookDispatcher } from "../modules/webhooks/index.js";
 import { messageWorkflowId } from "../temporal/message-workflows.js";
 import { callingClient } from "./principal.js";
 import { optionalTimestamp } from "./timestamps.js";
@@ -61,7 +61,7 @@ export function smsHandlers(deps: {
   messages: MessagesService;
   inbound: InboundService;
   events: EventsService;
-  webhooks: WebhooksService;
+  webhooks: WebhookDispatcher;
   config: { temporalUiUrl: string | undefined; temporalNamespace: string };
 }): ServiceImpl<typeof SmsService> {
   const attemptsOf = async (caller: Caller, messageId: string) =>

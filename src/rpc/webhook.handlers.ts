@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookDeliverySchema, WebhookService } from "../../gen/smsgw/v1/webhooks_pb.js";
-import type { DeliveryView, WebhooksService, WebhookView } from "../modules/webhooks/index.js";
+import type { DeliveryView, WebhookDispatcher, WebhookView } from "../modules/webhooks/index.js";
 import { optionalTimestamp } from "./timestamps.js";
 
 function toWebhook(view: WebhookView) {
@@ -18,7 +18,7 @@ function toWebhook(view: WebhookView) {
 }
 
 /** WebhookService on the webhooks module. */
-export function webhookHandlers(deps: { webhooks: WebhooksService }): ServiceImpl<typeof WebhookService> {
+export function webhookHandlers(deps: { webhooks: WebhookDispatcher }): ServiceImpl<typeof WebhookService> {
   const { webhooks } = deps;
   return {
     async createWebhook(req) {

@@ -1,7 +1,13 @@
 import { type Client, ScheduleAlreadyRunning, type ScheduleOptions, ScheduleOverlapPolicy } from "@temporalio/client";
+import { gatewayHealthWorkflow } from "../../workflows/gateway-health.workflow.js";
+import { messageSweeperWorkflow, resetDailyCountersWorkflow } from "../../workflows/maintenance.workflow.js";
+import { otpCleanupWorkflow } from "../../workflows/otp.workflow.js";
 import type { Config } from "../config.js";
 
-/** The maintenance schedules, as the original's Sidekiq cron jobs were. */
+/**
+ * The maintenance schedules, as the original's Sidekiq cron jobs were. Each names its workflow by
+ * function reference, like every other start: a renamed workflow fails to compile, not to run.
+ */
 function schedules(config: Config): ScheduleOptions[] {
   return [
     {
@@ -9,7 +15,7 @@ function schedules(config: Config): ScheduleOptions[] {
       spec: { intervals: [{ every: "1 minute" }] },
       action: {
         type: "startWorkflow",
-        workflowType: "gatewayHealthWorkflow",
+        workflowType: gatewayHealthWorkflow,
         taskQueue: config.temporalTaskQueue,
         args: [{ heartbeatTimeoutSeconds: config.gatewayHeartbeatTimeoutSeconds }],
         workflowExecutionTimeout: "5 minutes",
@@ -21,7 +27,7 @@ function schedules(config: Config): ScheduleOptions[] {
       spec: { intervals: [{ every: "30 seconds" }] },
       action: {
         type: "startWorkflow",
-        workflowType: "messageSweeperWorkflow",
+        workflowType: messageSweeperWorkflow,
         taskQueue: config.temporalTaskQueue,
         args: [{ olderThanSeconds: 10 }],
         workflowExecutionTimeout: "5 minutes",
@@ -33,7 +39,7 @@ function schedules(config: Config): ScheduleOptions[] {
       spec: { intervals: [{ every: "15 minutes" }] },
       action: {
         type: "startWorkflow",
-        workflowType: "otpCleanupWorkflow",
+        workflowType: otpCleanupWorkflow,
         taskQueue: config.temporalTaskQueue,
         args: [],
         workflowExecutionTimeout: "10 minutes",
@@ -45,7 +51,7 @@ function schedules(config: Config): ScheduleOptions[] {
       spec: { calendars: [{ hour: 0, minute: 0 }], timezone: config.timeZone },
       action: {
         type: "startWorkflow",
-        workflowType: "resetDailyCountersWorkflow",
+        workflowType: resetDailyCountersWorkflow,
         taskQueue: config.temporalTaskQueue,
         args: [],
         workflowExecutionTimeout: "30 minutes",

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { GatewaysService } from "../gateways/index.js";
+import type { GatewayRegistry } from "../gateways/index.js";
 import type { KeysService } from "../keys/index.js";
 import type { DeviceHub } from "./device-hub.js";
 
@@ -35,7 +35,7 @@ export async function startDeviceControl(deps: {
   redis: Redis;
   hub: DeviceHub;
   keys: KeysService;
-  gateways: GatewaysService;
+  gateways: GatewayRegistry;
   logger: Logger;
   sweepMs: number;
 }): Promise<() => Promise<void>> {

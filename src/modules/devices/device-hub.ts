@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { DomainError } from "../../shared/errors.js";
-import type { GatewaysService } from "../gateways/index.js";
+import type { GatewayRegistry } from "../gateways/index.js";
 import type { MessagesService } from "../messages/index.js";
 import { CommandQueue } from "./command-queue.js";
 import type { ConnectedGateway, DeviceCommand, DeviceFrame, InboundSink } from "./device.types.js";
@@ -56,7 +56,7 @@ export class DeviceHub {
   constructor(
     private readonly deps: {
       presence: Presence;
-      gateways: GatewaysService;
+      gateways: GatewayRegistry;
       messages: MessagesService;
       logger: Logger;
       /** This instance's Temporal task queue for pushes. */

@@ -1,8 +1,8 @@
-import type { GatewaysService } from "./gateways.service.js";
+import type { GatewayRegistry } from "./gateways.service.js";
 
 /** The gateway activities Temporal workflows call. Plain JSON in and out. */
 export function createGatewayActivities(
-  gateways: GatewaysService,
+  gateways: GatewayRegistry,
   /** Tells the workflows of a gateway's messages in flight that it went away. */
   gatewayLost: (gatewayId: number) => Promise<void>,
 ) {

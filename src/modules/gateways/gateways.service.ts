@@ -38,7 +38,7 @@ function inRange(value: number | undefined, field: string, min: number, max: num
 }
 
 /** Registers gateways, records their health and lets operators list and disable them. */
-export class GatewaysService {
+export class GatewayRegistry {
   private readonly toggleListeners: ((gatewayId: number, active: boolean) => void)[] = [];
 
   /** Heartbeats and connections run these statements: prepared once per pooled connection. */

@@ -1,4 +1,4 @@
 export { type FleetGatewayView, type FleetSources, FleetWatch } from "./fleet.js";
 export { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
 export { createGatewayActivities, type GatewayActivities } from "./gateways.activities.js";
-export { GatewaysService, type HeartbeatInput, type ToggledGateway } from "./gateways.service.js";
+export { GatewayRegistry, type HeartbeatInput, type ToggledGateway } from "./gateways.service.js";

@@ -1,2 +1,2 @@
 export { createOtpActivities, type OtpActivities } from "./otp.activities.js";
-export { invalidCode, type OtpOptions, OtpService, type OtpWorkflows, type Verdict } from "./otp.service.js";
+export { invalidCode, OneTimePasswords, type OtpOptions, type OtpWorkflows, type Verdict } from "./otp.service.js";

@@ -1,8 +1,8 @@
 import type { MessagesService } from "../messages/index.js";
-import type { OtpService } from "./otp.service.js";
+import type { OneTimePasswords } from "./otp.service.js";
 
 /** The OTP activities: plain JSON in and out, each safe to retry. */
-export function createOtpActivities(deps: { otp: OtpService; messages: MessagesService }) {
+export function createOtpActivities(deps: { otp: OneTimePasswords; messages: MessagesService }) {
   return {
     /** Starts the workflow of the SMS carrying the code (starting it twice changes nothing). */
     sendOtpMessage: (input: { messageId: string }): Promise<void> => deps.messages.startWorkflows([input.messageId]),

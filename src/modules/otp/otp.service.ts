@@ -40,7 +40,7 @@ interface PendingRow {
 }
 
 /** Sends and verifies one-time passwords. Only a keyed hash of each code is stored. */
-export class OtpService {
+export class OneTimePasswords {
   private readonly hashKey: Buffer;
   private workflows: OtpWorkflows | undefined;
 

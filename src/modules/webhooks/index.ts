@@ -1,4 +1,4 @@
 export { isPrivateAddress, resolveTarget, TargetRefused } from "./target-guard.js";
 export { type AttemptResult, sendWebhook, signatureHeaders } from "./webhook-sender.js";
 export { createWebhookActivities, type WebhookActivities } from "./webhooks.activities.js";
-export { type DeliveryView, WebhooksService, type WebhookView, type WebhookWorkflows } from "./webhooks.service.js";
+export { type DeliveryView, WebhookDispatcher, type WebhookView, type WebhookWorkflows } from "./webhooks.service.js";

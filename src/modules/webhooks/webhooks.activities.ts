@@ -1,8 +1,8 @@
 import type { AttemptResult } from "./webhook-sender.js";
-import type { WebhooksService } from "./webhooks.service.js";
+import type { WebhookDispatcher } from "./webhooks.service.js";
 
 /** The webhook activities: plain JSON in and out. */
-export function createWebhookActivities(webhooks: WebhooksService) {
+export function createWebhookActivities(webhooks: WebhookDispatcher) {
   return {
     /** One HTTP attempt of a delivery, recorded. Never throws for the endpoint's failures. */
     deliverWebhook: (input: { deliveryId: string; attempt: number }): Promise<AttemptResult> =>

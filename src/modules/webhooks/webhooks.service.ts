@@ -70,7 +70,7 @@ export interface WebhookOptions {
 }
 
 /** Webhook endpoints, the fan-out of events to them, and each HTTP attempt. */
-export class WebhooksService {
+export class WebhookDispatcher {
   private workflows: WebhookWorkflows | undefined;
 
   private traceOf: ((messageId: string) => Promise<string | null>) | undefined;
