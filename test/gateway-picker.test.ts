@@ -33,13 +33,18 @@ describe("GatewayPicker", () => {
     for (let i = 0; i < 3; i++) gateways.push((await registeredGateway(server)).id);
   });
   afterAll(async () => {
-    await server.deps.redis.del(...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`]));
+    await server.deps.redis.del(
+      ...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`, `smsgw:gwlast:${id}`]),
+    );
     await server.stop();
   });
   beforeEach(async () => {
     await isolate(server);
     const keys = await server.deps.redis.keys("smsgw:gwrate:*");
-    await server.deps.redis.del(...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`]), ...keys);
+    await server.deps.redis.del(
+      ...gateways.flatMap((id) => [presence.key(id), `smsgw:gwfail:${id}`, `smsgw:gwlast:${id}`]),
+      ...keys,
+    );
   });
 
   it("takes the connected gateway of highest priority, with the task queue of the instance holding it", async () => {
@@ -76,6 +81,28 @@ describe("GatewayPicker", () => {
     expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [second, third] })).toMatchObject({
       gatewayId: first,
     });
+  });
+
+  it("rotates among equally loaded gateways instead of filling the lowest id first", async () => {
+    await fleet(3);
+    // Equal priority: the three are equals, and each pick goes to the one given a message least recently.
+    const sql = server.deps.orm.em.getConnection();
+    await sql.execute("update gateways set priority = 1 where id in (?, ?, ?)", gateways);
+    const generous = picker(100_000);
+    const counts = new Map<number, number>();
+    for (let i = 0; i < 300; i++) {
+      const pick = await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] });
+      if (pick.kind !== "picked") throw new Error(`expected a pick, got ${pick.kind}`);
+      counts.set(pick.gatewayId, (counts.get(pick.gatewayId) ?? 0) + 1);
+    }
+    expect(gateways.map((id) => counts.get(id))).toEqual([100, 100, 100]);
+    // A higher priority still wins over rotation.
+    await sql.execute("update gateways set priority = 5 where id = ?", [gateways[1]]);
+    for (let i = 0; i < 3; i++) {
+      expect(await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+        gatewayId: gateways[1],
+      });
+    }
   });
 
   it("never gives a gateway more than its sends per minute, and says when the next minute starts", async () => {

@@ -107,6 +107,27 @@ describe("sending an SMS through a connected phone", () => {
   });
 });
 
+describe("balance", () => {
+  it("shares sends among ten idle phones that answer at once: none gets more than twice its share", async () => {
+    const fleet = await Promise.all(Array.from({ length: 10 }, () => phone()));
+    const ids: string[] = [];
+    // Ten clients at a time, as an application sending a batch would.
+    for (let wave = 0; wave < 10; wave++) {
+      const sent = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          send({ to: `+1415555${String(wave * 10 + i).padStart(4, "0")}`, message: "hi" }),
+        ),
+      );
+      ids.push(...sent.map((res) => res.body.message_id));
+    }
+    for (const id of ids) await until(id, "delivered");
+    const counts = fleet.map((gateway) => gateway.commands.length);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(100);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(20);
+    expect(Math.min(...counts)).toBeGreaterThan(0);
+  });
+});
+
 describe("failover", () => {
   it("retries on another gateway after backoff when a gateway reports failed", async () => {
     const first = await phone({ autoReport: false });
@@ -338,6 +359,14 @@ describe("rules around messages", () => {
       .getConnection()
       .execute("select count(*)::int as count from messages");
     expect(after[0]?.count).toBe(before[0]?.count);
+  });
+
+  it("takes an idempotency key of 255 characters, the contract's limit, and refuses one of 256 with 422", async () => {
+    const longest = `k${"x".repeat(254)}-${Date.now()}`.slice(-255);
+    expect(longest).toHaveLength(255);
+    expect((await send({ to: "+14155552671", message: "x" }, { "idempotency-key": longest })).status).toBe(202);
+    const res = await send({ to: "+14155552671", message: "x" }, { "idempotency-key": `${longest}y` });
+    expect(res).toMatchObject({ status: 422, body: { error: "idempotency_key must be 1 to 255 characters" } });
   });
 
   it("shows a client only the messages its own key sent", async () => {

@@ -7,31 +7,42 @@ export type Pick =
   | { kind: "picked"; gatewayId: number; deviceId: string; taskQueue: string }
   | { kind: "none"; reason: "no_gateway" | "rate_limited"; retryAfterMs: number };
 
-// Chooses among the candidates (in the order of their load) in one round trip. KEYS, three per
-// candidate: its presence, its recent-failure mark, its send count for the current minute. ARGV: the
-// sends allowed per minute, then per candidate 1 when it was already tried for this message.
-// Connected candidates are ranked (tried ones last, then those that failed recently), and the first
-// with a send left in this minute takes one. Returns {index, presence value}, {0} when none is
-// connected, {-1} when every connected one used its sends for the minute.
+// Chooses among the candidates (in the order of their load) in one round trip. KEYS[1]: the counter
+// that numbers picks; then four per candidate: its presence, its recent-failure mark, its send count
+// for the current minute, the number of the last pick that took it. ARGV: the sends allowed per
+// minute, then per candidate 1 when it was already tried for this message and its tier (candidates
+// of one tier are equally preferred: same preference, priority and load). Connected candidates are
+// ranked (tried ones last, then those that failed recently, then by tier, then the one given a
+// message least recently first), and the first with a send left in this minute takes one. Returns
+// {index, presence value}, {0} when none is connected, {-1} when every connected one used its sends
+// for the minute.
 const pickScript = `
 local limit = tonumber(ARGV[1])
 local ranked = {}
-for i = 1, #ARGV - 1 do
-  local held = redis.call('GET', KEYS[3 * i - 2])
+for i = 1, (#KEYS - 1) / 4 do
+  local base = 4 * (i - 1) + 1
+  local held = redis.call('GET', KEYS[base + 1])
   if held then
-    local rank = tonumber(ARGV[i + 1]) * 2
-    if redis.call('EXISTS', KEYS[3 * i - 1]) == 1 then rank = rank + 1 end
-    ranked[#ranked + 1] = {rank, i, held}
+    local rank = tonumber(ARGV[2 * i]) * 2
+    if redis.call('EXISTS', KEYS[base + 2]) == 1 then rank = rank + 1 end
+    local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
+    ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 1]), last, i, held}
   end
 end
 if #ranked == 0 then return {0} end
-table.sort(ranked, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+table.sort(ranked, function(a, b)
+  for k = 1, 4 do if a[k] ~= b[k] then return a[k] < b[k] end end
+  return false
+end)
 for _, candidate in ipairs(ranked) do
-  local key = KEYS[3 * candidate[2]]
-  local sent = redis.call('INCR', key)
-  if sent == 1 then redis.call('EXPIRE', key, 120) end
-  if sent <= limit then return {candidate[2], candidate[3]} end
-  redis.call('DECR', key)
+  local base = 4 * (candidate[4] - 1) + 1
+  local sent = redis.call('INCR', KEYS[base + 3])
+  if sent == 1 then redis.call('EXPIRE', KEYS[base + 3], 120) end
+  if sent <= limit then
+    redis.call('SET', KEYS[base + 4], redis.call('INCR', KEYS[1]), 'EX', 86400)
+    return {candidate[4], candidate[5]}
+  end
+  redis.call('DECR', KEYS[base + 3])
 end
 return {-1}
 `;
@@ -41,8 +52,10 @@ type PickCommand = (numberOfKeys: number, ...args: (string | number)[]) => Promi
 
 /**
  * Chooses the gateway for a message: active, online and connected; the preferred one first, then by
- * priority and fewest messages in flight; gateways that failed recently or were already tried for
- * this message last; never one that has used its sends for the current minute.
+ * priority and fewest messages in flight; among equals, the one given a message least recently (so
+ * that idle phones share the traffic instead of filling one after another); gateways that failed
+ * recently or were already tried for this message last; never one that has used its sends for the
+ * current minute.
  */
 export class GatewayPicker {
   constructor(
@@ -74,19 +87,23 @@ export class GatewayPicker {
     const rows = await this.repository.gatewaysByLoad(input.preferredGatewayId);
     if (rows.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
     const minute = Math.floor(Date.now() / 60_000);
-    const keys = rows.flatMap((row) => [
-      this.presence.key(row.id),
-      `smsgw:gwfail:${row.id}`,
-      `smsgw:gwrate:${row.id}:${minute}`,
-    ]);
-    const tried = rows.map((row) => (input.triedGatewayIds.includes(row.id) ? 1 : 0));
+    const keys = [
+      "smsgw:gwpicks",
+      ...rows.flatMap((row) => [
+        this.presence.key(row.id),
+        `smsgw:gwfail:${row.id}`,
+        `smsgw:gwrate:${row.id}:${minute}`,
+        `smsgw:gwlast:${row.id}`,
+      ]),
+    ];
+    const ranks = rows.flatMap((row) => [input.triedGatewayIds.includes(row.id) ? 1 : 0, row.tier]);
     const pickGateway = (this.redis as unknown as { smsgwPickGateway: PickCommand }).smsgwPickGateway;
     const [index, held] = await pickGateway.call(
       this.redis,
       keys.length,
       ...keys,
       this.options.sendsPerMinute,
-      ...tried,
+      ...ranks,
     );
     const row = rows[index - 1];
     if (row !== undefined) {

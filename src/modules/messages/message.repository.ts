@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { PreparedStatements } from "../../db/prepared.js";
 import { Batcher } from "../../shared/batcher.js";
+import { tuning } from "../../tuning.js";
 import { dispatchedAtSql, type EventPayload, type MessageEventType } from "../events/index.js";
 import type { MessageStatus, MessageView } from "./message.types.js";
 
@@ -283,8 +284,8 @@ export class MessageRepository {
    * trip, one commit) instead of queueing for the pool one by one.
    */
   private readonly inserts = new Batcher<NewMessage, MessageRow | undefined>((messages) => this.insertMany(messages), {
-    maxBatch: 200,
-    concurrency: 2,
+    maxBatch: tuning.insertBatchSize.value,
+    concurrency: tuning.insertBatchesInFlight.value,
   });
 
   constructor(em: EntityManager) {
@@ -701,13 +702,18 @@ export class MessageRepository {
       ?.device_id;
   }
 
-  /** Active online gateways, the preferred one first, then by priority and fewest messages in flight. */
-  gatewaysByLoad(preferredGatewayId: number | null): Promise<{ id: number; device_id: string }[]> {
+  /**
+   * Active online gateways, the preferred one first, then by priority and fewest messages in flight;
+   * `tier` numbers the groups of equals (same preference, priority and load), for the picker to share
+   * messages among them.
+   */
+  gatewaysByLoad(preferredGatewayId: number | null): Promise<{ id: number; device_id: string; tier: number }[]> {
     return this.sql(
-      `select g.id, g.device_id from gateways g
-        where g.active and g.status = 'online'
-        order by (g.id = ?) desc nulls last, g.priority desc,
-                 (select count(*) from messages m where m.gateway_id = g.id and m.status = 'dispatched'), g.id`,
+      `select id, device_id, dense_rank() over (order by preferred desc nulls last, priority desc, load)::int as tier
+         from (select g.id, g.device_id, g.priority, (g.id = ?) as preferred,
+                      (select count(*) from messages m where m.gateway_id = g.id and m.status = 'dispatched') as load
+                 from gateways g where g.active and g.status = 'online') c
+        order by tier, id`,
       [preferredGatewayId],
     );
   }
