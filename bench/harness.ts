@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { loadConfig } from "../src/config.js";
 import { ensureDatabase } from "../src/db/orm.js";
 import { type Running, type ServeOptions, serve } from "../src/serve.js";
-import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
 
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 
@@ -21,7 +21,7 @@ export async function benchServer(
   const temporal = process.env.TEMPORAL_ADDRESS
     ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
     : await ensureLocalTemporal({
-        cli: process.env.TEMPORAL_CLI,
+        ...devServerSetup(loadConfig()),
         port: 7277,
         uiPort: undefined,
         dataDir: undefined,

@@ -18,9 +18,10 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { NativeConnection } from "@temporalio/worker";
 import pg from "pg";
 import { type Logger, pino } from "pino";
+import { loadConfig } from "../src/config.js";
 import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
-import { ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
 import { latencyLine, machine, peakRss, percentile, pidsNamed, processCpuMs } from "./harness.js";
 
@@ -259,7 +260,7 @@ const p = (values: number[], q: number) =>
 async function devServer(logger: Logger) {
   const dataDir = mkdtempSync(join(tmpdir(), "smsgw-bench-"));
   const temporal = await ensureLocalTemporal({
-    cli: process.env.TEMPORAL_CLI,
+    ...devServerSetup(loadConfig()),
     port: temporalPort,
     uiPort: undefined,
     dataDir,

@@ -6,8 +6,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync } fr
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import { loadConfig } from "../src/config.js";
 import { freePort } from "../src/shared/ports.js";
-import { ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
+import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 export const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -150,7 +151,7 @@ export class OwnTemporal {
 
   async start(): Promise<void> {
     this.server = await ensureLocalTemporal({
-      cli: process.env.TEMPORAL_CLI,
+      ...devServerSetup(loadConfig()),
       port: this.port,
       uiPort: undefined,
       dataDir: this.dir,

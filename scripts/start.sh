@@ -13,11 +13,18 @@ sh scripts/setup-temporal.sh
 export NODE_ENV="${NODE_ENV:-production}"
 if [ "$NODE_ENV" = production ]; then
   node scripts/build-server.mjs
+  tuning="--input-type=module -e import('./dist/src/tuning.js')"
 else
   # The operator console (/console), built when missing or older than its sources.
   node scripts/build-console.mjs
+  tuning="--import tsx --input-type=module -e import('./src/tuning.ts')"
+fi
+# The heap cap's default is a benchmark's choice: it lives in src/tuning.ts with its measurement.
+if [ -z "${SMSGW_HEAP_MB:-}" ]; then
+  # shellcheck disable=SC2086 # $tuning is a list of flags
+  SMSGW_HEAP_MB=$(node $tuning'.then(({ tuning }) => console.log(tuning.nodeHeapMb.value))')
 fi
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # shellcheck disable=SC2086 # SMSGW_NODE_FLAGS is a list of flags
-exec node --max-old-space-size="${SMSGW_HEAP_MB:-160}" --max-semi-space-size=4 ${SMSGW_NODE_FLAGS:-} \
+exec node --max-old-space-size="$SMSGW_HEAP_MB" --max-semi-space-size=4 ${SMSGW_NODE_FLAGS:-} \
   bin/smsgw.js serve "$@"

@@ -1,117 +1,15 @@
 import { homedir } from "node:os";
-import { resolve } from "node:path";
+import { delimiter, resolve } from "node:path";
+import { z } from "zod";
+import { tuning } from "./tuning.js";
 
-/** The server's settings, read from the environment once. Nothing else reads `process.env`. */
-export interface Config {
-  readonly host: string;
-  readonly port: number;
-  /** Base URL devices and clients reach this server at, when it differs from the request's Host. */
-  readonly publicUrl: string | undefined;
-  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
-  readonly databaseUrl: string;
-  readonly redisUrl: string;
-  /** Unset: `serve` starts (or reuses) a local Temporal dev server. */
-  readonly temporalAddress: string | undefined;
-  readonly temporalNamespace: string;
-  readonly temporalTaskQueue: string;
-  readonly temporalCli: string | undefined;
-  readonly temporalDevPort: number;
-  readonly temporalUiPort: number;
-  /**
-   * The Temporal Web UI as operators reach it, for links to workflows; unset: the local dev server's
-   * UI when `serve` runs one, else no links.
-   */
-  readonly temporalUiUrl: string | undefined;
-  readonly dataDir: string;
-  readonly allowedOrigins: readonly string[] | "*";
-  readonly defaultCountryCode: string;
-  readonly rateLimit: {
-    /** Requests one API key may make per window. */
-    readonly requestsPerWindow: number;
-    /** Requests one client address may make per window without a key (registration). */
-    readonly anonymousRequestsPerWindow: number;
-    readonly windowSeconds: number;
-    /** Failed authentications one client address may make per minute before it is refused (429). */
-    readonly authFailuresPerMinute: number;
-  };
-  /** A gateway whose last heartbeat is older than this is marked offline. */
-  readonly gatewayHeartbeatTimeoutSeconds: number;
-  /** The time zone whose midnight starts "today" for stats and daily counters (IANA name). */
-  readonly timeZone: string;
-  /** How outbound messages move: retries, timeouts, per-gateway send rate. */
-  readonly messages: MessagePolicyConfig;
-  /** Message workflows started at once (eagerly, in this process's worker when it has room). */
-  readonly workflowStartConcurrency: number;
-  /** Workflows the worker keeps in memory between their tasks (`WORKFLOW_CACHE_SIZE`). */
-  readonly workflowCacheSize: number;
-  /** Accepted messages that may wait for a gateway before sends answer 503 with Retry-After. */
-  readonly backlog: { readonly perKey: number; readonly total: number; readonly retryAfterSeconds: number };
-  /** The device channel: how often devices heartbeat, how often the server pings, presence lifetime. */
-  readonly devices: {
-    readonly heartbeatIntervalSeconds: number;
-    readonly pingIntervalSeconds: number;
-    /** A connected device silent for longer is disconnected, and its presence in Redis expires. */
-    readonly idleTimeoutSeconds: number;
-    /** Commands waiting for one device beyond this are refused, and the message fails over. */
-    readonly maxQueuedCommands: number;
-  };
-  readonly otp: {
-    readonly maxPerPhonePerHour: number;
-    readonly maxPerKeyPerHour: number;
-    readonly maxPerPrefixPerHour: number;
-    /** Digits after the `+` that make a number prefix (country and area code, say). */
-    readonly prefixDigits: number;
-    readonly maxAttempts: number;
-    /** How long expired, used and replaced codes are kept before the clean-up deletes them. */
-    readonly retentionHours: number;
-    /** The SMS text: `{code}`, `{purpose}` and `{minutes}` are filled in. */
-    readonly messageTemplate: string;
-  };
-  /** The key webhook secrets are encrypted with (derived from it); unset, a key file in DATA_DIR. */
-  readonly secretKeyBase: string | undefined;
-  readonly webhooks: {
-    /** Allow webhook URLs on loopback, private and link-local addresses (development and tests). */
-    readonly allowPrivateTargets: boolean;
-    readonly timeoutMs: number;
-    readonly retryInitialMs: number;
-    readonly retryMaxMs: number;
-    /** A delivery that has not succeeded this long after its event is given up. */
-    readonly retryForSeconds: number;
-  };
-  readonly bodyLimitBytes: number;
-  readonly shutdownTimeoutMs: number;
-  readonly logLevel: string;
-  /** `pretty` for a person at a terminal, `json` for a collector; `auto`: pretty when stdout is a terminal. */
-  readonly logFormat: "auto" | "json" | "pretty";
-}
-
-/** How outbound messages move through their workflow. Passed to each workflow as its input. */
-export interface MessagePolicyConfig {
-  /** Dispatches to gateways before a message fails for good. */
-  readonly maxAttempts: number;
-  readonly retryInitialMs: number;
-  readonly retryMaxMs: number;
-  /** How long a dispatched message waits for the gateway's first report before failing over. */
-  readonly dispatchTimeoutMs: number;
-  /** How long a sent message waits for a delivery report before its workflow ends at `sent`. */
-  readonly deliveryTimeoutMs: number;
-  /** How long a push may wait for the instance holding the device before failing over. */
-  readonly pushScheduleToStartMs: number;
-  /** How often a message with no gateway available looks again (a gateway coming online wakes it). */
-  readonly noGatewayRecheckMs: number;
-  /**
-   * A gateway that acknowledged a message and then reports nothing at all keeps it this long before
-   * it is given to another gateway (0, the default: never; it fails after `deliveryTimeoutMs`).
-   * Opting in risks a second SMS when the first phone did send it and only its report was lost.
-   */
-  readonly resendUnreportedAfterMs: number;
-  /** How long a message may wait to be sent when the client gives no validity. */
-  readonly defaultValiditySeconds: number;
-  /** SMS one gateway may be given per minute (Android itself allows about 30). */
-  readonly gatewaySendsPerMinute: number;
-  /** How long a gateway that failed a message is passed over when others are available. */
-  readonly failedGatewayCooldownSeconds: number;
-}
+// The configuration is one zod schema: each variable is declared once below, with its type, its
+// range and its default, and the `Config` type is derived from the schema. zod because it is already
+// the de-facto schema library of TypeScript (types inferred from the schema, no code generation, no
+// runtime dependencies of its own), and because the same schema can be walked by a test that checks
+// the manual's configuration table against it.
+//
+// This file is the only reader of `process.env`: everything else takes a `Config`.
 
 /** A setting that is not valid; `smsgw` prints it and exits. */
 export class ConfigError extends Error {
@@ -120,42 +18,153 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
-  }
-  return value;
+/** An empty variable counts as unset, as a shell's `VAR=` means. */
+const unsetWhenBlank = (value: unknown) => (value === "" ? undefined : value);
+
+/** A whole number from `min` to `max`. */
+function integer(fallback: number, min: number, max: number) {
+  return z
+    .preprocess(unsetWhenBlank, z.coerce.number().int().min(min).max(max).default(fallback))
+    .describe(`must be a whole number from ${min} to ${max}`);
 }
 
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (["1", "true", "yes"].includes(raw.toLowerCase())) return true;
-  if (["0", "false", "no"].includes(raw.toLowerCase())) return false;
-  throw new ConfigError(`${name} must be true or false, not "${raw}"`);
+/** Any text. */
+function text(fallback: string) {
+  return z.preprocess(unsetWhenBlank, z.string().default(fallback));
 }
 
-function text(env: Env, name: string, fallback: string): string {
-  const raw = env[name];
-  return raw === undefined || raw === "" ? fallback : raw;
+/** Text, or unset. */
+function optional() {
+  return z.preprocess(unsetWhenBlank, z.string().optional());
 }
 
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, not "${raw}"`);
-  }
-  return raw as T;
+/** true/false, 1/0 or yes/no. */
+function boolean(fallback: boolean) {
+  const words: Record<string, boolean> = { "1": true, true: true, yes: true, "0": false, false: false, no: false };
+  return z
+    .preprocess(
+      (value) => (typeof value === "string" ? (words[value.toLowerCase()] ?? value) : unsetWhenBlank(value)),
+      z.boolean().default(fallback),
+    )
+    .describe("must be true or false");
 }
 
-function optional(env: Env, name: string): string | undefined {
-  const raw = env[name];
-  return raw === undefined || raw === "" ? undefined : raw;
+/** One of a few words. */
+function oneOf<const T extends readonly [string, ...string[]]>(allowed: T, fallback: T[number]) {
+  return z
+    .preprocess(unsetWhenBlank, z.enum(allowed).default(fallback))
+    .describe(`must be one of ${allowed.join(", ")}`);
 }
+
+const timeZoneName = z
+  .preprocess(
+    unsetWhenBlank,
+    z
+      .string()
+      .default("UTC")
+      .refine((name) => {
+        try {
+          new Intl.DateTimeFormat("en", { timeZone: name });
+          return true;
+        } catch {
+          return false;
+        }
+      }),
+  )
+  .describe("must be an IANA time zone such as Europe/Berlin");
+
+/**
+ * Every environment variable smsgw reads, with its default. The manual's configuration table
+ * (docs/configuration.md) is checked against this object by a test.
+ */
+export const environment = {
+  HOST: text("0.0.0.0"),
+  PORT: integer(3000, 0, 65535),
+  PUBLIC_URL: z.preprocess(unsetWhenBlank, z.string().refine(URL.canParse).optional()).describe("must be a URL"),
+  TLS_CERT: optional(),
+  TLS_KEY: optional(),
+  DATABASE_URL: text("postgresql://postgres@127.0.0.1:5432/smsgw"),
+  REDIS_URL: text("redis://127.0.0.1:6379/0"),
+  TEMPORAL_ADDRESS: optional(),
+  TEMPORAL_NAMESPACE: text("default"),
+  TEMPORAL_TASK_QUEUE: text("smsgw"),
+  TEMPORAL_CLI: optional(),
+  TEMPORAL_DEV_PORT: integer(7233, 1, 65535),
+  TEMPORAL_UI_PORT: integer(8233, 1, 65535),
+  TEMPORAL_UI_URL: optional(),
+  /** The dev server's soft memory limit (Go's own variable, passed on to it). */
+  GOMEMLIMIT: text(tuning.devServerMemoryLimit.value),
+  DATA_DIR: text(".data"),
+  ALLOWED_ORIGINS: text("*"),
+  DEFAULT_COUNTRY_CODE: z
+    .preprocess(
+      (value) => (typeof value === "string" ? unsetWhenBlank(value.toUpperCase()) : value),
+      z
+        .string()
+        .regex(/^[A-Z]{2}$/)
+        .default("US"),
+    )
+    .describe("must be a two-letter country code"),
+  TIME_ZONE: timeZoneName,
+  GATEWAY_SENDS_PER_MINUTE: integer(30, 1, 100_000),
+  GATEWAY_FAILURE_COOLDOWN_SECONDS: integer(60, 0, 86_400),
+  GATEWAY_HEARTBEAT_TIMEOUT_SECONDS: integer(120, 5, 86_400),
+  MESSAGE_MAX_ATTEMPTS: integer(5, 1, 100),
+  MESSAGE_RETRY_INITIAL_MS: integer(2000, 1, 3_600_000),
+  MESSAGE_RETRY_MAX_MS: integer(60_000, 1, 86_400_000),
+  MESSAGE_DISPATCH_TIMEOUT_MS: integer(60_000, 100, 86_400_000),
+  MESSAGE_DELIVERY_TIMEOUT_MS: integer(3_600_000, 100, 7 * 86_400_000),
+  MESSAGE_PUSH_TIMEOUT_MS: integer(10_000, 100, 600_000),
+  MESSAGE_NO_GATEWAY_RECHECK_MS: integer(30_000, 100, 3_600_000),
+  MESSAGE_RESEND_UNREPORTED_AFTER_MS: integer(0, 0, 7 * 86_400_000),
+  MESSAGE_DEFAULT_VALIDITY_SECONDS: integer(86_400, 1, 30 * 86_400),
+  WORKFLOW_START_CONCURRENCY: integer(tuning.workflowStartConcurrency.value, 1, 1000),
+  WORKFLOW_CACHE_SIZE: integer(tuning.workflowCacheSize.value, 10, 100_000),
+  BACKLOG_MAX_PER_KEY: integer(5000, 1, 10_000_000),
+  BACKLOG_MAX_TOTAL: integer(10_000, 1, 10_000_000),
+  BACKLOG_RETRY_AFTER_SECONDS: integer(2, 1, 3600),
+  DEVICE_HEARTBEAT_INTERVAL_SECONDS: integer(30, 1, 3600),
+  DEVICE_PING_INTERVAL_SECONDS: integer(20, 1, 3600),
+  DEVICE_IDLE_TIMEOUT_SECONDS: integer(90, 2, 86_400),
+  DEVICE_MAX_QUEUED_COMMANDS: integer(1000, 1, 1_000_000),
+  OTP_MAX_PER_PHONE_PER_HOUR: integer(3, 1, 1000),
+  OTP_MAX_PER_KEY_PER_HOUR: integer(1000, 1, 10_000_000),
+  OTP_MAX_PER_PREFIX_PER_HOUR: integer(100, 1, 10_000_000),
+  OTP_PREFIX_DIGITS: integer(6, 1, 15),
+  OTP_MAX_ATTEMPTS: integer(3, 1, 100),
+  OTP_RETENTION_HOURS: integer(48, 1, 24 * 365),
+  OTP_MESSAGE_TEMPLATE: z
+    .preprocess(
+      unsetWhenBlank,
+      z
+        .string()
+        .default("Your {purpose} code is {code}. It expires in {minutes} minutes.")
+        .refine((template) => template.includes("{code}")),
+    )
+    .describe("must contain {code}"),
+  SECRET_KEY_BASE: optional(),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: boolean(false),
+  WEBHOOK_TIMEOUT_MS: integer(10_000, 100, 120_000),
+  WEBHOOK_RETRY_INITIAL_MS: integer(10_000, 1, 3_600_000),
+  WEBHOOK_RETRY_MAX_MS: integer(3_600_000, 1, 86_400_000),
+  WEBHOOK_RETRY_FOR_SECONDS: integer(93_600, 1, 30 * 86_400),
+  RATE_LIMIT_REQUESTS: integer(600, 1, 1_000_000),
+  RATE_LIMIT_ANONYMOUS_REQUESTS: integer(30, 1, 1_000_000),
+  RATE_LIMIT_WINDOW_SECONDS: integer(60, 1, 86_400),
+  AUTH_FAILURES_PER_MINUTE: integer(30, 1, 1_000_000),
+  BODY_LIMIT_BYTES: integer(1_048_576, 1024, 64 * 1_048_576),
+  SHUTDOWN_TIMEOUT_MS: integer(10_000, 0, 600_000),
+  LOG_LEVEL: text("info"),
+  LOG_FORMAT: oneOf(["auto", "json", "pretty"], "auto"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optional(),
+  OTEL_SERVICE_NAME: text("smsgw"),
+  /** Where the Temporal CLI is cached (`scripts/setup-temporal.sh`): `$XDG_CACHE_HOME/smsgw/bin`. */
+  XDG_CACHE_HOME: text(resolve(homedir(), ".cache")),
+  /** Searched for the `temporal` CLI. */
+  PATH: text(""),
+};
+
+const environmentSchema = z.object(environment);
 
 function origins(raw: string): readonly string[] | "*" {
   const list = raw
@@ -165,118 +174,190 @@ function origins(raw: string): readonly string[] | "*" {
   return list.length === 0 || list.includes("*") ? "*" : Object.freeze(list);
 }
 
-function otpTemplate(template: string): string {
-  if (!template.includes("{code}")) throw new ConfigError("OTP_MESSAGE_TEMPLATE must contain {code}");
-  return template;
+/** The variables, read, shaped as the server uses them. */
+const configSchema = environmentSchema.transform((env, ctx) => {
+  if ((env.TLS_CERT === undefined) !== (env.TLS_KEY === undefined)) {
+    ctx.issues.push({
+      code: "custom",
+      path: ["TLS_CERT"],
+      message: "TLS_CERT and TLS_KEY must be set together",
+      input: env,
+    });
+  }
+  return {
+    host: env.HOST,
+    port: env.PORT,
+    /** Base URL devices and clients reach this server at, when it differs from the request's Host. */
+    publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ""),
+    tls:
+      env.TLS_CERT !== undefined && env.TLS_KEY !== undefined
+        ? { certFile: env.TLS_CERT, keyFile: env.TLS_KEY }
+        : undefined,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    /** Unset: `serve` starts (or reuses) a local Temporal dev server. */
+    temporalAddress: env.TEMPORAL_ADDRESS,
+    temporalNamespace: env.TEMPORAL_NAMESPACE,
+    temporalTaskQueue: env.TEMPORAL_TASK_QUEUE,
+    /** The local dev server (when `temporalAddress` is unset). */
+    temporalDev: {
+      /** Where to look for the `temporal` CLI: TEMPORAL_CLI, then PATH, then the cache setup-temporal.sh fills. */
+      cliCandidates: [
+        ...(env.TEMPORAL_CLI === undefined ? [] : [env.TEMPORAL_CLI]),
+        ...env.PATH.split(delimiter)
+          .filter((dir) => dir !== "")
+          .map((dir) => resolve(dir, "temporal")),
+        resolve(env.XDG_CACHE_HOME, "smsgw", "bin", "temporal"),
+      ],
+      port: env.TEMPORAL_DEV_PORT,
+      uiPort: env.TEMPORAL_UI_PORT,
+      memoryLimit: env.GOMEMLIMIT,
+    },
+    /**
+     * The Temporal Web UI as operators reach it, for links to workflows; unset: the local dev
+     * server's UI when `serve` runs one, else no links.
+     */
+    temporalUiUrl:
+      env.TEMPORAL_UI_URL ??
+      (env.TEMPORAL_ADDRESS === undefined ? `http://localhost:${env.TEMPORAL_UI_PORT}` : undefined),
+    dataDir: resolve(env.DATA_DIR),
+    allowedOrigins: origins(env.ALLOWED_ORIGINS),
+    defaultCountryCode: env.DEFAULT_COUNTRY_CODE,
+    rateLimit: {
+      /** Requests one API key may make per window. */
+      requestsPerWindow: env.RATE_LIMIT_REQUESTS,
+      /** Requests one client address may make per window without a key (registration). */
+      anonymousRequestsPerWindow: env.RATE_LIMIT_ANONYMOUS_REQUESTS,
+      windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
+      /** Failed authentications one client address may make per minute before it is refused (429). */
+      authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
+    },
+    /** A gateway whose last heartbeat is older than this is marked offline. */
+    gatewayHeartbeatTimeoutSeconds: env.GATEWAY_HEARTBEAT_TIMEOUT_SECONDS,
+    /** The time zone whose midnight starts "today" for stats and daily counters (IANA name). */
+    timeZone: env.TIME_ZONE,
+    /** How outbound messages move through their workflow. Passed to each workflow as its input. */
+    messages: {
+      /** Dispatches to gateways before a message fails for good. */
+      maxAttempts: env.MESSAGE_MAX_ATTEMPTS,
+      retryInitialMs: env.MESSAGE_RETRY_INITIAL_MS,
+      retryMaxMs: env.MESSAGE_RETRY_MAX_MS,
+      /** How long a dispatched message waits for the gateway's first report before failing over. */
+      dispatchTimeoutMs: env.MESSAGE_DISPATCH_TIMEOUT_MS,
+      /** How long a sent message waits for a delivery report before its workflow ends at `sent`. */
+      deliveryTimeoutMs: env.MESSAGE_DELIVERY_TIMEOUT_MS,
+      /** How long a push may wait for the instance holding the device before failing over. */
+      pushScheduleToStartMs: env.MESSAGE_PUSH_TIMEOUT_MS,
+      /** How often a message with no gateway available looks again (a gateway coming online wakes it). */
+      noGatewayRecheckMs: env.MESSAGE_NO_GATEWAY_RECHECK_MS,
+      /**
+       * A gateway that acknowledged a message and then reports nothing at all keeps it this long
+       * before it is given to another gateway (0, the default: never; it fails after
+       * `deliveryTimeoutMs`). Opting in risks a second SMS when the first phone did send it and only
+       * its report was lost.
+       */
+      resendUnreportedAfterMs: env.MESSAGE_RESEND_UNREPORTED_AFTER_MS,
+      /** How long a message may wait to be sent when the client gives no validity. */
+      defaultValiditySeconds: env.MESSAGE_DEFAULT_VALIDITY_SECONDS,
+      /** SMS one gateway may be given per minute (Android itself allows about 30). */
+      gatewaySendsPerMinute: env.GATEWAY_SENDS_PER_MINUTE,
+      /** How long a gateway that failed a message is passed over when others are available. */
+      failedGatewayCooldownSeconds: env.GATEWAY_FAILURE_COOLDOWN_SECONDS,
+    },
+    /** Message workflows started at once (eagerly, in this process's worker when it has room). */
+    workflowStartConcurrency: env.WORKFLOW_START_CONCURRENCY,
+    /** Workflows the worker keeps in memory between their tasks. */
+    workflowCacheSize: env.WORKFLOW_CACHE_SIZE,
+    /** Accepted messages that may wait for a gateway before sends answer 503 with Retry-After. */
+    backlog: {
+      perKey: env.BACKLOG_MAX_PER_KEY,
+      total: env.BACKLOG_MAX_TOTAL,
+      retryAfterSeconds: env.BACKLOG_RETRY_AFTER_SECONDS,
+    },
+    /** The device channel: how often devices heartbeat, how often the server pings, presence lifetime. */
+    devices: {
+      heartbeatIntervalSeconds: env.DEVICE_HEARTBEAT_INTERVAL_SECONDS,
+      pingIntervalSeconds: env.DEVICE_PING_INTERVAL_SECONDS,
+      /** A connected device silent for longer is disconnected, and its presence in Redis expires. */
+      idleTimeoutSeconds: env.DEVICE_IDLE_TIMEOUT_SECONDS,
+      /** Commands waiting for one device beyond this are refused, and the message fails over. */
+      maxQueuedCommands: env.DEVICE_MAX_QUEUED_COMMANDS,
+    },
+    otp: {
+      maxPerPhonePerHour: env.OTP_MAX_PER_PHONE_PER_HOUR,
+      maxPerKeyPerHour: env.OTP_MAX_PER_KEY_PER_HOUR,
+      maxPerPrefixPerHour: env.OTP_MAX_PER_PREFIX_PER_HOUR,
+      /** Digits after the `+` that make a number prefix (country and area code, say). */
+      prefixDigits: env.OTP_PREFIX_DIGITS,
+      maxAttempts: env.OTP_MAX_ATTEMPTS,
+      /** How long expired, used and replaced codes are kept before the clean-up deletes them. */
+      retentionHours: env.OTP_RETENTION_HOURS,
+      /** The SMS text: `{code}`, `{purpose}` and `{minutes}` are filled in. */
+      messageTemplate: env.OTP_MESSAGE_TEMPLATE,
+    },
+    /** The key webhook secrets are encrypted with (derived from it); unset, a key file in DATA_DIR. */
+    secretKeyBase: env.SECRET_KEY_BASE,
+    webhooks: {
+      /** Allow webhook URLs on loopback, private and link-local addresses (development and tests). */
+      allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      retryInitialMs: env.WEBHOOK_RETRY_INITIAL_MS,
+      retryMaxMs: env.WEBHOOK_RETRY_MAX_MS,
+      /** A delivery that has not succeeded this long after its event is given up. */
+      retryForSeconds: env.WEBHOOK_RETRY_FOR_SECONDS,
+    },
+    /** OpenTelemetry tracing over OTLP/HTTP, when an endpoint is set. */
+    tracing:
+      env.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
+        ? undefined
+        : { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, ""), serviceName: env.OTEL_SERVICE_NAME },
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    logLevel: env.LOG_LEVEL,
+    /** `pretty` for a person at a terminal, `json` for a collector; `auto`: pretty when stdout is a terminal. */
+    logFormat: env.LOG_FORMAT,
+    /** The environment child processes (the Temporal dev server) inherit. */
+    inherited: Object.freeze({ ...processEnvironment(), GOMEMLIMIT: env.GOMEMLIMIT }),
+  };
+});
+
+/** The server's settings, read from the environment once. */
+export type Config = DeepReadonly<z.output<typeof configSchema>>;
+
+/** How outbound messages move through their workflow. Passed to each workflow as its input. */
+export type MessagePolicyConfig = Config["messages"];
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+let processEnvironmentRead: Env | undefined;
+
+/** The process's environment: read here and nowhere else. */
+function processEnvironment(): Env {
+  processEnvironmentRead ??= process.env;
+  return processEnvironmentRead;
 }
 
-function timeZone(name: string): string {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: name });
-    return name;
-  } catch {
-    throw new ConfigError(`TIME_ZONE must be an IANA time zone such as Europe/Berlin, not "${name}"`);
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
   }
+  return value;
 }
 
 /** Reads and validates the configuration from `env` (the process environment by default). */
-export function loadConfig(env: Env = process.env): Config {
-  const certFile = optional(env, "TLS_CERT");
-  const keyFile = optional(env, "TLS_KEY");
-  if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new ConfigError("TLS_CERT and TLS_KEY must be set together");
+export function loadConfig(env: Env = processEnvironment()): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? "");
+    const field = environment[name as keyof typeof environment] as z.ZodType | undefined;
+    if (issue?.code === "custom" && issue.message !== "Invalid input") throw new ConfigError(issue.message);
+    throw new ConfigError(`${name} ${field?.description ?? "is not valid"}, not "${env[name] ?? ""}"`);
   }
-  const country = text(env, "DEFAULT_COUNTRY_CODE", "US").toUpperCase();
-  if (!/^[A-Z]{2}$/.test(country)) {
-    throw new ConfigError(`DEFAULT_COUNTRY_CODE must be a two-letter country code, not "${country}"`);
-  }
-  const publicUrl = optional(env, "PUBLIC_URL");
-  if (publicUrl !== undefined && !URL.canParse(publicUrl)) {
-    throw new ConfigError(`PUBLIC_URL must be a URL, not "${publicUrl}"`);
-  }
-  return Object.freeze({
-    host: text(env, "HOST", "0.0.0.0"),
-    port: integer(env, "PORT", 3000, 0, 65535),
-    publicUrl: publicUrl?.replace(/\/+$/, ""),
-    tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : undefined,
-    databaseUrl: text(env, "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/smsgw"),
-    redisUrl: text(env, "REDIS_URL", "redis://127.0.0.1:6379/0"),
-    temporalAddress: optional(env, "TEMPORAL_ADDRESS"),
-    temporalNamespace: text(env, "TEMPORAL_NAMESPACE", "default"),
-    temporalTaskQueue: text(env, "TEMPORAL_TASK_QUEUE", "smsgw"),
-    temporalCli: optional(env, "TEMPORAL_CLI"),
-    temporalDevPort: integer(env, "TEMPORAL_DEV_PORT", 7233, 1, 65535),
-    temporalUiPort: integer(env, "TEMPORAL_UI_PORT", 8233, 1, 65535),
-    temporalUiUrl:
-      optional(env, "TEMPORAL_UI_URL") ??
-      (optional(env, "TEMPORAL_ADDRESS") === undefined
-        ? `http://localhost:${integer(env, "TEMPORAL_UI_PORT", 8233, 1, 65535)}`
-        : undefined),
-    dataDir: resolve(text(env, "DATA_DIR", ".data")),
-    allowedOrigins: origins(text(env, "ALLOWED_ORIGINS", "*")),
-    defaultCountryCode: country,
-    rateLimit: Object.freeze({
-      requestsPerWindow: integer(env, "RATE_LIMIT_REQUESTS", 600, 1, 1_000_000),
-      anonymousRequestsPerWindow: integer(env, "RATE_LIMIT_ANONYMOUS_REQUESTS", 30, 1, 1_000_000),
-      windowSeconds: integer(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400),
-      authFailuresPerMinute: integer(env, "AUTH_FAILURES_PER_MINUTE", 30, 1, 1_000_000),
-    }),
-    gatewayHeartbeatTimeoutSeconds: integer(env, "GATEWAY_HEARTBEAT_TIMEOUT_SECONDS", 120, 5, 86_400),
-    timeZone: timeZone(text(env, "TIME_ZONE", "UTC")),
-    workflowStartConcurrency: integer(env, "WORKFLOW_START_CONCURRENCY", 8, 1, 1000),
-    workflowCacheSize: integer(env, "WORKFLOW_CACHE_SIZE", 250, 10, 100_000),
-    backlog: Object.freeze({
-      perKey: integer(env, "BACKLOG_MAX_PER_KEY", 5000, 1, 10_000_000),
-      total: integer(env, "BACKLOG_MAX_TOTAL", 10_000, 1, 10_000_000),
-      retryAfterSeconds: integer(env, "BACKLOG_RETRY_AFTER_SECONDS", 2, 1, 3600),
-    }),
-    messages: Object.freeze({
-      maxAttempts: integer(env, "MESSAGE_MAX_ATTEMPTS", 5, 1, 100),
-      retryInitialMs: integer(env, "MESSAGE_RETRY_INITIAL_MS", 2000, 1, 3_600_000),
-      retryMaxMs: integer(env, "MESSAGE_RETRY_MAX_MS", 60_000, 1, 86_400_000),
-      dispatchTimeoutMs: integer(env, "MESSAGE_DISPATCH_TIMEOUT_MS", 60_000, 100, 86_400_000),
-      deliveryTimeoutMs: integer(env, "MESSAGE_DELIVERY_TIMEOUT_MS", 3_600_000, 100, 7 * 86_400_000),
-      pushScheduleToStartMs: integer(env, "MESSAGE_PUSH_TIMEOUT_MS", 10_000, 100, 600_000),
-      noGatewayRecheckMs: integer(env, "MESSAGE_NO_GATEWAY_RECHECK_MS", 30_000, 100, 3_600_000),
-      resendUnreportedAfterMs: integer(env, "MESSAGE_RESEND_UNREPORTED_AFTER_MS", 0, 0, 7 * 86_400_000),
-      defaultValiditySeconds: integer(env, "MESSAGE_DEFAULT_VALIDITY_SECONDS", 86_400, 1, 30 * 86_400),
-      gatewaySendsPerMinute: integer(env, "GATEWAY_SENDS_PER_MINUTE", 30, 1, 100_000),
-      failedGatewayCooldownSeconds: integer(env, "GATEWAY_FAILURE_COOLDOWN_SECONDS", 60, 0, 86_400),
-    }),
-    devices: Object.freeze({
-      heartbeatIntervalSeconds: integer(env, "DEVICE_HEARTBEAT_INTERVAL_SECONDS", 30, 1, 3600),
-      pingIntervalSeconds: integer(env, "DEVICE_PING_INTERVAL_SECONDS", 20, 1, 3600),
-      idleTimeoutSeconds: integer(env, "DEVICE_IDLE_TIMEOUT_SECONDS", 90, 2, 86_400),
-      maxQueuedCommands: integer(env, "DEVICE_MAX_QUEUED_COMMANDS", 1000, 1, 1_000_000),
-    }),
-    otp: Object.freeze({
-      maxPerPhonePerHour: integer(env, "OTP_MAX_PER_PHONE_PER_HOUR", 3, 1, 1000),
-      maxPerKeyPerHour: integer(env, "OTP_MAX_PER_KEY_PER_HOUR", 1000, 1, 10_000_000),
-      maxPerPrefixPerHour: integer(env, "OTP_MAX_PER_PREFIX_PER_HOUR", 100, 1, 10_000_000),
-      prefixDigits: integer(env, "OTP_PREFIX_DIGITS", 6, 1, 15),
-      maxAttempts: integer(env, "OTP_MAX_ATTEMPTS", 3, 1, 100),
-      retentionHours: integer(env, "OTP_RETENTION_HOURS", 48, 1, 24 * 365),
-      messageTemplate: otpTemplate(
-        text(env, "OTP_MESSAGE_TEMPLATE", "Your {purpose} code is {code}. It expires in {minutes} minutes."),
-      ),
-    }),
-    secretKeyBase: optional(env, "SECRET_KEY_BASE"),
-    webhooks: Object.freeze({
-      allowPrivateTargets: boolean(env, "WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
-      timeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
-      retryInitialMs: integer(env, "WEBHOOK_RETRY_INITIAL_MS", 10_000, 1, 3_600_000),
-      retryMaxMs: integer(env, "WEBHOOK_RETRY_MAX_MS", 3_600_000, 1, 86_400_000),
-      retryForSeconds: integer(env, "WEBHOOK_RETRY_FOR_SECONDS", 93_600, 1, 30 * 86_400),
-    }),
-    bodyLimitBytes: integer(env, "BODY_LIMIT_BYTES", 1_048_576, 1024, 64 * 1_048_576),
-    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
-    logLevel: text(env, "LOG_LEVEL", "info"),
-    logFormat: oneOf(env, "LOG_FORMAT", ["auto", "json", "pretty"] as const, "auto"),
-  });
-}
-
-/** Where `scripts/setup-temporal.sh` installs the Temporal CLI when it is not on PATH. */
-export function cachedTemporalCliPath(env: Env = process.env): string {
-  const cacheHome = optional(env, "XDG_CACHE_HOME") ?? resolve(homedir(), ".cache");
-  return resolve(cacheHome, "smsgw", "bin", "temporal");
+  return deepFreeze(parsed.data);
 }

@@ -7,7 +7,7 @@ import { ensureDatabase, migrate } from "./db/orm.js";
 import { createDeps, type Deps } from "./deps.js";
 import { createActionCable } from "./http/action-cable.js";
 import { createListener } from "./http/listener.js";
-import { ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
+import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
 import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
 import { ensureSearchAttributes } from "./temporal/search-attributes.js";
@@ -38,9 +38,9 @@ export interface Running {
 async function temporalFor(config: Config, logger: Logger): Promise<LocalTemporal> {
   if (config.temporalAddress !== undefined) return { address: config.temporalAddress, stop: async () => undefined };
   return ensureLocalTemporal({
-    cli: config.temporalCli,
-    port: config.temporalDevPort,
-    uiPort: config.temporalUiPort,
+    ...devServerSetup(config),
+    port: config.temporalDev.port,
+    uiPort: config.temporalDev.uiPort,
     dataDir: config.dataDir,
     namespace: config.temporalNamespace,
     logger,
@@ -55,8 +55,8 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   await installTemporalRuntime(logger);
   const temporal = await temporalFor(config, logger);
   await ensureDatabase(config.databaseUrl);
-  const tracing = await startTracing();
-  if (tracing !== undefined) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing on (OTLP)");
+  const tracing = await startTracing(config.tracing);
+  if (tracing !== undefined) logger.info({ endpoint: config.tracing?.endpoint }, "tracing on (OTLP)");
   const deps = await createDeps(config, logger, temporal.address, tracing);
   const applied = await migrate(deps.orm);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");

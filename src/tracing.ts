@@ -13,12 +13,14 @@ export interface Tracing {
 let started: Tracing | undefined;
 
 /**
- * Starts OpenTelemetry tracing for the process when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (spans go
- * there over OTLP/HTTP; the standard OTEL_* variables apply), else does nothing: the SDK is not even
+ * Starts OpenTelemetry tracing for the process when the configuration has an OTLP endpoint
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT`: spans go there over OTLP/HTTP), else does nothing: the SDK is not even
  * loaded, the API's tracer is a no-op, and no interceptor is installed anywhere.
  */
-export async function startTracing(env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
-  if (env.OTEL_EXPORTER_OTLP_ENDPOINT === undefined || env.OTEL_EXPORTER_OTLP_ENDPOINT === "") return undefined;
+export async function startTracing(
+  settings: { readonly endpoint: string; readonly serviceName: string } | undefined,
+): Promise<Tracing | undefined> {
+  if (settings === undefined) return undefined;
   if (started !== undefined) return started;
   const [{ OTLPTraceExporter }, { Resource }, { BatchSpanProcessor }, { NodeTracerProvider }] = await Promise.all([
     import("@opentelemetry/exporter-trace-otlp-http"),
@@ -26,8 +28,10 @@ export async function startTracing(env: NodeJS.ProcessEnv = process.env): Promis
     import("@opentelemetry/sdk-trace-base"),
     import("@opentelemetry/sdk-trace-node"),
   ]);
-  const resource = new Resource({ "service.name": env.OTEL_SERVICE_NAME || "smsgw" });
-  const processor = new BatchSpanProcessor(new OTLPTraceExporter(), { scheduledDelayMillis: 1000 });
+  const resource = new Resource({ "service.name": settings.serviceName });
+  // OTLP/HTTP's signal path under the configured endpoint, as the SDK derives it from the variable.
+  const exporter = new OTLPTraceExporter({ url: `${settings.endpoint}/v1/traces` });
+  const processor = new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 });
   const provider = new NodeTracerProvider({ resource });
   provider.addSpanProcessor(processor);
   // Context kept across awaits (AsyncLocalStorage) and W3C trace context in Temporal's headers.

@@ -5,8 +5,9 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { pino } from "pino";
 import type { TestProject } from "vitest/node";
+import { loadConfig } from "../src/config.js";
 import { ensureDatabase, migrate, openOrm } from "../src/db/orm.js";
-import { ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
+import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
 import { workflowsPath } from "../src/temporal/worker.js";
 
@@ -53,7 +54,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   temporal = process.env.TEMPORAL_ADDRESS
     ? { address: process.env.TEMPORAL_ADDRESS, stop: async () => undefined }
     : await ensureLocalTemporal({
-        cli: process.env.TEMPORAL_CLI,
+        ...devServerSetup(loadConfig()),
         port: Number(process.env.TEST_TEMPORAL_PORT ?? 7266),
         uiPort: undefined,
         dataDir: undefined,

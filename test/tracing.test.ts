@@ -35,8 +35,8 @@ function spans(): Span[] {
 beforeAll(async () => {
   await collector.start();
   await webhook.start();
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = collector.url.replace(/\/hook$/, "");
   const config = testConfig({
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.url.replace(/\/hook$/, ""),
     ...fastMessages,
     TEMPORAL_TASK_QUEUE: unique("traced"),
     WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
@@ -46,7 +46,6 @@ beforeAll(async () => {
   server = await serve(config, pino({ level: "warn" }), { api: true, worker: true, schedules: false });
 }, 120_000);
 afterAll(async () => {
-  delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   await collector.stop();
   await webhook.stop();
 });

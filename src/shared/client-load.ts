@@ -1,3 +1,5 @@
+import { tuning } from "../tuning.js";
+
 /**
  * Client requests (not device streams) this process is serving, and whether clients are sending
  * hard: `threshold` or more in flight at some moment of the last `holdMs`. Sends stored by one insert
@@ -9,8 +11,8 @@ export class ClientLoad {
   private hardUntil = 0;
 
   constructor(
-    private readonly threshold = 4,
-    private readonly holdMs = 250,
+    private readonly threshold = tuning.clientsBusyThreshold.value,
+    private readonly holdMs = tuning.clientsBusyHoldMs.value,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, mkdirSync, openSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { Connection } from "@temporalio/client";
 import type { Logger } from "pino";
-import { cachedTemporalCliPath } from "../config.js";
+import type { Config } from "../config.js";
+import { tuning } from "../tuning.js";
 
 /** A Temporal server this process may have started. */
 export interface LocalTemporal {
@@ -23,13 +24,11 @@ function executable(path: string): boolean {
   }
 }
 
-/** Finds the `temporal` CLI: `TEMPORAL_CLI`, then PATH, then the cache `scripts/setup-temporal.sh` fills. */
-export function findTemporalCli(configured: string | undefined): string {
-  const candidates = [
-    ...(configured === undefined ? [] : [configured]),
-    ...(process.env.PATH ?? "").split(delimiter).map((dir) => join(dir, "temporal")),
-    cachedTemporalCliPath(),
-  ];
+/**
+ * Finds the `temporal` CLI among the candidates, in order (the configuration lists `TEMPORAL_CLI`,
+ * then PATH, then the cache `scripts/setup-temporal.sh` fills).
+ */
+export function findTemporalCli(candidates: readonly string[]): string {
   const found = candidates.find((candidate) => candidate !== "" && executable(candidate));
   if (found === undefined) {
     throw new Error(
@@ -38,6 +37,11 @@ export function findTemporalCli(configured: string | undefined): string {
     );
   }
   return found;
+}
+
+/** Where the configuration says to find the CLI, and the environment the dev server inherits. */
+export function devServerSetup(config: Config): { cliCandidates: readonly string[]; env: Config["inherited"] } {
+  return { cliCandidates: config.temporalDev.cliCandidates, env: config.inherited };
 }
 
 /** Whether a Temporal frontend answers at `address`. */
@@ -70,7 +74,10 @@ async function waitFor(address: string, child: ChildProcess, timeoutMs: number):
  * and its Web UI on `uiPort` (none when undefined).
  */
 export async function ensureLocalTemporal(options: {
-  cli: string | undefined;
+  /** Where to look for the CLI, in order. */
+  cliCandidates: readonly string[];
+  /** The environment the dev server runs in (with its GOMEMLIMIT). */
+  env: Readonly<Record<string, string | undefined>>;
   port: number;
   uiPort: number | undefined;
   dataDir: string | undefined;
@@ -82,7 +89,7 @@ export async function ensureLocalTemporal(options: {
     options.logger.info({ address }, "using the Temporal server already running");
     return { address, stop: async () => undefined };
   }
-  const cli = findTemporalCli(options.cli);
+  const cli = findTemporalCli(options.cliCandidates);
   const args = ["server", "start-dev", "--ip", "127.0.0.1", "--port", String(options.port), "--log-level", "warn"];
   args.push(...(options.uiPort === undefined ? ["--headless"] : ["--ui-port", String(options.uiPort)]));
   if (options.namespace !== "default") args.push("--namespace", options.namespace);
@@ -95,7 +102,7 @@ export async function ensureLocalTemporal(options: {
     args.push("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal");
     // Fewer executions kept in memory (default 512): a message workflow lives for well under a second
     // when its phone is online, so a smaller cache costs few reloads and a good deal of memory.
-    args.push("--dynamic-config-value", "history.cacheMaxSize=256");
+    args.push("--dynamic-config-value", `history.cacheMaxSize=${tuning.devServerHistoryCacheSize.value}`);
     // One partition per task queue (default four): a single-node server gains nothing from more, and
     // with them a task waits in whichever partition no poller happens to be on, out of order.
     args.push("--dynamic-config-value", "matching.numTaskqueueReadPartitions=1");
@@ -103,14 +110,10 @@ export async function ensureLocalTemporal(options: {
     output = openSync(join(options.dataDir, "temporal.log"), "a");
   }
   options.logger.info({ cli, args }, "starting the Temporal dev server");
-  // The dev server is a Go program: a soft memory limit makes its collector work before the heap
-  // grows past what a single-machine deployment wants to give it (GOMEMLIMIT in the environment wins).
-  // Its binary adds 70 to 120 MiB of mapped pages on top of the heap (the most right after the binary
-  // was built, when the kernel holds the file in larger pieces and maps more of it at each fault), so
-  // 128 MiB keeps the whole process under 250 MiB through a burst even then: peaks of 200 MiB with
-  // 72 MiB of them file pages, against 214 MiB at 144 MiB, for about 0.6 ms more engine CPU per message.
-  const env = { ...process.env, GOMEMLIMIT: process.env.GOMEMLIMIT ?? "128MiB" };
-  const child = spawn(cli, args, { stdio: ["ignore", output, output], env });
+  // The dev server is a Go program: a soft memory limit (GOMEMLIMIT, in `env`; its default is
+  // tuning.devServerMemoryLimit, with the measurement that chose it) makes its collector work before
+  // the heap grows past what a single-machine deployment wants to give it.
+  const child = spawn(cli, args, { stdio: ["ignore", output, output], env: { ...options.env } });
   await waitFor(address, child, 60_000);
   options.logger.info({ address, ui: options.uiPort && `http://127.0.0.1:${options.uiPort}` }, "Temporal is up");
   return {

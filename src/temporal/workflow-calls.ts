@@ -6,6 +6,7 @@ import {
   WorkflowNotFoundError,
   type WorkflowStartOptions,
 } from "@temporalio/client";
+import { tuning } from "../tuning.js";
 
 /**
  * Starts a workflow whose id is a business id, at most once: a running one is kept
@@ -87,7 +88,7 @@ export class BoundedStarter {
     private readonly onError: (error: unknown, id: string) => void,
     private readonly onOverflow: (dropped: number) => void,
     private readonly busy: () => boolean = () => false,
-    private readonly maxYieldMs = 3000,
+    private readonly maxYieldMs = tuning.starterMakeWayMs.value,
     private readonly busyConcurrency = 1,
     private readonly pollMs = 5,
   ) {}

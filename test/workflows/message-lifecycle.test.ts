@@ -142,7 +142,8 @@ async function fetchHistoryJson(workflowId: string): Promise<string> {
   const { execFile } = await import("node:child_process");
   const { promisify } = await import("node:util");
   const { findTemporalCli } = await import("../../src/temporal/dev-server.js");
-  const { stdout } = await promisify(execFile)(findTemporalCli(undefined), [
+  const { loadConfig } = await import("../../src/config.js");
+  const { stdout } = await promisify(execFile)(findTemporalCli(loadConfig().temporalDev.cliCandidates), [
     "workflow",
     "show",
     "--address",

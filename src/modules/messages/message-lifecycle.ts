@@ -1,4 +1,5 @@
 import type { Metrics } from "../../shared/metrics.js";
+import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
 import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueResult } from "./message.repository.js";
@@ -11,7 +12,7 @@ const gatewayOf = (payload: EventPayload): string | null =>
   typeof payload.gateway_id === "string" ? payload.gateway_id : null;
 
 /** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
-const maxFreshPlans = 4096;
+const maxFreshPlans = tuning.freshPlans.value;
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 

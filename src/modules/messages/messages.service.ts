@@ -29,6 +29,8 @@ import type { MessageLifecycle } from "./message-lifecycle.js";
 
 const maxBodyLength = 1600;
 const maxBatchSize = 1000;
+/** The contract's limit (sms.proto): an idempotency key is at most 255 characters. */
+export const maxIdempotencyKeyLength = 255;
 const maxMetadataBytes = 4096;
 const defaultPageSize = 50;
 const maxPageSize = 100;
@@ -98,8 +100,8 @@ export class MessagesService {
       throw invalid("priority must be from -10 to 10");
     const validity = input.validitySeconds ?? this.options.defaultValiditySeconds;
     if (validity < 1 || validity > 30 * 86_400) throw invalid("validity_seconds must be from 1 to 2592000");
-    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 300)) {
-      throw invalid("idempotency_key must be 1 to 255 characters");
+    if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > maxIdempotencyKeyLength)) {
+      throw invalid(`idempotency_key must be 1 to ${maxIdempotencyKeyLength} characters`);
     }
     const metadata = JSON.stringify(input.metadata ?? {});
     if (Buffer.byteLength(metadata) > maxMetadataBytes)
