@@ -1,8 +1,13 @@
 import { Migrator } from "@mikro-orm/migrations";
 import { defineConfig, MikroORM, PostgreSqlDriver } from "@mikro-orm/postgresql";
 import pg from "pg";
-import { GatewayEntity } from "../modules/gateways/gateway.entity.js";
-import { ApiKeyEntity } from "../modules/keys/api-key.entity.js";
+import { EventEntity } from "../modules/events/index.js";
+import { GatewayEntity } from "../modules/gateways/index.js";
+import { InboundMessageEntity } from "../modules/inbound/index.js";
+import { ApiKeyEntity } from "../modules/keys/index.js";
+import { MessageAttemptEntity, MessageEntity } from "../modules/messages/index.js";
+import { OtpCodeEntity } from "../modules/otp/index.js";
+import { WebhookAttemptEntity, WebhookDeliveryEntity, WebhookEntity } from "../modules/webhooks/index.js";
 import { Migration20261125000000 } from "./migrations/Migration20261125000000.js";
 import { Migration20261125010000 } from "./migrations/Migration20261125010000.js";
 import { Migration20261125020000 } from "./migrations/Migration20261125020000.js";
@@ -27,7 +32,19 @@ export function ormConfig(databaseUrl: string, debug = false) {
   return defineConfig({
     driver: PostgreSqlDriver,
     clientUrl: databaseUrl,
-    entities: [GatewayEntity, ApiKeyEntity],
+    // Every table, each defined once by the module that owns it.
+    entities: [
+      GatewayEntity,
+      ApiKeyEntity,
+      MessageEntity,
+      MessageAttemptEntity,
+      EventEntity,
+      InboundMessageEntity,
+      WebhookEntity,
+      WebhookDeliveryEntity,
+      WebhookAttemptEntity,
+      OtpCodeEntity,
+    ],
     extensions: [Migrator],
     migrations: { migrationsList: migrations, tableName: "mikro_orm_migrations", transactional: true, silent: true },
     pool: { min: 0, max: 10 },

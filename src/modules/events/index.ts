@@ -1,3 +1,4 @@
+export { EventEntity } from "./event.entity.js";
 export {
   dispatchedAtSql,
   type EventListener,

@@ -9,15 +9,15 @@ export interface GatewayMetadata {
   [key: string]: unknown;
 }
 
-/** A registered Android device that sends and receives SMS. */
+/** A registered Android device that sends and receives SMS. Owned by the gateways module. */
 export const GatewayEntity = defineEntity({
   name: "Gateway",
   tableName: "gateways",
   properties: {
     id: p.integer().primary().autoincrement(),
-    deviceId: p.string().length(255).unique(),
+    deviceId: p.string().length(255).unique("gateways_device_id_key"),
     name: p.string().length(255),
-    status: p.string().length(16).default("offline"),
+    status: p.enum(["online", "offline"]).columnType("varchar(16)").default("offline"),
     lastHeartbeatAt: p.datetime().nullable(),
     messagesSentToday: p.integer().default(0),
     messagesReceivedToday: p.integer().default(0),
@@ -25,10 +25,14 @@ export const GatewayEntity = defineEntity({
     totalMessagesReceived: p.integer().default(0),
     active: p.boolean().default(true),
     priority: p.integer().default(1),
-    metadata: p.json<GatewayMetadata>().default("{}"),
-    createdAt: p.datetime().onCreate(() => new Date()),
+    metadata: p.json<GatewayMetadata>().columnType("jsonb").default("{}"),
+    createdAt: p
+      .datetime()
+      .defaultRaw("now()")
+      .onCreate(() => new Date()),
     updatedAt: p
       .datetime()
+      .defaultRaw("now()")
       .onCreate(() => new Date())
       .onUpdate(() => new Date()),
   },

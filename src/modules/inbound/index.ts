@@ -1,1 +1,2 @@
 export { type InboundPage, InboundService, type InboundView } from "./inbound.service.js";
+export { InboundMessageEntity } from "./inbound-message.entity.js";

@@ -1,23 +1,37 @@
 import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
+import { GatewayEntity } from "../gateways/index.js";
 
 /** Who a key belongs to: one gateway device, or a client application of some scope. */
 export type KeyScope = "gateway" | "client" | "admin";
 
-/** An API key. Only the SHA-256 digest of the key is stored; `hint` is its last four characters. */
+/**
+ * An API key. Only the SHA-256 digest of the key is stored; `hint` is its last four characters.
+ * Owned by the keys module.
+ */
 export const ApiKeyEntity = defineEntity({
   name: "ApiKey",
   tableName: "api_keys",
   properties: {
     id: p.integer().primary().autoincrement(),
-    scope: p.string().length(16).$type<KeyScope>(),
+    scope: p.enum(["gateway", "client", "admin"] satisfies KeyScope[]).columnType("varchar(16)"),
     name: p.string().length(255),
-    digest: p.string().length(64).unique(),
+    digest: p.string().columnType("char(64)").unique("api_keys_digest_key"),
     hint: p.string().length(4),
-    gatewayId: p.integer().nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
+    gateway: p
+      .manyToOne(GatewayEntity)
+      .nullable()
+      .updateRule("no action")
+      .foreignKeyName("api_keys_gateway_id_fkey")
+      .deleteRule("cascade")
+      .index("api_keys_gateway_id_index"),
+    createdAt: p
+      .datetime()
+      .defaultRaw("now()")
+      .onCreate(() => new Date()),
     lastUsedAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),
   },
+  checks: [{ name: "api_keys_check", expression: "(scope = 'gateway') = (gateway_id is not null)" }],
 });
 
 export type ApiKey = InferEntity<typeof ApiKeyEntity>;

@@ -1,2 +1,3 @@
 export type { KeyScope } from "./api-key.entity.js";
+export { type ApiKey, ApiKeyEntity } from "./api-key.entity.js";
 export { type KeyRecord, KeysService, type Principal } from "./keys.service.js";

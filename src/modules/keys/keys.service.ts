@@ -93,7 +93,7 @@ export class KeysService {
       name: input.name,
       digest: digestOf(key),
       hint: key.slice(-4),
-      gatewayId: input.gatewayId ?? null,
+      gateway: input.gatewayId ?? null,
     });
     await em.flush();
     return { key, record: toRecord(entity) };
@@ -185,7 +185,7 @@ function toRecord(key: {
   scope: KeyScope;
   name: string;
   hint: string;
-  gatewayId?: number | null;
+  gateway?: { id: number } | null;
   createdAt: Date;
   lastUsedAt?: Date | null;
   revokedAt?: Date | null;
@@ -195,7 +195,7 @@ function toRecord(key: {
     scope: key.scope,
     name: key.name,
     hint: key.hint,
-    gatewayId: key.gatewayId ?? null,
+    gatewayId: key.gateway?.id ?? null,
     createdAt: key.createdAt,
     lastUsedAt: key.lastUsedAt ?? null,
     revokedAt: key.revokedAt ?? null,

@@ -1,5 +1,6 @@
 export { Backlog, type BacklogLimits } from "./backlog.js";
 export { GatewayPicker, type Pick } from "./gateway-picker.js";
+export { MessageAttemptEntity, MessageEntity } from "./message.entity.js";
 export { MessageRepository, transitions } from "./message.repository.js";
 export {
   type AttemptStart,

@@ -1,2 +1,3 @@
 export { createOtpActivities, type OtpActivities } from "./otp.activities.js";
 export { invalidCode, OneTimePasswords, type OtpOptions, type OtpWorkflows, type Verdict } from "./otp.service.js";
+export { OtpCodeEntity } from "./otp-code.entity.js";

@@ -1,0 +1,125 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import { GatewayEntity } from "../gateways/index.js";
+import { ApiKeyEntity } from "../keys/index.js";
+
+// The schema of the messages module's two tables, defined once; the migrations create it and a test
+// checks that they agree. Statements on these tables are written by hand in message.repository.ts
+// (each message passes through them several times).
+
+const statuses = ["queued", "dispatched", "sent", "delivered", "failed", "expired", "cancelled"];
+
+/** An outbound SMS. Owned by the messages module. */
+export const MessageEntity = defineEntity({
+  name: "Message",
+  tableName: "messages",
+  properties: {
+    id: p.string().length(32).primary(),
+    clientKey: p
+      .manyToOne(ApiKeyEntity)
+      .nullable()
+      .updateRule("no action")
+      .foreignKeyName("messages_client_key_id_fkey")
+      .deleteRule("set null"),
+    recipient: p.string().length(20),
+    body: p.text(),
+    status: p.enum(statuses).columnType("varchar(16)").default("queued"),
+    priority: p.integer().default(0),
+    sendAt: p.datetime().nullable(),
+    expiresAt: p.datetime(),
+    preferredGateway: p
+      .manyToOne(GatewayEntity)
+      .nullable()
+      .updateRule("no action")
+      .foreignKeyName("messages_preferred_gateway_id_fkey")
+      .deleteRule("set null"),
+    gateway: p
+      .manyToOne(GatewayEntity)
+      .nullable()
+      .updateRule("no action")
+      .foreignKeyName("messages_gateway_id_fkey")
+      .deleteRule("set null"),
+    metadata: p.json().columnType("jsonb").default("{}"),
+    idempotencyKey: p.string().length(300).nullable(),
+    requestDigest: p.string().columnType("char(64)").nullable(),
+    attempts: p.integer().default(0),
+    ackedAt: p.datetime().nullable(),
+    workflowStartedAt: p.datetime().nullable(),
+    createdAt: p.datetime().defaultRaw("now()"),
+    dispatchedAt: p.datetime().nullable(),
+    sentAt: p.datetime().nullable(),
+    deliveredAt: p.datetime().nullable(),
+    failedAt: p.datetime().nullable(),
+    expiredAt: p.datetime().nullable(),
+    cancelledAt: p.datetime().nullable(),
+    errorMessage: p.text().nullable(),
+    updatedAt: p.datetime().defaultRaw("now()"),
+    sealedBody: p.text().nullable(),
+    traceContext: p.string().length(128).nullable(),
+  },
+  uniques: [{ name: "messages_idempotency_unique", properties: ["clientKey", "idempotencyKey"] }],
+  indexes: [
+    {
+      name: "messages_pending_index",
+      expression:
+        'create index "messages_pending_index" on "messages" ("status", "priority" desc, "created_at") where "status" in (\'queued\', \'dispatched\')',
+    },
+    { name: "messages_gateway_status_index", properties: ["gateway", "status"] },
+    {
+      name: "messages_unstarted_index",
+      expression:
+        'create index "messages_unstarted_index" on "messages" ("created_at") where "workflow_started_at" is null',
+    },
+    { name: "messages_sent_at_index", properties: ["sentAt"] },
+    { name: "messages_failed_at_index", properties: ["failedAt"] },
+    {
+      name: "messages_created_index",
+      expression: 'create index "messages_created_index" on "messages" ("created_at" desc, "id" desc)',
+    },
+    {
+      name: "messages_key_created_index",
+      expression:
+        'create index "messages_key_created_index" on "messages" ("client_key_id", "created_at" desc, "id" desc)',
+    },
+    {
+      name: "messages_status_created_index",
+      expression: 'create index "messages_status_created_index" on "messages" ("status", "created_at" desc, "id" desc)',
+    },
+    {
+      name: "messages_gateway_created_index",
+      expression:
+        'create index "messages_gateway_created_index" on "messages" ("gateway_id", "created_at" desc, "id" desc)',
+    },
+    {
+      name: "messages_recipient_created_index",
+      expression:
+        'create index "messages_recipient_created_index" on "messages" ("recipient", "created_at" desc, "id" desc)',
+    },
+  ],
+});
+
+/** One attempt to send a message through one gateway. Owned by the messages module. */
+export const MessageAttemptEntity = defineEntity({
+  name: "MessageAttempt",
+  tableName: "message_attempts",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    message: p
+      .manyToOne(MessageEntity)
+      .updateRule("no action")
+      .foreignKeyName("message_attempts_message_id_fkey")
+      .deleteRule("cascade"),
+    attempt: p.integer(),
+    gateway: p
+      .manyToOne(GatewayEntity)
+      .nullable()
+      .updateRule("no action")
+      .foreignKeyName("message_attempts_gateway_id_fkey")
+      .deleteRule("set null"),
+    dispatchedAt: p.datetime().defaultRaw("now()"),
+    ackedAt: p.datetime().nullable(),
+    endedAt: p.datetime().nullable(),
+    outcome: p.string().length(16).nullable(),
+    error: p.text().nullable(),
+  },
+  uniques: [{ name: "message_attempts_message_id_attempt_key", properties: ["message", "attempt"] }],
+});

@@ -1,0 +1,73 @@
+import { defineEntity, p } from "@mikro-orm/core";
+import { EventEntity } from "../events/index.js";
+
+// The webhooks module's three tables: the customers' endpoints, one delivery per event and
+// endpoint, and every attempt at a delivery.
+
+/** A customer's endpoint and the events it wants. */
+export const WebhookEntity = defineEntity({
+  name: "Webhook",
+  tableName: "webhooks",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    url: p.string().length(2048),
+    events: p.json<string[]>().columnType("jsonb"),
+    secretEncrypted: p.text().nullable(),
+    active: p.boolean().default(true),
+    createdAt: p.datetime().defaultRaw("now()"),
+    updatedAt: p.datetime().defaultRaw("now()"),
+  },
+});
+
+/** One event to be delivered to one endpoint. */
+export const WebhookDeliveryEntity = defineEntity({
+  name: "WebhookDelivery",
+  tableName: "webhook_deliveries",
+  properties: {
+    id: p.string().length(32).primary(),
+    webhook: p
+      .manyToOne(WebhookEntity)
+      .updateRule("no action")
+      .foreignKeyName("webhook_deliveries_webhook_id_fkey")
+      .deleteRule("cascade"),
+    event: p
+      .manyToOne(EventEntity)
+      .fieldName("event_id")
+      .updateRule("no action")
+      .foreignKeyName("webhook_deliveries_event_id_fkey")
+      .deleteRule("cascade"),
+    eventType: p.string().length(32).fieldName("event"),
+    status: p.enum(["pending", "succeeded", "failed"]).columnType("varchar(16)").default("pending"),
+    attempts: p.integer().default(0),
+    createdAt: p.datetime().defaultRaw("now()"),
+    completedAt: p.datetime().nullable(),
+  },
+  uniques: [{ name: "webhook_deliveries_webhook_id_event_id_key", properties: ["webhook", "event"] }],
+  indexes: [
+    {
+      name: "webhook_deliveries_webhook_index",
+      expression:
+        'create index "webhook_deliveries_webhook_index" on "webhook_deliveries" ("webhook_id", "created_at" desc)',
+    },
+  ],
+});
+
+/** One POST of a delivery, with its answer. */
+export const WebhookAttemptEntity = defineEntity({
+  name: "WebhookAttempt",
+  tableName: "webhook_attempts",
+  properties: {
+    id: p.bigint("string").primary().autoincrement(),
+    delivery: p
+      .manyToOne(WebhookDeliveryEntity)
+      .updateRule("no action")
+      .foreignKeyName("webhook_attempts_delivery_id_fkey")
+      .deleteRule("cascade"),
+    attempt: p.integer(),
+    startedAt: p.datetime(),
+    statusCode: p.integer().nullable(),
+    durationMs: p.integer(),
+    error: p.text().nullable(),
+  },
+  uniques: [{ name: "webhook_attempts_delivery_id_attempt_key", properties: ["delivery", "attempt"] }],
+});
