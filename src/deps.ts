@@ -9,10 +9,10 @@ import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
 import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
-import { EventsService } from "./modules/events/index.js";
-import { FleetWatch, GatewayRegistry } from "./modules/gateways/index.js";
-import { InboundService } from "./modules/inbound/index.js";
-import { KeysService } from "./modules/keys/index.js";
+import { EventRepository, EventsService } from "./modules/events/index.js";
+import { FleetWatch, GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
+import { InboundRepository, InboundService } from "./modules/inbound/index.js";
+import { KeyRepository, KeysService } from "./modules/keys/index.js";
 import {
   Backlog,
   GatewayPicker,
@@ -20,9 +20,9 @@ import {
   MessageRepository,
   MessagesService,
 } from "./modules/messages/index.js";
-import { OneTimePasswords } from "./modules/otp/index.js";
+import { OneTimePasswords, OtpRepository } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
-import { WebhookDispatcher } from "./modules/webhooks/index.js";
+import { WebhookDispatcher, WebhookRepository } from "./modules/webhooks/index.js";
 import { ClientLoad } from "./shared/client-load.js";
 import { randomToken } from "./shared/ids.js";
 import { Metrics } from "./shared/metrics.js";
@@ -127,10 +127,10 @@ export async function createDeps(
       : { interceptors: { workflow: [new (await temporalTracing()).OpenTelemetryWorkflowClientInterceptor()] } }),
   });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
-  const keys = new KeysService(orm.em);
+  const keys = new KeysService(new KeyRepository(orm.em));
   const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds, logger);
-  const events = new EventsService(orm.em);
-  const gateways = new GatewayRegistry(orm.em, keys, events);
+  const events = new EventsService(new EventRepository(orm.em));
+  const gateways = new GatewayRegistry(new GatewayRepository(orm.em), keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
   const load = new ClientLoad();
   const firstSteps = new FirstSteps();
@@ -168,10 +168,10 @@ export async function createDeps(
     sendsPerMinute: config.messages.gatewaySendsPerMinute,
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
-  const lifecycle = new MessageLifecycle(repository, picker, events, metrics);
+  const lifecycle = new MessageLifecycle(repository, picker, events, gateways, metrics);
   const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
-    orm.em,
+    gateways,
     repository,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
@@ -192,18 +192,25 @@ export async function createDeps(
     logger,
   );
   const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
-  const inbound = new InboundService(orm.em, events, config.defaultCountryCode);
+  const inbound = new InboundService(new InboundRepository(orm.em), gateways, events, config.defaultCountryCode);
   hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
   // Redis back after an outage (perhaps empty): the devices connected here are claimed again at once.
   redis.on("ready", () => {
     hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
   });
   const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
-  const webhooks = new WebhookDispatcher(orm.em, new SecretBox(secret), events, config.webhooks, logger, metrics);
+  const webhooks = new WebhookDispatcher(
+    new WebhookRepository(orm.em),
+    new SecretBox(secret),
+    events,
+    config.webhooks,
+    logger,
+    metrics,
+  );
   if (tracing !== undefined) webhooks.followTraces((messageId) => repository.traceContext(messageId));
   webhooks.start(createWebhookWorkflows(temporal, config));
   const otp = new OneTimePasswords(
-    orm.em,
+    new OtpRepository(orm.em),
     messages,
     lifecycle,
     secret,

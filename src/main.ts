@@ -4,8 +4,8 @@ import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
 import { createLogger } from "./logger.js";
 import { publishDeviceControl } from "./modules/devices/index.js";
-import { GatewayRegistry } from "./modules/gateways/index.js";
-import { type KeyRecord, type KeyScope, KeysService } from "./modules/keys/index.js";
+import { GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
+import { type KeyRecord, KeyRepository, type KeyScope, KeysService } from "./modules/keys/index.js";
 import { serve } from "./serve.js";
 import { DomainError } from "./shared/errors.js";
 
@@ -37,8 +37,8 @@ async function withServices<T>(
   const orm = await openOrm(config.databaseUrl);
   try {
     const applied = await migrate(orm);
-    const keys = new KeysService(orm.em);
-    return await work(keys, new GatewayRegistry(orm.em, keys), applied);
+    const keys = new KeysService(new KeyRepository(orm.em));
+    return await work(keys, new GatewayRegistry(new GatewayRepository(orm.em), keys), applied);
   } finally {
     await orm.close();
   }

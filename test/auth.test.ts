@@ -1,10 +1,10 @@
 import { type DescMethod, getOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { http } from "../gen/google/api/annotations_pb.js";
 import { AuthRequirement, auth } from "../gen/smsgw/v1/options_pb.js";
-import { KeysService } from "../src/modules/keys/index.js";
+import { KeyRepository, KeysService } from "../src/modules/keys/index.js";
 import { services } from "../src/rpc/routes.js";
 import { clientKey, registeredGateway, rest, startServer } from "./helpers.js";
 
@@ -118,10 +118,9 @@ describe("the gRPC door refuses the wrong key with UNAUTHENTICATED or PERMISSION
 describe("checking keys", () => {
   /** A fresh service (nothing remembered), and how many times keys were read from the database since. */
   function countingKeys() {
-    const spy = vi.spyOn(server.deps.orm.em.getConnection(), "execute");
-    onTestFinished(() => spy.mockRestore());
-    const reads = () => spy.mock.calls.filter(([sql]) => String(sql).includes("from api_keys")).length;
-    return { service: new KeysService(server.deps.orm.em.fork()), reads };
+    const repository = new KeyRepository(server.deps.orm.em.fork());
+    const spy = vi.spyOn(repository, "byDigest");
+    return { service: new KeysService(repository), reads: () => spy.mock.calls.length };
   }
 
   it("reads a key once for a burst of calls that present it together", async () => {

@@ -1,8 +1,14 @@
 import { proxyActivities } from "@temporalio/workflow";
+import type { GatewayActivities } from "../src/modules/gateways/gateways.activities.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import type { WebhookActivities } from "../src/modules/webhooks/webhooks.activities.js";
 
-const { startMissingMessageWorkflows, resetDailyCounters } = proxyActivities<MessageActivities>({
+const { startMissingMessageWorkflows } = proxyActivities<MessageActivities>({
+  startToCloseTimeout: "2 minutes",
+  retry: { maximumAttempts: 5 },
+});
+
+const { resetDailyCounters } = proxyActivities<GatewayActivities>({
   startToCloseTimeout: "2 minutes",
   retry: { maximumAttempts: 5 },
 });

@@ -84,3 +84,8 @@ export async function migrate(orm: MikroORM): Promise<string[]> {
   const applied = await orm.getMigrator().up();
   return applied.map((migration) => migration.name);
 }
+
+/** Whether PostgreSQL answers (the health check). */
+export async function ping(orm: MikroORM): Promise<void> {
+  await orm.em.getConnection().execute("select 1");
+}

@@ -1,3 +1,4 @@
+import { ping } from "../db/orm.js";
 import type { Deps } from "../deps.js";
 
 type CheckName = "database" | "redis" | "temporal";
@@ -19,7 +20,7 @@ function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
 /** Asks PostgreSQL, Redis and Temporal whether they answer, in parallel, each within `timeoutMs`. */
 export async function checkHealth(deps: Deps, timeoutMs = 2000): Promise<Health> {
   const probes: Record<CheckName, () => Promise<unknown>> = {
-    database: () => deps.orm.em.getConnection().execute("select 1"),
+    database: () => ping(deps.orm),
     redis: () => deps.redis.ping(),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };

@@ -1,11 +1,10 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import type { FleetGatewayView, FleetWatch, GatewayRegistry } from "../modules/gateways/index.js";
 import type { KeyRecord, KeyScope, KeysService } from "../modules/keys/index.js";
-import { type MessageRepository, systemStats } from "../modules/messages/index.js";
+import { type MessagesService, systemStats } from "../modules/messages/index.js";
 import type { OneTimePasswords } from "../modules/otp/index.js";
 import { invalid } from "../shared/errors.js";
 import { callingClient } from "./principal.js";
@@ -29,8 +28,7 @@ export function adminHandlers(deps: {
   gateways: GatewayRegistry;
   keys: KeysService;
   fleet: FleetWatch;
-  orm: MikroORM;
-  messageRepository: MessageRepository;
+  messages: Pick<MessagesService, "figures" | "overview" | "inFlight">;
   otp: OneTimePasswords;
   config: { timeZone: string; messages: { gatewaySendsPerMinute: number } };
 }): ServiceImpl<typeof AdminService> {
@@ -66,8 +64,8 @@ export function adminHandlers(deps: {
       const { timeZone } = deps.config;
       // Each figure an index range or a small table: none reads every message.
       const [overview, inFlight, gateways, today, week] = await Promise.all([
-        deps.messageRepository.overview(timeZone),
-        deps.messageRepository.inFlight(),
+        deps.messages.overview(timeZone),
+        deps.messages.inFlight(),
         deps.gateways.list(),
         deps.otp.stats(timeZone),
         deps.otp.stats(timeZone, 7),
@@ -148,7 +146,11 @@ export function adminHandlers(deps: {
     },
 
     async getStats() {
-      const stats = await systemStats(deps.orm.em, deps.messageRepository, deps.config.timeZone);
+      const [gateways, messages] = await Promise.all([
+        deps.gateways.figures(),
+        deps.messages.figures(deps.config.timeZone),
+      ]);
+      const stats = systemStats(gateways, messages);
       return {
         gateways: stats.gateways,
         messages: stats.messages,

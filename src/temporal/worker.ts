@@ -4,7 +4,7 @@ import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Deps } from "../deps.js";
 import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
 import { createGatewayActivities } from "../modules/gateways/index.js";
-import { createMessageActivities, resetDailyCounters } from "../modules/messages/index.js";
+import { createMessageActivities } from "../modules/messages/index.js";
 import { createOtpActivities } from "../modules/otp/index.js";
 import { createWebhookActivities } from "../modules/webhooks/index.js";
 import { temporalTracing } from "../tracing.js";
@@ -22,7 +22,6 @@ export function createActivities(deps: Deps) {
     ...createMessageActivities({
       lifecycle: deps.lifecycle,
       messages: deps.messages,
-      resetCounters: () => resetDailyCounters(deps.orm.em),
       pushHere: (command) => pushCommand(deps.hub, deps.messages, command),
       firstStepDone: (messageId) => deps.firstSteps.done(messageId),
     }),

@@ -1,10 +1,4 @@
 export { EventEntity } from "./event.entity.js";
-export {
-  dispatchedAtSql,
-  type EventListener,
-  type EventPayload,
-  EventsService,
-  type EventType,
-  eventTypes,
-  type MessageEventType,
-} from "./events.service.js";
+export { EventRepository, type RecordedEvent } from "./event.repository.js";
+export { type EventPayload, type EventType, eventTypes, type MessageEventType } from "./event.types.js";
+export { type EventListener, EventsService } from "./events.service.js";

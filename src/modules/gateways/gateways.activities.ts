@@ -16,6 +16,8 @@ export function createGatewayActivities(
       for (const gateway of stale) await gatewayLost(gateway.id);
       return stale.map((gateway) => gateway.deviceId);
     },
+    /** Resets every gateway's daily counters; returns how many gateways. */
+    resetDailyCounters: (): Promise<number> => gateways.resetDailyCounters(),
   };
 }
 

@@ -1,10 +1,10 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { PreparedStatements } from "../../db/prepared.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
-import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
+import type { Gateway, GatewayMetadata } from "./gateway.entity.js";
+import type { GatewayFigures, GatewayRepository } from "./gateway.repository.js";
 
 /** What a device reports in a heartbeat; fields left out keep their last value. */
 export interface HeartbeatInput {
@@ -41,25 +41,16 @@ function inRange(value: number | undefined, field: string, min: number, max: num
 export class GatewayRegistry {
   private readonly toggleListeners: ((gatewayId: number, active: boolean) => void)[] = [];
 
-  /** Heartbeats and connections run these statements: prepared once per pooled connection. */
-  private readonly statements: PreparedStatements;
-
   constructor(
-    private readonly em: EntityManager,
-    private readonly keys: KeysService,
-    private readonly events?: EventsService,
-  ) {
-    this.statements = new PreparedStatements(em);
-  }
+    private readonly repository: GatewayRepository,
+    private readonly keys: Pick<KeysService, "create">,
+    private readonly events?: Pick<EventsService, "emit">,
+  ) {}
 
   /** Emits `gateway_online` or `gateway_offline` for a gateway whose status just changed. */
   private async statusChanged(gatewayId: number): Promise<void> {
     if (this.events === undefined) return;
-    const rows: { device_id: string; name: string; status: "online" | "offline"; last_heartbeat_at: string | null }[] =
-      await this.statements.all("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [
-        gatewayId,
-      ]);
-    const row = rows[0];
+    const row = await this.repository.statusRow(gatewayId);
     if (row === undefined) return;
     await this.events.emit({
       event: row.status === "online" ? "gateway_online" : "gateway_offline",
@@ -79,9 +70,8 @@ export class GatewayRegistry {
     const deviceId = requiredText(input.deviceId, "device_id");
     const name = input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
     try {
-      return await this.em.fork().transactional(async (em) => {
-        const gateway = em.create(GatewayEntity, { deviceId, name });
-        await em.flush();
+      return await this.repository.transaction(async (em) => {
+        const gateway = await this.repository.insert(deviceId, name, em);
         const { key } = await this.keys.create({ scope: "gateway", name, gatewayId: gateway.id }, em);
         return { gateway, apiKey: key };
       });
@@ -107,16 +97,10 @@ export class GatewayRegistry {
     if (battery !== undefined) reported.battery_level = battery;
     if (signal !== undefined) reported.signal_strength = signal;
     if (queue !== undefined) reported.messages_in_queue = queue;
-    const em = this.em.fork();
-    const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
-    if (gateway === null) throw new DomainError("not_found", "Gateway not found");
-    const changed = gateway.status !== status;
-    gateway.status = status;
-    gateway.lastHeartbeatAt = new Date();
-    gateway.metadata = { ...gateway.metadata, ...reported };
-    await em.flush();
-    if (changed) await this.statusChanged(gatewayId);
-    return gateway;
+    const recorded = await this.repository.heartbeat(gatewayId, status, reported);
+    if (recorded === null) throw new DomainError("not_found", "Gateway not found");
+    if (recorded.changed) await this.statusChanged(gatewayId);
+    return recorded.gateway;
   }
 
   /**
@@ -124,50 +108,42 @@ export class GatewayRegistry {
    * was offline before, so callers can wake messages waiting for a gateway, and whether it is active.
    */
   async touch(gatewayId: number): Promise<{ wasOffline: boolean; active: boolean }> {
-    const rows: { was_offline: boolean; active: boolean }[] = await this.statements.all(
-      `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
-         from (select id, status from gateways where id = ?) old
-        where g.id = old.id returning old.status = 'offline' as was_offline, g.active`,
-      [gatewayId],
-    );
-    const wasOffline = rows[0]?.was_offline ?? false;
+    const row = await this.repository.touch(gatewayId);
+    const wasOffline = row?.was_offline ?? false;
     if (wasOffline) await this.statusChanged(gatewayId);
-    return { wasOffline, active: rows[0]?.active ?? false };
+    return { wasOffline, active: row?.active ?? false };
   }
 
   /** Records that the gateway's live connection ended. */
   async markDisconnected(gatewayId: number): Promise<void> {
-    const rows: { id: number }[] = await this.statements.all(
-      "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
-      [gatewayId],
-    );
-    if (rows.length > 0) await this.statusChanged(gatewayId);
+    if (await this.repository.markDisconnected(gatewayId)) await this.statusChanged(gatewayId);
   }
 
   /** Every gateway, by priority (highest first) then id. */
   async list(): Promise<Gateway[]> {
-    return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
+    return this.repository.list();
   }
 
   /** The gateway with this id, if it exists. */
   find(id: number): Promise<Gateway | null> {
-    return this.em.fork().findOne(GatewayEntity, { id });
+    return this.repository.find(id);
   }
 
   /** The gateway with this device id. */
   async findByDeviceId(deviceId: string): Promise<Gateway> {
-    const gateway = await this.em.fork().findOne(GatewayEntity, { deviceId });
+    const gateway = await this.repository.findByDeviceId(deviceId);
     if (gateway === null) throw new DomainError("not_found", `No gateway with device id ${deviceId}`);
     return gateway;
   }
 
+  /** The id of the gateway with this device id, or null when none has it. */
+  async idOf(deviceId: string): Promise<number | null> {
+    return (await this.repository.findByDeviceId(deviceId))?.id ?? null;
+  }
+
   /** Flips whether a gateway may be sent messages, atomically. */
   async toggle(id: number): Promise<ToggledGateway> {
-    const rows: { id: number; device_id: string; active: boolean }[] = await this.statements.all(
-      "update gateways set active = not active, updated_at = now() where id = ? returning id, device_id, active",
-      [id],
-    );
-    const row = rows[0];
+    const row = await this.repository.toggle(id);
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
     for (const listener of this.toggleListeners) listener(row.id, row.active);
     return { id: row.id, deviceId: row.device_id, active: row.active };
@@ -182,15 +158,10 @@ export class GatewayRegistry {
     if (priority !== undefined && (!Number.isInteger(priority) || priority < -100 || priority > 100)) {
       throw invalid("priority must be from -100 to 100");
     }
-    const rows: { active: boolean; was_active: boolean }[] = await this.statements.all(
-      `update gateways g set priority = coalesce(?, g.priority), active = coalesce(?, g.active), updated_at = now()
-         from gateways old where g.id = ? and old.id = g.id returning g.active, old.active as was_active`,
-      [priority ?? null, active ?? null, id],
-    );
-    const row = rows[0];
+    const row = await this.repository.update(id, priority ?? null, active ?? null);
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
     if (row.active !== row.was_active) for (const listener of this.toggleListeners) listener(id, row.active);
-    const gateway = await this.em.fork().findOne(GatewayEntity, { id });
+    const gateway = await this.repository.find(id);
     if (gateway === null) throw new DomainError("not_found", "Gateway not found");
     return gateway;
   }
@@ -205,14 +176,28 @@ export class GatewayRegistry {
    * returns them.
    */
   async markStaleOffline(timeoutSeconds: number): Promise<{ id: number; deviceId: string }[]> {
-    const rows: { id: number; device_id: string }[] = await this.statements.all(
-      `update gateways set status = 'offline', updated_at = now()
-        where status = 'online'
-          and (last_heartbeat_at is null or last_heartbeat_at < now() - make_interval(secs => ?))
-        returning id, device_id`,
-      [timeoutSeconds],
-    );
+    const rows = await this.repository.markStaleOffline(timeoutSeconds);
     for (const row of rows) await this.statusChanged(row.id);
     return rows.map((row) => ({ id: row.id, deviceId: row.device_id }));
+  }
+
+  /** Counts one SMS the gateway sent, in the caller's transaction; returns its device id. */
+  countSent(gatewayId: number, em: EntityManager): Promise<string | null> {
+    return this.repository.countSent(gatewayId, em);
+  }
+
+  /** Counts one SMS the gateway received, in the caller's transaction; returns its device id. */
+  countReceived(gatewayId: number, em: EntityManager): Promise<string | null> {
+    return this.repository.countReceived(gatewayId, em);
+  }
+
+  /** Resets every gateway's daily counters (at midnight); returns how many gateways. */
+  resetDailyCounters(): Promise<number> {
+    return this.repository.resetDailyCounters();
+  }
+
+  /** The gateways' figures of the admin stats. */
+  figures(): Promise<GatewayFigures> {
+    return this.repository.figures();
   }
 }

@@ -4,6 +4,7 @@ import { invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { EventsService } from "../events/index.js";
+import type { InboundRepository, InboundRow } from "./inbound.repository.js";
 
 /** An inbound SMS as the API lists it. */
 export interface InboundView {
@@ -27,14 +28,7 @@ const maxBodyLength = 10_000;
 const defaultPageSize = 50;
 const maxPageSize = 100;
 
-interface Row {
-  id: string;
-  sender: string;
-  body: string;
-  received_at: string;
-}
-
-const toView = (row: Row): InboundView => ({
+const toView = (row: InboundRow): InboundView => ({
   id: row.id,
   sender: row.sender,
   body: row.body,
@@ -44,8 +38,10 @@ const toView = (row: Row): InboundView => ({
 /** Stores the SMS gateways receive, once each, and lists them. */
 export class InboundService {
   constructor(
-    private readonly em: EntityManager,
-    private readonly events: EventsService,
+    private readonly repository: InboundRepository,
+    /** The gateways' owner, which counts what each received. */
+    private readonly gateways: { countReceived(gatewayId: number, em: EntityManager): Promise<string | null> },
+    private readonly events: Pick<EventsService, "emit">,
     private readonly defaultCountryCode: string,
   ) {}
 
@@ -76,56 +72,34 @@ export class InboundService {
     const sender = this.sender(input.sender);
     if (input.message.length > maxBodyLength)
       throw invalid(`message is too long (at most ${maxBodyLength} characters)`);
-    const stored = await this.em
-      .fork()
-      .transactional(
-        async (em): Promise<{ id: string; created: boolean; row?: Row & { device_id: string | null } }> => {
-          if (input.timestamp === undefined && input.reportId === undefined) {
-            const repeat: { id: string }[] = await em.execute(
-              `select id from inbound_messages where gateway_id = ? and sender = ? and body = ?
-              and created_at > now() - make_interval(secs => ?) order by created_at desc limit 1`,
-              [gatewayId, sender, input.message, repeatWindowSeconds],
-            );
-            if (repeat[0] !== undefined) return { id: repeat[0].id, created: false };
-          }
-          const receivedAt = input.timestamp ?? new Date();
-          // A report id names the SMS for good: reported again (after a reconnect), it is the same one.
-          const identity =
-            input.reportId !== undefined
-              ? ["report", gatewayId, input.reportId]
-              : [
-                  gatewayId,
-                  sender,
-                  input.message,
-                  input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
-                ];
-          const digest = createHash("sha256").update(JSON.stringify(identity)).digest("hex");
-          // One statement stores the SMS, counts it on the gateway and names the gateway, or does
-          // nothing for a repeat.
-          const inserted: (Row & { device_id: string | null })[] = await em.execute(
-            `with stored as (
-             insert into inbound_messages (id, gateway_id, sender, body, received_at, dedupe_digest)
-             values (?, ?, ?, ?, ?, ?) on conflict (dedupe_digest) do nothing
-             returning id, gateway_id, sender, body, received_at),
-           counted as (
-             update gateways set messages_received_today = messages_received_today + 1,
-                    total_messages_received = total_messages_received + 1, updated_at = now()
-              where id = (select gateway_id from stored) returning device_id)
-           select stored.id, stored.sender, stored.body, stored.received_at, counted.device_id
-             from stored left join counted on true`,
-            [newMessageId(), gatewayId, sender, input.message, receivedAt, digest],
-          );
-          const row = inserted[0];
-          if (row === undefined) {
-            const earlier: { id: string }[] = await em.execute(
-              "select id from inbound_messages where dedupe_digest = ?",
-              [digest],
-            );
-            return { id: earlier[0]?.id ?? "", created: false };
-          }
-          return { id: row.id, created: true, row };
-        },
-      );
+    const stored = await this.repository.transaction(
+      async (em): Promise<{ id: string; created: boolean; row?: InboundRow & { device_id: string | null } }> => {
+        if (input.timestamp === undefined && input.reportId === undefined) {
+          const repeat = await this.repository.recentRepeat(gatewayId, sender, input.message, repeatWindowSeconds, em);
+          if (repeat !== undefined) return { id: repeat, created: false };
+        }
+        const receivedAt = input.timestamp ?? new Date();
+        // A report id names the SMS for good: reported again (after a reconnect), it is the same one.
+        const identity =
+          input.reportId !== undefined
+            ? ["report", gatewayId, input.reportId]
+            : [
+                gatewayId,
+                sender,
+                input.message,
+                input.timestamp === undefined ? `now:${receivedAt.toISOString()}` : receivedAt.toISOString(),
+              ];
+        const digest = createHash("sha256").update(JSON.stringify(identity)).digest("hex");
+        // Stored and counted on its gateway together, or neither for a repeat.
+        const row = await this.repository.insert(
+          { id: newMessageId(), gatewayId, sender, body: input.message, receivedAt, digest },
+          em,
+        );
+        if (row === undefined) return { id: (await this.repository.idByDigest(digest, em)) ?? "", created: false };
+        const deviceId = await this.gateways.countReceived(gatewayId, em);
+        return { id: row.id, created: true, row: { ...row, device_id: deviceId } };
+      },
+    );
     if (stored.row !== undefined) {
       await this.events.emit({
         event: "sms_received",
@@ -154,32 +128,15 @@ export class InboundService {
     const page = filters.page ?? 1;
     if (limit < 1) throw invalid("limit must be at least 1");
     if (page < 1) throw invalid("page must be at least 1");
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filters.phoneNumber !== undefined && filters.phoneNumber.trim() !== "") {
-      where.push("sender = ?");
-      params.push(normalizePhoneNumber(filters.phoneNumber, this.defaultCountryCode, "phone_number"));
-    }
-    if (filters.since !== undefined) {
-      where.push("received_at > ?");
-      params.push(filters.since);
-    }
-    if (filters.until !== undefined) {
-      where.push("received_at < ?");
-      params.push(filters.until);
-    }
-    const clause = where.length === 0 ? "" : `where ${where.join(" and ")}`;
-    const connection = this.em.getConnection();
-    const [count] = await connection.execute<{ total: number }[]>(
-      `select count(*)::int as total from inbound_messages ${clause}`,
-      params,
-    );
-    const rows: Row[] = await connection.execute(
-      `select id, sender, body, received_at from inbound_messages ${clause}
-        order by received_at desc, id desc limit ? offset ?`,
-      [...params, limit, (page - 1) * limit],
-    );
-    const total = count?.total ?? 0;
+    const { rows, total } = await this.repository.page({
+      ...(filters.phoneNumber !== undefined && filters.phoneNumber.trim() !== ""
+        ? { sender: normalizePhoneNumber(filters.phoneNumber, this.defaultCountryCode, "phone_number") }
+        : {}),
+      ...(filters.since === undefined ? {} : { since: filters.since }),
+      ...(filters.until === undefined ? {} : { until: filters.until }),
+      limit,
+      offset: (page - 1) * limit,
+    });
     return { messages: rows.map(toView), total, page, pages: Math.ceil(total / limit) };
   }
 }

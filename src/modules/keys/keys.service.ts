@@ -2,7 +2,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
-import { ApiKeyEntity, type KeyScope } from "./api-key.entity.js";
+import type { KeyScope } from "./api-key.entity.js";
+import type { KeyRepository } from "./key.repository.js";
 
 /** The caller a key identifies. */
 export type Principal =
@@ -39,17 +40,6 @@ function newKey(scope: KeyScope): string {
   return `${scope === "gateway" ? "gw" : "api"}_live_${randomToken(40)}`;
 }
 
-interface KeyRow {
-  id: number;
-  scope: KeyScope;
-  name: string;
-  digest: string;
-  gateway_id: number | null;
-  device_id: string | null;
-  /** Whether `last_used_at` is older than the resolution it is kept to. */
-  stale: boolean;
-}
-
 /** Issues, checks, lists and revokes API keys. */
 export class KeysService {
   private readonly revokeListeners: ((keyId: number) => void | Promise<void>)[] = [];
@@ -59,7 +49,7 @@ export class KeysService {
   /** Counts revocations heard, so that a lookup begun before one is not remembered. */
   private forgotten = 0;
 
-  constructor(private readonly em: EntityManager) {}
+  constructor(private readonly repository: KeyRepository) {}
 
   /** Hears of every revocation once it is recorded (every instance must cut the key's connections). */
   onRevoked(listener: (keyId: number) => void | Promise<void>): void {
@@ -69,10 +59,7 @@ export class KeysService {
   /** Of `keyIds`, those revoked (or deleted). */
   async revokedAmong(keyIds: number[]): Promise<number[]> {
     if (keyIds.length === 0) return [];
-    const rows: { id: number }[] = await this.em
-      .getConnection()
-      .execute("select id from api_keys where id in (?) and revoked_at is null", [keyIds]);
-    const live = new Set(rows.map((row) => row.id));
+    const live = new Set(await this.repository.live(keyIds));
     return keyIds.filter((id) => !live.has(id));
   }
 
@@ -82,20 +69,22 @@ export class KeysService {
    */
   async create(
     input: { scope: KeyScope; name: string; gatewayId?: number },
-    em: EntityManager = this.em.fork(),
+    em?: EntityManager,
   ): Promise<{ key: string; record: KeyRecord }> {
     if ((input.scope === "gateway") !== (input.gatewayId !== undefined)) {
       throw new Error("a gateway key needs a gateway, and only a gateway key may have one");
     }
     const key = newKey(input.scope);
-    const entity = em.create(ApiKeyEntity, {
-      scope: input.scope,
-      name: input.name,
-      digest: digestOf(key),
-      hint: key.slice(-4),
-      gateway: input.gatewayId ?? null,
-    });
-    await em.flush();
+    const entity = await this.repository.insert(
+      {
+        scope: input.scope,
+        name: input.name,
+        digest: digestOf(key),
+        hint: key.slice(-4),
+        gatewayId: input.gatewayId ?? null,
+      },
+      em,
+    );
     return { key, record: toRecord(entity) };
   }
 
@@ -135,19 +124,12 @@ export class KeysService {
   }
 
   private async lookUp(digest: string): Promise<Principal | undefined> {
-    const rows: KeyRow[] = await this.em.getConnection().execute(
-      `select k.id, k.scope, k.name, k.digest, k.gateway_id, g.device_id,
-              coalesce(k.last_used_at < now() - make_interval(secs => ?), true) as stale
-         from api_keys k left join gateways g on g.id = k.gateway_id
-        where k.digest = ? and k.revoked_at is null`,
-      [lastUsedResolutionSeconds, digest],
-    );
-    const row = rows[0];
+    const row = await this.repository.byDigest(digest, lastUsedResolutionSeconds);
     // The index found the row by digest; comparing again in constant time keeps the check itself
     // from leaking anything should the lookup ever change.
     if (row === undefined || !timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
     if (row.stale) {
-      await this.em.getConnection().execute("update api_keys set last_used_at = now() where id = ?", [row.id]);
+      await this.repository.markUsed(row.id);
     }
     if (row.scope === "gateway") {
       if (row.gateway_id === null || row.device_id === null) return undefined;
@@ -158,17 +140,13 @@ export class KeysService {
 
   /** Every key, newest first. */
   async list(): Promise<KeyRecord[]> {
-    const keys = await this.em.fork().find(ApiKeyEntity, {}, { orderBy: { id: "desc" } });
-    return keys.map(toRecord);
+    return (await this.repository.list()).map(toRecord);
   }
 
   /** Revokes a key at once; revoking a revoked key changes nothing. */
   async revoke(id: number): Promise<KeyRecord> {
-    const em = this.em.fork();
-    const key = await em.findOne(ApiKeyEntity, { id });
+    const key = await this.repository.revoke(id);
     if (key === null) throw new DomainError("not_found", `No API key with id ${id}`);
-    key.revokedAt ??= new Date();
-    await em.flush();
     this.forget(id);
     for (const listener of this.revokeListeners) await listener(id);
     return toRecord(key);
@@ -176,7 +154,7 @@ export class KeysService {
 
   /** Whether any unrevoked admin key exists. */
   async hasActiveAdminKey(): Promise<boolean> {
-    return (await this.em.fork().count(ApiKeyEntity, { scope: "admin", revokedAt: null })) > 0;
+    return (await this.repository.countActiveAdmins()) > 0;
   }
 }
 

@@ -15,6 +15,6 @@ export {
   type SendInput,
 } from "./message.types.js";
 export { MessageLifecycle, type MessagePlan } from "./message-lifecycle.js";
-export { resetDailyCounters, type SystemStats, systemStats } from "./message-stats.js";
+export { type MessageFigures, type SystemStats, systemStats } from "./message-stats.js";
 export { createMessageActivities, type MessageActivities } from "./messages.activities.js";
 export { type Caller, MessagesService } from "./messages.service.js";

@@ -1,3 +1,4 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Metrics } from "../../shared/metrics.js";
 import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
@@ -6,10 +7,6 @@ import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueRes
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
-
-/** The device id an event names as its gateway. */
-const gatewayOf = (payload: EventPayload): string | null =>
-  typeof payload.gateway_id === "string" ? payload.gateway_id : null;
 
 /** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
 const maxFreshPlans = tuning.freshPlans.value;
@@ -28,7 +25,9 @@ export class MessageLifecycle {
   constructor(
     private readonly repository: MessageRepository,
     private readonly picker: GatewayPicker,
-    private readonly events: EventsService,
+    private readonly events: Pick<EventsService, "emit" | "record" | "recorded">,
+    /** The gateways' owner, which counts what each sent. */
+    private readonly gateways: { countSent(gatewayId: number, em: EntityManager): Promise<string | null> },
     private readonly metrics: Metrics,
   ) {}
 
@@ -183,33 +182,50 @@ export class MessageLifecycle {
   }
 
   /**
-   * The gateway sent the SMS: moved, counted once on the gateway, its attempt closed and `sms_sent`
-   * recorded, all in one statement (so none of it can happen without the rest). Returns whether the
-   * message moved (false for a repeated or late report).
+   * The gateway sent the SMS, in one transaction: moved, its attempt closed, counted once on the
+   * gateway (its owner's statement) and `sms_sent` recorded (the events module's), so none of it can
+   * happen without the rest. Returns whether the message moved (false for a repeated or late report).
    */
   async markSent(messageId: string, gatewayId: number): Promise<boolean> {
-    const events = await this.repository.markSent(messageId, gatewayId);
-    this.events.recorded(events);
-    for (const event of events) this.metrics.messageOutcome("sent", gatewayOf(event.payload));
-    return events.length > 0;
+    const recorded = await this.repository.transaction(async (em) => {
+      const moved = await this.repository.markSent(messageId, gatewayId, em);
+      if (moved === undefined) return undefined;
+      const deviceId = await this.gateways.countSent(moved.gateway_id, em);
+      return { deviceId, events: await this.events.record([messageEvent("sms_sent", moved, deviceId)], em) };
+    });
+    if (recorded === undefined) return false;
+    this.events.recorded(recorded.events);
+    this.metrics.messageOutcome("sent", recorded.deviceId);
+    return true;
   }
 
   /**
-   * The SMS reached the phone, in one statement: moved, counted (when no sent report came first),
+   * The SMS reached the phone, in one transaction: moved, counted (when no sent report came first),
    * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved, and
    * whether its workflow had loaded it by then: one that had not will find it delivered when it does
    * (the statement and the workflow's load take the row in turn), so it needs no word of the report.
    */
   async markDelivered(messageId: string, gatewayId: number): Promise<{ moved: boolean; workflowRunning: boolean }> {
-    const events = await this.repository.markDelivered(messageId, gatewayId);
+    const recorded = await this.repository.transaction(async (em) => {
+      const moved = await this.repository.markDelivered(messageId, gatewayId, em);
+      if (moved === undefined) return undefined;
+      const deviceId =
+        moved.was === "sent"
+          ? ((await this.repository.deviceIdOf(moved.gateway_id)) ?? null)
+          : await this.gateways.countSent(moved.gateway_id, em);
+      const events = await this.events.record(
+        [messageEvent("sms_sent", moved, deviceId), messageEvent("sms_delivered", moved, deviceId)],
+        em,
+      );
+      return { moved, deviceId, events };
+    });
+    if (recorded === undefined) return { moved: false, workflowRunning: true };
+    const { moved, deviceId, events } = recorded;
     this.events.recorded(events);
-    for (const event of events) {
-      const outcome = event.type === "sms_delivered" ? "delivered" : "sent";
-      this.metrics.messageOutcome(outcome, gatewayOf(event.payload));
-      if (outcome === "delivered") this.metrics.delivered(event.age_seconds);
-    }
-    const delivered = events.find((event) => event.type === "sms_delivered");
-    return { moved: delivered !== undefined, workflowRunning: delivered?.workflow_running ?? true };
+    if (moved.was !== "sent") this.metrics.messageOutcome("sent", deviceId);
+    this.metrics.messageOutcome("delivered", deviceId);
+    this.metrics.delivered((Date.parse(moved.delivered_at ?? moved.sent_at) - Date.parse(moved.created_at)) / 1000);
+    return { moved: true, workflowRunning: moved.workflow_started_at !== null };
   }
 
   /** The message failed for good. */
@@ -239,15 +255,33 @@ export class MessageLifecycle {
       sms_failed: row.status === "failed",
     };
     for (const type of types) {
-      if (!reached[type]) continue;
-      // Keys in the order the README documents: event, message_id, to, message, the time, (error), gateway_id.
-      const event: EventPayload = { event: type, message_id: row.id, to: row.recipient, message: row.body };
-      if (type === "sms_sent") event.sent_at = iso(row.sent_at);
-      if (type === "sms_delivered") event.delivered_at = iso(row.delivered_at);
-      if (type === "sms_failed")
-        Object.assign(event, { failed_at: iso(row.failed_at), error_message: row.error_message });
-      event.gateway_id = row.device_id;
-      await this.events.emit(event);
+      if (reached[type]) await this.events.emit(messageEvent(type, row, row.device_id));
     }
   }
+}
+
+/**
+ * A message event's payload, with the keys in the order the webhooks documentation lists them:
+ * event, message_id, to, message, the time, (the error), gateway_id.
+ */
+function messageEvent(
+  type: MessageEventType,
+  row: {
+    id: string;
+    recipient: string;
+    body: string;
+    sent_at: string | null;
+    delivered_at: string | null;
+    failed_at?: string | null;
+    error_message?: string | null;
+  },
+  deviceId: string | null,
+): EventPayload {
+  const event: EventPayload = { event: type, message_id: row.id, to: row.recipient, message: row.body };
+  if (type === "sms_sent") event.sent_at = iso(row.sent_at);
+  if (type === "sms_delivered") event.delivered_at = iso(row.delivered_at);
+  if (type === "sms_failed")
+    Object.assign(event, { failed_at: iso(row.failed_at ?? null), error_message: row.error_message });
+  event.gateway_id = deviceId;
+  return event;
 }

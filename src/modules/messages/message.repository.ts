@@ -1,8 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { PreparedStatements } from "../../db/prepared.js";
+import { Sql } from "../../db/sql.js";
 import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
-import { dispatchedAtSql, type EventPayload, type MessageEventType } from "../events/index.js";
 import type { MessageStatus, MessageView } from "./message.types.js";
 
 /**
@@ -204,40 +203,26 @@ export interface MessageWithGateway {
   error_message: string | null;
 }
 
-/** An event recorded with a transition, as the events module takes it. */
-export interface RecordedEvent {
-  id: string;
-  payload: EventPayload;
-  type?: MessageEventType;
-  dispatched: boolean;
-}
-
-/** A timestamp column as JavaScript's `toISOString()` writes it (UTC, milliseconds, `Z`). */
-const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 /**
- * A message event's payload built by PostgreSQL from the moved message `m` and its gateway `g`,
- * with the keys in the order the README documents (the same as the lifecycle's `emitFor` writes them).
+ * Closes, as sent, the open attempt of the message moved in \`m\` on its gateway (a CTE; nothing for
+ * a message that was already sent).
  */
-function eventJson(type: "sms_sent" | "sms_delivered"): string {
-  const time = type === "sms_sent" ? "sent_at" : "delivered_at";
-  return `json_build_object('event', '${type}', 'message_id', m.id, 'to', m.recipient, 'message', m.body,
-            '${time}', ${isoSql(`m.${time}`)}, 'gateway_id', g.device_id)`;
-}
-
-/**
- * CTEs that count a sent SMS once on its gateway (\`g\`, with its device id) and close its attempt,
- * for the messages in \`moved\`.
- */
-function countedSql(moved: string): string {
-  return `g as (
-         update gateways set messages_sent_today = messages_sent_today + 1,
-                total_messages_sent = total_messages_sent + 1, updated_at = now()
-          where id = (select gateway_id from ${moved}) returning id, device_id),
-       a as (
+const closingSentAttempt = `a as (
          update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
-          where message_id = (select id from ${moved}) and gateway_id = (select gateway_id from ${moved})
+          where message_id = (select id from m where was <> 'sent') and gateway_id = (select gateway_id from m)
             and outcome is null)`;
+
+/** A message a report moved: what its events say, and the status it left. */
+export interface MovedMessage {
+  id: string;
+  recipient: string;
+  body: string;
+  sent_at: string;
+  delivered_at: string | null;
+  created_at: string;
+  gateway_id: number;
+  was: MessageStatus;
+  workflow_started_at: string | null;
 }
 
 /** Ends the attempt in progress of the message moved in \`m\` (id, attempts) if it is still open. */
@@ -276,8 +261,7 @@ const insertManySql = `insert into messages (${newMessageColumnList})
  * Each write is one statement (or one transaction), conditional on the transitions above.
  */
 export class MessageRepository {
-  /** Every message passes through these statements several times: each is prepared once per connection. */
-  private readonly statements: PreparedStatements;
+  private readonly statements: Sql;
 
   /**
    * Sends stored together: under load, the sends that arrive at once share one insert (one round
@@ -289,7 +273,12 @@ export class MessageRepository {
   });
 
   constructor(em: EntityManager) {
-    this.statements = new PreparedStatements(em);
+    this.statements = new Sql(em);
+  }
+
+  /** Runs `work` in one transaction: a batch of sends, or a report with what it records elsewhere. */
+  transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.statements.transaction(work);
   }
 
   private sql<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T[]> {
@@ -328,7 +317,7 @@ export class MessageRepository {
    * (they were sent at the same moment), so "newest first" lists them by id.
    */
   private async insertMany(messages: NewMessage[]): Promise<(MessageRow | undefined)[]> {
-    const rows = await this.statements.allWithArrays<MessageRow>(
+    const rows = await this.statements.all<MessageRow>(
       insertManySql,
       newMessageColumns.map(([, , value]) => messages.map(value)),
     );
@@ -498,34 +487,31 @@ export class MessageRepository {
   // --- reports ---
 
   /**
-   * Sent: moved, counted once on the gateway, its attempt closed and `sms_sent` recorded, in one
-   * statement. Returns the events recorded (none for a repeated or late report).
+   * Sent, in `em`'s transaction: moved and its attempt closed, in one statement. Returns the moved
+   * message (for its event and its gateway's count), or undefined for a repeated or late report.
    */
-  markSent(messageId: string, gatewayId: number): Promise<RecordedEvent[]> {
-    return this.sql<RecordedEvent>(
+  async markSent(messageId: string, gatewayId: number, em: EntityManager): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(
       `with m as (
-         update messages set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
+         update messages m set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
                 updated_at = now()
-          where id = ? and gateway_id = ? and ${leaves("sent")}
-         returning id, recipient, body, sent_at, gateway_id),
-       ${countedSql("m")}
-       insert into events (type, message_id, payload, dispatched_at)
-       select 'sms_sent', m.id, ${eventJson("sms_sent")}, ${dispatchedAtSql("'sms_sent'::text")} from m left join g on true
-       on conflict (message_id, type) where message_id is not null do nothing
-       returning id, payload, dispatched_at is not null as dispatched`,
+           from (select id, status from messages where id = ?) old
+          where m.id = old.id and m.gateway_id = ? and ${leaves("sent", "m.status")}
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
+                   m.workflow_started_at),
+       ${closingSentAttempt}
+       select * from m`,
       [messageId, gatewayId],
+      em,
     );
   }
 
   /**
-   * Delivered, in one statement: moved, counted (when no sent report came first), and `sms_sent` (if
-   * not yet) and `sms_delivered` recorded. Returns the events recorded.
+   * Delivered, in `em`'s transaction: moved, and its attempt closed when no sent report came first,
+   * in one statement. Returns the moved message with the status it left, or undefined.
    */
-  markDelivered(
-    messageId: string,
-    gatewayId: number,
-  ): Promise<(RecordedEvent & { age_seconds: number; workflow_running: boolean })[]> {
-    return this.sql<RecordedEvent & { age_seconds: number; workflow_running: boolean }>(
+  async markDelivered(messageId: string, gatewayId: number, em: EntityManager): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(
       // The joined row is read before the update, so `was` is the status it leaves.
       `with m as (
          update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
@@ -534,19 +520,10 @@ export class MessageRepository {
           where m.id = old.id and m.gateway_id = ? and ${leaves("delivered", "m.status")}
          returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
                    m.workflow_started_at),
-       unsent as (select * from m where was <> 'sent'),
-       ${countedSql("unsent")},
-       recorded as (
-         insert into events (type, message_id, payload, dispatched_at)
-         select e.type, m.id, e.payload, ${dispatchedAtSql("e.type")}
-           from m left join gateways g on g.id = m.gateway_id
-          cross join lateral (values ('sms_sent', ${eventJson("sms_sent")}), ('sms_delivered', ${eventJson("sms_delivered")})) e(type, payload)
-         on conflict (message_id, type) where message_id is not null do nothing
-         returning id, payload, type, dispatched_at is not null as dispatched)
-       select recorded.*, extract(epoch from m.delivered_at - m.created_at)::float8 as age_seconds,
-              m.workflow_started_at is not null as workflow_running
-         from recorded cross join m`,
+       ${closingSentAttempt}
+       select * from m`,
       [messageId, gatewayId],
+      em,
     );
   }
 

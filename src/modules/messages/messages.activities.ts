@@ -2,14 +2,12 @@ import type { Pick } from "./gateway-picker.js";
 import type { AttemptEnd, RequeueResult } from "./message.repository.js";
 import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
-import type { resetDailyCounters } from "./message-stats.js";
 import type { MessagesService } from "./messages.service.js";
 
 /** The message activities workflows call: plain JSON in and out, each safe to retry. */
 export function createMessageActivities(deps: {
   lifecycle: MessageLifecycle;
   messages: MessagesService;
-  resetCounters: () => ReturnType<typeof resetDailyCounters>;
   /** Hands a command to a phone connected to this process; false when it is not connected here. */
   pushHere: (command: PushCommand) => Promise<boolean>;
   /** Tells the starter that this message's workflow took its first step. */
@@ -86,8 +84,6 @@ export function createMessageActivities(deps: {
     /** Starts workflows for messages stored while Temporal did not answer. */
     startMissingMessageWorkflows: (input: { olderThanSeconds: number }): Promise<number> =>
       deps.messages.startMissingWorkflows(input.olderThanSeconds),
-    /** Resets every gateway's daily counters; returns how many gateways. */
-    resetDailyCounters: (): Promise<number> => deps.resetCounters(),
   };
 }
 

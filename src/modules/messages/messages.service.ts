@@ -26,6 +26,7 @@ import {
   type SendInput,
 } from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
+import type { MessageFigures } from "./message-stats.js";
 
 const maxBodyLength = 1600;
 const maxBatchSize = 1000;
@@ -79,7 +80,8 @@ type CheckedSend = Omit<NewMessage, "id" | "clientKeyId">;
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
 export class MessagesService {
   constructor(
-    private readonly em: EntityManager,
+    /** Which gateway a device id names (the gateways module owns them). */
+    private readonly gateways: { idOf(deviceId: string): Promise<number | null> },
     private readonly repository: MessageRepository,
     private readonly workflows: MessageWorkflows,
     private readonly options: { defaultCountryCode: string; defaultValiditySeconds: number },
@@ -111,10 +113,7 @@ export class MessagesService {
     const expiresAt = new Date((sendAt?.getTime() ?? now) + validity * 1000);
     let preferredGatewayId: number | null = null;
     if (input.gatewayDeviceId !== undefined && input.gatewayDeviceId !== "") {
-      const rows: { id: number }[] = await this.em
-        .getConnection()
-        .execute("select id from gateways where device_id = ?", [input.gatewayDeviceId]);
-      preferredGatewayId = rows[0]?.id ?? null;
+      preferredGatewayId = await this.gateways.idOf(input.gatewayDeviceId);
       if (preferredGatewayId === null) throw invalid("gateway_id is not a registered gateway");
     }
     const digest = createHash("sha256")
@@ -180,9 +179,29 @@ export class MessagesService {
       ? work(outer)
       : checked.length === 1
         ? work()
-        : this.em.fork().transactional(work));
+        : this.repository.transaction(work));
     this.metrics.messagesAccepted(stored.filter((result) => result.created).length);
     return stored;
+  }
+
+  /** The messages' figures of the admin stats; "today" starts at midnight in `timeZone`. */
+  async figures(timeZone: string): Promise<MessageFigures> {
+    return (await this.repository.figures(timeZone)) ?? { total_sent: 0, sent_today: 0, pending: 0, failed_today: 0 };
+  }
+
+  /** The operator's overview: the last hour minute by minute, and today's ended messages. */
+  overview(timeZone: string) {
+    return this.repository.overview(timeZone);
+  }
+
+  /** The messages waiting for a gateway, those given to one, and of those the unacknowledged. */
+  inFlight() {
+    return this.repository.inFlight();
+  }
+
+  /** Messages given to each gateway and not yet reported sent. */
+  inFlightByGateway() {
+    return this.repository.inFlightByGateway();
   }
 
   /**

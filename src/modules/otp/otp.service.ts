@@ -6,6 +6,7 @@ import { randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { Caller, MessageLifecycle, MessagesService } from "../messages/index.js";
+import type { OtpLimit, OtpRepository } from "./otp.repository.js";
 
 /** How OTPs are limited and worded; from configuration. */
 export interface OtpOptions {
@@ -32,21 +33,14 @@ const invalidCode = "Invalid or expired OTP";
 
 export { invalidCode };
 
-interface PendingRow {
-  id: string;
-  code_hash: string;
-  attempts: number;
-  max_attempts: number;
-}
-
 /** Sends and verifies one-time passwords. Only a keyed hash of each code is stored. */
 export class OneTimePasswords {
   private readonly hashKey: Buffer;
   private workflows: OtpWorkflows | undefined;
 
   constructor(
-    private readonly em: EntityManager,
-    private readonly messages: MessagesService,
+    private readonly repository: OtpRepository,
+    private readonly messages: Pick<MessagesService, "storeWithin">,
     private readonly lifecycle: MessageLifecycle,
     secretKeyBase: string,
     private readonly options: OtpOptions,
@@ -77,19 +71,14 @@ export class OneTimePasswords {
   /** Refuses the send when a rolling-hour limit is reached, saying when to try again. */
   private async checkLimits(em: EntityManager, caller: Caller, phone: string): Promise<void> {
     const prefix = phone.slice(0, 1 + this.options.prefixDigits);
-    const limits: [string, unknown[], number][] = [
-      ["phone_number = ?", [phone], this.options.maxPerPhonePerHour],
-      ["client_key_id = ?", [caller.keyId], this.options.maxPerKeyPerHour],
-      ["phone_number like ?", [`${prefix}%`], this.options.maxPerPrefixPerHour],
+    const limits: [OtpLimit, number][] = [
+      [{ phone }, this.options.maxPerPhonePerHour],
+      [{ clientKeyId: caller.keyId }, this.options.maxPerKeyPerHour],
+      [{ prefix }, this.options.maxPerPrefixPerHour],
     ];
-    for (const [where, params, limit] of limits) {
-      const [row] = await em.execute<{ count: number; oldest: string | null }[]>(
-        `select count(*)::int as count, min(created_at) as oldest from (
-           select created_at from otp_codes where ${where} and created_at > now() - interval '1 hour'
-            order by created_at desc limit ?) recent`,
-        [...params, limit],
-      );
-      if (row !== undefined && row.count >= limit && row.oldest !== null) {
+    for (const [scope, limit] of limits) {
+      const row = await this.repository.recent(scope, limit, em);
+      if (row.count >= limit && row.oldest !== null) {
         const retryAfterSeconds = Math.max(
           1,
           Math.ceil((new Date(row.oldest).getTime() + 3_600_000 - Date.now()) / 1000),
@@ -127,14 +116,11 @@ export class OneTimePasswords {
         .replaceAll("{purpose}", purpose)
         .replaceAll("{minutes}", String(minutes));
 
-    const messageId = await this.em.fork().transactional(async (em) => {
+    const messageId = await this.repository.transaction(async (em) => {
       // One send at a time per number, so the limits count exactly under concurrency.
-      await em.execute("select pg_advisory_xact_lock(hashtext(?))", [`otp:${phone}`]);
+      await this.repository.lockPhone(phone, em);
       await this.checkLimits(em, caller, phone);
-      await em.execute(
-        "update otp_codes set status = 'replaced' where phone_number = ? and purpose = ? and status = 'pending'",
-        [phone, purpose],
-      );
+      await this.repository.replacePending(phone, purpose, em);
       // What is stored, listed and sent to webhooks carries the code masked; the phone alone gets it.
       const message = await this.messages.storeWithin(em, caller, {
         to: phone,
@@ -142,10 +128,18 @@ export class OneTimePasswords {
         secretMessage: textWith(code),
         validitySeconds: minutes * 60,
       });
-      await em.execute(
-        `insert into otp_codes (id, client_key_id, phone_number, purpose, code_hash, max_attempts, message_id, expires_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [otpId, caller.keyId, phone, purpose, this.hash(otpId, code), this.options.maxAttempts, message.id, expiresAt],
+      await this.repository.insert(
+        {
+          id: otpId,
+          clientKeyId: caller.keyId,
+          phone,
+          purpose,
+          codeHash: this.hash(otpId, code),
+          maxAttempts: this.options.maxAttempts,
+          messageId: message.id,
+          expiresAt,
+        },
+        em,
       );
       return message.id;
     });
@@ -175,23 +169,12 @@ export class OneTimePasswords {
     const phone = normalizePhoneNumber(input.phoneNumber, this.options.defaultCountryCode, "phone_number");
     const purpose =
       input.purpose === undefined || input.purpose.trim() === "" ? undefined : this.purposeOf(input.purpose);
-    const connection = this.em.getConnection();
-    const [pending] = await connection.execute<PendingRow[]>(
-      `select id, code_hash, attempts, max_attempts from otp_codes
-        where phone_number = ? and status = 'pending' and expires_at > now() ${purpose === undefined ? "" : "and purpose = ?"}
-        order by created_at desc limit 1`,
-      purpose === undefined ? [phone] : [phone, purpose],
-    );
+    const pending = await this.repository.pending(phone, purpose);
     if (pending === undefined) return { verified: false, attemptsRemaining: 0 };
     const given = Buffer.from(this.hash(pending.id, input.code.trim()), "hex");
     const right = timingSafeEqual(given, Buffer.from(pending.code_hash, "hex"));
     if (right) {
-      const rows = await connection.execute<{ id: string }[]>(
-        `update otp_codes set status = 'verified', verified_at = now()
-          where id = ? and status = 'pending' and expires_at > now() and attempts < max_attempts returning id`,
-        [pending.id],
-      );
-      if (rows.length > 0) {
+      if (await this.repository.markVerified(pending.id)) {
         this.workflows
           ?.verified(pending.id)
           .catch((error: unknown) => this.logger.warn({ err: error }, "OTP verified signal failed"));
@@ -199,37 +182,21 @@ export class OneTimePasswords {
       }
       return { verified: false, attemptsRemaining: 0 };
     }
-    const [counted] = await connection.execute<{ attempts: number; max_attempts: number }[]>(
-      `update otp_codes set attempts = attempts + 1,
-              status = case when attempts + 1 >= max_attempts then 'exhausted' else status end
-        where id = ? and status = 'pending' and attempts < max_attempts returning attempts, max_attempts`,
-      [pending.id],
-    );
+    const counted = await this.repository.countFailedAttempt(pending.id);
     return { verified: false, attemptsRemaining: counted === undefined ? 0 : counted.max_attempts - counted.attempts };
   }
 
   /** Marks a code expired if it is still pending, and cancels its SMS if no gateway sent it yet. */
   async expire(otpId: string): Promise<boolean> {
-    const rows = await this.em
-      .getConnection()
-      .execute<{ message_id: string | null }[]>(
-        "update otp_codes set status = 'expired' where id = ? and status = 'pending' returning message_id",
-        [otpId],
-      );
-    const messageId = rows[0]?.message_id;
+    const expired = await this.repository.expire(otpId);
+    const messageId = expired?.message_id;
     if (messageId) await this.lifecycle.markExpired(messageId);
-    return rows.length > 0;
+    return expired !== undefined;
   }
 
   /** Deletes codes that ended (or expired) longer ago than the retention; returns how many. */
   async cleanUp(): Promise<number> {
-    const rows = await this.em
-      .getConnection()
-      .execute<{ id: string }[]>(
-        "delete from otp_codes where expires_at < now() - make_interval(hours => ?) returning id",
-        [this.options.retentionHours],
-      );
-    return rows.length;
+    return this.repository.deleteExpired(this.options.retentionHours);
   }
 
   /** OTP figures of the last `days` days, today included ("today" starts at midnight in `timeZone`). */
@@ -237,14 +204,7 @@ export class OneTimePasswords {
     timeZone: string,
     days = 1,
   ): Promise<{ sentToday: number; verifiedToday: number; verificationRate: number }> {
-    const [row] = await this.em.getConnection().execute<{ sent: number; verified: number }[]>(
-      `with today as (select (date_trunc('day', now() at time zone ?) - make_interval(days => ?)) at time zone ? as start)
-       select (select count(*) from otp_codes, today where created_at >= today.start)::int as sent,
-              (select count(*) from otp_codes, today where verified_at >= today.start)::int as verified`,
-      [timeZone, days - 1, timeZone],
-    );
-    const sent = row?.sent ?? 0;
-    const verified = row?.verified ?? 0;
+    const { sent, verified } = await this.repository.figures(timeZone, days);
     return {
       sentToday: sent,
       verifiedToday: verified,

@@ -1,6 +1,4 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
-import { PreparedStatements } from "../../db/prepared.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -8,6 +6,7 @@ import type { SecretBox } from "../../shared/secret-box.js";
 import { context, contextOf } from "../../tracing.js";
 import { type EventPayload, type EventsService, type EventType, eventTypes } from "../events/index.js";
 import { parseTargetUrl, resolveTarget, TargetRefused } from "./target-guard.js";
+import type { DeliveryRow, WebhookRepository, WebhookRow } from "./webhook.repository.js";
 import { type AttemptResult, sendWebhook, signatureHeaders } from "./webhook-sender.js";
 
 /** A webhook endpoint as the API shows it: the secret itself is never shown. */
@@ -31,27 +30,9 @@ export interface DeliveryView {
   attempts: { attempt: number; startedAt: Date; statusCode: number | null; durationMs: number; error: string | null }[];
 }
 
-interface DeliveryRow {
-  id: string;
-  event: string;
-  status: DeliveryView["status"];
-  created_at: string;
-  completed_at: string | null;
-}
-
 /** Starts delivery workflows; implemented over Temporal in `src/temporal`. */
 export interface WebhookWorkflows {
   start(deliveryIds: readonly string[]): Promise<void>;
-}
-
-interface WebhookRow {
-  id: number;
-  url: string;
-  events: EventType[];
-  secret_encrypted: string | null;
-  active: boolean;
-  created_at: string;
-  updated_at: string;
 }
 
 const toView = (row: WebhookRow): WebhookView => ({
@@ -75,19 +56,14 @@ export class WebhookDispatcher {
 
   private traceOf: ((messageId: string) => Promise<string | null>) | undefined;
 
-  /** Its statements run for every event a webhook gets: prepared once per pooled connection. */
-  private readonly statements: PreparedStatements;
-
   constructor(
-    em: EntityManager,
+    private readonly repository: WebhookRepository,
     private readonly secrets: SecretBox,
     private readonly events: EventsService,
     private readonly options: WebhookOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-  ) {
-    this.statements = new PreparedStatements(em);
-  }
+  ) {}
 
   /** With tracing on: how to find the trace a message was accepted in. */
   followTraces(traceOf: (messageId: string) => Promise<string | null>): void {
@@ -104,10 +80,6 @@ export class WebhookDispatcher {
         this.logger.warn({ err: error, eventId: id }, "webhook dispatch failed; the sweeper will retry"),
       );
     });
-  }
-
-  private sql<T>(query: string, params: unknown[] = []): Promise<T[]> {
-    return this.statements.all<T>(query, params);
   }
 
   private checkEvents(events: string[]): EventType[] {
@@ -148,20 +120,17 @@ export class WebhookDispatcher {
       input.secretKey === undefined || input.secretKey === ""
         ? null
         : this.secrets.seal(this.checkSecret(input.secretKey));
-    const [row] = await this.sql<WebhookRow>(
-      "insert into webhooks (url, events, secret_encrypted, active) values (?, ?, ?, ?) returning *",
-      [url, JSON.stringify(events), secret, input.active ?? true],
-    );
+    const row = await this.repository.insert(url, events, secret, input.active ?? true);
     if (row === undefined) throw new Error("no webhook stored");
     return toView(row);
   }
 
   async list(): Promise<WebhookView[]> {
-    return (await this.sql<WebhookRow>("select * from webhooks order by id")).map(toView);
+    return (await this.repository.list()).map(toView);
   }
 
   private async row(id: number): Promise<WebhookRow> {
-    const [row] = await this.sql<WebhookRow>("select * from webhooks where id = ?", [id]);
+    const row = await this.repository.find(id);
     if (row === undefined) throw new DomainError("not_found", "Webhook not found");
     return row;
   }
@@ -183,18 +152,14 @@ export class WebhookDispatcher {
     let secret = current.secret_encrypted;
     if (input.secretKey !== undefined)
       secret = input.secretKey === "" ? null : this.secrets.seal(this.checkSecret(input.secretKey));
-    const [row] = await this.sql<WebhookRow>(
-      "update webhooks set url = ?, events = ?, secret_encrypted = ?, active = ?, updated_at = now() where id = ? returning *",
-      [url, JSON.stringify(events), secret, input.active ?? current.active, id],
-    );
+    const row = await this.repository.update(id, { url, events, secret, active: input.active ?? current.active });
     if (row === undefined) throw new DomainError("not_found", "Webhook not found");
     return toView(row);
   }
 
   /** Deletes an endpoint and its delivery history; deliveries under way stop at their next attempt. */
   async delete(id: number): Promise<void> {
-    const rows = await this.sql<{ id: number }>("delete from webhooks where id = ? returning id", [id]);
-    if (rows.length === 0) throw new DomainError("not_found", "Webhook not found");
+    if (!(await this.repository.delete(id))) throw new DomainError("not_found", "Webhook not found");
   }
 
   /** Sends a `webhook_test` event to the endpoint once, now, and reports how it went. */
@@ -207,21 +172,13 @@ export class WebhookDispatcher {
   /** The latest deliveries to an endpoint, newest first, with their attempts. */
   async deliveries(id: number, limit: number): Promise<DeliveryView[]> {
     await this.row(id);
-    const deliveries = await this.sql<DeliveryRow>(
-      "select id, event, status, created_at, completed_at from webhook_deliveries where webhook_id = ? order by created_at desc, id desc limit ?",
-      [id, Math.min(Math.max(limit, 1), 100)],
-    );
+    const deliveries = await this.repository.deliveries(id, Math.min(Math.max(limit, 1), 100));
     return this.withAttempts(deliveries);
   }
 
   /** Every delivery of a message's events, oldest first, with its endpoint and attempts. */
   async deliveriesOfMessage(messageId: string): Promise<{ webhookId: number; url: string; delivery: DeliveryView }[]> {
-    const rows = await this.sql<DeliveryRow & { webhook_id: number; url: string }>(
-      `select d.id, d.event, d.status, d.created_at, d.completed_at, d.webhook_id, w.url
-         from events e join webhook_deliveries d on d.event_id = e.id join webhooks w on w.id = d.webhook_id
-        where e.message_id = ? order by d.created_at, d.id`,
-      [messageId],
-    );
+    const rows = await this.repository.deliveriesOfMessage(messageId);
     const views = await this.withAttempts(rows);
     return rows.flatMap((row, i) => {
       const delivery = views[i];
@@ -231,17 +188,7 @@ export class WebhookDispatcher {
 
   private async withAttempts(deliveries: DeliveryRow[]): Promise<DeliveryView[]> {
     if (deliveries.length === 0) return [];
-    const attempts = await this.sql<{
-      delivery_id: string;
-      attempt: number;
-      started_at: string;
-      status_code: number | null;
-      duration_ms: number;
-      error: string | null;
-    }>(
-      "select delivery_id, attempt, started_at, status_code, duration_ms, error from webhook_attempts where delivery_id in (?) order by attempt",
-      [deliveries.map((delivery) => delivery.id)],
-    );
+    const attempts = await this.repository.attempts(deliveries.map((delivery) => delivery.id));
     return deliveries.map((delivery) => ({
       id: delivery.id,
       event: delivery.event,
@@ -261,25 +208,15 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Creates one delivery per active endpoint that wants the event, and starts their workflows. One
-   * statement creates the deliveries, finds any still pending from an earlier try, and, when there
-   * are none (no endpoint wants the event), marks the event dispatched.
+   * Creates one delivery per active endpoint that wants the event (finding any still pending from an
+   * earlier try), and starts their workflows; an event no endpoint wants is marked dispatched.
    */
   async dispatch(eventId: number, payload: EventPayload): Promise<void> {
-    const rows = await this.sql<{ id: string }>(
-      `with created as (
-         insert into webhook_deliveries (id, webhook_id, event_id, event)
-         select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
-           from webhooks w where w.active and w.events @> ?::jsonb
-         on conflict (webhook_id, event_id) do nothing returning id),
-       pending as (select id from webhook_deliveries where event_id = ? and status = 'pending'),
-       idle as (
-         update events set dispatched_at = now()
-          where id = ? and not exists (select 1 from created) and not exists (select 1 from pending))
-       select id from created union all select id from pending`,
-      [eventId, payload.event, JSON.stringify([payload.event]), eventId, eventId],
-    );
-    if (rows.length === 0) return;
+    const rows = await this.repository.createDeliveries(eventId, payload.event);
+    if (rows.length === 0) {
+      await this.events.markDispatched(eventId);
+      return;
+    }
     const workflows = this.workflows;
     if (workflows === undefined) throw new Error("webhook workflows are not connected");
     const start = () => workflows.start(rows.map((row) => row.id));
@@ -321,10 +258,7 @@ export class WebhookDispatcher {
    * deleted or switched off gives up.
    */
   async attempt(deliveryId: string, attempt: number): Promise<AttemptResult> {
-    const [delivery] = await this.sql<{ event: string; payload: EventPayload; webhook_id: number; status: string }>(
-      `select d.event, e.payload, d.webhook_id, d.status from webhook_deliveries d join events e on e.id = d.event_id where d.id = ?`,
-      [deliveryId],
-    );
+    const delivery = await this.repository.delivery(deliveryId);
     if (delivery === undefined || delivery.status !== "pending") {
       return {
         outcome: "give_up",
@@ -334,7 +268,7 @@ export class WebhookDispatcher {
         retryAfterMs: null,
       };
     }
-    const [row] = await this.sql<WebhookRow>("select * from webhooks where id = ?", [delivery.webhook_id]);
+    const row = await this.repository.find(delivery.webhook_id);
     if (row === undefined || !row.active) {
       return {
         outcome: "give_up",
@@ -347,24 +281,12 @@ export class WebhookDispatcher {
     const startedAt = new Date();
     const result = await this.post(row, JSON.stringify(delivery.payload), deliveryId, delivery.event);
     this.metrics.webhookAttempt(result.outcome, result.durationMs);
-    await this.sql(
-      `insert into webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
-       values (?, ?, ?, ?, ?, ?) on conflict (delivery_id, attempt) do nothing`,
-      [deliveryId, attempt, startedAt, result.statusCode, result.durationMs, result.error],
-    );
-    await this.sql("update webhook_deliveries set attempts = greatest(attempts, ?) where id = ?", [
-      attempt,
-      deliveryId,
-    ]);
+    await this.repository.recordAttempt(deliveryId, attempt, startedAt, result);
     return result;
   }
 
   /** Ends a delivery. */
   async finish(deliveryId: string, status: "succeeded" | "failed"): Promise<void> {
-    const ended = await this.sql(
-      "update webhook_deliveries set status = ?, completed_at = now() where id = ? and status = 'pending' returning id",
-      [status, deliveryId],
-    );
-    if (ended.length > 0) this.metrics.webhookDelivery(status);
+    if (await this.repository.finish(deliveryId, status)) this.metrics.webhookDelivery(status);
   }
 }

@@ -1,0 +1,20 @@
+/** Every event smsgw emits; webhooks subscribe to them by name. */
+export const eventTypes = [
+  "sms_received",
+  "sms_sent",
+  "sms_delivered",
+  "sms_failed",
+  "gateway_offline",
+  "gateway_online",
+] as const;
+
+export type EventType = (typeof eventTypes)[number];
+
+/** The outbound message events. Each happens at most once per message. */
+export type MessageEventType = "sms_sent" | "sms_delivered" | "sms_failed";
+
+/**
+ * An event's payload, the body webhooks receive. Message events follow the original README's
+ * example; each event's keys are listed in the README.
+ */
+export type EventPayload = { event: EventType; message_id?: string } & Record<string, unknown>;

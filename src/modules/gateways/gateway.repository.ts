@@ -1,0 +1,174 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Sql } from "../../db/sql.js";
+import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
+
+/** A gateway's row as an event about it needs it. */
+export interface GatewayStatusRow {
+  device_id: string;
+  name: string;
+  status: "online" | "offline";
+  last_heartbeat_at: string | null;
+}
+
+/** The gateways' figures of the admin stats. */
+export interface GatewayFigures {
+  total: number;
+  active: number;
+  online: number;
+  received_today: number;
+  total_received: number;
+}
+
+/**
+ * Every statement on `gateways`: the only code that writes it. Heartbeats, connections and reports
+ * pass through these statements all the time, so most are written by hand.
+ */
+export class GatewayRepository {
+  private readonly sql: Sql;
+
+  constructor(private readonly em: EntityManager) {
+    this.sql = new Sql(em);
+  }
+
+  /** Runs `work` in one transaction (the registration of a gateway and its key). */
+  transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.sql.transaction(work);
+  }
+
+  /** Stores a new gateway in `em`'s transaction. */
+  async insert(deviceId: string, name: string, em: EntityManager): Promise<Gateway> {
+    const gateway = em.create(GatewayEntity, { deviceId, name });
+    await em.flush();
+    return gateway;
+  }
+
+  statusRow(gatewayId: number): Promise<GatewayStatusRow | undefined> {
+    return this.sql.one("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [gatewayId]);
+  }
+
+  /** Every gateway, by priority (highest first) then id. */
+  list(): Promise<Gateway[]> {
+    return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
+  }
+
+  find(id: number): Promise<Gateway | null> {
+    return this.em.fork().findOne(GatewayEntity, { id });
+  }
+
+  findByDeviceId(deviceId: string): Promise<Gateway | null> {
+    return this.em.fork().findOne(GatewayEntity, { deviceId });
+  }
+
+  /**
+   * Records a heartbeat: status, now as the last heartbeat, the reported figures merged into
+   * `metadata`. Returns the gateway and whether its status changed; null when it does not exist.
+   */
+  async heartbeat(
+    gatewayId: number,
+    status: "online" | "offline",
+    reported: GatewayMetadata,
+  ): Promise<{ gateway: Gateway; changed: boolean } | null> {
+    const em = this.em.fork();
+    const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
+    if (gateway === null) return null;
+    const changed = gateway.status !== status;
+    gateway.status = status;
+    gateway.lastHeartbeatAt = new Date();
+    gateway.metadata = { ...gateway.metadata, ...reported };
+    await em.flush();
+    return { gateway, changed };
+  }
+
+  /** Online, last heard from now; whether it was offline before, and whether it is active. */
+  async touch(gatewayId: number): Promise<{ was_offline: boolean; active: boolean } | undefined> {
+    return this.sql.one(
+      `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
+         from (select id, status from gateways where id = ?) old
+        where g.id = old.id returning old.status = 'offline' as was_offline, g.active`,
+      [gatewayId],
+    );
+  }
+
+  /** Offline after its live connection ended; whether it was online. */
+  async markDisconnected(gatewayId: number): Promise<boolean> {
+    const rows = await this.sql.all(
+      "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
+      [gatewayId],
+    );
+    return rows.length > 0;
+  }
+
+  toggle(id: number): Promise<{ id: number; device_id: string; active: boolean } | undefined> {
+    return this.sql.one(
+      "update gateways set active = not active, updated_at = now() where id = ? returning id, device_id, active",
+      [id],
+    );
+  }
+
+  /** Sets what is given (the rest stays); the new and the former `active`. */
+  update(
+    id: number,
+    priority: number | null,
+    active: boolean | null,
+  ): Promise<{ active: boolean; was_active: boolean } | undefined> {
+    return this.sql.one(
+      `update gateways g set priority = coalesce(?, g.priority), active = coalesce(?, g.active), updated_at = now()
+         from gateways old where g.id = ? and old.id = g.id returning g.active, old.active as was_active`,
+      [priority, active, id],
+    );
+  }
+
+  /** Marks offline every online gateway silent for longer than `timeoutSeconds`; returns them. */
+  markStaleOffline(timeoutSeconds: number): Promise<{ id: number; device_id: string }[]> {
+    return this.sql.all(
+      `update gateways set status = 'offline', updated_at = now()
+        where status = 'online'
+          and (last_heartbeat_at is null or last_heartbeat_at < now() - make_interval(secs => ?))
+        returning id, device_id`,
+      [timeoutSeconds],
+    );
+  }
+
+  /** Counts one SMS sent on the gateway, in `em`'s transaction; returns its device id. */
+  async countSent(gatewayId: number, em: EntityManager): Promise<string | null> {
+    const row = await this.sql.one<{ device_id: string }>(
+      `update gateways set messages_sent_today = messages_sent_today + 1,
+              total_messages_sent = total_messages_sent + 1, updated_at = now()
+        where id = ? returning device_id`,
+      [gatewayId],
+      em,
+    );
+    return row?.device_id ?? null;
+  }
+
+  /** Counts one SMS received on the gateway, in `em`'s transaction; returns its device id. */
+  async countReceived(gatewayId: number, em: EntityManager): Promise<string | null> {
+    const row = await this.sql.one<{ device_id: string }>(
+      `update gateways set messages_received_today = messages_received_today + 1,
+              total_messages_received = total_messages_received + 1, updated_at = now()
+        where id = ? returning device_id`,
+      [gatewayId],
+      em,
+    );
+    return row?.device_id ?? null;
+  }
+
+  /** Resets every gateway's daily counters; returns how many gateways. */
+  async resetDailyCounters(): Promise<number> {
+    const rows = await this.sql.all(
+      "update gateways set messages_sent_today = 0, messages_received_today = 0, updated_at = now() returning id",
+    );
+    return rows.length;
+  }
+
+  async figures(): Promise<GatewayFigures> {
+    const row = await this.sql.one<GatewayFigures>(
+      `select count(*)::int as total, count(*) filter (where active)::int as active,
+              count(*) filter (where status = 'online')::int as online,
+              coalesce(sum(messages_received_today), 0)::int as received_today,
+              coalesce(sum(total_messages_received), 0)::int as total_received
+         from gateways`,
+    );
+    return row ?? { total: 0, active: 0, online: 0, received_today: 0, total_received: 0 };
+  }
+}

@@ -1,0 +1,83 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Sql } from "../../db/sql.js";
+import { type ApiKey, ApiKeyEntity, type KeyScope } from "./api-key.entity.js";
+
+/** A key found by its digest, with its gateway's device id. */
+export interface KeyRow {
+  id: number;
+  scope: KeyScope;
+  name: string;
+  digest: string;
+  gateway_id: number | null;
+  device_id: string | null;
+  /** Whether `last_used_at` is older than the resolution it is kept to. */
+  stale: boolean;
+}
+
+/** Every statement on `api_keys`: the only code that writes it. */
+export class KeyRepository {
+  private readonly sql: Sql;
+
+  constructor(private readonly em: EntityManager) {
+    this.sql = new Sql(em);
+  }
+
+  /** Stores a key's record (in `em`'s transaction, the registration of its gateway, when given). */
+  async insert(
+    key: { scope: KeyScope; name: string; digest: string; hint: string; gatewayId: number | null },
+    em: EntityManager = this.em.fork(),
+  ): Promise<ApiKey> {
+    const entity = em.create(ApiKeyEntity, {
+      scope: key.scope,
+      name: key.name,
+      digest: key.digest,
+      hint: key.hint,
+      gateway: key.gatewayId,
+    });
+    await em.flush();
+    return entity;
+  }
+
+  /** Of `keyIds`, those that exist and are not revoked. */
+  async live(keyIds: readonly number[]): Promise<number[]> {
+    const rows = await this.sql.all<{ id: number }>(
+      "select id from api_keys where id = any(?::int[]) and revoked_at is null",
+      [keyIds],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** The unrevoked key with this digest; `stale` when not used for `resolutionSeconds`. */
+  byDigest(digest: string, resolutionSeconds: number): Promise<KeyRow | undefined> {
+    return this.sql.one(
+      `select k.id, k.scope, k.name, k.digest, k.gateway_id, g.device_id,
+              coalesce(k.last_used_at < now() - make_interval(secs => ?), true) as stale
+         from api_keys k left join gateways g on g.id = k.gateway_id
+        where k.digest = ? and k.revoked_at is null`,
+      [resolutionSeconds, digest],
+    );
+  }
+
+  async markUsed(id: number): Promise<void> {
+    await this.sql.all("update api_keys set last_used_at = now() where id = ?", [id]);
+  }
+
+  /** Every key, newest first. */
+  list(): Promise<ApiKey[]> {
+    return this.em.fork().find(ApiKeyEntity, {}, { orderBy: { id: "desc" } });
+  }
+
+  /** Revokes a key (a revoked one stays as it was); null when it does not exist. */
+  async revoke(id: number): Promise<ApiKey | null> {
+    const em = this.em.fork();
+    const key = await em.findOne(ApiKeyEntity, { id });
+    if (key === null) return null;
+    key.revokedAt ??= new Date();
+    await em.flush();
+    return key;
+  }
+
+  async countActiveAdmins(): Promise<number> {
+    return this.em.fork().count(ApiKeyEntity, { scope: "admin", revokedAt: null });
+  }
+}

@@ -1,0 +1,151 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Sql } from "../../db/sql.js";
+import type { EventPayload, EventType } from "../events/index.js";
+
+/** A row of `webhooks`. */
+export interface WebhookRow {
+  id: number;
+  url: string;
+  events: EventType[];
+  secret_encrypted: string | null;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A row of `webhook_deliveries`, as listed. */
+export interface DeliveryRow {
+  id: string;
+  event: string;
+  status: "pending" | "succeeded" | "failed";
+  created_at: string;
+  completed_at: string | null;
+}
+
+/** A row of `webhook_attempts`. */
+export interface AttemptRow {
+  delivery_id: string;
+  attempt: number;
+  started_at: string;
+  status_code: number | null;
+  duration_ms: number;
+  error: string | null;
+}
+
+/** Every statement on `webhooks`, `webhook_deliveries` and `webhook_attempts`: the only code that writes them. */
+export class WebhookRepository {
+  private readonly sql: Sql;
+
+  constructor(em: EntityManager) {
+    this.sql = new Sql(em);
+  }
+
+  insert(url: string, events: EventType[], secret: string | null, active: boolean): Promise<WebhookRow | undefined> {
+    return this.sql.one(
+      "insert into webhooks (url, events, secret_encrypted, active) values (?, ?, ?, ?) returning *",
+      [url, JSON.stringify(events), secret, active],
+    );
+  }
+
+  list(): Promise<WebhookRow[]> {
+    return this.sql.all("select * from webhooks order by id");
+  }
+
+  find(id: number): Promise<WebhookRow | undefined> {
+    return this.sql.one("select * from webhooks where id = ?", [id]);
+  }
+
+  update(
+    id: number,
+    change: { url: string; events: EventType[]; secret: string | null; active: boolean },
+  ): Promise<WebhookRow | undefined> {
+    return this.sql.one(
+      "update webhooks set url = ?, events = ?, secret_encrypted = ?, active = ?, updated_at = now() where id = ? returning *",
+      [change.url, JSON.stringify(change.events), change.secret, change.active, id],
+    );
+  }
+
+  /** Deletes an endpoint and its deliveries; whether it existed. */
+  async delete(id: number): Promise<boolean> {
+    return (await this.sql.all("delete from webhooks where id = ? returning id", [id])).length > 0;
+  }
+
+  /** The latest deliveries to an endpoint, newest first. */
+  deliveries(webhookId: number, limit: number): Promise<DeliveryRow[]> {
+    return this.sql.all(
+      "select id, event, status, created_at, completed_at from webhook_deliveries where webhook_id = ? order by created_at desc, id desc limit ?",
+      [webhookId, limit],
+    );
+  }
+
+  /** Every delivery of a message's events, oldest first, with its endpoint. */
+  deliveriesOfMessage(messageId: string): Promise<(DeliveryRow & { webhook_id: number; url: string })[]> {
+    return this.sql.all(
+      `select d.id, d.event, d.status, d.created_at, d.completed_at, d.webhook_id, w.url
+         from events e join webhook_deliveries d on d.event_id = e.id join webhooks w on w.id = d.webhook_id
+        where e.message_id = ? order by d.created_at, d.id`,
+      [messageId],
+    );
+  }
+
+  /** The attempts of these deliveries, by attempt number. */
+  attempts(deliveryIds: readonly string[]): Promise<AttemptRow[]> {
+    return this.sql.all(
+      `select delivery_id, attempt, started_at, status_code, duration_ms, error from webhook_attempts
+        where delivery_id = any(?::varchar[]) order by attempt`,
+      [deliveryIds],
+    );
+  }
+
+  /**
+   * Creates one delivery per active endpoint that wants an event of `type`, and returns those
+   * created with any still pending from an earlier try (none: no endpoint wants it).
+   */
+  createDeliveries(eventId: number, type: string): Promise<{ id: string }[]> {
+    return this.sql.all(
+      `with created as (
+         insert into webhook_deliveries (id, webhook_id, event_id, event)
+         select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
+           from webhooks w where w.active and w.events @> ?::jsonb
+         on conflict (webhook_id, event_id) do nothing returning id)
+       select id from created
+       union all select id from webhook_deliveries where event_id = ? and status = 'pending'`,
+      [eventId, type, JSON.stringify([type]), eventId],
+    );
+  }
+
+  /** A delivery with its event's payload. */
+  delivery(
+    deliveryId: string,
+  ): Promise<{ event: string; payload: EventPayload; webhook_id: number; status: string } | undefined> {
+    return this.sql.one(
+      "select d.event, e.payload, d.webhook_id, d.status from webhook_deliveries d join events e on e.id = d.event_id where d.id = ?",
+      [deliveryId],
+    );
+  }
+
+  /** Records attempt number `attempt` of a delivery (once, however often it is recorded). */
+  async recordAttempt(
+    deliveryId: string,
+    attempt: number,
+    startedAt: Date,
+    result: { statusCode: number | null; durationMs: number; error: string | null },
+  ): Promise<void> {
+    await this.sql.all(
+      `with recorded as (
+         insert into webhook_attempts (delivery_id, attempt, started_at, status_code, duration_ms, error)
+         values (?, ?, ?, ?, ?, ?) on conflict (delivery_id, attempt) do nothing)
+       update webhook_deliveries set attempts = greatest(attempts, ?) where id = ?`,
+      [deliveryId, attempt, startedAt, result.statusCode, result.durationMs, result.error, attempt, deliveryId],
+    );
+  }
+
+  /** Ends a pending delivery; whether it was pending. */
+  async finish(deliveryId: string, status: "succeeded" | "failed"): Promise<boolean> {
+    const ended = await this.sql.all(
+      "update webhook_deliveries set status = ?, completed_at = now() where id = ? and status = 'pending' returning id",
+      [status, deliveryId],
+    );
+    return ended.length > 0;
+  }
+}
