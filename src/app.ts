@@ -8,23 +8,44 @@ import fastify, {
   type FastifyServerFactory,
   LogController,
 } from "fastify";
-import type { Deps } from "./deps.js";
+import type { Config } from "./config.js";
 import { registerApiDocs } from "./http/api-docs.js";
 import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
+import type { RateLimiter } from "./modules/rate-limits/index.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
 import { callContext } from "./rpc/context.js";
 import { registerRestRoutes } from "./rpc/rest-transcoder.js";
-import { handlers, implementations, interceptors, routes, services } from "./rpc/routes.js";
+import {
+  type HandlerServices,
+  handlers,
+  type InterceptorServices,
+  implementations,
+  interceptors,
+  routes,
+  services,
+} from "./rpc/routes.js";
+import type { ClientLoad } from "./shared/client-load.js";
+import type { Metrics } from "./shared/metrics.js";
 import { temporalMetricsAddress } from "./temporal/runtime.js";
+
+/** What the app needs: the services of the handlers and interceptors, the health probes, its own counters. */
+export type AppServices = HandlerServices &
+  InterceptorServices &
+  Parameters<typeof checkHealth>[0] & {
+    config: Config;
+    metrics: Metrics;
+    load: ClientLoad;
+    rateLimiter: Pick<RateLimiter, "mode">;
+  };
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and
  * CORS, without listening.
  */
 export async function buildApp(
-  deps: Deps,
+  deps: AppServices,
   options: { serverFactory?: FastifyServerFactory } = {},
 ): Promise<FastifyInstance> {
   const { config } = deps;

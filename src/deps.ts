@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
-import { DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
+import { DeviceConnections, DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
 import { EventRepository, EventsService } from "./modules/events/index.js";
 import { FleetWatch, GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
 import { InboundRepository, InboundService } from "./modules/inbound/index.js";
@@ -19,6 +19,7 @@ import {
   MessageLifecycle,
   MessageRepository,
   MessagesService,
+  type PushCommand,
 } from "./modules/messages/index.js";
 import { OneTimePasswords, OtpRepository } from "./modules/otp/index.js";
 import { AuthFailureLimiter, RateLimiter } from "./modules/rate-limits/index.js";
@@ -67,6 +68,10 @@ export interface Deps {
   /** OpenTelemetry tracing, when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
   readonly tracing: Tracing | undefined;
   readonly hub: DeviceHub;
+  /** The devices connected to this process, where commands are pushed. */
+  readonly connections: DeviceConnections;
+  /** Hands a command to a phone connected to this process; false when it is not connected here. */
+  pushHere(command: PushCommand): Promise<boolean>;
   readonly inbound: InboundService;
   readonly webhooks: WebhookDispatcher;
   readonly otp: OneTimePasswords;
@@ -97,8 +102,9 @@ export async function createDeps(
   config: Config,
   logger: Logger,
   temporalAddress: string,
-  tracing?: Tracing,
+  options: { tracing?: Tracing | undefined; worker: boolean },
 ): Promise<Deps> {
+  const { tracing } = options;
   const orm = await openOrm(config.databaseUrl);
   const redis = new Redis(config.redisUrl, {
     maxRetriesPerRequest: 3,
@@ -127,16 +133,19 @@ export async function createDeps(
       : { interceptors: { workflow: [new (await temporalTracing()).OpenTelemetryWorkflowClientInterceptor()] } }),
   });
   const instanceTaskQueue = `${config.temporalTaskQueue}-device-${randomToken(12)}`;
+  const secret = secretKeyBase(config, logger);
+  // Built in dependency order: each object gets all it needs when it is made.
   const keys = new KeysService(new KeyRepository(orm.em));
   const rateLimiter = new RateLimiter(redis, config.rateLimit.windowSeconds, logger);
   const events = new EventsService(new EventRepository(orm.em));
   const gateways = new GatewayRegistry(new GatewayRepository(orm.em), keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
+  const connections = new DeviceConnections();
   const load = new ClientLoad();
-  const firstSteps = new FirstSteps();
+  const firstSteps = new FirstSteps(options.worker);
   const repository = new MessageRepository(orm.em);
   // Read when Prometheus scrapes: the pipeline and the gateways from the database, the devices here.
-  const metrics: Metrics = new Metrics({
+  const metrics = new Metrics({
     pipeline: () => repository.inFlight(),
     gateways: async () =>
       (await gateways.list()).map((gateway) => ({
@@ -145,8 +154,17 @@ export async function createDeps(
         active: gateway.active,
         lastHeartbeatSeconds: gateway.lastHeartbeatAt == null ? null : gateway.lastHeartbeatAt.getTime() / 1000,
       })),
-    connectedDevices: (): Record<"stream" | "cable", number> => hub.connectedByChannel(),
+    connectedDevices: () => connections.connectedByChannel(),
   });
+  const backlog = new Backlog(repository, config.backlog, logger);
+  const picker = new GatewayPicker(repository, redis, presence, {
+    sendsPerMinute: config.messages.gatewaySendsPerMinute,
+    failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
+  });
+  const textBox = new SecretBox(secret, "message texts v1");
+  const lifecycle = new MessageLifecycle(repository, picker, events, gateways, metrics, textBox);
+  /** Hands a command to a phone connected to this process (the first dispatch and the device activity). */
+  const pushHere = (command: PushCommand) => pushCommand(connections, lifecycle, command);
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,
@@ -160,23 +178,15 @@ export async function createDeps(
     firstSteps,
     logger,
     onStartFailure: () => metrics.workflowStartFailed(),
-    // The hub and the lifecycle are made below; this runs only once messages are accepted.
-    dispatchFirst: (messageId) => lifecycle.dispatchFirst(messageId, (command) => pushCommand(hub, messages, command)),
+    dispatchFirst: (messageId) => lifecycle.dispatchFirst(messageId, pushHere),
   });
-  const backlog = new Backlog(repository, config.backlog, logger);
-  const picker = new GatewayPicker(repository, redis, presence, {
-    sendsPerMinute: config.messages.gatewaySendsPerMinute,
-    failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
-  });
-  const lifecycle = new MessageLifecycle(repository, picker, events, gateways, metrics);
-  const secret = secretKeyBase(config, logger);
   const messages = new MessagesService(
     gateways,
     repository,
     workflows,
     { defaultCountryCode: config.defaultCountryCode, defaultValiditySeconds: config.messages.defaultValiditySeconds },
     logger,
-    new SecretBox(secret, "message texts v1"),
+    textBox,
     lifecycle,
     backlog,
     metrics,
@@ -191,24 +201,30 @@ export async function createDeps(
     },
     logger,
   );
-  const hub = new DeviceHub({ presence, gateways, messages, logger, taskQueue: instanceTaskQueue, ...config.devices });
   const inbound = new InboundService(new InboundRepository(orm.em), gateways, events, config.defaultCountryCode);
-  hub.onReceived((gatewayId, sms) => inbound.receive(gatewayId, sms));
+  const hub = new DeviceHub({
+    connections,
+    presence,
+    gateways,
+    messages,
+    inbound: (gatewayId, sms) => inbound.receive(gatewayId, sms),
+    logger,
+    taskQueue: instanceTaskQueue,
+    ...config.devices,
+  });
   // Redis back after an outage (perhaps empty): the devices connected here are claimed again at once.
   redis.on("ready", () => {
     hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
   });
-  const stopDeviceControl = await startDeviceControl({ redis, hub, keys, gateways, logger, sweepMs: 10_000 });
-  const webhooks = new WebhookDispatcher(
-    new WebhookRepository(orm.em),
-    new SecretBox(secret),
-    events,
-    config.webhooks,
+  const stopDeviceControl = await startDeviceControl({ redis, connections, keys, gateways, logger, sweepMs: 10_000 });
+  const webhooks = new WebhookDispatcher(new WebhookRepository(orm.em), new SecretBox(secret), events, {
+    options: config.webhooks,
     logger,
     metrics,
-  );
-  if (tracing !== undefined) webhooks.followTraces((messageId) => repository.traceContext(messageId));
-  webhooks.start(createWebhookWorkflows(temporal, config));
+    workflows: createWebhookWorkflows(temporal, config),
+    // Traced: the deliveries of a message's events join the trace the message was accepted in.
+    ...(tracing === undefined ? {} : { traceOf: (messageId: string) => repository.traceContext(messageId) }),
+  });
   const otp = new OneTimePasswords(
     new OtpRepository(orm.em),
     messages,
@@ -217,8 +233,8 @@ export async function createDeps(
     { ...config.otp, defaultCountryCode: config.defaultCountryCode },
     logger,
     metrics,
+    createOtpWorkflows(temporal, config.temporalTaskQueue),
   );
-  otp.start(createOtpWorkflows(temporal, config.temporalTaskQueue));
   return {
     config,
     logger,
@@ -239,6 +255,8 @@ export async function createDeps(
     messages,
     lifecycle,
     messageRepository: repository,
+    connections,
+    pushHere,
     metrics,
     tracing,
     hub,

@@ -57,7 +57,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   await ensureDatabase(config.databaseUrl);
   const tracing = await startTracing(config.tracing);
   if (tracing !== undefined) logger.info({ endpoint: config.tracing?.endpoint }, "tracing on (OTLP)");
-  const deps = await createDeps(config, logger, temporal.address, tracing);
+  const deps = await createDeps(config, logger, temporal.address, { tracing, worker: options.worker });
   const applied = await migrate(deps.orm);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
@@ -98,7 +98,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
     async stop() {
       // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
       // their tasks.
-      deps.hub.closeAll("shutdown");
+      deps.connections.closeAll("shutdown");
       deps.fleet.close();
       // Give the channels a moment to tell their devices to reconnect elsewhere.
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,5 +1,7 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Client } from "@temporalio/client";
+import type { Redis } from "ioredis";
 import { ping } from "../db/orm.js";
-import type { Deps } from "../deps.js";
 
 type CheckName = "database" | "redis" | "temporal";
 
@@ -18,7 +20,10 @@ function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
 }
 
 /** Asks PostgreSQL, Redis and Temporal whether they answer, in parallel, each within `timeoutMs`. */
-export async function checkHealth(deps: Deps, timeoutMs = 2000): Promise<Health> {
+export async function checkHealth(
+  deps: { orm: MikroORM; redis: Pick<Redis, "ping">; temporal: Pick<Client, "workflowService"> },
+  timeoutMs = 2000,
+): Promise<Health> {
   const probes: Record<CheckName, () => Promise<unknown>> = {
     database: () => ping(deps.orm),
     redis: () => deps.redis.ping(),

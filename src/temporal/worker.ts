@@ -1,28 +1,51 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker, type WorkerOptions } from "@temporalio/worker";
-import type { Deps } from "../deps.js";
-import { createDeviceActivities, pushCommand } from "../modules/devices/index.js";
-import { createGatewayActivities } from "../modules/gateways/index.js";
-import { createMessageActivities } from "../modules/messages/index.js";
-import { createOtpActivities } from "../modules/otp/index.js";
-import { createWebhookActivities } from "../modules/webhooks/index.js";
-import { temporalTracing } from "../tracing.js";
+import { type NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
+import type { Config } from "../config.js";
+import { createDeviceActivities } from "../modules/devices/index.js";
+import { createGatewayActivities, type GatewayRegistry } from "../modules/gateways/index.js";
+import {
+  createMessageActivities,
+  type MessageLifecycle,
+  type MessagesService,
+  type PushCommand,
+} from "../modules/messages/index.js";
+import { createOtpActivities, type OneTimePasswords } from "../modules/otp/index.js";
+import { createWebhookActivities, type WebhookDispatcher } from "../modules/webhooks/index.js";
+import { type Tracing, temporalTracing } from "../tracing.js";
 import { webhookTaskQueue } from "./webhook-workflows.js";
+import type { FirstSteps } from "./workflow-calls.js";
 
 /** Where the workflow code starts (TypeScript sources, or the build's JavaScript); the worker bundles it. */
 export const workflowsPath = fileURLToPath(
   new URL(`../../workflows/index${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
 );
 
+/** What the workers need: the connection, and the services their activities call. */
+export interface WorkerServices {
+  readonly config: Config;
+  readonly temporalConnection: NativeConnection;
+  readonly tracing: Tracing | undefined;
+  /** This process's own task queue: pushes to the devices connected here run on it. */
+  readonly instanceTaskQueue: string;
+  readonly gateways: GatewayRegistry;
+  readonly messages: MessagesService;
+  readonly lifecycle: MessageLifecycle;
+  readonly webhooks: WebhookDispatcher;
+  readonly otp: OneTimePasswords;
+  readonly firstSteps: FirstSteps;
+  /** Hands a command to a phone connected to this process; false when it is not connected here. */
+  pushHere(command: PushCommand): Promise<boolean>;
+}
+
 /** Every shared activity, bound to the same services the API uses. */
-export function createActivities(deps: Deps) {
+export function createActivities(deps: WorkerServices) {
   return {
     ...createGatewayActivities(deps.gateways, (gatewayId) => deps.messages.gatewayLost(gatewayId)),
     ...createMessageActivities({
       lifecycle: deps.lifecycle,
       messages: deps.messages,
-      pushHere: (command) => pushCommand(deps.hub, deps.messages, command),
+      pushHere: deps.pushHere,
       firstStepDone: (messageId) => deps.firstSteps.done(messageId),
     }),
     ...createWebhookActivities(deps.webhooks),
@@ -34,7 +57,10 @@ export function createActivities(deps: Deps) {
  * A worker for one task queue on the process's one Temporal connection (each connection is another
  * set of buffers in the native core; its calls and polls share HTTP/2 streams well).
  */
-async function queueWorker(deps: Deps, options: Omit<WorkerOptions, "connection" | "namespace">): Promise<Worker> {
+async function queueWorker(
+  deps: WorkerServices,
+  options: Omit<WorkerOptions, "connection" | "namespace">,
+): Promise<Worker> {
   const { tracing } = deps;
   const otel = tracing === undefined ? undefined : await temporalTracing();
   return Worker.create({
@@ -64,11 +90,9 @@ async function queueWorker(deps: Deps, options: Omit<WorkerOptions, "connection"
  * client's connection, so that workflows this process starts begin here at once (eager start).
  */
 export async function createWorker(
-  deps: Deps,
+  deps: WorkerServices,
   options: { workflowBundle?: WorkerOptions["workflowBundle"]; taskQueue?: string } = {},
 ): Promise<Worker> {
-  // Message workflows started here take their first step here: the starter may wait for it.
-  deps.firstSteps.watching = true;
   return queueWorker(deps, {
     taskQueue: options.taskQueue ?? deps.config.temporalTaskQueue,
     activities: createActivities(deps),
@@ -92,10 +116,10 @@ export async function createWorker(
  * The worker for this instance's own task queue: it pushes commands to the devices connected here.
  * Every instance that serves the API runs one. Pushes only queue a frame, so many run at once.
  */
-export function createDeviceWorker(deps: Deps): Promise<Worker> {
+export function createDeviceWorker(deps: WorkerServices): Promise<Worker> {
   return queueWorker(deps, {
     taskQueue: deps.instanceTaskQueue,
-    activities: createDeviceActivities(deps.hub, deps.messages),
+    activities: createDeviceActivities(deps.pushHere),
     maxConcurrentActivityTaskExecutions: 500,
   });
 }
@@ -104,7 +128,7 @@ export function createDeviceWorker(deps: Deps): Promise<Worker> {
  * The worker that makes webhook HTTP calls, on its own task queue, so that slow or dead endpoints
  * take none of the slots message processing uses.
  */
-export function createWebhookWorker(deps: Deps): Promise<Worker> {
+export function createWebhookWorker(deps: WorkerServices): Promise<Worker> {
   return queueWorker(deps, {
     taskQueue: webhookTaskQueue(deps.config),
     activities: createWebhookActivities(deps.webhooks),

@@ -168,8 +168,10 @@ export class BoundedStarter {
  */
 export class FirstSteps {
   private readonly waiting = new Map<string, Set<() => void>>();
-  /** Whether this process runs the worker that takes the first steps (else nobody would say so). */
-  watching = false;
+  constructor(
+    /** Whether this process runs the worker that takes the first steps (else nobody would say so). */
+    private readonly watching: boolean,
+  ) {}
 
   /**
    * Runs `start` and, when it says that it handed the first task to this process's worker (an eager

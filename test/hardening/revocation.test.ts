@@ -140,9 +140,9 @@ describe("a gateway toggled inactive is given no new command", () => {
       });
     expect(await toggle()).toBe(false);
     // Nothing can reach it now, not even a push that was already on its way.
-    expect(server.deps.hub.push(gateway.id, { type: "send_sms", messageId: "m", recipient: "+1", message: "x" })).toBe(
-      false,
-    );
+    expect(
+      server.deps.connections.push(gateway.id, { type: "send_sms", messageId: "m", recipient: "+1", message: "x" }),
+    ).toBe(false);
     const sent = await rest(server, "POST", "/api/v1/sms/send", {
       key,
       body: { to: "+14155550124", message: "wait for me", gateway_id: gateway.deviceId },

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { KeysService } from "../keys/index.js";
-import type { DeviceHub } from "./device-hub.js";
+import type { DeviceConnections } from "./device-connections.js";
 
 /** What every instance must act on at once for the devices it holds. */
 export type DeviceControlEvent =
@@ -33,18 +33,18 @@ function parse(text: string): DeviceControlEvent | undefined {
  */
 export async function startDeviceControl(deps: {
   redis: Redis;
-  hub: DeviceHub;
-  keys: KeysService;
-  gateways: GatewayRegistry;
+  connections: DeviceConnections;
+  keys: Pick<KeysService, "forget" | "onRevoked" | "revokedAmong">;
+  gateways: Pick<GatewayRegistry, "onToggled">;
   logger: Logger;
   sweepMs: number;
 }): Promise<() => Promise<void>> {
-  const { hub, logger } = deps;
+  const { connections, logger } = deps;
   const apply = (event: DeviceControlEvent) => {
     if (event.type === "key_revoked") {
       deps.keys.forget(event.keyId);
-      hub.revokeKey(event.keyId);
-    } else hub.setActive(event.gatewayId, event.active);
+      connections.revokeKey(event.keyId);
+    } else connections.setActive(event.gatewayId, event.active);
   };
   const publish = (event: DeviceControlEvent) =>
     publishDeviceControl(deps.redis, event).catch((error: unknown) => {
@@ -70,7 +70,7 @@ export async function startDeviceControl(deps: {
 
   const sweep = setInterval(() => {
     deps.keys
-      .revokedAmong(hub.connectedKeyIds())
+      .revokedAmong(connections.connectedKeyIds())
       .then((revoked) => {
         for (const keyId of revoked) apply({ type: "key_revoked", keyId });
       })

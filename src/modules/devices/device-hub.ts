@@ -1,63 +1,25 @@
-import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { DomainError } from "../../shared/errors.js";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { MessagesService } from "../messages/index.js";
-import { CommandQueue } from "./command-queue.js";
-import type { ConnectedGateway, DeviceCommand, DeviceFrame, InboundSink } from "./device.types.js";
+import type { ConnectedGateway, DeviceFrame, InboundSink } from "./device.types.js";
+import { DeviceConnection, type DeviceConnections } from "./device-connections.js";
 import type { Presence } from "./presence.js";
-
-/** Why a connection ended. `shutdown` asks the device to reconnect elsewhere. */
-export type CloseReason = "device_closed" | "replaced" | "idle" | "shutdown" | "revoked";
-
-/** One live device connection: its commands and its liveness. */
-export class DeviceConnection {
-  readonly id = randomUUID();
-  readonly commands: CommandQueue;
-  lastSeenMs = Date.now();
-  lastTouchMs = 0;
-  /** The gateway is inactive: it keeps its connection but is given no new command. */
-  paused = false;
-  closeReason: CloseReason | undefined;
-  private readonly timers: NodeJS.Timeout[] = [];
-
-  constructor(
-    readonly gateway: ConnectedGateway,
-    capacity: number,
-    /** How the device is connected: the gRPC/Connect stream, or Action Cable. */
-    readonly channel: "stream" | "cable",
-  ) {
-    this.commands = new CommandQueue(capacity);
-  }
-
-  every(ms: number, tick: () => void): void {
-    const timer = setInterval(tick, ms);
-    timer.unref();
-    this.timers.push(timer);
-  }
-
-  /** Ends the connection's command stream; the channel then closes. */
-  close(reason: CloseReason): void {
-    if (this.closeReason !== undefined) return;
-    this.closeReason = reason;
-    for (const timer of this.timers) clearInterval(timer);
-    this.commands.close();
-  }
-}
 
 /**
  * The devices connected to this instance, whatever channel they use. It keeps their presence in
  * Redis, hands their frames to the domain, and pushes commands to them.
  */
 export class DeviceHub {
-  private readonly connections = new Map<number, DeviceConnection>();
-  private inbound: InboundSink | undefined;
-
   constructor(
     private readonly deps: {
+      /** Where commands are pushed; the hub adds and removes the connections. */
+      connections: DeviceConnections;
       presence: Presence;
-      gateways: GatewayRegistry;
-      messages: MessagesService;
+      gateways: Pick<GatewayRegistry, "touch" | "heartbeat" | "markDisconnected">;
+      messages: Pick<MessagesService, "unacknowledged" | "wakeQueued" | "acknowledge" | "report" | "gatewayLost">;
+      /** Where received SMS go (the inbound module). */
+      inbound: InboundSink;
       logger: Logger;
       /** This instance's Temporal task queue for pushes. */
       taskQueue: string;
@@ -67,11 +29,6 @@ export class DeviceHub {
       maxQueuedCommands: number;
     },
   ) {}
-
-  /** Where received SMS go (set by the inbound module). */
-  onReceived(sink: InboundSink): void {
-    this.inbound = sink;
-  }
 
   get heartbeatIntervalSeconds(): number {
     return this.deps.heartbeatIntervalSeconds;
@@ -83,8 +40,7 @@ export class DeviceHub {
    */
   async connect(gateway: ConnectedGateway, channel: "stream" | "cable"): Promise<DeviceConnection> {
     const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands, channel);
-    this.connections.get(gateway.gatewayId)?.close("replaced");
-    this.connections.set(gateway.gatewayId, connection);
+    this.deps.connections.add(connection);
     // Without Redis the device still connects; its presence is claimed as soon as Redis is back.
     await this.deps.presence
       .hold(gateway.gatewayId, this.deps.taskQueue, connection.id, connection.channel)
@@ -109,7 +65,7 @@ export class DeviceHub {
       // The database did not answer: no half-open connection stays to be given commands; the device
       // is refused (503 or Unavailable) and connects again.
       connection.close("device_closed");
-      if (this.connections.get(gateway.gatewayId) === connection) this.connections.delete(gateway.gatewayId);
+      this.deps.connections.remove(connection);
       await this.deps.presence.release(gateway.gatewayId, connection.id).catch(() => false);
       throw error;
     }
@@ -124,49 +80,6 @@ export class DeviceHub {
     }
     this.deps.logger.info({ deviceId: gateway.deviceId, connection: connection.id }, "device connected");
     return connection;
-  }
-
-  /** Whether a command for the gateway would be taken here now: connected to this instance and active. */
-  accepts(gatewayId: number): boolean {
-    const connection = this.connections.get(gatewayId);
-    return connection !== undefined && connection.closeReason === undefined && !connection.paused;
-  }
-
-  /** Queues a command for a gateway connected here: false when it is not, is inactive, or its queue is full. */
-  push(gatewayId: number, command: DeviceCommand): boolean {
-    const connection = this.connections.get(gatewayId);
-    return (
-      connection !== undefined &&
-      connection.closeReason === undefined &&
-      !connection.paused &&
-      connection.commands.push(command)
-    );
-  }
-
-  /** Ends at once every connection that authenticated with a key that was just revoked. */
-  revokeKey(keyId: number): void {
-    for (const connection of this.connections.values()) {
-      if (connection.gateway.keyId === keyId) connection.close("revoked");
-    }
-  }
-
-  /** Stops (or resumes) new commands to a gateway connected here, as its active flag says. */
-  setActive(gatewayId: number, active: boolean): void {
-    const connection = this.connections.get(gatewayId);
-    if (connection !== undefined) connection.paused = !active;
-  }
-
-  /** How many devices are connected here, by channel. */
-  connectedByChannel(): Record<"stream" | "cable", number> {
-    const counts = { stream: 0, cable: 0 };
-    for (const connection of this.connections.values())
-      if (connection.closeReason === undefined) counts[connection.channel]++;
-    return counts;
-  }
-
-  /** The keys the devices connected here authenticated with. */
-  connectedKeyIds(): number[] {
-    return [...new Set([...this.connections.values()].map((connection) => connection.gateway.keyId))];
   }
 
   /** Records that the device answered at the transport level (a WebSocket pong): it is alive. */
@@ -221,8 +134,7 @@ export class DeviceHub {
         await this.deps.messages.report(gatewayId, frame.messageId, frame.status, frame.errorMessage);
         return;
       case "message_received":
-        if (this.inbound === undefined) throw new Error("no inbound sink");
-        await this.inbound(gatewayId, frame);
+        await this.deps.inbound(gatewayId, frame);
         return;
     }
   }
@@ -244,7 +156,7 @@ export class DeviceHub {
   async disconnect(connection: DeviceConnection): Promise<void> {
     connection.close(connection.closeReason ?? "device_closed");
     const { gatewayId, deviceId } = connection.gateway;
-    if (this.connections.get(gatewayId) === connection) this.connections.delete(gatewayId);
+    this.deps.connections.remove(connection);
     if (connection.closeReason === "replaced") return;
     try {
       const released = await this.deps.presence.release(gatewayId, connection.id);
@@ -260,8 +172,7 @@ export class DeviceHub {
 
   /** Claims the presence of every device connected here again (Redis came back, perhaps empty). */
   async reclaimPresence(): Promise<void> {
-    for (const connection of this.connections.values()) {
-      if (connection.closeReason !== undefined) continue;
+    for (const connection of this.deps.connections.open()) {
       await this.deps.presence.hold(
         connection.gateway.gatewayId,
         this.deps.taskQueue,
@@ -269,10 +180,5 @@ export class DeviceHub {
         connection.channel,
       );
     }
-  }
-
-  /** Ends every connection (server shutdown): devices reconnect to another instance. */
-  closeAll(reason: CloseReason): void {
-    for (const connection of this.connections.values()) connection.close(reason);
   }
 }

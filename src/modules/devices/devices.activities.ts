@@ -1,18 +1,27 @@
 import { ApplicationFailure } from "@temporalio/common";
 import { inSpan, SpanKind } from "../../tracing.js";
-import type { MessagesService, PushCommand } from "../messages/index.js";
-import type { DeviceHub } from "./device-hub.js";
+import type { PushCommand } from "../messages/index.js";
+import type { DeviceConnections } from "./device-connections.js";
+
+/** Where a sealed message's text is opened (the messages module). */
+export interface SealedTexts {
+  textForDevice(messageId: string): Promise<string>;
+}
 
 /**
  * Hands a `send_sms` command to a phone connected to this process; false when it is not connected
  * here (or is inactive, or its queue is full). A `sealed` message's text is fetched and opened here,
  * right before the push, so that it never passes through a workflow's history.
  */
-export async function pushCommand(hub: DeviceHub, messages: MessagesService, command: PushCommand): Promise<boolean> {
-  if (!hub.accepts(command.gatewayId)) return false;
+export async function pushCommand(
+  connections: DeviceConnections,
+  texts: SealedTexts,
+  command: PushCommand,
+): Promise<boolean> {
+  if (!connections.accepts(command.gatewayId)) return false;
   return inSpan("device command send_sms", SpanKind.PRODUCER, { "smsgw.message_id": command.messageId }, async () => {
-    const message = command.sealed ? await messages.textForDevice(command.messageId) : command.message;
-    return hub.push(command.gatewayId, {
+    const message = command.sealed ? await texts.textForDevice(command.messageId) : command.message;
+    return connections.push(command.gatewayId, {
       type: "send_sms",
       messageId: command.messageId,
       recipient: command.recipient,
@@ -22,7 +31,7 @@ export async function pushCommand(hub: DeviceHub, messages: MessagesService, com
 }
 
 /** The activity that runs on the task queue of the instance holding a device. */
-export function createDeviceActivities(hub: DeviceHub, messages: MessagesService) {
+export function createDeviceActivities(pushHere: (command: PushCommand) => Promise<boolean>) {
   return {
     /** Queues a `send_sms` command for a device connected to this instance. */
     async pushToDevice(input: {
@@ -32,7 +41,7 @@ export function createDeviceActivities(hub: DeviceHub, messages: MessagesService
       message: string;
       sealed?: boolean;
     }): Promise<void> {
-      if (!(await pushCommand(hub, messages, { ...input, sealed: input.sealed === true }))) {
+      if (!(await pushHere({ ...input, sealed: input.sealed === true }))) {
         throw ApplicationFailure.nonRetryable("the gateway is not connected to this instance", "DeviceNotConnected");
       }
     },

@@ -1,5 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { DomainError } from "../../shared/errors.js";
 import type { Metrics } from "../../shared/metrics.js";
+import type { SecretBox } from "../../shared/secret-box.js";
 import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
@@ -29,7 +31,16 @@ export class MessageLifecycle {
     /** The gateways' owner, which counts what each sent. */
     private readonly gateways: { countSent(gatewayId: number, em: EntityManager): Promise<string | null> },
     private readonly metrics: Metrics,
+    /** Opens the text of a message that holds a secret: only the phone ever gets it in clear. */
+    private readonly box: SecretBox,
   ) {}
+
+  /** The text to hand a phone (a sealed message's text opened). */
+  async textForDevice(messageId: string): Promise<string> {
+    const row = await this.repository.texts(messageId);
+    if (row === undefined) throw new DomainError("not_found", "Message not found");
+    return row.sealed_body === null ? row.body : this.box.open(row.sealed_body);
+  }
 
   /**
    * Remembers what a message just stored (and committed) holds, so that its first dispatch needs not

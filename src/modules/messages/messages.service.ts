@@ -422,13 +422,6 @@ export class MessagesService {
     return this.repository.countDispatched(gatewayId);
   }
 
-  /** The text a phone is to send: the sealed text of a message that holds a secret, else its body. */
-  async textForDevice(messageId: string): Promise<string> {
-    const row = await this.repository.texts(messageId);
-    if (row === undefined) throw new DomainError("not_found", "Message not found");
-    return row.sealed_body === null ? row.body : this.box.open(row.sealed_body);
-  }
-
   /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
   async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
     const rows = await this.repository.unacknowledged(gatewayId);

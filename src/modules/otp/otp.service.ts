@@ -36,7 +36,6 @@ export { invalidCode };
 /** Sends and verifies one-time passwords. Only a keyed hash of each code is stored. */
 export class OneTimePasswords {
   private readonly hashKey: Buffer;
-  private workflows: OtpWorkflows | undefined;
 
   constructor(
     private readonly repository: OtpRepository,
@@ -46,13 +45,9 @@ export class OneTimePasswords {
     private readonly options: OtpOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    private readonly workflows: OtpWorkflows,
   ) {
     this.hashKey = Buffer.from(hkdfSync("sha256", secretKeyBase, "smsgw", "otp codes v1", 32));
-  }
-
-  /** Connects the OTP workflows. */
-  start(workflows: OtpWorkflows): void {
-    this.workflows = workflows;
   }
 
   /** The keyed hash of a code, bound to its OTP so that equal codes hash apart. */
@@ -144,7 +139,6 @@ export class OneTimePasswords {
       return message.id;
     });
     try {
-      if (this.workflows === undefined) throw new Error("OTP workflows are not connected");
       await this.workflows.start({ otpId, messageId, expiresAtMs: expiresAt.getTime() });
     } catch (error) {
       // The code is stored; its SMS is still sent by the message sweeper, and it expires by time.
@@ -176,7 +170,7 @@ export class OneTimePasswords {
     if (right) {
       if (await this.repository.markVerified(pending.id)) {
         this.workflows
-          ?.verified(pending.id)
+          .verified(pending.id)
           .catch((error: unknown) => this.logger.warn({ err: error }, "OTP verified signal failed"));
         return { verified: true };
       }

@@ -52,28 +52,32 @@ export interface WebhookOptions {
 
 /** Webhook endpoints, the fan-out of events to them, and each HTTP attempt. */
 export class WebhookDispatcher {
-  private workflows: WebhookWorkflows | undefined;
+  private readonly options: WebhookOptions;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly workflows: WebhookWorkflows;
+  /** With tracing on: how to find the trace a message was accepted in. */
+  private readonly traceOf: ((messageId: string) => Promise<string | null>) | undefined;
 
-  private traceOf: ((messageId: string) => Promise<string | null>) | undefined;
-
+  /** Made, it hands every event recorded from now on to the endpoints that want it. */
   constructor(
     private readonly repository: WebhookRepository,
     private readonly secrets: SecretBox,
-    private readonly events: EventsService,
-    private readonly options: WebhookOptions,
-    private readonly logger: Logger,
-    private readonly metrics: Metrics,
-  ) {}
-
-  /** With tracing on: how to find the trace a message was accepted in. */
-  followTraces(traceOf: (messageId: string) => Promise<string | null>): void {
-    this.traceOf = traceOf;
-  }
-
-  /** Connects the delivery workflows and starts handing every recorded event to the endpoints. */
-  start(workflows: WebhookWorkflows): void {
-    this.workflows = workflows;
-    this.events.listen(({ id, payload }) => {
+    private readonly events: Pick<EventsService, "listen" | "markDispatched" | "undispatched">,
+    parts: {
+      options: WebhookOptions;
+      logger: Logger;
+      metrics: Metrics;
+      workflows: WebhookWorkflows;
+      traceOf?: (messageId: string) => Promise<string | null>;
+    },
+  ) {
+    this.options = parts.options;
+    this.logger = parts.logger;
+    this.metrics = parts.metrics;
+    this.workflows = parts.workflows;
+    this.traceOf = parts.traceOf;
+    events.listen(({ id, payload }) => {
       // In the background: a slow Temporal never delays the code that emitted the event. Anything
       // not dispatched here the sweeper dispatches.
       this.dispatch(id, payload).catch((error: unknown) =>
@@ -217,9 +221,7 @@ export class WebhookDispatcher {
       await this.events.markDispatched(eventId);
       return;
     }
-    const workflows = this.workflows;
-    if (workflows === undefined) throw new Error("webhook workflows are not connected");
-    const start = () => workflows.start(rows.map((row) => row.id));
+    const start = () => this.workflows.start(rows.map((row) => row.id));
     // Traced: the deliveries of a message's events join the trace the message was accepted in.
     const messageId = payload.message_id;
     if (this.traceOf !== undefined && messageId !== undefined) {

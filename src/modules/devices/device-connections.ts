@@ -1,0 +1,120 @@
+import { randomUUID } from "node:crypto";
+import { CommandQueue } from "./command-queue.js";
+import type { ConnectedGateway, DeviceCommand } from "./device.types.js";
+
+/** Why a connection ended. `shutdown` asks the device to reconnect elsewhere. */
+export type CloseReason = "device_closed" | "replaced" | "idle" | "shutdown" | "revoked";
+
+/** One live device connection: its commands and its liveness. */
+export class DeviceConnection {
+  readonly id = randomUUID();
+  readonly commands: CommandQueue;
+  lastSeenMs = Date.now();
+  lastTouchMs = 0;
+  /** The gateway is inactive: it keeps its connection but is given no new command. */
+  paused = false;
+  closeReason: CloseReason | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly gateway: ConnectedGateway,
+    capacity: number,
+    /** How the device is connected: the gRPC/Connect stream, or Action Cable. */
+    readonly channel: "stream" | "cable",
+  ) {
+    this.commands = new CommandQueue(capacity);
+  }
+
+  every(ms: number, tick: () => void): void {
+    const timer = setInterval(tick, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** Ends the connection's command stream; the channel then closes. */
+  close(reason: CloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    for (const timer of this.timers) clearInterval(timer);
+    this.commands.close();
+  }
+}
+
+/**
+ * The live connections of this instance, one per gateway: where commands are pushed. It depends on
+ * nothing, so that whatever pushes commands (the first dispatch, the device activity) is built before
+ * the hub that takes the devices' frames to the domain.
+ */
+export class DeviceConnections {
+  private readonly byGateway = new Map<number, DeviceConnection>();
+
+  /** The connection holding a gateway here, if any. */
+  of(gatewayId: number): DeviceConnection | undefined {
+    return this.byGateway.get(gatewayId);
+  }
+
+  /** Makes `connection` the gateway's, closing an older one. */
+  add(connection: DeviceConnection): void {
+    this.byGateway.get(connection.gateway.gatewayId)?.close("replaced");
+    this.byGateway.set(connection.gateway.gatewayId, connection);
+  }
+
+  /** Forgets `connection` unless a newer one holds its gateway. */
+  remove(connection: DeviceConnection): void {
+    if (this.byGateway.get(connection.gateway.gatewayId) === connection)
+      this.byGateway.delete(connection.gateway.gatewayId);
+  }
+
+  /** Whether a command for the gateway would be taken here now: connected to this instance and active. */
+  accepts(gatewayId: number): boolean {
+    const connection = this.byGateway.get(gatewayId);
+    return connection !== undefined && connection.closeReason === undefined && !connection.paused;
+  }
+
+  /** Queues a command for a gateway connected here: false when it is not, is inactive, or its queue is full. */
+  push(gatewayId: number, command: DeviceCommand): boolean {
+    const connection = this.byGateway.get(gatewayId);
+    return (
+      connection !== undefined &&
+      connection.closeReason === undefined &&
+      !connection.paused &&
+      connection.commands.push(command)
+    );
+  }
+
+  /** Ends at once every connection that authenticated with a key that was just revoked. */
+  revokeKey(keyId: number): void {
+    for (const connection of this.byGateway.values()) {
+      if (connection.gateway.keyId === keyId) connection.close("revoked");
+    }
+  }
+
+  /** Stops (or resumes) new commands to a gateway connected here, as its active flag says. */
+  setActive(gatewayId: number, active: boolean): void {
+    const connection = this.byGateway.get(gatewayId);
+    if (connection !== undefined) connection.paused = !active;
+  }
+
+  /** How many devices are connected here, by channel. */
+  connectedByChannel(): Record<"stream" | "cable", number> {
+    const counts = { stream: 0, cable: 0 };
+    for (const connection of this.byGateway.values())
+      if (connection.closeReason === undefined) counts[connection.channel]++;
+    return counts;
+  }
+
+  /** The keys the devices connected here authenticated with. */
+  connectedKeyIds(): number[] {
+    return [...new Set([...this.byGateway.values()].map((connection) => connection.gateway.keyId))];
+  }
+
+  /** The connections still open. */
+  open(): DeviceConnection[] {
+    return [...this.byGateway.values()].filter((connection) => connection.closeReason === undefined);
+  }
+
+  /** Ends every connection (server shutdown): devices reconnect to another instance. */
+  closeAll(reason: CloseReason): void {
+    for (const connection of this.byGateway.values()) connection.close(reason);
+  }
+}
