@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Sql } from "../../db/sql.js";
+import { Sql, type Tx } from "../../db/sql.js";
 import type { EventPayload } from "./event.types.js";
 
 /** An event as recorded: its id, its payload, and whether it needs no webhook (no endpoint wants it). */
@@ -22,7 +22,7 @@ export class EventRepository {
    * type, so a repeated one records nothing. An event no active endpoint wants is recorded as already
    * dispatched, so that it costs no further statement. Returns those recorded, in order.
    */
-  record(payloads: readonly EventPayload[], em?: EntityManager): Promise<RecordedEvent[]> {
+  record(payloads: readonly EventPayload[], em?: Tx): Promise<RecordedEvent[]> {
     return this.sql.all<RecordedEvent>(
       `insert into events (type, message_id, payload, dispatched_at)
        select e.type, e.message_id, e.payload,

@@ -1,4 +1,4 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Tx } from "../../db/sql.js";
 import type { EventRepository, RecordedEvent } from "./event.repository.js";
 import type { EventPayload } from "./event.types.js";
 
@@ -33,7 +33,7 @@ export class EventsService {
    * Records events in the caller's transaction (a message's state change and its events commit
    * together). The caller tells listeners with `recorded` once the transaction has committed.
    */
-  record(payloads: readonly EventPayload[], em: EntityManager): Promise<RecordedEvent[]> {
+  record(payloads: readonly EventPayload[], em: Tx): Promise<RecordedEvent[]> {
     return this.repository.record(payloads, em);
   }
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Sql } from "../../db/sql.js";
+import { Sql, type Tx } from "../../db/sql.js";
 import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
 
 /** A gateway's row as an event about it needs it. */
@@ -30,9 +30,9 @@ export class GatewayRepository {
     this.sql = new Sql(em);
   }
 
-  /** Runs `work` in one transaction (the registration of a gateway and its key). */
+  /** Runs `work` in one transaction of the ORM's (the registration of a gateway and its key). */
   transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.sql.transaction(work);
+    return this.em.fork().transactional(work);
   }
 
   /** Stores a new gateway in `em`'s transaction. */
@@ -130,25 +130,25 @@ export class GatewayRepository {
   }
 
   /** Counts one SMS sent on the gateway, in `em`'s transaction; returns its device id. */
-  async countSent(gatewayId: number, em: EntityManager): Promise<string | null> {
+  async countSent(gatewayId: number, tx: Tx): Promise<string | null> {
     const row = await this.sql.one<{ device_id: string }>(
       `update gateways set messages_sent_today = messages_sent_today + 1,
               total_messages_sent = total_messages_sent + 1, updated_at = now()
         where id = ? returning device_id`,
       [gatewayId],
-      em,
+      tx,
     );
     return row?.device_id ?? null;
   }
 
   /** Counts one SMS received on the gateway, in `em`'s transaction; returns its device id. */
-  async countReceived(gatewayId: number, em: EntityManager): Promise<string | null> {
+  async countReceived(gatewayId: number, tx: Tx): Promise<string | null> {
     const row = await this.sql.one<{ device_id: string }>(
       `update gateways set messages_received_today = messages_received_today + 1,
               total_messages_received = total_messages_received + 1, updated_at = now()
         where id = ? returning device_id`,
       [gatewayId],
-      em,
+      tx,
     );
     return row?.device_id ?? null;
   }

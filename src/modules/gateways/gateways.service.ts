@@ -1,5 +1,5 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
@@ -182,13 +182,13 @@ export class GatewayRegistry {
   }
 
   /** Counts one SMS the gateway sent, in the caller's transaction; returns its device id. */
-  countSent(gatewayId: number, em: EntityManager): Promise<string | null> {
-    return this.repository.countSent(gatewayId, em);
+  countSent(gatewayId: number, tx: Tx): Promise<string | null> {
+    return this.repository.countSent(gatewayId, tx);
   }
 
   /** Counts one SMS the gateway received, in the caller's transaction; returns its device id. */
-  countReceived(gatewayId: number, em: EntityManager): Promise<string | null> {
-    return this.repository.countReceived(gatewayId, em);
+  countReceived(gatewayId: number, tx: Tx): Promise<string | null> {
+    return this.repository.countReceived(gatewayId, tx);
   }
 
   /** Resets every gateway's daily counters (at midnight); returns how many gateways. */

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Sql } from "../../db/sql.js";
+import { Sql, type Tx } from "../../db/sql.js";
 
 /** A stored inbound SMS. */
 export interface InboundRow {
@@ -26,7 +26,7 @@ export class InboundRepository {
     this.sql = new Sql(em);
   }
 
-  transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+  transaction<T>(work: (em: Tx) => Promise<T>): Promise<T> {
     return this.sql.transaction(work);
   }
 
@@ -36,7 +36,7 @@ export class InboundRepository {
     sender: string,
     body: string,
     windowSeconds: number,
-    em: EntityManager,
+    em: Tx,
   ): Promise<string | undefined> {
     const row = await this.sql.one<{ id: string }>(
       `select id from inbound_messages where gateway_id = ? and sender = ? and body = ?
@@ -50,7 +50,7 @@ export class InboundRepository {
   /** Stores an SMS; undefined when one with the same digest is stored already. */
   insert(
     sms: { id: string; gatewayId: number; sender: string; body: string; receivedAt: Date; digest: string },
-    em: EntityManager,
+    em: Tx,
   ): Promise<InboundRow | undefined> {
     return this.sql.one(
       `insert into inbound_messages (id, gateway_id, sender, body, received_at, dedupe_digest)
@@ -61,7 +61,7 @@ export class InboundRepository {
     );
   }
 
-  async idByDigest(digest: string, em: EntityManager): Promise<string | undefined> {
+  async idByDigest(digest: string, em: Tx): Promise<string | undefined> {
     return (await this.sql.one<{ id: string }>("select id from inbound_messages where dedupe_digest = ?", [digest], em))
       ?.id;
   }

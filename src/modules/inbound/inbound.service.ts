@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Tx } from "../../db/sql.js";
 import { invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
@@ -40,7 +40,7 @@ export class InboundService {
   constructor(
     private readonly repository: InboundRepository,
     /** The gateways' owner, which counts what each received. */
-    private readonly gateways: { countReceived(gatewayId: number, em: EntityManager): Promise<string | null> },
+    private readonly gateways: { countReceived(gatewayId: number, em: Tx): Promise<string | null> },
     private readonly events: Pick<EventsService, "emit">,
     private readonly defaultCountryCode: string,
   ) {}

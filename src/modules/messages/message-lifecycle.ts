@@ -1,4 +1,4 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { Tx } from "../../db/sql.js";
 import { DomainError } from "../../shared/errors.js";
 import type { Metrics } from "../../shared/metrics.js";
 import type { SecretBox } from "../../shared/secret-box.js";
@@ -6,7 +6,7 @@ import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
 import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueResult } from "./message.repository.js";
-import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
+import type { AttemptInput, AttemptStart, DeviceReport, MessageStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
 
@@ -14,6 +14,32 @@ export type { MessagePlan } from "./message.repository.js";
 const maxFreshPlans = tuning.freshPlans.value;
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
+
+// The path of a message, and where each step is decided: here, in this one module (the workflow in
+// workflows/message-lifecycle.workflow.ts only waits, times out and retries, calling these methods
+// through thin activities).
+//
+//   POST /sms/send ─ MessagesService.send: checked, stored (one insert for sends that arrive together)
+//        │
+//        ├─ 202 to the client ◄──────────── nothing on the accept path waits for Temporal
+//        │
+//        ├─ the starter: dispatchFirst ──┐  when the phone is connected to this process
+//        └─ the workflow: begin ─────────┤  (whichever comes first; the other carries on with it)
+//                                        ▼
+//                               startAttempt: pick (GatewayPicker, one Redis call)
+//                                             → dispatch (one statement, guarded by `transitions`)
+//                                             → pushHere (the devices module: a frame on the phone's stream)
+//                                               or the device activity on the instance holding the phone
+//                                        │
+//   phone ─ ack ─────────────────► acknowledge   (it holds the message: never given to another phone)
+//   phone ─ report sent ─────────► report → markSent      ┐ one transaction: the message (this module),
+//   phone ─ report delivered ────► report → markDelivered ┘ its gateway's count (gateways), its events (events)
+//   phone ─ report failed ───────► report → markFailed (sent) or the attempt failed → requeue (fail over)
+//   no report in time / phone lost ─► the workflow: requeue → startAttempt on another gateway, with backoff
+//
+// The state machine itself is `transitions` in message.repository.ts: every statement that moves a
+// message is conditional on the statuses it may leave, so a retried step or a repeated report moves
+// nothing twice.
 
 /**
  * The state changes of a message, each one conditional on the state it leaves (the repository's
@@ -29,7 +55,7 @@ export class MessageLifecycle {
     private readonly picker: GatewayPicker,
     private readonly events: Pick<EventsService, "emit" | "record" | "recorded">,
     /** The gateways' owner, which counts what each sent. */
-    private readonly gateways: { countSent(gatewayId: number, em: EntityManager): Promise<string | null> },
+    private readonly gateways: { countSent(gatewayId: number, em: Tx): Promise<string | null> },
     private readonly metrics: Metrics,
     /** Opens the text of a message that holds a secret: only the phone ever gets it in clear. */
     private readonly box: SecretBox,
@@ -91,6 +117,42 @@ export class MessageLifecycle {
     }
     const pushed = await pushHere(this.command(input, pick.gatewayId));
     return { ...pick, kind: "dispatched", attempt, pushed };
+  }
+
+  /**
+   * The workflow's first step: loads the message's plan (which is how the sweeper learns that its
+   * workflow runs) and, when it is due now, starts its first attempt, so that on the happy path the
+   * whole dispatch is this one step. A gateway that holds it already (the workflow started again after
+   * its worker died, or this step ran again, or the starter made the first attempt) carries on with
+   * that attempt; the command goes again only if never acknowledged, and not when the starter handed
+   * it to the phone itself (`pushed`).
+   */
+  async begin(
+    messageId: string,
+    pushed: number | undefined,
+    pushHere: (command: PushCommand) => Promise<boolean>,
+  ): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> {
+    const plan = await this.plan(messageId);
+    if (plan === null) return { plan, first: null };
+    const input = {
+      messageId,
+      attempt: plan.attempts + 1,
+      preferredGatewayId: plan.preferredGatewayId,
+      triedGatewayIds: [],
+      recipient: plan.recipient,
+      body: plan.body,
+      sealed: plan.sealed,
+    };
+    if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
+      const push = plan.status === "dispatched" && plan.acked !== true && plan.attempts !== pushed;
+      return {
+        plan,
+        first: await this.resume({ ...input, attempt: plan.attempts }, plan.gatewayId, push, pushHere),
+      };
+    }
+    const due = plan.sendAtMs === null || plan.sendAtMs <= Date.now();
+    if (!due || plan.status !== "queued") return { plan, first: null };
+    return { plan, first: await this.startAttempt(input, pushHere) };
   }
 
   /**
@@ -237,6 +299,73 @@ export class MessageLifecycle {
     this.metrics.messageOutcome("delivered", deviceId);
     this.metrics.delivered((Date.parse(moved.delivered_at ?? moved.sent_at) - Date.parse(moved.created_at)) / 1000);
     return { moved: true, workflowRunning: moved.workflow_started_at !== null };
+  }
+
+  /**
+   * Records a device's report and says what the message's workflow must hear of it (undefined:
+   * nothing, it reads the database when its wait runs out). The transition is tried first: on the
+   * happy path that is the only statement. A report on a message never given to this gateway is
+   * refused.
+   *
+   * | report    | the message is                 | becomes                                             |
+   * | --------- | ------------------------------ | --------------------------------------------------- |
+   * | sent      | queued, dispatched             | sent (counted, `sms_sent`)                          |
+   * | delivered | queued, dispatched, sent       | delivered (counted unless sent, `sms_delivered`)    |
+   * | failed    | sent, on this gateway          | failed for good: sending again could reach twice    |
+   * | failed    | dispatched                     | the attempt is marked failed: it may fail over      |
+   * | any       | past that, or on another phone | nothing (a repeated or late report)                 |
+   */
+  async report(
+    gatewayId: number,
+    messageId: string,
+    status: "sent" | "delivered" | "failed",
+    error: string | null,
+  ): Promise<DeviceReport | undefined> {
+    if (status === "sent") {
+      if (!(await this.markSent(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
+      return undefined;
+    }
+    if (status === "delivered") {
+      const { moved, workflowRunning } = await this.markDelivered(messageId, gatewayId);
+      if (!moved) await this.reportable(gatewayId, messageId);
+      // A workflow that has not loaded its message yet will find it delivered: no signal needed.
+      return workflowRunning ? { status, gatewayId, error: null } : undefined;
+    }
+    const current = await this.reportable(gatewayId, messageId);
+    const final = current.status === "sent" && current.gatewayId === gatewayId;
+    const reason = error ?? "delivery failed";
+    if (final) await this.markFailed(messageId, reason);
+    else await this.repository.recordFailureReport(messageId, gatewayId, reason);
+    return { status, gatewayId, error, final };
+  }
+
+  /**
+   * Records that a gateway took a command. Refused when the message is not that gateway's to send
+   * (it went elsewhere meanwhile, or ended): the phone is told not to send it.
+   */
+  async acknowledge(gatewayId: number, messageId: string): Promise<void> {
+    const { held, status } = await this.repository.acknowledge(messageId, gatewayId);
+    if (held) return;
+    if (status === null) throw new DomainError("not_found", "Message not found");
+    throw new DomainError(
+      "permission_denied",
+      status === "queued" || status === "dispatched"
+        ? "This message is no longer assigned to this gateway: do not send it"
+        : `This message is ${status}: do not send it`,
+    );
+  }
+
+  /** The message a gateway reports on, refused when it does not exist or was never given to that gateway. */
+  private async reportable(
+    gatewayId: number,
+    messageId: string,
+  ): Promise<{ status: MessageStatus; gatewayId: number | null }> {
+    const row = await this.repository.forReport(messageId, gatewayId);
+    if (row === undefined) throw new DomainError("not_found", "Message not found");
+    if (row.gateway_id !== gatewayId && !row.tried) {
+      throw new DomainError("permission_denied", "This message was not sent through this gateway");
+    }
+    return { status: row.status, gatewayId: row.gateway_id };
   }
 
   /** The message failed for good. */

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Sql } from "../../db/sql.js";
+import { Sql, type Tx } from "../../db/sql.js";
 import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
 import type { MessageStatus, MessageView } from "./message.types.js";
@@ -277,16 +277,16 @@ export class MessageRepository {
   }
 
   /** Runs `work` in one transaction: a batch of sends, or a report with what it records elsewhere. */
-  transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+  transaction<T>(work: (em: Tx) => Promise<T>): Promise<T> {
     return this.statements.transaction(work);
   }
 
-  private sql<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T[]> {
+  private sql<T>(query: string, params: unknown[] = [], em?: Tx): Promise<T[]> {
     return this.statements.all<T>(query, params, em);
   }
 
   /** The first row a statement returns, if any. */
-  private async one<T>(query: string, params: unknown[] = [], em?: EntityManager): Promise<T | undefined> {
+  private async one<T>(query: string, params: unknown[] = [], em?: Tx): Promise<T | undefined> {
     return (await this.sql<T>(query, params, em))[0];
   }
 
@@ -302,7 +302,7 @@ export class MessageRepository {
    * Outside a transaction, messages sent at the same moment are stored by one statement (each is
    * durable once its promise resolves, as alone).
    */
-  async insert(message: NewMessage, em?: EntityManager): Promise<MessageRow | undefined> {
+  async insert(message: NewMessage, em?: Tx): Promise<MessageRow | undefined> {
     if (em === undefined) return this.inserts.add(message);
     return this.one<MessageRow>(
       insertOneSql,
@@ -328,7 +328,7 @@ export class MessageRepository {
   async findByIdempotencyKey(
     clientKeyId: number,
     idempotencyKey: string | null,
-    em?: EntityManager,
+    em?: Tx,
   ): Promise<MessageRow | undefined> {
     return this.one<MessageRow>(
       "select * from messages where client_key_id = ? and idempotency_key = ?",
@@ -490,7 +490,7 @@ export class MessageRepository {
    * Sent, in `em`'s transaction: moved and its attempt closed, in one statement. Returns the moved
    * message (for its event and its gateway's count), or undefined for a repeated or late report.
    */
-  async markSent(messageId: string, gatewayId: number, em: EntityManager): Promise<MovedMessage | undefined> {
+  async markSent(messageId: string, gatewayId: number, em: Tx): Promise<MovedMessage | undefined> {
     return this.one<MovedMessage>(
       `with m as (
          update messages m set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
@@ -510,7 +510,7 @@ export class MessageRepository {
    * Delivered, in `em`'s transaction: moved, and its attempt closed when no sent report came first,
    * in one statement. Returns the moved message with the status it left, or undefined.
    */
-  async markDelivered(messageId: string, gatewayId: number, em: EntityManager): Promise<MovedMessage | undefined> {
+  async markDelivered(messageId: string, gatewayId: number, em: Tx): Promise<MovedMessage | undefined> {
     return this.one<MovedMessage>(
       // The joined row is read before the update, so `was` is the status it leaves.
       `with m as (

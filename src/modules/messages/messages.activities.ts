@@ -15,36 +15,6 @@ export function createMessageActivities(deps: {
 }) {
   const { lifecycle } = deps;
   const startAttempt = (input: AttemptInput): Promise<AttemptStart> => lifecycle.startAttempt(input, deps.pushHere);
-  const begin = async (
-    messageId: string,
-    pushed: number | undefined,
-  ): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
-    const plan = await lifecycle.plan(messageId);
-    if (plan === null) return { plan, first: null };
-    const input = {
-      messageId,
-      attempt: plan.attempts + 1,
-      preferredGatewayId: plan.preferredGatewayId,
-      triedGatewayIds: [],
-      recipient: plan.recipient,
-      body: plan.body,
-      sealed: plan.sealed,
-    };
-    // A gateway holds it already (the workflow started again after its worker died, or this step ran
-    // again, or the starter made the first attempt): carry on with that attempt; the command goes
-    // again only if never acknowledged, and not when the starter handed it to the phone itself.
-    if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
-      const { gatewayId } = plan;
-      const push = plan.status === "dispatched" && plan.acked !== true && plan.attempts !== pushed;
-      return {
-        plan,
-        first: await lifecycle.resume({ ...input, attempt: plan.attempts }, gatewayId, push, deps.pushHere),
-      };
-    }
-    const due = plan.sendAtMs === null || plan.sendAtMs <= Date.now();
-    if (!due || plan.status !== "queued") return { plan, first: null };
-    return { plan, first: await startAttempt(input) };
-  };
   return {
     /**
      * Loads the message's plan and, when it is due now, starts its first attempt: on the happy path
@@ -56,7 +26,7 @@ export function createMessageActivities(deps: {
       pushed?: number;
     }): Promise<{ plan: MessagePlan | null; first: AttemptStart | null }> => {
       try {
-        return await begin(input.messageId, input.pushed);
+        return await lifecycle.begin(input.messageId, input.pushed, deps.pushHere);
       } finally {
         deps.firstStepDone?.(input.messageId);
       }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
+import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import { newMessageId } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -147,12 +147,12 @@ export class MessagesService {
   private async store(
     caller: Caller,
     checked: CheckedSend[],
-    outer?: EntityManager,
+    outer?: Tx,
   ): Promise<{ view: MessageView; created: boolean }[]> {
     // Refused before anything is written when too many messages already wait for a gateway.
     this.backlog.admit(caller.keyId, checked.length);
 
-    const work = async (em?: EntityManager) => {
+    const work = async (em?: Tx) => {
       const out: { view: MessageView; created: boolean }[] = [];
       for (const item of checked) {
         const row = await this.repository.insert(
@@ -240,7 +240,7 @@ export class MessagesService {
    * stored, listed and put in events.
    */
   async storeWithin(
-    em: EntityManager,
+    em: Tx,
     caller: Caller,
     input: SendInput & { to: string; secretMessage?: string },
   ): Promise<MessageView> {
@@ -354,29 +354,8 @@ export class MessagesService {
     if (status !== "sent" && status !== "delivered" && status !== "failed") {
       throw invalid("status must be sent, delivered or failed");
     }
-    // The transition is tried first: on the happy path that is the only statement. Once the report
-    // is recorded, the workflow is told in the background (the device's receipt does not wait for
-    // Temporal); when it cannot be told, it reads the recorded report when its wait runs out.
-    if (status === "sent") {
-      // The workflow needs no word of it: when its wait runs out, the database tells it.
-      if (!(await this.lifecycle.markSent(messageId, gatewayId))) await this.reportable(gatewayId, messageId);
-      return;
-    }
-    if (status === "delivered") {
-      const { moved, workflowRunning } = await this.lifecycle.markDelivered(messageId, gatewayId);
-      if (!moved) await this.reportable(gatewayId, messageId);
-      // A workflow that has not loaded its message yet will find it delivered: no signal needed.
-      if (workflowRunning) this.tell(messageId, { status, gatewayId, error: null });
-      return;
-    }
-    const current = await this.reportable(gatewayId, messageId);
-    // A failure after the phone sent it ends the message: sending again could reach the person twice.
-    const final = current.status === "sent" && current.gatewayId === gatewayId;
-    const reason = error ?? "delivery failed";
-    if (final) await this.lifecycle.markFailed(messageId, reason);
-    // Else recorded on the attempt: the message may now go to another gateway.
-    else await this.repository.recordFailureReport(messageId, gatewayId, reason);
-    this.tell(messageId, { status, gatewayId, error, final });
+    const signal = await this.lifecycle.report(gatewayId, messageId, status, error);
+    if (signal !== undefined) this.tell(messageId, signal);
   }
 
   /** Signals a recorded report to the message's workflow, without waiting; a failure is logged. */
@@ -386,19 +365,6 @@ export class MessagesService {
     });
   }
 
-  /** The message a gateway reports on, refused when it does not exist or was never given to that gateway. */
-  private async reportable(
-    gatewayId: number,
-    messageId: string,
-  ): Promise<{ status: MessageView["status"]; gatewayId: number | null }> {
-    const row = await this.repository.forReport(messageId, gatewayId);
-    if (row === undefined) throw new DomainError("not_found", "Message not found");
-    if (row.gateway_id !== gatewayId && !row.tried) {
-      throw new DomainError("permission_denied", "This message was not sent through this gateway");
-    }
-    return { status: row.status, gatewayId: row.gateway_id };
-  }
-
   /**
    * Records that a gateway has taken a command; acknowledged commands are not sent again, and the
    * message is not given to another gateway unless this one reports a failure. Refused when the
@@ -406,15 +372,7 @@ export class MessagesService {
    */
   async acknowledge(gatewayId: number, messageId: string): Promise<void> {
     if (messageId.trim() === "") throw missing("message_id");
-    const { held, status } = await this.repository.acknowledge(messageId, gatewayId);
-    if (held) return;
-    if (status === null) throw new DomainError("not_found", "Message not found");
-    throw new DomainError(
-      "permission_denied",
-      status === "queued" || status === "dispatched"
-        ? "This message is no longer assigned to this gateway: do not send it"
-        : `This message is ${status}: do not send it`,
-    );
+    await this.lifecycle.acknowledge(gatewayId, messageId);
   }
 
   /** How many messages are assigned to this gateway and not yet reported sent. */

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Sql } from "../../db/sql.js";
+import { Sql, type Tx } from "../../db/sql.js";
 
 /** The pending code a verification is checked against. */
 export interface PendingRow {
@@ -20,17 +20,17 @@ export class OtpRepository {
     this.sql = new Sql(em);
   }
 
-  transaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+  transaction<T>(work: (em: Tx) => Promise<T>): Promise<T> {
     return this.sql.transaction(work);
   }
 
   /** Holds, until `em`'s transaction ends, the lock that lets one send at a time through per number. */
-  async lockPhone(phone: string, em: EntityManager): Promise<void> {
+  async lockPhone(phone: string, em: Tx): Promise<void> {
     await this.sql.all("select pg_advisory_xact_lock(hashtext(?))", [`otp:${phone}`], em);
   }
 
   /** Of the last hour's codes under `limit`, how many (up to `max`) and when the oldest of those was made. */
-  async recent(limit: OtpLimit, max: number, em: EntityManager): Promise<{ count: number; oldest: string | null }> {
+  async recent(limit: OtpLimit, max: number, em: Tx): Promise<{ count: number; oldest: string | null }> {
     const [where, value] =
       "phone" in limit
         ? ["phone_number = ?", limit.phone]
@@ -48,7 +48,7 @@ export class OtpRepository {
   }
 
   /** Replaces the pending code for a number and purpose, if any. */
-  async replacePending(phone: string, purpose: string, em: EntityManager): Promise<void> {
+  async replacePending(phone: string, purpose: string, em: Tx): Promise<void> {
     await this.sql.all(
       "update otp_codes set status = 'replaced' where phone_number = ? and purpose = ? and status = 'pending'",
       [phone, purpose],
@@ -67,7 +67,7 @@ export class OtpRepository {
       messageId: string;
       expiresAt: Date;
     },
-    em: EntityManager,
+    em: Tx,
   ): Promise<void> {
     await this.sql.all(
       `insert into otp_codes (id, client_key_id, phone_number, purpose, code_hash, max_attempts, message_id, expires_at)

@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync, randomInt, timingSafeEqual } from "node:crypto";
-import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
+import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
@@ -64,7 +64,7 @@ export class OneTimePasswords {
   }
 
   /** Refuses the send when a rolling-hour limit is reached, saying when to try again. */
-  private async checkLimits(em: EntityManager, caller: Caller, phone: string): Promise<void> {
+  private async checkLimits(em: Tx, caller: Caller, phone: string): Promise<void> {
     const prefix = phone.slice(0, 1 + this.options.prefixDigits);
     const limits: [OtpLimit, number][] = [
       [{ phone }, this.options.maxPerPhonePerHour],
