@@ -203,6 +203,8 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     pid: server.pid ?? 0,
     deviceAt,
     deliveredTimes,
+    /** How many commands each phone has been given so far. */
+    spread: () => phones.map((phone) => phone.tally.commands),
     async stop() {
       await Promise.all(phones.map((phone) => phone.disconnect()));
       await stopChild(server);
@@ -367,6 +369,8 @@ async function main(): Promise<void> {
   const burstStart = Math.min(...burst.sent.map((s) => s.sentAt));
   const burstDelivered = await run.deliveredTimes(burstIds, 600_000);
   const drainSeconds = (Math.max(...burstDelivered.values()) - burstStart) / 1000;
+  // Equally loaded phones take turns: the burst's commands per phone (a failover or resend counts too).
+  const spread = run.spread();
   const cpuMs = { server: cpu.server(), temporal: cpu.temporal(), postgres: cpu.postgres() };
   const peaks = memory.stop();
   const acceptRate = accepted.length / burst.seconds;
@@ -425,6 +429,7 @@ async function main(): Promise<void> {
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
     `  server CPU while the burst was sent: ${(acceptingCpuMs / Math.max(1, accepted.length)).toFixed(2)} ms per accepted send (the starter's work in that time included)`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
+    `  commands per phone (${spread.length} equally loaded, send cap raised): min ${Math.min(...spread)}, max ${Math.max(...spread)} (a fair share is ${Math.round(burstDelivered.size / Math.max(1, spread.length))})`,
     `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
     `peak RSS under the burst: server ${peaks.server?.total} MiB, Temporal dev server ${peaks.temporal?.total} MiB (of which pages of their binaries and libraries: ${peaks.server?.file} and ${peaks.temporal?.file} MiB)`,
     `steady 2 msg/s for ${steadySeconds} s, from ${settleMs / 1000} s after the burst drained:`,

@@ -284,7 +284,7 @@ export class MessageLifecycle {
       if (moved === undefined) return undefined;
       const deviceId =
         moved.was === "sent"
-          ? ((await this.repository.deviceIdOf(moved.gateway_id)) ?? null)
+          ? ((await this.repository.deviceIdOf(moved.gateway_id, em)) ?? null)
           : await this.gateways.countSent(moved.gateway_id, em);
       const events = await this.events.record(
         [messageEvent("sms_sent", moved, deviceId), messageEvent("sms_delivered", moved, deviceId)],

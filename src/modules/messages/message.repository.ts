@@ -674,8 +674,8 @@ export class MessageRepository {
   }
 
   /** A gateway's device id. */
-  async deviceIdOf(gatewayId: number): Promise<string | undefined> {
-    return (await this.one<{ device_id: string }>("select device_id from gateways where id = ?", [gatewayId]))
+  async deviceIdOf(gatewayId: number, tx?: Tx): Promise<string | undefined> {
+    return (await this.one<{ device_id: string }>("select device_id from gateways where id = ?", [gatewayId], tx))
       ?.device_id;
   }
 
