@@ -2,6 +2,14 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
 import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
 
+/** The statements that count one SMS on a gateway, today and in all. */
+const countSql = {
+  sent: `update gateways set messages_sent_today = messages_sent_today + 1,
+              total_messages_sent = total_messages_sent + 1, updated_at = now() where id = ? returning device_id`,
+  received: `update gateways set messages_received_today = messages_received_today + 1,
+              total_messages_received = total_messages_received + 1, updated_at = now() where id = ? returning device_id`,
+};
+
 /** A gateway's row as an event about it needs it. */
 export interface GatewayStatusRow {
   device_id: string;
@@ -129,27 +137,9 @@ export class GatewayRepository {
     );
   }
 
-  /** Counts one SMS sent on the gateway, in `em`'s transaction; returns its device id. */
-  async countSent(gatewayId: number, tx: Tx): Promise<string | null> {
-    const row = await this.sql.one<{ device_id: string }>(
-      `update gateways set messages_sent_today = messages_sent_today + 1,
-              total_messages_sent = total_messages_sent + 1, updated_at = now()
-        where id = ? returning device_id`,
-      [gatewayId],
-      tx,
-    );
-    return row?.device_id ?? null;
-  }
-
-  /** Counts one SMS received on the gateway, in `em`'s transaction; returns its device id. */
-  async countReceived(gatewayId: number, tx: Tx): Promise<string | null> {
-    const row = await this.sql.one<{ device_id: string }>(
-      `update gateways set messages_received_today = messages_received_today + 1,
-              total_messages_received = total_messages_received + 1, updated_at = now()
-        where id = ? returning device_id`,
-      [gatewayId],
-      tx,
-    );
+  /** Counts one SMS sent (or received) on the gateway, in `tx`; returns its device id. */
+  async count(gatewayId: number, direction: "sent" | "received", tx: Tx): Promise<string | null> {
+    const row = await this.sql.one<{ device_id: string }>(countSql[direction], [gatewayId], tx);
     return row?.device_id ?? null;
   }
 

@@ -183,12 +183,12 @@ export class GatewayRegistry {
 
   /** Counts one SMS the gateway sent, in the caller's transaction; returns its device id. */
   countSent(gatewayId: number, tx: Tx): Promise<string | null> {
-    return this.repository.countSent(gatewayId, tx);
+    return this.repository.count(gatewayId, "sent", tx);
   }
 
   /** Counts one SMS the gateway received, in the caller's transaction; returns its device id. */
   countReceived(gatewayId: number, tx: Tx): Promise<string | null> {
-    return this.repository.countReceived(gatewayId, tx);
+    return this.repository.count(gatewayId, "received", tx);
   }
 
   /** Resets every gateway's daily counters (at midnight); returns how many gateways. */

@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { foreignKey } from "../../db/foreign-key.js";
 import { GatewayEntity } from "../gateways/index.js";
 
 /** An SMS a gateway received. Owned by the inbound module. */
@@ -7,12 +8,7 @@ export const InboundMessageEntity = defineEntity({
   tableName: "inbound_messages",
   properties: {
     id: p.string().length(32).primary(),
-    gateway: p
-      .manyToOne(GatewayEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("inbound_messages_gateway_id_fkey")
-      .deleteRule("set null"),
+    gateway: foreignKey(GatewayEntity, "inbound_messages", "gateway_id", "set null").nullable(),
     sender: p.string().length(32),
     body: p.text(),
     receivedAt: p.datetime(),

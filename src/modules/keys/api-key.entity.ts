@@ -1,4 +1,5 @@
 import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
+import { foreignKey } from "../../db/foreign-key.js";
 import { GatewayEntity } from "../gateways/index.js";
 
 /** Who a key belongs to: one gateway device, or a client application of some scope. */
@@ -17,12 +18,8 @@ export const ApiKeyEntity = defineEntity({
     name: p.string().length(255),
     digest: p.string().columnType("char(64)").unique("api_keys_digest_key"),
     hint: p.string().length(4),
-    gateway: p
-      .manyToOne(GatewayEntity)
+    gateway: foreignKey(GatewayEntity, "api_keys", "gateway_id", "cascade")
       .nullable()
-      .updateRule("no action")
-      .foreignKeyName("api_keys_gateway_id_fkey")
-      .deleteRule("cascade")
       .index("api_keys_gateway_id_index"),
     createdAt: p
       .datetime()

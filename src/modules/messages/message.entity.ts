@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { foreignKey } from "../../db/foreign-key.js";
 import { GatewayEntity } from "../gateways/index.js";
 import { ApiKeyEntity } from "../keys/index.js";
 
@@ -14,30 +15,15 @@ export const MessageEntity = defineEntity({
   tableName: "messages",
   properties: {
     id: p.string().length(32).primary(),
-    clientKey: p
-      .manyToOne(ApiKeyEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("messages_client_key_id_fkey")
-      .deleteRule("set null"),
+    clientKey: foreignKey(ApiKeyEntity, "messages", "client_key_id", "set null").nullable(),
     recipient: p.string().length(20),
     body: p.text(),
     status: p.enum(statuses).columnType("varchar(16)").default("queued"),
     priority: p.integer().default(0),
     sendAt: p.datetime().nullable(),
     expiresAt: p.datetime(),
-    preferredGateway: p
-      .manyToOne(GatewayEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("messages_preferred_gateway_id_fkey")
-      .deleteRule("set null"),
-    gateway: p
-      .manyToOne(GatewayEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("messages_gateway_id_fkey")
-      .deleteRule("set null"),
+    preferredGateway: foreignKey(GatewayEntity, "messages", "preferred_gateway_id", "set null").nullable(),
+    gateway: foreignKey(GatewayEntity, "messages", "gateway_id", "set null").nullable(),
     metadata: p.json().columnType("jsonb").default("{}"),
     idempotencyKey: p.string().length(300).nullable(),
     requestDigest: p.string().columnType("char(64)").nullable(),
@@ -103,18 +89,9 @@ export const MessageAttemptEntity = defineEntity({
   tableName: "message_attempts",
   properties: {
     id: p.integer().primary().autoincrement(),
-    message: p
-      .manyToOne(MessageEntity)
-      .updateRule("no action")
-      .foreignKeyName("message_attempts_message_id_fkey")
-      .deleteRule("cascade"),
+    message: foreignKey(MessageEntity, "message_attempts", "message_id", "cascade"),
     attempt: p.integer(),
-    gateway: p
-      .manyToOne(GatewayEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("message_attempts_gateway_id_fkey")
-      .deleteRule("set null"),
+    gateway: foreignKey(GatewayEntity, "message_attempts", "gateway_id", "set null").nullable(),
     dispatchedAt: p.datetime().defaultRaw("now()"),
     ackedAt: p.datetime().nullable(),
     endedAt: p.datetime().nullable(),

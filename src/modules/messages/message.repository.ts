@@ -212,6 +212,27 @@ const closingSentAttempt = `a as (
           where message_id = (select id from m where was <> 'sent') and gateway_id = (select gateway_id from m)
             and outcome is null)`;
 
+/**
+ * The statement that moves a message its gateway reported on, and closes the attempt as sent when
+ * it was not sent before. The joined row is read before the update, so `was` is the status it leaves.
+ */
+function reported(transition: "sent" | "delivered", set: string): string {
+  return `with m as (
+         update messages m set status = '${transition}', ${set}, error_message = null, sealed_body = null,
+                updated_at = now()
+           from (select id, status from messages where id = ?) old
+          where m.id = old.id and m.gateway_id = ? and ${leaves(transition, "m.status")}
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
+                   m.workflow_started_at),
+       ${closingSentAttempt}
+       select * from m`;
+}
+
+const reportedSql = {
+  sent: reported("sent", "sent_at = now()"),
+  delivered: reported("delivered", "delivered_at = now(), sent_at = coalesce(m.sent_at, now())"),
+};
+
 /** A message a report moved: what its events say, and the status it left. */
 export interface MovedMessage {
   id: string;
@@ -487,44 +508,19 @@ export class MessageRepository {
   // --- reports ---
 
   /**
-   * Sent, in `em`'s transaction: moved and its attempt closed, in one statement. Returns the moved
-   * message (for its event and its gateway's count), or undefined for a repeated or late report.
+   * Sent, in `tx`: moved and its attempt closed, in one statement. Returns the moved message (for
+   * its event and its gateway's count), or undefined for a repeated or late report.
    */
-  async markSent(messageId: string, gatewayId: number, em: Tx): Promise<MovedMessage | undefined> {
-    return this.one<MovedMessage>(
-      `with m as (
-         update messages m set status = 'sent', sent_at = now(), error_message = null, sealed_body = null,
-                updated_at = now()
-           from (select id, status from messages where id = ?) old
-          where m.id = old.id and m.gateway_id = ? and ${leaves("sent", "m.status")}
-         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
-                   m.workflow_started_at),
-       ${closingSentAttempt}
-       select * from m`,
-      [messageId, gatewayId],
-      em,
-    );
+  markSent(messageId: string, gatewayId: number, tx: Tx): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(reportedSql.sent, [messageId, gatewayId], tx);
   }
 
   /**
-   * Delivered, in `em`'s transaction: moved, and its attempt closed when no sent report came first,
-   * in one statement. Returns the moved message with the status it left, or undefined.
+   * Delivered, in `tx`: moved, and its attempt closed when no sent report came first, in one
+   * statement. Returns the moved message with the status it left, or undefined.
    */
-  async markDelivered(messageId: string, gatewayId: number, em: Tx): Promise<MovedMessage | undefined> {
-    return this.one<MovedMessage>(
-      // The joined row is read before the update, so `was` is the status it leaves.
-      `with m as (
-         update messages m set status = 'delivered', delivered_at = now(), sent_at = coalesce(m.sent_at, now()),
-                error_message = null, sealed_body = null, updated_at = now()
-           from (select id, status from messages where id = ?) old
-          where m.id = old.id and m.gateway_id = ? and ${leaves("delivered", "m.status")}
-         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
-                   m.workflow_started_at),
-       ${closingSentAttempt}
-       select * from m`,
-      [messageId, gatewayId],
-      em,
-    );
+  markDelivered(messageId: string, gatewayId: number, tx: Tx): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(reportedSql.delivered, [messageId, gatewayId], tx);
   }
 
   /**

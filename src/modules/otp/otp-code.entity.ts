@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { foreignKey } from "../../db/foreign-key.js";
 import { ApiKeyEntity } from "../keys/index.js";
 import { MessageEntity } from "../messages/index.js";
 
@@ -8,12 +9,7 @@ export const OtpCodeEntity = defineEntity({
   tableName: "otp_codes",
   properties: {
     id: p.string().length(32).primary(),
-    clientKey: p
-      .manyToOne(ApiKeyEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("otp_codes_client_key_id_fkey")
-      .deleteRule("set null"),
+    clientKey: foreignKey(ApiKeyEntity, "otp_codes", "client_key_id", "set null").nullable(),
     phoneNumber: p.string().length(20),
     purpose: p.string().length(64),
     codeHash: p.string().columnType("char(64)"),
@@ -23,12 +19,7 @@ export const OtpCodeEntity = defineEntity({
       .enum(["pending", "verified", "expired", "replaced", "exhausted"])
       .columnType("varchar(16)")
       .default("pending"),
-    message: p
-      .manyToOne(MessageEntity)
-      .nullable()
-      .updateRule("no action")
-      .foreignKeyName("otp_codes_message_id_fkey")
-      .deleteRule("set null"),
+    message: foreignKey(MessageEntity, "otp_codes", "message_id", "set null").nullable(),
     expiresAt: p.datetime(),
     createdAt: p.datetime().defaultRaw("now()"),
     verifiedAt: p.datetime().nullable(),

@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { foreignKey } from "../../db/foreign-key.js";
 import { EventEntity } from "../events/index.js";
 
 // The webhooks module's three tables: the customers' endpoints, one delivery per event and
@@ -25,17 +26,8 @@ export const WebhookDeliveryEntity = defineEntity({
   tableName: "webhook_deliveries",
   properties: {
     id: p.string().length(32).primary(),
-    webhook: p
-      .manyToOne(WebhookEntity)
-      .updateRule("no action")
-      .foreignKeyName("webhook_deliveries_webhook_id_fkey")
-      .deleteRule("cascade"),
-    event: p
-      .manyToOne(EventEntity)
-      .fieldName("event_id")
-      .updateRule("no action")
-      .foreignKeyName("webhook_deliveries_event_id_fkey")
-      .deleteRule("cascade"),
+    webhook: foreignKey(WebhookEntity, "webhook_deliveries", "webhook_id", "cascade"),
+    event: foreignKey(EventEntity, "webhook_deliveries", "event_id", "cascade").fieldName("event_id"),
     eventType: p.string().length(32).fieldName("event"),
     status: p.enum(["pending", "succeeded", "failed"]).columnType("varchar(16)").default("pending"),
     attempts: p.integer().default(0),
@@ -58,11 +50,7 @@ export const WebhookAttemptEntity = defineEntity({
   tableName: "webhook_attempts",
   properties: {
     id: p.bigint("string").primary().autoincrement(),
-    delivery: p
-      .manyToOne(WebhookDeliveryEntity)
-      .updateRule("no action")
-      .foreignKeyName("webhook_attempts_delivery_id_fkey")
-      .deleteRule("cascade"),
+    delivery: foreignKey(WebhookDeliveryEntity, "webhook_attempts", "delivery_id", "cascade"),
     attempt: p.integer(),
     startedAt: p.datetime(),
     statusCode: p.integer().nullable(),
