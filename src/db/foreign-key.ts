@@ -1,10 +1,10 @@
-import { type EntitySchema, p } from "@mikro-orm/core";
+import { p } from "@mikro-orm/core";
 
 /**
  * A many-to-one column with the foreign key the migrations made: PostgreSQL's own name for it
  * (`<table>_<column>_fkey`), no update rule, and `onDelete` as given.
  */
-export function foreignKey<Target extends EntitySchema<any, any>>(
+export function foreignKey<Target extends Parameters<typeof p.manyToOne>[0]>(
   target: Target,
   table: string,
   column: string,
