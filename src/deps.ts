@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
-import { DeviceConnections, DeviceHub, Presence, pushCommand, startDeviceControl } from "./modules/devices/index.js";
+import { DeviceHub, LiveDevices, Presence, pushToConnected, startDeviceControl } from "./modules/devices/index.js";
 import { EventRepository, EventsService } from "./modules/events/index.js";
 import { FleetWatch, GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
 import { InboundRepository, InboundService } from "./modules/inbound/index.js";
@@ -69,7 +69,7 @@ export interface Deps {
   readonly tracing: Tracing | undefined;
   readonly hub: DeviceHub;
   /** The devices connected to this process, where commands are pushed. */
-  readonly connections: DeviceConnections;
+  readonly connections: LiveDevices;
   /** Hands a command to a phone connected to this process; false when it is not connected here. */
   pushHere(command: PushCommand): Promise<boolean>;
   readonly inbound: InboundService;
@@ -140,7 +140,7 @@ export async function createDeps(
   const events = new EventsService(new EventRepository(orm.em));
   const gateways = new GatewayRegistry(new GatewayRepository(orm.em), keys, events);
   const presence = new Presence(redis, config.devices.idleTimeoutSeconds);
-  const connections = new DeviceConnections();
+  const connections = new LiveDevices();
   const load = new ClientLoad();
   const firstSteps = new FirstSteps(options.worker);
   const repository = new MessageRepository(orm.em);
@@ -164,7 +164,7 @@ export async function createDeps(
   const textBox = new SecretBox(secret, "message texts v1");
   const lifecycle = new MessageLifecycle(repository, picker, events, gateways, metrics, textBox);
   /** Hands a command to a phone connected to this process (the first dispatch and the device activity). */
-  const pushHere = (command: PushCommand) => pushCommand(connections, lifecycle, command);
+  const pushHere = (command: PushCommand) => pushToConnected(connections, lifecycle, command);
   const workflows = createMessageWorkflows(temporal, {
     taskQueue: config.temporalTaskQueue,
     policy: config.messages,

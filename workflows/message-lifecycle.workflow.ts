@@ -11,7 +11,7 @@ import {
   type AttemptStart,
   type DeviceReport,
   finalStatuses,
-  type MessageStatus,
+  type OutboundStatus,
 } from "../src/modules/messages/message.types.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
@@ -40,7 +40,7 @@ const showsEndedOnBegin = "shows-ended-on-begin";
 const silentGatewayError = "the gateway acknowledged the message but did not report on it";
 
 /** How one attempt ended: the message's final (or lasting `sent`) state, or a reason to try again. */
-type AttemptEnd = { kind: "ended"; status: MessageStatus } | { kind: "retry"; outcome: string; error: string };
+type AttemptEnd = { kind: "ended"; status: OutboundStatus } | { kind: "retry"; outcome: string; error: string };
 
 /**
  * The lifecycle of one outbound message (workflow id `message/<id>`), lean by design: on the happy
@@ -60,7 +60,7 @@ export async function messageLifecycle({
   messageId,
   policy,
   pushed,
-}: MessageWorkflowInput): Promise<{ status: MessageStatus }> {
+}: MessageWorkflowInput): Promise<{ status: OutboundStatus }> {
   const reports: DeviceReport[] = [];
   const lost = new Set<number>();
   let woken = false;
@@ -74,7 +74,7 @@ export async function messageLifecycle({
     cancelled = true;
   });
 
-  const end = (status: MessageStatus, deviceId?: string) => {
+  const end = (status: OutboundStatus, deviceId?: string) => {
     upsertSearchAttributes([
       { key: smsStatus, value: status },
       ...(deviceId === undefined ? [] : [{ key: smsGatewayId, value: deviceId }]),
@@ -151,7 +151,7 @@ export async function messageLifecycle({
    * been lost (Temporal did not answer when it was recorded), so the database is asked again every
    * dispatch timeout: returns the final status recorded there, or undefined (a report came, or none).
    */
-  async function awaitDelivery(gatewayId: number, heard: () => boolean): Promise<MessageStatus | undefined> {
+  async function awaitDelivery(gatewayId: number, heard: () => boolean): Promise<OutboundStatus | undefined> {
     if (!patched(readsRecordedReports)) {
       await condition(heard, policy.deliveryTimeoutMs);
       return undefined;

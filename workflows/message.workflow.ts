@@ -6,7 +6,7 @@ import {
   upsertSearchAttributes,
 } from "@temporalio/workflow";
 import type { DeviceActivities } from "../src/modules/devices/devices.activities.js";
-import { type DeviceReport, finalStatuses, type MessageStatus } from "../src/modules/messages/message.types.js";
+import { type DeviceReport, finalStatuses, type OutboundStatus } from "../src/modules/messages/message.types.js";
 import type { MessageActivities } from "../src/modules/messages/messages.activities.js";
 import {
   backoffMs,
@@ -23,10 +23,10 @@ const db = proxyLocalActivities<MessageActivities>(databaseSteps);
 
 /** How one attempt on one gateway ended. */
 type AttemptEnd =
-  | { kind: "final"; status: MessageStatus }
+  | { kind: "final"; status: OutboundStatus }
   | { kind: "retry"; outcome: "unreachable" | "failed" | "disconnected" | "timeout"; error: string };
 
-function showStatus(status: MessageStatus, deviceId?: string): void {
+function showStatus(status: OutboundStatus, deviceId?: string): void {
   upsertSearchAttributes([
     { key: smsStatus, value: status },
     ...(deviceId === undefined ? [] : [{ key: smsGatewayId, value: deviceId }]),
@@ -40,7 +40,10 @@ function showStatus(status: MessageStatus, deviceId?: string): void {
  * cancelled. Every state change is written to the database by an activity and shown as search
  * attributes.
  */
-export async function messageWorkflow({ messageId, policy }: MessageWorkflowInput): Promise<{ status: MessageStatus }> {
+export async function messageWorkflow({
+  messageId,
+  policy,
+}: MessageWorkflowInput): Promise<{ status: OutboundStatus }> {
   const reports: DeviceReport[] = [];
   const lost = new Set<number>();
   let woken = false;

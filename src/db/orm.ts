@@ -86,6 +86,6 @@ export async function migrate(orm: MikroORM): Promise<string[]> {
 }
 
 /** Whether PostgreSQL answers (the health check). */
-export async function ping(orm: MikroORM): Promise<void> {
+export async function databaseAnswers(orm: MikroORM): Promise<void> {
   await orm.em.getConnection().execute("select 1");
 }

@@ -1,7 +1,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Client } from "@temporalio/client";
 import type { Redis } from "ioredis";
-import { ping } from "../db/orm.js";
+import { databaseAnswers } from "../db/orm.js";
 
 type CheckName = "database" | "redis" | "temporal";
 
@@ -25,7 +25,7 @@ export async function checkHealth(
   timeoutMs = 2000,
 ): Promise<Health> {
   const probes: Record<CheckName, () => Promise<unknown>> = {
-    database: () => ping(deps.orm),
+    database: () => databaseAnswers(deps.orm),
     redis: () => deps.redis.ping(),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   };

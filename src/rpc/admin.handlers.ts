@@ -4,7 +4,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
 import type { FleetGatewayView, FleetWatch, GatewayRegistry } from "../modules/gateways/index.js";
 import type { KeyRecord, KeyScope, KeysService } from "../modules/keys/index.js";
-import { type MessagesService, systemStats } from "../modules/messages/index.js";
+import { type MessagesService, statsOf } from "../modules/messages/index.js";
 import type { OneTimePasswords } from "../modules/otp/index.js";
 import { invalid } from "../shared/errors.js";
 import { callingClient } from "./principal.js";
@@ -150,7 +150,7 @@ export function adminHandlers(deps: {
         deps.gateways.figures(),
         deps.messages.figures(deps.config.timeZone),
       ]);
-      const stats = systemStats(gateways, messages);
+      const stats = statsOf(gateways, messages);
       return {
         gateways: stats.gateways,
         messages: stats.messages,

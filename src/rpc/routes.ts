@@ -48,14 +48,14 @@ export function handlers(deps: HandlerServices) {
   };
 }
 
-export type Handlers = ReturnType<typeof handlers>;
+export type ServiceHandlers = ReturnType<typeof handlers>;
 
 /**
  * Registers the handlers on a Connect router (the gRPC, gRPC-Web and Connect doors); each handler
  * factory implements every RPC of its service (its `ServiceImpl` return type checks it). Server
  * reflection describes every service.
  */
-export function routes(h: Handlers): (router: ConnectRouter) => void {
+export function routes(h: ServiceHandlers): (router: ConnectRouter) => void {
   const reflection = new Reflection(services);
   return (router) => {
     reflection.register(router);
@@ -69,7 +69,7 @@ export function routes(h: Handlers): (router: ConnectRouter) => void {
 }
 
 /** The same handlers as method specs, for the REST door's in-process calls. */
-export function implementations(h: Handlers): ServiceImplSpec[] {
+export function implementations(h: ServiceHandlers): ServiceImplSpec[] {
   return [
     createServiceImplSpec<typeof GatewayService>(GatewayService, h.gateway),
     createServiceImplSpec<typeof SmsService>(SmsService, h.sms),

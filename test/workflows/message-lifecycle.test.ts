@@ -4,7 +4,7 @@ import { Client } from "@temporalio/client";
 import proto from "@temporalio/proto";
 import { NativeConnection, Worker } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { AttemptStart, MessagePlan, MessageStatus } from "../../src/modules/messages/index.js";
+import type { AttemptStart, MessagePlan, OutboundStatus } from "../../src/modules/messages/index.js";
 import type { RequeueResult } from "../../src/modules/messages/message.repository.js";
 import { cancelSignal, type MessagePolicy, reportSignal } from "../../workflows/message.signals.js";
 import { messageLifecycle } from "../../workflows/message-lifecycle.workflow.js";
@@ -60,9 +60,9 @@ function fakes(options: {
   plan?: MessagePlan;
   first?: AttemptStart | null;
   attempts?: AttemptStart[];
-  state?: MessageStatus;
+  state?: OutboundStatus;
   /** What the database answers, in turn, when asked where the message stands (then `state`). */
-  states?: MessageStatus[];
+  states?: OutboundStatus[];
   /** What putting the message back in the queue answers (undefined: as before acknowledgements counted). */
   requeue?: RequeueResult;
 }) {

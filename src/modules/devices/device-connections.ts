@@ -45,7 +45,7 @@ export class DeviceConnection {
  * nothing, so that whatever pushes commands (the first dispatch, the device activity) is built before
  * the hub that takes the devices' frames to the domain.
  */
-export class DeviceConnections {
+export class LiveDevices {
   private readonly byGateway = new Map<number, DeviceConnection>();
 
   /** The connection holding a gateway here, if any. */

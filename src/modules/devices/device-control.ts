@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { KeysService } from "../keys/index.js";
-import type { DeviceConnections } from "./device-connections.js";
+import type { LiveDevices } from "./device-connections.js";
 
 /** What every instance must act on at once for the devices it holds. */
 export type DeviceControlEvent =
@@ -33,7 +33,7 @@ function parse(text: string): DeviceControlEvent | undefined {
  */
 export async function startDeviceControl(deps: {
   redis: Redis;
-  connections: DeviceConnections;
+  connections: LiveDevices;
   keys: Pick<KeysService, "forget" | "onRevoked" | "revokedAmong">;
   gateways: Pick<GatewayRegistry, "onToggled">;
   logger: Logger;

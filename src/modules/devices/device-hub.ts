@@ -3,7 +3,7 @@ import { DomainError } from "../../shared/errors.js";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { MessagesService } from "../messages/index.js";
 import type { ConnectedGateway, DeviceFrame, InboundSink } from "./device.types.js";
-import { DeviceConnection, type DeviceConnections } from "./device-connections.js";
+import { DeviceConnection, type LiveDevices } from "./device-connections.js";
 import type { Presence } from "./presence.js";
 
 /**
@@ -14,7 +14,7 @@ export class DeviceHub {
   constructor(
     private readonly deps: {
       /** Where commands are pushed; the hub adds and removes the connections. */
-      connections: DeviceConnections;
+      connections: LiveDevices;
       presence: Presence;
       gateways: Pick<GatewayRegistry, "touch" | "heartbeat" | "markDisconnected">;
       messages: Pick<MessagesService, "unacknowledged" | "wakeQueued" | "acknowledge" | "report" | "gatewayLost">;

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from "@temporalio/common";
 import { inSpan, SpanKind } from "../../tracing.js";
 import type { PushCommand } from "../messages/index.js";
-import type { DeviceConnections } from "./device-connections.js";
+import type { LiveDevices } from "./device-connections.js";
 
 /** Where a sealed message's text is opened (the messages module). */
 export interface SealedTexts {
@@ -13,8 +13,8 @@ export interface SealedTexts {
  * here (or is inactive, or its queue is full). A `sealed` message's text is fetched and opened here,
  * right before the push, so that it never passes through a workflow's history.
  */
-export async function pushCommand(
-  connections: DeviceConnections,
+export async function pushToConnected(
+  connections: LiveDevices,
   texts: SealedTexts,
   command: PushCommand,
 ): Promise<boolean> {

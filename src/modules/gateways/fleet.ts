@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Gateway } from "./gateway.entity.js";
+import type { GatewayRecord } from "./gateway.entity.js";
 
 /** A gateway's live state, as the console's fleet view shows it. */
 export interface FleetGatewayView {
@@ -21,7 +21,7 @@ export interface FleetGatewayView {
 
 /** Where the fleet's live state comes from. */
 export interface FleetSources {
-  gateways: () => Promise<Gateway[]>;
+  gateways: () => Promise<GatewayRecord[]>;
   /** The channel of each connected gateway, on whichever instance holds it. */
   channels: (gatewayIds: number[]) => Promise<Map<number, string>>;
   /** Messages given to each gateway and not yet reported sent. */
@@ -33,7 +33,7 @@ const finite = (value: unknown) =>
   typeof value === "number" && Number.isFinite(value) ? Math.round(value) : undefined;
 
 /** The live state of `gateways` (every gateway when unset) as it stands now. */
-export async function readFleet(sources: FleetSources, only?: Gateway[]): Promise<FleetGatewayView[]> {
+export async function readFleet(sources: FleetSources, only?: GatewayRecord[]): Promise<FleetGatewayView[]> {
   const [gateways, inFlight] = await Promise.all([only ?? sources.gateways(), sources.inFlight()]);
   const channels = await sources.channels(gateways.map((gateway) => gateway.id));
   return gateways.map((gateway) => {
@@ -77,7 +77,7 @@ export class FleetWatch {
   ) {}
 
   /** The live state of these gateways now. */
-  describe(gateways: Gateway[]): Promise<FleetGatewayView[]> {
+  describe(gateways: GatewayRecord[]): Promise<FleetGatewayView[]> {
     return readFleet(this.sources, gateways);
   }
 

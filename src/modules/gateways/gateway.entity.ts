@@ -38,4 +38,4 @@ export const GatewayEntity = defineEntity({
   },
 });
 
-export type Gateway = InferEntity<typeof GatewayEntity>;
+export type GatewayRecord = InferEntity<typeof GatewayEntity>;

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
-import { type Gateway, GatewayEntity, type GatewayMetadata } from "./gateway.entity.js";
+import { GatewayEntity, type GatewayMetadata, type GatewayRecord } from "./gateway.entity.js";
 
 /** The statements that count one SMS on a gateway, today and in all. */
 const countSql = {
@@ -19,7 +19,7 @@ export interface GatewayStatusRow {
 }
 
 /** The gateways' figures of the admin stats. */
-export interface GatewayFigures {
+export interface GatewayCounts {
   total: number;
   active: number;
   online: number;
@@ -44,7 +44,7 @@ export class GatewayRepository {
   }
 
   /** Stores a new gateway in `em`'s transaction. */
-  async insert(deviceId: string, name: string, em: EntityManager): Promise<Gateway> {
+  async insert(deviceId: string, name: string, em: EntityManager): Promise<GatewayRecord> {
     const gateway = em.create(GatewayEntity, { deviceId, name });
     await em.flush();
     return gateway;
@@ -55,15 +55,15 @@ export class GatewayRepository {
   }
 
   /** Every gateway, by priority (highest first) then id. */
-  list(): Promise<Gateway[]> {
+  list(): Promise<GatewayRecord[]> {
     return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
   }
 
-  find(id: number): Promise<Gateway | null> {
+  find(id: number): Promise<GatewayRecord | null> {
     return this.em.fork().findOne(GatewayEntity, { id });
   }
 
-  findByDeviceId(deviceId: string): Promise<Gateway | null> {
+  findByDeviceId(deviceId: string): Promise<GatewayRecord | null> {
     return this.em.fork().findOne(GatewayEntity, { deviceId });
   }
 
@@ -75,7 +75,7 @@ export class GatewayRepository {
     gatewayId: number,
     status: "online" | "offline",
     reported: GatewayMetadata,
-  ): Promise<{ gateway: Gateway; changed: boolean } | null> {
+  ): Promise<{ gateway: GatewayRecord; changed: boolean } | null> {
     const em = this.em.fork();
     const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
     if (gateway === null) return null;
@@ -151,8 +151,8 @@ export class GatewayRepository {
     return rows.length;
   }
 
-  async figures(): Promise<GatewayFigures> {
-    const row = await this.sql.one<GatewayFigures>(
+  async figures(): Promise<GatewayCounts> {
+    const row = await this.sql.one<GatewayCounts>(
       `select count(*)::int as total, count(*) filter (where active)::int as active,
               count(*) filter (where status = 'online')::int as online,
               coalesce(sum(messages_received_today), 0)::int as received_today,

@@ -3,8 +3,8 @@ import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
-import type { Gateway, GatewayMetadata } from "./gateway.entity.js";
-import type { GatewayFigures, GatewayRepository } from "./gateway.repository.js";
+import type { GatewayMetadata, GatewayRecord } from "./gateway.entity.js";
+import type { GatewayCounts, GatewayRepository } from "./gateway.repository.js";
 
 /** What a device reports in a heartbeat; fields left out keep their last value. */
 export interface HeartbeatInput {
@@ -15,7 +15,7 @@ export interface HeartbeatInput {
 }
 
 /** The part of a gateway a toggle changes. */
-export interface ToggledGateway {
+export interface GatewayToggle {
   id: number;
   deviceId: string;
   active: boolean;
@@ -66,7 +66,7 @@ export class GatewayRegistry {
    * Registers a device and issues its key, in one transaction: there is never a gateway without a
    * key or a key without a gateway. A device id that is already registered is refused.
    */
-  async register(input: { deviceId: string; name: string }): Promise<{ gateway: Gateway; apiKey: string }> {
+  async register(input: { deviceId: string; name: string }): Promise<{ gateway: GatewayRecord; apiKey: string }> {
     const deviceId = requiredText(input.deviceId, "device_id");
     const name = input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
     try {
@@ -87,7 +87,7 @@ export class GatewayRegistry {
    * Records a heartbeat: the gateway is online (unless it says it is going offline), its health
    * figures are kept in `metadata`, and its last heartbeat time is now.
    */
-  async heartbeat(gatewayId: number, input: HeartbeatInput): Promise<Gateway> {
+  async heartbeat(gatewayId: number, input: HeartbeatInput): Promise<GatewayRecord> {
     const status = input.status === undefined || input.status === "" ? "online" : input.status;
     if (status !== "online" && status !== "offline") throw invalid("status must be online or offline");
     const reported: GatewayMetadata = { reported_at: new Date().toISOString() };
@@ -120,17 +120,17 @@ export class GatewayRegistry {
   }
 
   /** Every gateway, by priority (highest first) then id. */
-  async list(): Promise<Gateway[]> {
+  async list(): Promise<GatewayRecord[]> {
     return this.repository.list();
   }
 
   /** The gateway with this id, if it exists. */
-  find(id: number): Promise<Gateway | null> {
+  find(id: number): Promise<GatewayRecord | null> {
     return this.repository.find(id);
   }
 
   /** The gateway with this device id. */
-  async findByDeviceId(deviceId: string): Promise<Gateway> {
+  async findByDeviceId(deviceId: string): Promise<GatewayRecord> {
     const gateway = await this.repository.findByDeviceId(deviceId);
     if (gateway === null) throw new DomainError("not_found", `No gateway with device id ${deviceId}`);
     return gateway;
@@ -142,7 +142,7 @@ export class GatewayRegistry {
   }
 
   /** Flips whether a gateway may be sent messages, atomically. */
-  async toggle(id: number): Promise<ToggledGateway> {
+  async toggle(id: number): Promise<GatewayToggle> {
     const row = await this.repository.toggle(id);
     if (row === undefined) throw new DomainError("not_found", "Gateway not found");
     for (const listener of this.toggleListeners) listener(row.id, row.active);
@@ -153,7 +153,10 @@ export class GatewayRegistry {
    * Changes a gateway's priority and whether it may be sent messages (what is unset stays); a change
    * of `active` is told like a toggle.
    */
-  async update(id: number, change: { priority?: number | undefined; active?: boolean | undefined }): Promise<Gateway> {
+  async update(
+    id: number,
+    change: { priority?: number | undefined; active?: boolean | undefined },
+  ): Promise<GatewayRecord> {
     const { priority, active } = change;
     if (priority !== undefined && (!Number.isInteger(priority) || priority < -100 || priority > 100)) {
       throw invalid("priority must be from -100 to 100");
@@ -197,7 +200,7 @@ export class GatewayRegistry {
   }
 
   /** The gateways' figures of the admin stats. */
-  figures(): Promise<GatewayFigures> {
+  figures(): Promise<GatewayCounts> {
     return this.repository.figures();
   }
 }

@@ -31,4 +31,4 @@ export const ApiKeyEntity = defineEntity({
   checks: [{ name: "api_keys_check", expression: "(scope = 'gateway') = (gateway_id is not null)" }],
 });
 
-export type ApiKey = InferEntity<typeof ApiKeyEntity>;
+export type StoredApiKey = InferEntity<typeof ApiKeyEntity>;

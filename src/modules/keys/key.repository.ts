@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql } from "../../db/sql.js";
-import { type ApiKey, ApiKeyEntity, type KeyScope } from "./api-key.entity.js";
+import { ApiKeyEntity, type KeyScope, type StoredApiKey } from "./api-key.entity.js";
 
 /** A key found by its digest, with its gateway's device id. */
 export interface KeyRow {
@@ -26,7 +26,7 @@ export class KeyRepository {
   async insert(
     key: { scope: KeyScope; name: string; digest: string; hint: string; gatewayId: number | null },
     em: EntityManager = this.em.fork(),
-  ): Promise<ApiKey> {
+  ): Promise<StoredApiKey> {
     const entity = em.create(ApiKeyEntity, {
       scope: key.scope,
       name: key.name,
@@ -63,12 +63,12 @@ export class KeyRepository {
   }
 
   /** Every key, newest first. */
-  list(): Promise<ApiKey[]> {
+  list(): Promise<StoredApiKey[]> {
     return this.em.fork().find(ApiKeyEntity, {}, { orderBy: { id: "desc" } });
   }
 
   /** Revokes a key (a revoked one stays as it was); null when it does not exist. */
-  async revoke(id: number): Promise<ApiKey | null> {
+  async revoke(id: number): Promise<StoredApiKey | null> {
     const em = this.em.fork();
     const key = await em.findOne(ApiKeyEntity, { id });
     if (key === null) return null;

@@ -8,13 +8,13 @@ export {
   type DeviceReportStatus,
   finalStatuses,
   type ListedMessageView,
-  type MessageStatus,
   type MessageView,
   type MessageWorkflows,
+  type OutboundStatus,
   type PushCommand,
   type SendInput,
 } from "./message.types.js";
 export { MessageLifecycle, type MessagePlan } from "./message-lifecycle.js";
-export { type MessageFigures, type SystemStats, systemStats } from "./message-stats.js";
+export { type MessageFigures, type SystemStats, statsOf } from "./message-stats.js";
 export { createMessageActivities, type MessageActivities } from "./messages.activities.js";
 export { type Caller, MessagesService } from "./messages.service.js";

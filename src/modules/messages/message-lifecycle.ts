@@ -6,7 +6,7 @@ import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
 import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueResult } from "./message.repository.js";
-import type { AttemptInput, AttemptStart, DeviceReport, MessageStatus, PushCommand } from "./message.types.js";
+import type { AttemptInput, AttemptStart, DeviceReport, OutboundStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
 
@@ -227,7 +227,7 @@ export class MessageLifecycle {
    * Where the message stands for the attempt on `gatewayId`: `dispatched` while that attempt has no
    * report (or the message is back in the queue), `sent` once that gateway sent it, else its final state.
    */
-  async state(messageId: string, gatewayId: number): Promise<MessageStatus> {
+  async state(messageId: string, gatewayId: number): Promise<OutboundStatus> {
     const row = await this.repository.statusAndGateway(messageId);
     if (row === undefined) return "failed";
     if (row.status === "queued" || (row.status === "sent" && row.gateway_id !== gatewayId)) return "dispatched";
@@ -359,7 +359,7 @@ export class MessageLifecycle {
   private async reportable(
     gatewayId: number,
     messageId: string,
-  ): Promise<{ status: MessageStatus; gatewayId: number | null }> {
+  ): Promise<{ status: OutboundStatus; gatewayId: number | null }> {
     const row = await this.repository.forReport(messageId, gatewayId);
     if (row === undefined) throw new DomainError("not_found", "Message not found");
     if (row.gateway_id !== gatewayId && !row.tried) {

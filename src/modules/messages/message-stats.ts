@@ -21,7 +21,7 @@ export interface MessageFigures {
 }
 
 /** The admin stats from the gateways' figures (their owner's) and the messages' (this module's). */
-export function systemStats(
+export function statsOf(
   g: { total: number; active: number; online: number; received_today: number; total_received: number },
   m: MessageFigures,
 ): SystemStats {

@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
 import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
-import type { MessageStatus, MessageView } from "./message.types.js";
+import type { MessageView, OutboundStatus } from "./message.types.js";
 
 /**
  * The state machine of a message: for each transition, the statuses it may leave. Every statement
@@ -27,7 +27,7 @@ export const transitions = {
   expired: ["queued", "dispatched"],
   /** Cancelled by its sender before a gateway sent it. */
   cancel: ["queued", "dispatched"],
-} as const satisfies Record<string, readonly MessageStatus[]>;
+} as const satisfies Record<string, readonly OutboundStatus[]>;
 
 /** `status in (...)` for a transition's allowed sources, on the column `column`. */
 function leaves(transition: keyof typeof transitions, column = "status"): string {
@@ -39,7 +39,7 @@ export interface MessageRow {
   id: string;
   recipient: string;
   body: string;
-  status: MessageStatus;
+  status: OutboundStatus;
   client_key_id: number | null;
   gateway_id: number | null;
   attempts: number;
@@ -55,7 +55,7 @@ export interface MessageRow {
 export interface MessageListFilters {
   clientKeyId: number | null;
   id?: string;
-  status?: MessageStatus;
+  status?: OutboundStatus;
   gatewayDeviceId?: string;
   recipient?: string;
   since?: Date;
@@ -152,7 +152,7 @@ export interface AttemptEnd {
 
 /** What a message workflow needs to know of its message. Plain JSON: it crosses into Temporal. */
 export interface MessagePlan {
-  status: MessageStatus;
+  status: OutboundStatus;
   recipient: string;
   body: string;
   sendAtMs: number | null;
@@ -173,7 +173,7 @@ export interface MessagePlan {
 export interface RequeueResult {
   requeued: boolean;
   /** The message's status when it was not requeued (`dispatched`: its gateway holds it). */
-  status: MessageStatus;
+  status: OutboundStatus;
   /** Whether the gateway that holds it acknowledged it. */
   acked: boolean;
 }
@@ -194,7 +194,7 @@ export interface MessageWithGateway {
   id: string;
   recipient: string;
   body: string;
-  status: MessageStatus;
+  status: OutboundStatus;
   gateway_id: number | null;
   device_id: string | null;
   sent_at: string | null;
@@ -242,7 +242,7 @@ export interface MovedMessage {
   delivered_at: string | null;
   created_at: string;
   gateway_id: number;
-  was: MessageStatus;
+  was: OutboundStatus;
   workflow_started_at: string | null;
 }
 
@@ -396,7 +396,7 @@ export class MessageRepository {
 
   private async plan(head: string, messageId: string, tail = ""): Promise<MessagePlan | null> {
     const row = await this.one<{
-      status: MessageStatus;
+      status: OutboundStatus;
       recipient: string;
       body: string;
       send_at: string | null;
@@ -429,8 +429,10 @@ export class MessageRepository {
     };
   }
 
-  async statusAndGateway(messageId: string): Promise<{ status: MessageStatus; gateway_id: number | null } | undefined> {
-    return this.one<{ status: MessageStatus; gateway_id: number | null }>(
+  async statusAndGateway(
+    messageId: string,
+  ): Promise<{ status: OutboundStatus; gateway_id: number | null } | undefined> {
+    return this.one<{ status: OutboundStatus; gateway_id: number | null }>(
       "select status, gateway_id from messages where id = ?",
       [messageId],
     );
@@ -465,7 +467,7 @@ export class MessageRepository {
   /** The attempt in progress: the message's status, its gateway, the attempt's number, its acknowledgement. */
   async current(
     messageId: string,
-  ): Promise<{ status: MessageStatus; gateway_id: number | null; attempts: number; acked: boolean } | undefined> {
+  ): Promise<{ status: OutboundStatus; gateway_id: number | null; attempts: number; acked: boolean } | undefined> {
     return this.one("select status, gateway_id, attempts, acked_at is not null as acked from messages where id = ?", [
       messageId,
     ]);
@@ -478,7 +480,7 @@ export class MessageRepository {
    * conditions are on the message's row, so an acknowledgement that commits first wins.
    */
   async requeue({ messageId, gatewayId, attempt, outcome, error }: AttemptEnd, force = false): Promise<RequeueResult> {
-    const row = await this.one<{ requeued: boolean; status: MessageStatus; acked: boolean }>(
+    const row = await this.one<{ requeued: boolean; status: OutboundStatus; acked: boolean }>(
       `with moved as (
          update messages m set status = 'queued', gateway_id = null, error_message = ?, updated_at = now()
           where m.id = ? and ${leaves("requeue", "m.status")} and m.gateway_id = ?
@@ -565,8 +567,8 @@ export class MessageRepository {
   async forReport(
     messageId: string,
     gatewayId: number,
-  ): Promise<{ gateway_id: number | null; status: MessageStatus; tried: boolean } | undefined> {
-    return this.one<{ gateway_id: number | null; status: MessageStatus; tried: boolean }>(
+  ): Promise<{ gateway_id: number | null; status: OutboundStatus; tried: boolean } | undefined> {
+    return this.one<{ gateway_id: number | null; status: OutboundStatus; tried: boolean }>(
       `select m.gateway_id, m.status,
               exists(select 1 from message_attempts a where a.message_id = m.id and a.gateway_id = ?) as tried
          from messages m where m.id = ?`,
@@ -579,8 +581,8 @@ export class MessageRepository {
    * whether the message is that gateway's to send: it holds it now, or already reported on it. The
    * condition is on the message's row, so of an acknowledgement and a requeue only the first counts.
    */
-  async acknowledge(messageId: string, gatewayId: number): Promise<{ held: boolean; status: MessageStatus | null }> {
-    const row = await this.one<{ held: boolean; status: MessageStatus }>(
+  async acknowledge(messageId: string, gatewayId: number): Promise<{ held: boolean; status: OutboundStatus | null }> {
+    const row = await this.one<{ held: boolean; status: OutboundStatus }>(
       `with m as (update messages set acked_at = coalesce(acked_at, now())
                    where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts),
        a as (update message_attempts a set acked_at = coalesce(a.acked_at, now())

@@ -1,6 +1,6 @@
 /** Where an outbound message stands. `delivered`, `failed`, `expired` and `cancelled` are final. */
 export const messageStatuses = ["queued", "dispatched", "sent", "delivered", "failed", "expired", "cancelled"] as const;
-export type MessageStatus = (typeof messageStatuses)[number];
+export type OutboundStatus = (typeof messageStatuses)[number];
 
 /** What a device can report of a message it was told to send. */
 export type DeviceReportStatus = "sent" | "delivered" | "failed";
@@ -28,7 +28,7 @@ export interface AttemptInput {
 /** How starting an attempt went: no gateway now, the message moved on (cancelled), or dispatched. */
 export type AttemptStart =
   | { kind: "none"; reason: "no_gateway" | "rate_limited"; retryAfterMs: number }
-  | { kind: "moved_on"; status: MessageStatus }
+  | { kind: "moved_on"; status: OutboundStatus }
   | {
       kind: "dispatched";
       attempt: number;
@@ -54,7 +54,7 @@ export interface MessageView {
   id: string;
   recipient: string;
   body: string;
-  status: MessageStatus;
+  status: OutboundStatus;
   clientKeyId: number | null;
   gatewayId: number | null;
   attempts: number;
@@ -120,4 +120,4 @@ export interface MessageWorkflows {
 }
 
 /** Statuses from which nothing moves. */
-export const finalStatuses: readonly MessageStatus[] = ["delivered", "failed", "expired", "cancelled"];
+export const finalStatuses: readonly OutboundStatus[] = ["delivered", "failed", "expired", "cancelled"];

@@ -1,6 +1,6 @@
 import type { Pick } from "./gateway-picker.js";
 import type { AttemptEnd, RequeueResult } from "./message.repository.js";
-import type { AttemptInput, AttemptStart, MessageStatus, PushCommand } from "./message.types.js";
+import type { AttemptInput, AttemptStart, OutboundStatus, PushCommand } from "./message.types.js";
 import type { MessageLifecycle, MessagePlan } from "./message-lifecycle.js";
 import type { MessagesService } from "./messages.service.js";
 
@@ -32,7 +32,7 @@ export function createMessageActivities(deps: {
       }
     },
     startAttempt,
-    messageState: (input: { messageId: string; gatewayId: number }): Promise<MessageStatus> =>
+    messageState: (input: { messageId: string; gatewayId: number }): Promise<OutboundStatus> =>
       lifecycle.state(input.messageId, input.gatewayId),
     loadMessagePlan: (messageId: string): Promise<MessagePlan | null> => lifecycle.plan(messageId),
     pickGateway: (input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> =>

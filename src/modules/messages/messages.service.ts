@@ -19,10 +19,10 @@ import {
   type AttemptView,
   type DeviceReport,
   type ListedMessageView,
-  type MessageStatus,
   type MessageView,
   type MessageWorkflows,
   messageStatuses,
+  type OutboundStatus,
   type SendInput,
 } from "./message.types.js";
 import type { MessageLifecycle } from "./message-lifecycle.js";
@@ -288,7 +288,7 @@ export class MessagesService {
     if (input.status) {
       if (!(messageStatuses as readonly string[]).includes(input.status))
         throw invalid(`status must be one of ${messageStatuses.join(", ")}`);
-      filters.status = input.status as MessageStatus;
+      filters.status = input.status as OutboundStatus;
     }
     if (input.gatewayDeviceId) filters.gatewayDeviceId = input.gatewayDeviceId;
     if (input.to) filters.recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
