@@ -44,11 +44,36 @@ async function freshRedis(): Promise<void> {
 
 let temporal: LocalTemporal | undefined;
 
+/**
+ * Holds, for the whole run, the lock that says this run owns the test database and Redis database:
+ * a second run started meanwhile (another file run by hand beside the full suite) would recreate
+ * them under the first and fail it in strange ways (its keys gone: 401s; its messages gone:
+ * timeouts). It is refused at once instead. The lock ends with the connection.
+ */
+async function ownTestServices(): Promise<pg.Client> {
+  const url = new URL(databaseUrl);
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  const { rows } = await client.query<{ owned: boolean }>("select pg_try_advisory_lock(hashtext($1)) as owned", [
+    `smsgw test run: ${databaseUrl} ${redisUrl}`,
+  ]);
+  if (rows[0]?.owned !== true) {
+    await client.end();
+    throw new Error(
+      `another test run is using ${databaseUrl} and ${redisUrl}: wait for it to end, or give this one ` +
+        "its own with TEST_DATABASE_URL and TEST_REDIS_URL",
+    );
+  }
+  return client;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = pino({ level: "warn" });
   // The build in dist/ (with the console, which the browser tests load), made here when missing or
   // stale: servers run as `npm start` runs them (the chaos test) start from it.
   execFileSync(process.execPath, ["scripts/build-server.mjs"], { stdio: "inherit" });
+  const owner = await ownTestServices();
   await freshDatabase();
   await freshRedis();
   temporal = process.env.TEMPORAL_ADDRESS
@@ -71,6 +96,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("workflowBundleCode", bundle.code);
   return async () => {
     await temporal?.stop();
+    await owner.end();
   };
 }
 
