@@ -48,11 +48,6 @@ export class DeviceConnection {
 export class LiveDevices {
   private readonly byGateway = new Map<number, DeviceConnection>();
 
-  /** The connection holding a gateway here, if any. */
-  of(gatewayId: number): DeviceConnection | undefined {
-    return this.byGateway.get(gatewayId);
-  }
-
   /** Makes `connection` the gateway's, closing an older one. */
   add(connection: DeviceConnection): void {
     this.byGateway.get(connection.gateway.gatewayId)?.close("replaced");

@@ -199,11 +199,6 @@ export class MessagesService {
     return this.repository.inFlight();
   }
 
-  /** Messages given to each gateway and not yet reported sent. */
-  inFlightByGateway() {
-    return this.repository.inFlightByGateway();
-  }
-
   /**
    * Starts the workflows of newly stored messages (each records that it runs when it loads its
    * message); what fails here the sweeper starts later.
