@@ -211,7 +211,6 @@ const configSchema = environmentSchema.transform((env, ctx) => {
       ],
       port: env.TEMPORAL_DEV_PORT,
       uiPort: env.TEMPORAL_UI_PORT,
-      memoryLimit: env.GOMEMLIMIT,
     },
     /**
      * The Temporal Web UI as operators reach it, for links to workflows; unset: the local dev
@@ -333,13 +332,8 @@ type DeepReadonly<T> = T extends (infer U)[]
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
 
-let processEnvironmentRead: Env | undefined;
-
 /** The process's environment: read here and nowhere else. */
-function processEnvironment(): Env {
-  processEnvironmentRead ??= process.env;
-  return processEnvironmentRead;
-}
+const processEnvironment = (): Env => process.env;
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {

@@ -73,7 +73,7 @@ describe("configuration", () => {
     expect(config.webhooks.allowPrivateTargets).toBe(true);
     expect(config.publicUrl).toBe("https://sms.example.com");
     expect(config.tracing).toEqual({ endpoint: "http://collector:4318", serviceName: "smsgw" });
-    expect(config.temporalDev.memoryLimit).toBe(tuning.devServerMemoryLimit.value);
+    expect(config.inherited.GOMEMLIMIT).toBe(tuning.devServerMemoryLimit.value);
     expect(Object.isFrozen(config.messages)).toBe(true);
   });
 

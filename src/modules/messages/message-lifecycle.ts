@@ -65,6 +65,17 @@ export class MessageLifecycle {
   async textForDevice(messageId: string): Promise<string> {
     const row = await this.repository.texts(messageId);
     if (row === undefined) throw new DomainError("not_found", "Message not found");
+    return this.opened(row);
+  }
+
+  /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
+  async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
+    const rows = await this.repository.unacknowledged(gatewayId);
+    return rows.map((row) => ({ messageId: row.id, recipient: row.recipient, body: this.opened(row) }));
+  }
+
+  /** A stored text as the phone sends it: `sealed_body`, opened, when `body` is a masked copy. */
+  private opened(row: { body: string; sealed_body: string | null }): string {
     return row.sealed_body === null ? row.body : this.box.open(row.sealed_body);
   }
 

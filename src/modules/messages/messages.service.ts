@@ -376,13 +376,8 @@ export class MessagesService {
   }
 
   /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
-  async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
-    const rows = await this.repository.unacknowledged(gatewayId);
-    return rows.map((row) => ({
-      messageId: row.id,
-      recipient: row.recipient,
-      body: row.sealed_body === null ? row.body : this.box.open(row.sealed_body),
-    }));
+  unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
+    return this.lifecycle.unacknowledged(gatewayId);
   }
 
   /** Tells the workflows of messages in flight on this gateway that it went away. */
