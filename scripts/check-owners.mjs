@@ -5,7 +5,8 @@
 // A table's owner is the module whose folder holds its entity (`src/modules/<module>/*.entity.ts`,
 // `tableName: "…"`). SQL may stand in `src/modules/<module>/*.repository.ts`, and in `src/db/` (the
 // database layer: migrations, the pool, the health probe), which writes no table but through
-// migrations. Reads may join another module's tables (read models); writes go through the owner.
+// migrations. Reads may join another module's tables (read models); writes go through the owner,
+// whose repository may export a step (a CTE's text) that another statement places.
 //
 // Usage: node scripts/check-owners.mjs [ROOT]   (ROOT defaults to the repository this script is in)
 import { readdirSync, readFileSync } from "node:fs";

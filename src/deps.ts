@@ -162,7 +162,7 @@ export async function createDeps(
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
   const textBox = new SecretBox(secret, "message texts v1");
-  const lifecycle = new MessageLifecycle(repository, picker, events, gateways, metrics, textBox);
+  const lifecycle = new MessageLifecycle(repository, picker, events, metrics, textBox);
   /** Hands a command to a phone connected to this process (the first dispatch and the device activity). */
   const pushHere = (command: PushCommand) => pushToConnected(connections, lifecycle, command);
   const workflows = createMessageWorkflows(temporal, {

@@ -1,4 +1,3 @@
-import type { Tx } from "../../db/sql.js";
 import type { EventRepository, RecordedEvent } from "./event.repository.js";
 import type { EventPayload } from "./event.types.js";
 
@@ -30,14 +29,9 @@ export class EventsService {
   }
 
   /**
-   * Records events in the caller's transaction (a message's state change and its events commit
-   * together). The caller tells listeners with `recorded` once the transaction has committed.
+   * Tells listeners of events recorded by another module's statement (`recordingEvents`), once it has
+   * committed.
    */
-  record(payloads: readonly EventPayload[], em: Tx): Promise<RecordedEvent[]> {
-    return this.repository.record(payloads, em);
-  }
-
-  /** Tells listeners of events recorded in a transaction that has committed. */
   recorded(events: readonly RecordedEvent[]): void {
     for (const event of events) {
       if (event.dispatched) continue;

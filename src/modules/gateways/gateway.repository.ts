@@ -2,12 +2,22 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
 import { GatewayEntity, type GatewayMetadata, type GatewayRecord } from "./gateway.entity.js";
 
-/** The statements that count one SMS on a gateway, today and in all. */
+/**
+ * The gateways' part of a statement that another module writes, so that a report and its count are
+ * one statement (one round trip, nothing half-done): the body of a CTE that counts one SMS, today and
+ * in all, on the gateway of each row of `source` (a from-item with a `gateway_id` column). Returns
+ * the counted gateways' `id` and `device_id`.
+ */
+export function counting(direction: "sent" | "received", source: string): string {
+  return `update gateways set messages_${direction}_today = messages_${direction}_today + 1,
+              total_messages_${direction} = total_messages_${direction} + 1, updated_at = now()
+        where id in (select gateway_id from ${source}) returning id, device_id`;
+}
+
+/** The statements that count one SMS on the gateway given as a parameter. */
 const countSql = {
-  sent: `update gateways set messages_sent_today = messages_sent_today + 1,
-              total_messages_sent = total_messages_sent + 1, updated_at = now() where id = ? returning device_id`,
-  received: `update gateways set messages_received_today = messages_received_today + 1,
-              total_messages_received = total_messages_received + 1, updated_at = now() where id = ? returning device_id`,
+  sent: counting("sent", "(values (?::int)) as one(gateway_id)"),
+  received: counting("received", "(values (?::int)) as one(gateway_id)"),
 };
 
 /** A gateway's row as an event about it needs it. */

@@ -184,11 +184,6 @@ export class GatewayRegistry {
     return rows.map((row) => ({ id: row.id, deviceId: row.device_id }));
   }
 
-  /** Counts one SMS the gateway sent, in the caller's transaction; returns its device id. */
-  countSent(gatewayId: number, tx: Tx): Promise<string | null> {
-    return this.repository.count(gatewayId, "sent", tx);
-  }
-
   /** Counts one SMS the gateway received, in the caller's transaction; returns its device id. */
   countReceived(gatewayId: number, tx: Tx): Promise<string | null> {
     return this.repository.count(gatewayId, "received", tx);

@@ -1,4 +1,3 @@
-import type { Tx } from "../../db/sql.js";
 import { DomainError } from "../../shared/errors.js";
 import type { Metrics } from "../../shared/metrics.js";
 import type { SecretBox } from "../../shared/secret-box.js";
@@ -32,8 +31,8 @@ const iso = (value: string | null) => (value === null ? undefined : new Date(val
 //                                               or the device activity on the instance holding the phone
 //                                        │
 //   phone ─ ack ─────────────────► acknowledge   (it holds the message: never given to another phone)
-//   phone ─ report sent ─────────► report → markSent      ┐ one transaction: the message (this module),
-//   phone ─ report delivered ────► report → markDelivered ┘ its gateway's count (gateways), its events (events)
+//   phone ─ report sent ─────────► report → markSent      ┐ one statement: the message (this module), its
+//   phone ─ report delivered ────► report → markDelivered ┘ gateway's count and its events (those owners' steps)
 //   phone ─ report failed ───────► report → markFailed (sent) or the attempt failed → requeue (fail over)
 //   no report in time / phone lost ─► the workflow: requeue → startAttempt on another gateway, with backoff
 //
@@ -53,9 +52,7 @@ export class MessageLifecycle {
   constructor(
     private readonly repository: MessageRepository,
     private readonly picker: GatewayPicker,
-    private readonly events: Pick<EventsService, "emit" | "record" | "recorded">,
-    /** The gateways' owner, which counts what each sent. */
-    private readonly gateways: { countSent(gatewayId: number, em: Tx): Promise<string | null> },
+    private readonly events: Pick<EventsService, "emit" | "recorded">,
     private readonly metrics: Metrics,
     /** Opens the text of a message that holds a secret: only the phone ever gets it in clear. */
     private readonly box: SecretBox,
@@ -266,48 +263,30 @@ export class MessageLifecycle {
   }
 
   /**
-   * The gateway sent the SMS, in one transaction: moved, its attempt closed, counted once on the
-   * gateway (its owner's statement) and `sms_sent` recorded (the events module's), so none of it can
-   * happen without the rest. Returns whether the message moved (false for a repeated or late report).
+   * The gateway sent the SMS, in one statement: moved, its attempt closed, counted once on the
+   * gateway (the gateways module's step) and `sms_sent` recorded (the events module's), so none of it
+   * can happen without the rest. Returns whether the message moved (false for a repeated or late report).
    */
   async markSent(messageId: string, gatewayId: number): Promise<boolean> {
-    const recorded = await this.repository.transaction(async (em) => {
-      const moved = await this.repository.markSent(messageId, gatewayId, em);
-      if (moved === undefined) return undefined;
-      const deviceId = await this.gateways.countSent(moved.gateway_id, em);
-      return { deviceId, events: await this.events.record([messageEvent("sms_sent", moved, deviceId)], em) };
-    });
-    if (recorded === undefined) return false;
-    this.events.recorded(recorded.events);
-    this.metrics.messageOutcome("sent", recorded.deviceId);
+    const moved = await this.repository.markSent(messageId, gatewayId);
+    if (moved === undefined) return false;
+    this.events.recorded(moved.events);
+    this.metrics.messageOutcome("sent", moved.device_id);
     return true;
   }
 
   /**
-   * The SMS reached the phone, in one transaction: moved, counted (when no sent report came first),
+   * The SMS reached the phone, in one statement: moved, counted (when no sent report came first),
    * and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns whether the message moved, and
    * whether its workflow had loaded it by then: one that had not will find it delivered when it does
    * (the statement and the workflow's load take the row in turn), so it needs no word of the report.
    */
   async markDelivered(messageId: string, gatewayId: number): Promise<{ moved: boolean; workflowRunning: boolean }> {
-    const recorded = await this.repository.transaction(async (em) => {
-      const moved = await this.repository.markDelivered(messageId, gatewayId, em);
-      if (moved === undefined) return undefined;
-      const deviceId =
-        moved.was === "sent"
-          ? ((await this.repository.deviceIdOf(moved.gateway_id, em)) ?? null)
-          : await this.gateways.countSent(moved.gateway_id, em);
-      const events = await this.events.record(
-        [messageEvent("sms_sent", moved, deviceId), messageEvent("sms_delivered", moved, deviceId)],
-        em,
-      );
-      return { moved, deviceId, events };
-    });
-    if (recorded === undefined) return { moved: false, workflowRunning: true };
-    const { moved, deviceId, events } = recorded;
-    this.events.recorded(events);
-    if (moved.was !== "sent") this.metrics.messageOutcome("sent", deviceId);
-    this.metrics.messageOutcome("delivered", deviceId);
+    const moved = await this.repository.markDelivered(messageId, gatewayId);
+    if (moved === undefined) return { moved: false, workflowRunning: true };
+    this.events.recorded(moved.events);
+    if (moved.was !== "sent") this.metrics.messageOutcome("sent", moved.device_id);
+    this.metrics.messageOutcome("delivered", moved.device_id);
     this.metrics.delivered((Date.parse(moved.delivered_at ?? moved.sent_at) - Date.parse(moved.created_at)) / 1000);
     return { moved: true, workflowRunning: moved.workflow_started_at !== null };
   }

@@ -2,6 +2,8 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
 import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
+import { type RecordedEvent, recordingEvents } from "../events/index.js";
+import { counting } from "../gateways/index.js";
 import type { MessageView, OutboundStatus } from "./message.types.js";
 
 /**
@@ -203,29 +205,52 @@ export interface MessageWithGateway {
   error_message: string | null;
 }
 
-/**
- * Closes, as sent, the open attempt of the message moved in \`m\` on its gateway (a CTE; nothing for
- * a message that was already sent).
- */
-const closingSentAttempt = `a as (
-         update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
-          where message_id = (select id from m where was <> 'sent') and gateway_id = (select gateway_id from m)
-            and outcome is null)`;
+/** A timestamp column as JavaScript's `toISOString()` writes it (UTC, milliseconds, `Z`). */
+const isoSql = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
- * The statement that moves a message its gateway reported on, and closes the attempt as sent when
- * it was not sent before. The joined row is read before the update, so `was` is the status it leaves.
+ * The payload of a message event, built by PostgreSQL from the moved message `m` and its gateway's
+ * device id `device_id`, with the keys in the order the webhooks documentation lists them (as the
+ * lifecycle's `messageEvent` writes them for the events it raises itself).
+ */
+function eventJson(type: "sms_sent" | "sms_delivered"): string {
+  const time = type === "sms_sent" ? "sent_at" : "delivered_at";
+  return `json_build_object('event', '${type}', 'message_id', m.id, 'to', m.recipient, 'message', m.body,
+            '${time}', ${isoSql(`m.${time}`)}, 'gateway_id', m.device_id)`;
+}
+
+/**
+ * The statement of a report, one round trip with nothing half-done: the message moves (only from
+ * the statuses `transition` leaves, on the gateway it was given to), and with it, when it was not
+ * sent before, its attempt closes as sent and its gateway counts it (the gateways module's step);
+ * its events are recorded (the events module's step: `sms_sent` once, `sms_delivered`). The joined
+ * row is read before the update, so `was` is the status it leaves. One row for a moved message, with
+ * the events recorded as JSON; none for a repeated or late report.
  */
 function reported(transition: "sent" | "delivered", set: string): string {
+  const types: ("sms_sent" | "sms_delivered")[] = transition === "sent" ? ["sms_sent"] : ["sms_sent", "sms_delivered"];
   return `with m as (
          update messages m set status = '${transition}', ${set}, error_message = null, sealed_body = null,
                 updated_at = now()
-           from (select id, status from messages where id = ?) old
-          where m.id = old.id and m.gateway_id = ? and ${leaves(transition, "m.status")}
-         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, old.status as was,
-                   m.workflow_started_at),
-       ${closingSentAttempt}
-       select * from m`;
+           from (select id, status from messages where id = ?) old join gateways g on g.id = ?
+          where m.id = old.id and m.gateway_id = g.id and ${leaves(transition, "m.status")}
+         returning m.id, m.recipient, m.body, m.sent_at, m.delivered_at, m.created_at, m.gateway_id, g.device_id,
+                   old.status as was, m.workflow_started_at),
+       unsent as (select id, gateway_id from m where was <> 'sent'),
+       a as (
+         update message_attempts set outcome = 'sent', ended_at = coalesce(ended_at, now())
+          where message_id = (select id from unsent) and gateway_id = (select gateway_id from unsent)
+            and outcome is null),
+       counted as (${counting("sent", "unsent")}),
+       raised as (
+         select e.n, e.type, m.id as message_id, e.payload from m
+          cross join lateral (values ${types.map((type, i) => `(${i + 1}, '${type}', ${eventJson(type)})`).join(", ")})
+                as e(n, type, payload)),
+       recorded as (${recordingEvents("raised")})
+       select m.*, (select coalesce(json_agg(json_build_object('id', r.id::text, 'payload', r.payload,
+                                             'dispatched', r.dispatched) order by r.id), '[]')
+                      from recorded r) as events
+         from m`;
 }
 
 const reportedSql = {
@@ -233,7 +258,7 @@ const reportedSql = {
   delivered: reported("delivered", "delivered_at = now(), sent_at = coalesce(m.sent_at, now())"),
 };
 
-/** A message a report moved: what its events say, and the status it left. */
+/** A message a report moved: what its events say, the status it left, and the events recorded. */
 export interface MovedMessage {
   id: string;
   recipient: string;
@@ -242,8 +267,10 @@ export interface MovedMessage {
   delivered_at: string | null;
   created_at: string;
   gateway_id: number;
+  device_id: string;
   was: OutboundStatus;
   workflow_started_at: string | null;
+  events: RecordedEvent[];
 }
 
 /** Ends the attempt in progress of the message moved in \`m\` (id, attempts) if it is still open. */
@@ -510,19 +537,20 @@ export class MessageRepository {
   // --- reports ---
 
   /**
-   * Sent, in `tx`: moved and its attempt closed, in one statement. Returns the moved message (for
-   * its event and its gateway's count), or undefined for a repeated or late report.
+   * Sent: moved, its attempt closed, counted on its gateway and `sms_sent` recorded, in one statement.
+   * Returns the moved message with its events, or undefined for a repeated or late report.
    */
-  markSent(messageId: string, gatewayId: number, tx: Tx): Promise<MovedMessage | undefined> {
-    return this.one<MovedMessage>(reportedSql.sent, [messageId, gatewayId], tx);
+  markSent(messageId: string, gatewayId: number): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(reportedSql.sent, [messageId, gatewayId]);
   }
 
   /**
-   * Delivered, in `tx`: moved, and its attempt closed when no sent report came first, in one
-   * statement. Returns the moved message with the status it left, or undefined.
+   * Delivered, in one statement: moved, its attempt closed and counted when no sent report came
+   * first, and `sms_sent` (if not yet) and `sms_delivered` recorded. Returns the moved message with
+   * the status it left and its events, or undefined.
    */
-  markDelivered(messageId: string, gatewayId: number, tx: Tx): Promise<MovedMessage | undefined> {
-    return this.one<MovedMessage>(reportedSql.delivered, [messageId, gatewayId], tx);
+  markDelivered(messageId: string, gatewayId: number): Promise<MovedMessage | undefined> {
+    return this.one<MovedMessage>(reportedSql.delivered, [messageId, gatewayId]);
   }
 
   /**
@@ -672,8 +700,8 @@ export class MessageRepository {
   }
 
   /** A gateway's device id. */
-  async deviceIdOf(gatewayId: number, tx?: Tx): Promise<string | undefined> {
-    return (await this.one<{ device_id: string }>("select device_id from gateways where id = ?", [gatewayId], tx))
+  async deviceIdOf(gatewayId: number): Promise<string | undefined> {
+    return (await this.one<{ device_id: string }>("select device_id from gateways where id = ?", [gatewayId]))
       ?.device_id;
   }
 
