@@ -15,7 +15,7 @@ Usage:
   smsgw serve [--api-only | --worker-only]   run the API (one port: gRPC, Connect, REST) and the Temporal worker
   smsgw migrate                              create the database if missing and apply migrations
   smsgw seed                                 create the first admin key and print it (only when none exists)
-  smsgw keys create --kind client|admin|gateway --name NAME [--device-id ID]
+  smsgw keys create --kind client|admin|gateway|registration --name NAME [--device-id ID]
                                              create a key and print it alone on stdout (shown once)
   smsgw keys list                            list keys (never the keys themselves)
   smsgw keys revoke ID                       revoke a key at once
@@ -67,8 +67,8 @@ async function keysCommand(args: string[]): Promise<void> {
   });
   if (action === "create") {
     const kind = values.kind as KeyScope | undefined;
-    if (kind !== "client" && kind !== "admin" && kind !== "gateway")
-      throw new UsageError("--kind must be client, admin or gateway");
+    if (kind !== "client" && kind !== "admin" && kind !== "gateway" && kind !== "registration")
+      throw new UsageError("--kind must be client, admin, gateway or registration");
     if (kind === "gateway" && values["device-id"] === undefined)
       throw new UsageError("a gateway key needs --device-id");
     const key = await withServices(async (keys, gateways) => {

@@ -606,6 +606,7 @@ export function Keys() {
             <option value="client">client</option>
             <option value="admin">admin</option>
             <option value="gateway">gateway (reinstalled phone)</option>
+            <option value="registration">registration (SMSGate app's private token)</option>
           </select>
         </label>
         {scope === "gateway" && (
@@ -635,6 +636,7 @@ export function Keys() {
             <td>
               {key.scope}
               {key.gatewayId ? ` (${key.gatewayId})` : ""}
+              {key.login ? ` (SMSGate login ${key.login})` : ""}
             </td>
             <td>
               <code>…{key.hint}</code>

@@ -14,7 +14,7 @@ function fleetGateway(gateway: FleetGatewayView) {
   return { ...gateway, lastHeartbeatAt: optionalTimestamp(gateway.lastHeartbeatAt) };
 }
 
-const keyScopes: readonly KeyScope[] = ["client", "admin", "gateway"];
+const keyScopes: readonly KeyScope[] = ["client", "admin", "gateway", "registration"];
 
 /** OTP figures as the contract shows them. */
 const otpFigures = (figures: { sentToday: number; verifiedToday: number; verificationRate: number }) => ({
@@ -45,6 +45,7 @@ export function adminHandlers(deps: {
     createdAt: timestampFromDate(key.createdAt),
     lastUsedAt: optionalTimestamp(key.lastUsedAt),
     revokedAt: optionalTimestamp(key.revokedAt),
+    login: key.login ?? undefined,
   });
   return {
     async *watchGateways(_req, ctx) {

@@ -2,8 +2,11 @@ import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
 import { foreignKey } from "../../db/foreign-key.js";
 import { GatewayEntity } from "../gateways/index.js";
 
-/** Who a key belongs to: one gateway device, or a client application of some scope. */
-export type KeyScope = "gateway" | "client" | "admin";
+/**
+ * Who a key belongs to: one gateway device, a client application of some scope, or whoever may
+ * register phones running the SMSGate app (the app's "private token").
+ */
+export type KeyScope = "gateway" | "client" | "admin" | "registration";
 
 /**
  * An API key. Only the SHA-256 digest of the key is stored; `hint` is its last four characters.
@@ -14,7 +17,7 @@ export const ApiKeyEntity = defineEntity({
   tableName: "api_keys",
   properties: {
     id: p.integer().primary().autoincrement(),
-    scope: p.enum(["gateway", "client", "admin"] satisfies KeyScope[]).columnType("varchar(16)"),
+    scope: p.enum(["gateway", "client", "admin", "registration"] satisfies KeyScope[]).columnType("varchar(16)"),
     name: p.string().length(255),
     digest: p.string().columnType("char(64)").unique("api_keys_digest_key"),
     hint: p.string().length(4),
@@ -27,6 +30,11 @@ export const ApiKeyEntity = defineEntity({
       .onCreate(() => new Date()),
     lastUsedAt: p.datetime().nullable(),
     revokedAt: p.datetime().nullable(),
+    /**
+     * A client key that is an SMSGate account: its login (Basic `login:password`, where the password
+     * is the secret whose digest is `digest`); null for every other key.
+     */
+    login: p.string().length(16).nullable().unique("api_keys_login_key"),
   },
   checks: [{ name: "api_keys_check", expression: "(scope = 'gateway') = (gateway_id is not null)" }],
 });

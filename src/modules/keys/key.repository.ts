@@ -24,7 +24,7 @@ export class KeyRepository {
 
   /** Stores a key's record (in `em`'s transaction, the registration of its gateway, when given). */
   async insert(
-    key: { scope: KeyScope; name: string; digest: string; hint: string; gatewayId: number | null },
+    key: { scope: KeyScope; name: string; digest: string; hint: string; gatewayId: number | null; login?: string },
     em: EntityManager = this.em.fork(),
   ): Promise<StoredApiKey> {
     const entity = em.create(ApiKeyEntity, {
@@ -33,9 +33,26 @@ export class KeyRepository {
       digest: key.digest,
       hint: key.hint,
       gateway: key.gatewayId,
+      login: key.login ?? null,
     });
     await em.flush();
     return entity;
+  }
+
+  /** Stores an SMSGate account (a client key with a login); undefined when the login is taken. */
+  async insertAccount(
+    account: { name: string; login: string; digest: string; hint: string },
+    em?: EntityManager,
+  ): Promise<StoredApiKey | undefined> {
+    // The login is checked first, so that a taken one does not abort the caller's transaction.
+    const taken = await this.sql.one("select 1 from api_keys where login = ?", [account.login]);
+    if (taken !== undefined) return undefined;
+    return this.insert({ scope: "client", gatewayId: null, ...account }, em);
+  }
+
+  /** The unrevoked account with this login. */
+  byLogin(login: string): Promise<{ id: number; name: string; digest: string } | undefined> {
+    return this.sql.one("select id, name, digest from api_keys where login = ? and revoked_at is null", [login]);
   }
 
   /** Of `keyIds`, those that exist and are not revoked. */

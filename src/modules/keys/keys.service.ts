@@ -17,12 +17,18 @@ export interface KeyRecord {
   readonly name: string;
   readonly hint: string;
   readonly gatewayId: number | null;
+  /** An SMSGate account's login; null for every other key. */
+  readonly login: string | null;
   readonly createdAt: Date;
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
 }
 
 const keyPattern = /^(gw|api)_live_[0-9a-z]{40}$/;
+const registrationPattern = /^reg_live_[0-9a-z]{40}$/;
+/** An SMSGate account's login and password, as the app shows them (6 and 14 characters). */
+const loginPattern = /^[0-9A-Z]{6}$/;
+const passwordPattern = /^[0-9a-z]{14}$/;
 /** `last_used_at` is written at most this often per key, so authentication stays a read. */
 const lastUsedResolutionSeconds = 60;
 /**
@@ -36,8 +42,10 @@ function digestOf(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
+const prefixes: Record<KeyScope, string> = { gateway: "gw", client: "api", admin: "api", registration: "reg" };
+
 function newKey(scope: KeyScope): string {
-  return `${scope === "gateway" ? "gw" : "api"}_live_${randomToken(40)}`;
+  return `${prefixes[scope]}_live_${randomToken(40)}`;
 }
 
 /** Issues, checks, lists and revokes API keys. */
@@ -88,6 +96,51 @@ export class KeysService {
     return { key, record: toRecord(entity) };
   }
 
+  /**
+   * Opens an SMSGate account: a client key whose login and password (the secret, stored as its
+   * digest) are what the app shows its user and what SMSGate's API clients sign in with.
+   */
+  async createAccount(
+    name: string,
+    em?: EntityManager,
+  ): Promise<{ login: string; password: string; record: KeyRecord }> {
+    for (;;) {
+      const login = randomToken(6).toUpperCase();
+      const password = randomToken(14);
+      const entity = await this.repository.insertAccount(
+        {
+          name,
+          login,
+          digest: digestOf(password),
+          hint: password.slice(-4),
+        },
+        em,
+      );
+      // Another account has this login (one in about two billion): another is drawn.
+      if (entity !== undefined) return { login, password, record: toRecord(entity) };
+    }
+  }
+
+  /** The account a login and password identify, when both are right and it is not revoked. */
+  async account(login: string, password: string): Promise<{ keyId: number; login: string; name: string } | undefined> {
+    if (!loginPattern.test(login) || !passwordPattern.test(password)) return undefined;
+    const row = await this.repository.byLogin(login);
+    const digest = digestOf(password);
+    if (row === undefined || !timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
+    return { keyId: row.id, login, name: row.name };
+  }
+
+  /** The id of the live registration token `presented`, or undefined. */
+  async registration(presented: string): Promise<number | undefined> {
+    if (!registrationPattern.test(presented)) return undefined;
+    const digest = digestOf(presented);
+    const row = await this.repository.byDigest(digest, lastUsedResolutionSeconds);
+    if (row === undefined || row.scope !== "registration") return undefined;
+    if (!timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
+    if (row.stale) await this.repository.markUsed(row.id);
+    return row.id;
+  }
+
   /** Forgets a remembered key (it was just revoked, here or on another instance). */
   forget(keyId: number): void {
     for (const [digest, entry] of this.remembered) if (entry.principal.keyId === keyId) this.remembered.delete(digest);
@@ -135,6 +188,8 @@ export class KeysService {
       if (row.gateway_id === null || row.device_id === null) return undefined;
       return { kind: "gateway", keyId: row.id, gatewayId: row.gateway_id, deviceId: row.device_id };
     }
+    // A registration token registers phones and does nothing else.
+    if (row.scope === "registration") return undefined;
     return { kind: "client", keyId: row.id, scope: row.scope, name: row.name };
   }
 
@@ -164,6 +219,7 @@ function toRecord(key: {
   name: string;
   hint: string;
   gateway?: { id: number } | null;
+  login?: string | null;
   createdAt: Date;
   lastUsedAt?: Date | null;
   revokedAt?: Date | null;
@@ -174,6 +230,7 @@ function toRecord(key: {
     name: key.name,
     hint: key.hint,
     gatewayId: key.gateway?.id ?? null,
+    login: key.login ?? null,
     createdAt: key.createdAt,
     lastUsedAt: key.lastUsedAt ?? null,
     revokedAt: key.revokedAt ?? null,
