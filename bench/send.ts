@@ -4,7 +4,8 @@
 //    throughput (run.ts) and the latency from a start to its first local activity (latency.ts);
 // 2. bare endpoint: one INSERT per send (bench/bare-endpoint.ts), same PostgreSQL, pool and load;
 // 3. smsgw (`smsgw serve`, one process, as `npm start` runs it) with instant simulated phones:
-//    a burst, then a steady 2 msg/s;
+//    a burst, then a steady 2 msg/s; then a steady 2 msg/s through phones speaking the SMSGate app's
+//    protocol (events stream, GET /message, PATCH /message) in their place;
 // 4. smsgw with a small backlog limit under a send rate above what it drains (back-pressure).
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
@@ -21,6 +22,7 @@ import { type Logger, pino } from "pino";
 import { loadConfig } from "../src/config.js";
 import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
+import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
 import { latencyLine, machine, peakRss, percentile, pidsNamed, processCpuMs } from "./harness.js";
@@ -163,6 +165,7 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
   await db.query("update gateways set active = false");
   const deviceAt = new Map<string, number>();
   const phones: SimulatedGateway[] = [];
+  const smsGate: SmsGatePhone[] = [];
   const transport = createGrpcTransport({ baseUrl: url });
   for (let i = 0; i < gatewayCount; i++) {
     const registered = await fetch(`${url}/api/v1/gateway/register`, {
@@ -205,7 +208,28 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     deliveredTimes,
     /** How many commands each phone has been given so far. */
     spread: () => phones.map((phone) => phone.tally.commands),
+    /**
+     * Puts phones running the SMSGate app in place of the stream phones (those are made inactive):
+     * registered with a registration token, told on their events stream, fetching with `GET /message`.
+     * Returns when each fetched each message.
+     */
+    async smsGatePhones(count: number): Promise<Map<string, number>> {
+      const [token] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "registration", "--name", "bench"]);
+      if (token === undefined) throw new Error("no registration token");
+      await db.query("update gateways set active = false");
+      const fetchedAt = new Map<string, number>();
+      for (let i = 0; i < count; i++) {
+        const phone = new SmsGatePhone(`${url}/api/mobile/v1`, token, { ...defaultSmsGateBehaviour, sendLatencyMs: 0 });
+        phone.onMessage((message) => {
+          if (!fetchedAt.has(message.id)) fetchedAt.set(message.id, wallClock());
+        });
+        await phone.start();
+        smsGate.push(phone);
+      }
+      return fetchedAt;
+    },
     async stop() {
+      for (const phone of smsGate) phone.stop();
       await Promise.all(phones.map((phone) => phone.disconnect()));
       await stopChild(server);
     },
@@ -392,6 +416,15 @@ async function main(): Promise<void> {
   const steadyDevice = latencies(steady.sent, run.deviceAt);
   const steadyEnd = latencies(steady.sent, steadyDelivered);
   const slowest = await slowestTimeline(db, steady.sent, run.deviceAt, steadyDelivered);
+  // The same steady load through phones running the SMSGate app, on the same server.
+  const fetchedAt = await run.smsGatePhones(gatewayCount);
+  const viaApp = await load(run.url, run.key, steadyCount, 4, 2);
+  const viaAppDelivered = await run.deliveredTimes(
+    viaApp.sent.flatMap((s) => (s.id === undefined ? [] : [s.id])),
+    60_000,
+  );
+  const viaAppFetched = latencies(viaApp.sent, fetchedAt);
+  const viaAppEnd = latencies(viaApp.sent, viaAppDelivered);
   await run.stop();
 
   // 4. Back-pressure: a small backlog limit, a send rate above the drain.
@@ -436,6 +469,9 @@ async function main(): Promise<void> {
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
     `  ${slowest}`,
+    `steady 2 msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol (events stream, then GET /message; the stream phones inactive):`,
+    `  ${latencyLine("accept -> GET /message has it", viaAppFetched)}`,
+    `  ${latencyLine("accept -> delivered", viaAppEnd)}`,
     `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,
     `  ${latencyLine("accept -> device", overDevice)}`,
     `  ${latencyLine("accept -> delivered", overEnd)}`,

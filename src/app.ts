@@ -13,6 +13,7 @@ import { registerApiDocs } from "./http/api-docs.js";
 import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
+import { registerSmsGateMobile, type SmsGateMobileServices, smsGateMobilePrefixes } from "./http/smsgate-mobile.js";
 import type { RateLimiter } from "./modules/rate-limits/index.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
 import { callContext } from "./rpc/context.js";
@@ -38,7 +39,7 @@ export type AppServices = HandlerServices &
     metrics: Metrics;
     load: ClientLoad;
     rateLimiter: Pick<RateLimiter, "mode">;
-  };
+  } & Omit<SmsGateMobileServices, "idleTimeoutSeconds" | "publicUrl">;
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and
@@ -94,13 +95,14 @@ export async function buildApp(
 
   // Requests being served: while clients send hard, message workflow starts make way for them.
   // Streaming calls (a device's stream, a console's fleet watch) last for hours and are not counted.
-  const streaming = new Set(
-    services.flatMap((service) =>
+  const streaming = new Set([
+    ...services.flatMap((service) =>
       service.methods
         .filter((method) => method.methodKind !== "unary")
         .map((method) => `/${service.typeName}/${method.name}`),
     ),
-  );
+    ...smsGateMobilePrefixes.map((prefix) => `${prefix}/events`),
+  ]);
   app.addHook("onRequest", async (request, reply) => {
     if (streaming.has(request.url)) return;
     deps.load.began();
@@ -133,6 +135,15 @@ export async function buildApp(
   // sibling scope because the Connect door replaces the body parsers in its own.
   await app.register(async (rest) =>
     registerRestRoutes(rest, implementations(shared), sharedInterceptors, config.bodyLimitBytes),
+  );
+
+  // Phones running SMSGate's app, in a scope of their own (the app's error shape).
+  await app.register(async (mobile) =>
+    registerSmsGateMobile(mobile, {
+      ...deps,
+      idleTimeoutSeconds: config.devices.idleTimeoutSeconds,
+      publicUrl: config.publicUrl,
+    }),
   );
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "Not found" }));

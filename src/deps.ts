@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -75,6 +75,11 @@ export interface Deps {
   readonly inbound: InboundService;
   readonly webhooks: WebhookDispatcher;
   readonly otp: OneTimePasswords;
+  /**
+   * The key a phone running the SMSGate app signs the webhooks it posts to smsgw with: derived from
+   * the server's secret and the device id, so that nothing is stored and every instance agrees.
+   */
+  readonly signingKeyOf: (deviceId: string) => string;
   /** Closes every client, in reverse order of creation. */
   close(): Promise<void>;
 }
@@ -263,6 +268,8 @@ export async function createDeps(
     inbound,
     webhooks,
     otp,
+    signingKeyOf: (deviceId) =>
+      createHmac("sha256", secret).update(`smsgate webhooks v1 ${deviceId}`).digest("hex").slice(0, 32),
     async close() {
       backlog.stop();
       await stopDeviceControl();

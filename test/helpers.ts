@@ -128,6 +128,29 @@ export async function eventually<T>(
   }
 }
 
+/** A message's status as the REST API answers it (`GET /api/v1/sms/status/{id}`). */
+export async function messageStatus(server: { url: string }, key: string, messageId: string) {
+  return (await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key })).body as Record<string, unknown>;
+}
+
+/** Waits until a message has `status`; returns its status answer. */
+export function untilStatus(
+  server: { url: string },
+  key: string,
+  messageId: string,
+  status: string,
+  timeoutMs = 20_000,
+) {
+  return eventually(
+    async () => {
+      const current = await messageStatus(server, key, messageId);
+      return current.status === status ? current : undefined;
+    },
+    timeoutMs,
+    `${messageId} to be ${status}`,
+  );
+}
+
 /** A registered gateway with a simulated phone connected over the real stream. */
 export async function simulatedGateway(
   server: { url: string; deps: Running["deps"] },

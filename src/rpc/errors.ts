@@ -59,6 +59,11 @@ export function toConnectError(error: unknown, logger: Logger, requestId: string
   return new ConnectError(genericMessage, Code.Internal);
 }
 
+/** The HTTP status of a domain error. */
+export function httpStatusOfDomain(error: DomainError): number {
+  return table[error.code].http;
+}
+
 /** The REST status for an error that came back through the router. */
 export function httpStatusOf(error: ConnectError): number {
   const domainCode = error.metadata.get(domainCodeHeader) as DomainErrorCode | null;

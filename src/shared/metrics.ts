@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { DeviceChannel } from "../modules/devices/index.js";
 
 /** Where the messages waiting or in flight stand, read when Prometheus scrapes. */
 export interface PipelineFigures {
@@ -21,7 +22,7 @@ export interface GatewayFigure {
 export interface MetricSources {
   pipeline(): Promise<PipelineFigures>;
   gateways(): Promise<GatewayFigure[]>;
-  connectedDevices(): Record<"stream" | "cable", number>;
+  connectedDevices(): Record<DeviceChannel, number>;
 }
 
 /** `read`, shared by the calls made within half a second (the gauges of one scrape). */
@@ -131,7 +132,7 @@ export class Metrics {
     });
     new Gauge({
       name: "smsgw_devices_connected",
-      help: "Devices connected to this instance, by channel (stream: gRPC/Connect; cable: Action Cable).",
+      help: "Devices connected to this instance, by channel (stream: gRPC/Connect; cable: Action Cable; sse: the SMSGate app's events stream; poll: the SMSGate app calling without one).",
       labelNames: ["channel"] as const,
       registers,
       collect() {

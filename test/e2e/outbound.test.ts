@@ -2,7 +2,17 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { defaultBehaviour, SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
 import { rfc3339 } from "../fixtures/documented.js";
-import { clientKey, eventually, fastMessages, isolate, phoneRack, rest, startServer } from "../helpers.js";
+import {
+  clientKey,
+  eventually,
+  fastMessages,
+  isolate,
+  messageStatus,
+  phoneRack,
+  rest,
+  startServer,
+  untilStatus,
+} from "../helpers.js";
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let key: string;
@@ -25,20 +35,9 @@ async function send(body: Record<string, unknown>, headers: Record<string, strin
   return res as { status: number; body: { success: boolean; message_id: string; status: string } };
 }
 
-async function statusOf(messageId: string) {
-  return (await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key })).body as Record<string, unknown>;
-}
-
-function until(messageId: string, status: string, timeoutMs = 20_000) {
-  return eventually(
-    async () => {
-      const current = await statusOf(messageId);
-      return current.status === status ? current : undefined;
-    },
-    timeoutMs,
-    `${messageId} to be ${status}`,
-  );
-}
+const statusOf = (messageId: string) => messageStatus(server, key, messageId);
+const until = (messageId: string, status: string, timeoutMs?: number) =>
+  untilStatus(server, key, messageId, status, timeoutMs);
 
 describe("sending an SMS through a connected phone", () => {
   it("accepts with 202, reaches the phone, and ends delivered with the documented status shape", async () => {

@@ -8,7 +8,8 @@ import { clientKey, registeredGateway, startServer } from "../helpers.js";
 
 /**
  * A bounded fuzz of every door with a fixed seed: for every REST route and every Connect procedure,
- * malformed requests with each kind of key; on /cable, bad frames. Nothing may earn a 5xx, every REST
+ * malformed requests with each kind of key; on /cable, bad frames; on the SMSGate mobile API, bad
+ * bodies, schemes and signatures. Nothing may earn a 5xx, every REST
  * error is `{"error": ...}`, and `/up` answers 200 after each route.
  */
 const seed = 20261125;
@@ -158,6 +159,7 @@ function restRoutes(): Route[] {
 
 let server: Awaited<ReturnType<typeof startServer>>;
 let keys: (string | undefined)[];
+let registrationToken: string;
 
 beforeAll(async () => {
   server = await startServer();
@@ -169,6 +171,7 @@ beforeAll(async () => {
     await clientKey(server),
     await clientKey(server, "admin"),
   ];
+  registrationToken = (await server.deps.keys.create({ scope: "registration", name: "fuzz" })).key;
 });
 afterAll(async () => server.stop());
 
@@ -331,4 +334,85 @@ describe(`bounded fuzz (seed ${seed})`, () => {
       await expectUp();
     }
   });
+
+  it('never answers the SMSGate mobile API with a 5xx, and every error is {"message": ...}', async () => {
+    const random = generator(seed + 4);
+    const gateway = keys[2] ?? "";
+    const routes: [string, string][] = [
+      ["POST", "/device"],
+      ["PATCH", "/device"],
+      ["GET", "/device"],
+      ["GET", "/message"],
+      ["PATCH", "/message"],
+      ["GET", "/messages"],
+      ["PATCH", "/messages"],
+      ["GET", "/webhooks"],
+      ["GET", "/settings"],
+      ["GET", "/user/code"],
+      ["POST", "/webhooks/received"],
+      ["GET", "/events"],
+    ];
+    const authorizations = () =>
+      random.pick([
+        undefined,
+        `Bearer ${gateway}`,
+        `Bearer ${registrationToken}`,
+        `Bearer ${random
+          .pick(strings)
+          .slice(0, 60)
+          .replace(/[^\x20-\x7e]/g, "?")}`,
+        `Basic ${Buffer.from(`${random.pick(strings).slice(0, 20)}:x`).toString("base64")}`,
+        "Basic %%%",
+        `Code ${random.int(1_000_000)}`,
+        "Token",
+      ]);
+    for (const prefix of ["/api/mobile/v1", "/mobile/v1"]) {
+      for (const [verb, route] of routes) {
+        for (let i = 0; i < requestsPerRoute / 2; i++) {
+          const authorization = authorizations();
+          const headers: Record<string, string> = {};
+          if (authorization !== undefined) headers.authorization = authorization;
+          let payload: string | Buffer | undefined;
+          if (verb !== "GET") {
+            const generated = random.next() < 0.5 ? body(random, services[0]?.methods[0] as DescMethod) : undefined;
+            payload =
+              generated?.body ??
+              JSON.stringify(
+                random.pick([
+                  [{ id: random.pick(strings), state: random.pick(["Sent", "Pending", "x", 1]) }],
+                  { name: random.pick(strings), simCards: jsonValue(random), pushToken: jsonValue(random) },
+                  { id: "x", event: "sms:received", deviceId: random.pick(strings), payload: jsonValue(random) },
+                  jsonValue(random),
+                ]),
+              );
+            headers["content-type"] = generated?.contentType ?? "application/json";
+            if (random.next() < 0.3) headers["x-timestamp"] = String(random.pick(numbers));
+            if (random.next() < 0.3) headers["x-signature"] = random.pick(["0".repeat(64), "zz", ""]);
+          }
+          const query = random.next() < 0.3 ? `?order=${pathValue(random)}` : "";
+          const controller = new AbortController();
+          const response = await fetch(`${server.url}${prefix}${route}${query}`, {
+            method: verb,
+            headers,
+            body: payload,
+            signal: controller.signal,
+          });
+          const what = `${verb} ${prefix}${route}${query.slice(0, 60)} (${authorization?.slice(0, 30)}) -> ${response.status}`;
+          expect(response.status, what).toBeLessThan(500);
+          if (response.headers.get("content-type")?.startsWith("text/event-stream")) {
+            // An events stream that opened: it is the phone's, and it ends when the phone goes.
+            expect(response.status, what).toBe(200);
+            controller.abort();
+            continue;
+          }
+          const text = await response.text();
+          if (response.status >= 400) {
+            const parsed = JSON.parse(text) as Record<string, unknown>;
+            expect(Object.keys(parsed), `${what} ${text.slice(0, 200)}`).toEqual(["message"]);
+          }
+        }
+        await expectUp();
+      }
+    }
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { CommandQueue } from "./command-queue.js";
-import type { ConnectedGateway, DeviceCommand } from "./device.types.js";
+import type { ConnectedGateway, DeviceChannel, DeviceCommand } from "./device.types.js";
 
 /** Why a connection ended. `shutdown` asks the device to reconnect elsewhere. */
 export type CloseReason = "device_closed" | "replaced" | "idle" | "shutdown" | "revoked";
@@ -19,8 +19,7 @@ export class DeviceConnection {
   constructor(
     readonly gateway: ConnectedGateway,
     capacity: number,
-    /** How the device is connected: the gRPC/Connect stream, or Action Cable. */
-    readonly channel: "stream" | "cable",
+    readonly channel: DeviceChannel,
   ) {
     this.commands = new CommandQueue(capacity);
   }
@@ -60,6 +59,12 @@ export class LiveDevices {
       this.byGateway.delete(connection.gateway.gatewayId);
   }
 
+  /** The gateway's open connection to this instance, if any. */
+  openOf(gatewayId: number): DeviceConnection | undefined {
+    const connection = this.byGateway.get(gatewayId);
+    return connection?.closeReason === undefined ? connection : undefined;
+  }
+
   /** Whether a command for the gateway would be taken here now: connected to this instance and active. */
   accepts(gatewayId: number): boolean {
     const connection = this.byGateway.get(gatewayId);
@@ -91,8 +96,8 @@ export class LiveDevices {
   }
 
   /** How many devices are connected here, by channel. */
-  connectedByChannel(): Record<"stream" | "cable", number> {
-    const counts = { stream: 0, cable: 0 };
+  connectedByChannel(): Record<DeviceChannel, number> {
+    const counts = { stream: 0, cable: 0, sse: 0, poll: 0 };
     for (const connection of this.byGateway.values())
       if (connection.closeReason === undefined) counts[connection.channel]++;
     return counts;

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { DomainError } from "../../shared/errors.js";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { MessagesService } from "../messages/index.js";
-import type { ConnectedGateway, DeviceFrame, InboundSink } from "./device.types.js";
+import type { ConnectedGateway, DeviceChannel, DeviceFrame, InboundSink } from "./device.types.js";
 import { DeviceConnection, type LiveDevices } from "./device-connections.js";
 import type { Presence } from "./presence.js";
 
@@ -38,7 +38,7 @@ export class DeviceHub {
    * Registers a new connection for a gateway (replacing an older one of the same gateway), marks it
    * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.
    */
-  async connect(gateway: ConnectedGateway, channel: "stream" | "cable"): Promise<DeviceConnection> {
+  async connect(gateway: ConnectedGateway, channel: DeviceChannel): Promise<DeviceConnection> {
     const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands, channel);
     this.deps.connections.add(connection);
     // Without Redis the device still connects; its presence is claimed as soon as Redis is back.

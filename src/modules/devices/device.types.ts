@@ -30,6 +30,12 @@ export type DeviceFrame =
       reportId?: string | undefined;
     };
 
+/**
+ * How a device is connected: the gRPC/Connect stream, Action Cable, or (phones running the SMSGate
+ * app) its Server-Sent Events stream, or only its calls while it polls.
+ */
+export type DeviceChannel = "stream" | "cable" | "sse" | "poll";
+
 /** The gateway behind a connection. */
 export interface ConnectedGateway {
   gatewayId: number;

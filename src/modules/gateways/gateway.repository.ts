@@ -54,10 +54,18 @@ export class GatewayRepository {
   }
 
   /** Stores a new gateway in `em`'s transaction. */
-  async insert(deviceId: string, name: string, em: EntityManager): Promise<GatewayRecord> {
-    const gateway = em.create(GatewayEntity, { deviceId, name });
+  async insert(deviceId: string, name: string, metadata: GatewayMetadata, em: EntityManager): Promise<GatewayRecord> {
+    const gateway = em.create(GatewayEntity, { deviceId, name, metadata });
     await em.flush();
     return gateway;
+  }
+
+  /** Merges `patch` into the gateway's metadata (a key set to null is removed). */
+  async mergeMetadata(gatewayId: number, patch: GatewayMetadata): Promise<void> {
+    await this.sql.all(
+      `update gateways set metadata = jsonb_strip_nulls(metadata || ?::jsonb), updated_at = now() where id = ?`,
+      [JSON.stringify(patch), gatewayId],
+    );
   }
 
   statusRow(gatewayId: number): Promise<GatewayStatusRow | undefined> {

@@ -1,4 +1,5 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
 import type { EventsService } from "../events/index.js";
@@ -63,17 +64,21 @@ export class GatewayRegistry {
   }
 
   /**
-   * Registers a device and issues its key, in one transaction: there is never a gateway without a
-   * key or a key without a gateway. A device id that is already registered is refused.
+   * Registers a device and issues its key, in one transaction (with `also`, when given: what else
+   * the registration makes): there is never a gateway without a key or a key without a gateway. A
+   * device id that is already registered is refused.
    */
-  async register(input: { deviceId: string; name: string }): Promise<{ gateway: GatewayRecord; apiKey: string }> {
+  async register<T = undefined>(
+    input: { deviceId: string; name: string; metadata?: GatewayMetadata },
+    also?: (em: EntityManager, gateway: GatewayRecord) => Promise<T>,
+  ): Promise<{ gateway: GatewayRecord; apiKey: string; also: T }> {
     const deviceId = requiredText(input.deviceId, "device_id");
     const name = input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
     try {
       return await this.repository.transaction(async (em) => {
-        const gateway = await this.repository.insert(deviceId, name, em);
+        const gateway = await this.repository.insert(deviceId, name, input.metadata ?? {}, em);
         const { key } = await this.keys.create({ scope: "gateway", name, gatewayId: gateway.id }, em);
-        return { gateway, apiKey: key };
+        return { gateway, apiKey: key, also: (also === undefined ? undefined : await also(em, gateway)) as T };
       });
     } catch (error) {
       if (error instanceof UniqueConstraintViolationException) {
@@ -81,6 +86,11 @@ export class GatewayRegistry {
       }
       throw error;
     }
+  }
+
+  /** Merges what a device said of itself into its metadata (a key set to null is removed). */
+  updateMetadata(gatewayId: number, patch: GatewayMetadata): Promise<void> {
+    return this.repository.mergeMetadata(gatewayId, patch);
   }
 
   /**

@@ -14,7 +14,7 @@ export {
   type PushCommand,
   type SendInput,
 } from "./message.types.js";
-export { MessageLifecycle, type MessagePlan } from "./message-lifecycle.js";
+export { MessageLifecycle, type MessagePlan, type UnacknowledgedCommand } from "./message-lifecycle.js";
 export { type MessageFigures, type SystemStats, statsOf } from "./message-stats.js";
 export { createMessageActivities, type MessageActivities } from "./messages.activities.js";
 export { type Caller, MessagesService } from "./messages.service.js";

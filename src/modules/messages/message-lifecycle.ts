@@ -9,6 +9,17 @@ import type { AttemptInput, AttemptStart, DeviceReport, OutboundStatus, PushComm
 
 export type { MessagePlan } from "./message.repository.js";
 
+/** A command a gateway has not acknowledged. */
+export interface UnacknowledgedCommand {
+  messageId: string;
+  recipient: string;
+  /** The text to send (a sealed one opened). */
+  body: string;
+  priority: number;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
 /** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
 const maxFreshPlans = tuning.freshPlans.value;
 
@@ -65,10 +76,23 @@ export class MessageLifecycle {
     return this.opened(row);
   }
 
-  /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
-  async unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
-    const rows = await this.repository.unacknowledged(gatewayId);
-    return rows.map((row) => ({ messageId: row.id, recipient: row.recipient, body: this.opened(row) }));
+  /**
+   * Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects,
+   * or handed to a phone that fetches them; oldest first, or newest first, at most `limit`.
+   */
+  async unacknowledged(
+    gatewayId: number,
+    options: { newestFirst?: boolean; limit?: number } = {},
+  ): Promise<UnacknowledgedCommand[]> {
+    const rows = await this.repository.unacknowledged(gatewayId, options.newestFirst, options.limit);
+    return rows.map((row) => ({
+      messageId: row.id,
+      recipient: row.recipient,
+      body: this.opened(row),
+      priority: row.priority,
+      expiresAt: new Date(row.expires_at),
+      createdAt: new Date(row.created_at),
+    }));
   }
 
   /** A stored text as the phone sends it: `sealed_body`, opened, when `body` is a masked copy. */

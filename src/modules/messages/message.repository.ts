@@ -304,6 +304,28 @@ const insertOneSql = `insert into messages (${newMessageColumnList})
 const insertManySql = `insert into messages (${newMessageColumnList})
   select * from unnest(${newMessageColumns.map(([, type]) => `?::${type}[]`).join(", ")}) ${onIdempotencyConflict}`;
 
+/** A command a gateway has not acknowledged, as a phone is handed it. */
+export interface UnacknowledgedRow {
+  id: string;
+  recipient: string;
+  body: string;
+  sealed_body: string | null;
+  priority: number;
+  expires_at: string;
+  created_at: string;
+}
+
+const unacknowledged = (order: "asc" | "desc") =>
+  `select id, recipient, body, sealed_body, priority, expires_at, created_at from messages
+    where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at ${order}, id ${order}
+    limit ?`;
+const unacknowledgedSql = { oldestFirst: unacknowledged("asc"), newestFirst: unacknowledged("desc") };
+
+const cancelling = (where: string) =>
+  `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
+    where ${where} and ${leaves("cancel")} returning *`;
+const cancelSql = { any: cancelling("id = ?"), onGateway: cancelling("id = ? and gateway_id = ?") };
+
 /**
  * Every statement on `messages` and `message_attempts`: the only module that reads or writes them.
  * Each write is one statement (or one transaction), conditional on the transitions above.
@@ -584,11 +606,12 @@ export class MessageRepository {
 
   /** Cancels a message no gateway has sent yet; undefined when it has moved past that. */
   async cancel(messageId: string): Promise<MessageRow | undefined> {
-    return this.one<MessageRow>(
-      `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
-        where id = ? and ${leaves("cancel")} returning *`,
-      [messageId],
-    );
+    return this.one<MessageRow>(cancelSql.any, [messageId]);
+  }
+
+  /** Cancels a message its gateway `gatewayId` holds and has not sent; undefined otherwise. */
+  async cancelOn(messageId: string, gatewayId: number): Promise<MessageRow | undefined> {
+    return this.one<MessageRow>(cancelSql.onGateway, [messageId, gatewayId]);
   }
 
   /** The message and whether `gatewayId` was ever given it (a report from elsewhere is refused). */
@@ -688,15 +711,12 @@ export class MessageRepository {
     );
   }
 
-  /** Commands dispatched to this gateway that it has not acknowledged, oldest first. */
-  unacknowledged(
-    gatewayId: number,
-  ): Promise<{ id: string; recipient: string; body: string; sealed_body: string | null }[]> {
-    return this.sql(
-      `select id, recipient, body, sealed_body from messages
-        where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at`,
-      [gatewayId],
-    );
+  /**
+   * Commands dispatched to this gateway that it has not acknowledged, oldest first (newest first
+   * with `newestFirst`), at most `limit`.
+   */
+  unacknowledged(gatewayId: number, newestFirst = false, limit = 10_000): Promise<UnacknowledgedRow[]> {
+    return this.sql(newestFirst ? unacknowledgedSql.newestFirst : unacknowledgedSql.oldestFirst, [gatewayId, limit]);
   }
 
   /** A gateway's device id. */

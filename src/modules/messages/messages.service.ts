@@ -25,7 +25,7 @@ import {
   type OutboundStatus,
   type SendInput,
 } from "./message.types.js";
-import type { MessageLifecycle } from "./message-lifecycle.js";
+import type { MessageLifecycle, UnacknowledgedCommand } from "./message-lifecycle.js";
 import type { MessageFigures } from "./message-stats.js";
 
 const maxBodyLength = 1600;
@@ -339,6 +339,22 @@ export class MessagesService {
   }
 
   /**
+   * A phone cancelled a message it was given and did not send (the SMSGate app reports `Cancelled`):
+   * it ends cancelled, as when its sender cancels it. Refused when the message is not this gateway's
+   * or has moved past that.
+   */
+  async cancelledOnGateway(gatewayId: number, messageId: string): Promise<void> {
+    const row = await this.repository.cancelOn(messageId, gatewayId);
+    if (row === undefined) {
+      throw new DomainError("permission_denied", "This message is not held by this gateway, or was sent or ended");
+    }
+    this.metrics.messageOutcome("cancelled", null);
+    await this.workflows
+      .cancel(messageId)
+      .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "cancel signal failed"));
+  }
+
+  /**
    * Takes a gateway's report on a message: recorded in the database first (counted and emitted
    * once), then, when it ends the attempt, handed to the message's workflow. Repeated and late
    * reports are accepted and change nothing; a report on a message this gateway was never given is
@@ -375,9 +391,15 @@ export class MessagesService {
     return this.repository.countDispatched(gatewayId);
   }
 
-  /** Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects. */
-  unacknowledged(gatewayId: number): Promise<{ messageId: string; recipient: string; body: string }[]> {
-    return this.lifecycle.unacknowledged(gatewayId);
+  /**
+   * Commands dispatched to this gateway that it has not acknowledged: sent again when it reconnects,
+   * or handed to a phone that fetches them (oldest first unless `newestFirst`, at most `limit`).
+   */
+  unacknowledged(
+    gatewayId: number,
+    options: { newestFirst?: boolean; limit?: number } = {},
+  ): Promise<UnacknowledgedCommand[]> {
+    return this.lifecycle.unacknowledged(gatewayId, options);
   }
 
   /** Tells the workflows of messages in flight on this gateway that it went away. */

@@ -1,0 +1,341 @@
+// A phone running SMSGate's Android app in private-server mode, as the app behaves (read from
+// github.com/capcom6/android-sms-gateway: `GatewayApi.kt` for the calls and shapes,
+// `GatewayService.kt` and the workers for their order, `SSEManager.kt` for the events stream,
+// `MessagesService.kt` and `SendStateWorker.kt` for the states and the full snapshots it reports).
+// It stands in for a real phone in tests, benchmarks and chaos runs. Received SMS go out as the
+// app's webhooks (`WebHooksService.emit`, signed as `PayloadSingingPlugin` signs them).
+
+import { createHmac, randomUUID } from "node:crypto";
+
+/** A message as the app reads it from `GET /message`. */
+export interface FetchedMessage {
+  id: string;
+  message?: string;
+  textMessage?: { text: string };
+  phoneNumbers: string[];
+  simNumber?: number;
+  withDeliveryReport?: boolean;
+  isEncrypted?: boolean;
+  priority?: number;
+  validUntil?: string;
+  createdAt?: string;
+  state?: string;
+}
+
+/** How the simulated phone behaves. */
+export interface SmsGatePhoneBehaviour {
+  /** Sends what it fetches and reports it (Processed, Sent, then Delivered); when false, the caller reports. */
+  autoReport: boolean;
+  /** Reports Failed (with the app's "Send result" error) instead of Sent. */
+  fail: boolean;
+  /** Delay between taking a message and reporting it sent. */
+  sendLatencyMs: number;
+  /** Opens the events stream (the app does when it has no push token: "SSE only"). */
+  events: boolean;
+  /** The order it asks messages in (`messages.processing_order`). */
+  order: "lifo" | "fifo";
+}
+
+export const defaultSmsGateBehaviour: SmsGatePhoneBehaviour = {
+  autoReport: true,
+  fail: false,
+  sendLatencyMs: 20,
+  events: true,
+  order: "lifo",
+};
+
+type State = "Pending" | "Processed" | "Sent" | "Delivered" | "Failed" | "Cancelled";
+
+/** What the phone knows of a message: its state and when it reached each one. */
+interface Local {
+  message: FetchedMessage;
+  state: State;
+  states: Partial<Record<State, string>>;
+  error: string | null;
+}
+
+/** A simulated SMSGate phone. */
+export class SmsGatePhone {
+  /** The device id and token the server gave at registration (kept, as the app keeps them). */
+  deviceId: string | undefined;
+  token: string | undefined;
+  login: string | undefined;
+  password: string | undefined;
+  readonly messages = new Map<string, Local>();
+  /** SSE events received, by name, in order. */
+  readonly events: { name: string; data: string }[] = [];
+  /** When each message was first seen in a fetch (ms since epoch). */
+  readonly fetchedAt = new Map<string, number>();
+  /** Registrations made (a 401 on `PATCH /device` makes the app register again, as a new device). */
+  registrations = 0;
+  /** The webhooks the server asked for (`GET /webhooks`), and its settings (`GET /settings`). */
+  webhooks: { id: string; url: string; event: string }[] = [];
+  settings: Record<string, Record<string, unknown>> = {};
+  private stream: AbortController | undefined;
+  private pulling: Promise<void> | undefined;
+  private pullAgain = false;
+  private stopped = false;
+  private readonly listeners: ((message: FetchedMessage) => void)[] = [];
+
+  constructor(
+    /** The app's "API URL": the server's address and `/api/mobile/v1`. */
+    private readonly baseUrl: string,
+    /** The app's "Private token": a registration token. */
+    private readonly privateToken: string,
+    readonly behaviour: SmsGatePhoneBehaviour = defaultSmsGateBehaviour,
+    private readonly name = "Google/sdk_gphone64",
+  ) {}
+
+  /** Hears of every message the phone fetches for the first time. */
+  onMessage(listener: (message: FetchedMessage) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private async call(method: string, path: string, body?: unknown, authorization?: string): Promise<Response> {
+    const headers: Record<string, string> = { "user-agent": "me.capcom.smsgateway/1.68.0" };
+    const auth = authorization ?? (this.token === undefined ? undefined : `Bearer ${this.token}`);
+    if (auth !== undefined) headers.authorization = auth;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const response = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    // The app's HTTP client throws on any status that is not 2xx (`expectSuccess = true`).
+    if (!response.ok) throw new HttpError(response.status, await response.text());
+    return response;
+  }
+
+  private simCards() {
+    return [{ slotIndex: 0, simNumber: 1, phoneNumber: "*******1234", carrierName: "Test", iccid: "8901" }];
+  }
+
+  /** `POST /device`: signs up with the private token, or with `credentials` into an existing account. */
+  async register(credentials?: { login: string; password: string } | { code: string }): Promise<void> {
+    const authorization =
+      credentials === undefined
+        ? `Bearer ${this.privateToken}`
+        : "code" in credentials
+          ? `Code ${credentials.code}`
+          : `Basic ${Buffer.from(`${credentials.login}:${credentials.password}`).toString("base64")}`;
+    const response = await this.call("POST", "/device", { name: this.name, simCards: this.simCards() }, authorization);
+    const body = (await response.json()) as { id: string; token: string; login: string; password?: string };
+    this.deviceId = body.id;
+    this.token = body.token;
+    this.login = body.login;
+    if (body.password !== undefined) this.password = body.password;
+    this.registrations += 1;
+  }
+
+  /**
+   * What the app does at start: `PATCH /device` (registering first when it has no token, or when the
+   * PATCH answers 401), pulls its messages, syncs webhooks and settings, and opens its events stream.
+   */
+  async start(): Promise<void> {
+    this.stopped = false;
+    if (this.token === undefined) await this.register();
+    try {
+      await this.call("PATCH", "/device", { id: this.deviceId, simCards: this.simCards() });
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status !== 401) throw error;
+      this.token = undefined;
+      await this.register();
+    }
+    await this.pull();
+    this.webhooks = (await (await this.call("GET", "/webhooks")).json()) as typeof this.webhooks;
+    this.settings = (await (await this.call("GET", "/settings")).json()) as typeof this.settings;
+    if (this.behaviour.events) await this.openEvents();
+  }
+
+  /** Closes the events stream and stops reporting (the app killed, or the phone gone). */
+  stop(): void {
+    this.stopped = true;
+    this.stream?.abort();
+    this.stream = undefined;
+  }
+
+  /** Whether the events stream is open. */
+  get streaming(): boolean {
+    return this.stream !== undefined && !this.stream.signal.aborted;
+  }
+
+  /** Opens `GET /events`; resolves once the server answered. It pulls on open, as the app does. */
+  async openEvents(): Promise<void> {
+    const controller = new AbortController();
+    this.stream = controller;
+    const response = await fetch(`${this.baseUrl}/events`, {
+      headers: { authorization: `Bearer ${this.token}`, accept: "text/event-stream" },
+      signal: controller.signal,
+    });
+    if (!response.ok || response.body === null) {
+      controller.abort();
+      throw new HttpError(response.status, await response.text());
+    }
+    void this.pull().catch(() => undefined);
+    void this.readEvents(response.body, controller);
+  }
+
+  private async readEvents(body: ReadableStream<Uint8Array>, controller: AbortController): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    try {
+      for await (const chunk of body) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (let end = buffered.indexOf("\n\n"); end >= 0; end = buffered.indexOf("\n\n")) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          this.onBlock(block);
+        }
+      }
+    } catch {
+      // Aborted, or the server closed it.
+    } finally {
+      controller.abort();
+    }
+  }
+
+  private onBlock(block: string): void {
+    let name = "";
+    let data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("data:")) data += line.slice(5).trim();
+    }
+    if (name === "") return;
+    this.events.push({ name, data });
+    if (name === "MessageEnqueued") void this.pull().catch(() => undefined);
+  }
+
+  /** `GET /message`: takes what it has not seen and sends it (when `autoReport`). Calls at once share one pull. */
+  async pull(): Promise<void> {
+    if (this.pulling !== undefined) {
+      this.pullAgain = true;
+      return this.pulling;
+    }
+    this.pulling = (async () => {
+      do {
+        this.pullAgain = false;
+        const response = await this.call("GET", `/message?order=${this.behaviour.order}`);
+        const fetched = (await response.json()) as FetchedMessage[];
+        for (const message of fetched) this.take(message);
+      } while (this.pullAgain && !this.stopped);
+    })().finally(() => {
+      this.pulling = undefined;
+    });
+    return this.pulling;
+  }
+
+  private take(message: FetchedMessage): void {
+    const known = this.messages.get(message.id);
+    if (known !== undefined) {
+      // A message it already has: the app sends its state again.
+      void this.patch([known]).catch(() => undefined);
+      return;
+    }
+    const local: Local = { message, state: "Pending", states: { Pending: new Date().toISOString() }, error: null };
+    this.messages.set(message.id, local);
+    this.fetchedAt.set(message.id, Date.now());
+    for (const listener of this.listeners) listener(message);
+    if (this.behaviour.autoReport) void this.send(message.id).catch(() => undefined);
+  }
+
+  /** Hands the SMS to the radio and reports each state, as the app does. */
+  async send(messageId: string): Promise<void> {
+    await this.move(messageId, "Processed");
+    await new Promise((resolve) => setTimeout(resolve, this.behaviour.sendLatencyMs));
+    if (this.stopped) return;
+    if (this.behaviour.fail) {
+      await this.move(messageId, "Failed", "Send result: RESULT_ERROR_GENERIC_FAILURE");
+      return;
+    }
+    await this.move(messageId, "Sent");
+    if (this.stopped) return;
+    await this.move(messageId, "Delivered");
+  }
+
+  /** Moves a message to `state` on the phone and reports the full snapshot (`PATCH /message`). */
+  async move(messageId: string, state: State, error: string | null = null): Promise<void> {
+    const local = this.messages.get(messageId);
+    if (local === undefined) throw new Error(`the phone has no message ${messageId}`);
+    local.state = state;
+    local.states[state] = new Date().toISOString();
+    local.error = error;
+    await this.patch([local]);
+  }
+
+  private async patch(locals: Local[]): Promise<void> {
+    await this.call(
+      "PATCH",
+      "/message",
+      locals.map((local) => ({
+        id: local.message.id,
+        state: local.state,
+        recipients: local.message.phoneNumbers.map((phoneNumber) => ({
+          phoneNumber,
+          state: local.state,
+          ...(local.error === null ? {} : { error: local.error }),
+        })),
+        states: local.states,
+      })),
+    );
+  }
+
+  /**
+   * The phone receives an SMS: it posts `sms:received` to every webhook registered for it, signed
+   * with its signing key (`X-Signature`: hex HMAC-SHA256 of the body and `X-Timestamp`). Returns the
+   * answers' statuses; `replay` posts the same signed request twice.
+   */
+  async receive(sender: string, message: string, options: { messageId?: string; replay?: boolean } = {}) {
+    const statuses: number[] = [];
+    const key = String(this.settings.webhooks?.signing_key ?? "");
+    for (const webhook of this.webhooks.filter((hook) => hook.event === "sms:received")) {
+      const body = JSON.stringify({
+        id: randomUUID(),
+        webhookId: webhook.id,
+        event: "sms:received",
+        deviceId: this.deviceId,
+        payload: {
+          messageId: options.messageId ?? randomUUID(),
+          phoneNumber: sender,
+          sender,
+          simNumber: 1,
+          message,
+          receivedAt: new Date().toISOString(),
+        },
+      });
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      const signature = createHmac("sha256", key)
+        .update(body + timestamp)
+        .digest("hex");
+      for (let i = 0; i < (options.replay === true ? 2 : 1); i++) {
+        const response = await fetch(webhook.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-timestamp": timestamp, "x-signature": signature },
+          body,
+        });
+        statuses.push(response.status);
+      }
+    }
+    return statuses;
+  }
+
+  /** `GET /user/code` with the account's credentials: a code another phone signs in with. */
+  async userCode(): Promise<{ code: string; validUntil: string }> {
+    const basic = Buffer.from(`${this.login}:${this.password}`).toString("base64");
+    return (await (await this.call("GET", "/user/code", undefined, `Basic ${basic}`)).json()) as {
+      code: string;
+      validUntil: string;
+    };
+  }
+}
+
+/** A call the server answered with a status that is not 2xx. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`HTTP ${status}: ${body.slice(0, 200)}`);
+  }
+}
