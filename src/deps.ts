@@ -221,7 +221,15 @@ export async function createDeps(
   redis.on("ready", () => {
     hub.reclaimPresence().catch((error: unknown) => logger.warn({ err: error }, "reclaiming presence failed"));
   });
-  const stopDeviceControl = await startDeviceControl({ redis, connections, keys, gateways, logger, sweepMs: 10_000 });
+  const stopDeviceControl = await startDeviceControl({
+    redis,
+    connections,
+    keys,
+    gateways,
+    messages,
+    logger,
+    sweepMs: 10_000,
+  });
   const webhooks = new WebhookDispatcher(new WebhookRepository(orm.em), new SecretBox(secret), events, {
     options: config.webhooks,
     logger,

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "./config.js";
@@ -17,6 +18,8 @@ Usage:
   smsgw seed                                 create the first admin key and print it (only when none exists)
   smsgw keys create --kind client|admin|gateway|registration --name NAME [--device-id ID]
                                              create a key and print it alone on stdout (shown once)
+  smsgw keys import --kind gateway (--device-id ID --sha256 HEX | --file FILE)
+                                             bring the original system's gateway keys along
   smsgw keys list                            list keys (never the keys themselves)
   smsgw keys revoke ID                       revoke a key at once
   smsgw simulate-gateway [--url URL] [--count N] [--key gw_live_…]… [--success-rate 0.95]
@@ -63,7 +66,13 @@ async function keysCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { kind: { type: "string" }, name: { type: "string" }, "device-id": { type: "string" } },
+    options: {
+      kind: { type: "string" },
+      name: { type: "string" },
+      "device-id": { type: "string" },
+      sha256: { type: "string" },
+      file: { type: "string" },
+    },
   });
   if (action === "create") {
     const kind = values.kind as KeyScope | undefined;
@@ -77,6 +86,33 @@ async function keysCommand(args: string[]): Promise<void> {
       return (await keys.create({ scope: kind, name, ...(gateway ? { gatewayId: gateway.id } : {}) })).key;
     });
     process.stdout.write(`${key}\n`);
+  } else if (action === "import") {
+    // The original system's gateway keys, by their SHA-256 digests: those phones authenticate unchanged.
+    if (values.kind !== "gateway") throw new UsageError("keys import takes --kind gateway");
+    const phones: { deviceId: string; sha256: string }[] = [];
+    if (values.file !== undefined) {
+      for (const [n, line] of readFileSync(values.file, "utf8").split("\n").entries()) {
+        const text = line.trim();
+        if (text === "" || text.startsWith("#")) continue;
+        const [deviceId, sha256, extra] = text.split(/[\s,]+/);
+        if (deviceId === undefined || sha256 === undefined || extra !== undefined)
+          throw new UsageError(`${values.file}:${n + 1}: expected "DEVICE_ID SHA256"`);
+        phones.push({ deviceId, sha256 });
+      }
+    } else if (values["device-id"] !== undefined && values.sha256 !== undefined) {
+      phones.push({ deviceId: values["device-id"], sha256: values.sha256 });
+    } else {
+      throw new UsageError("keys import needs --device-id ID --sha256 HEX, or --file FILE");
+    }
+    await withServices(async (_keys, gateways) => {
+      for (const phone of phones) {
+        const added = await gateways.importPhone({
+          ...phone,
+          ...(values.name === undefined ? {} : { name: values.name }),
+        });
+        process.stdout.write(`${phone.deviceId}\t${added ? "imported" : "already imported"}\n`);
+      }
+    });
   } else if (action === "list") {
     const list = await withServices((keys) => keys.list());
     process.stdout.write(`id\tscope\tname\tkey\tgateway\tcreated\tlast used\trevoked\n`);

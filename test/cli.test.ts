@@ -1,4 +1,8 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, freePort, rest, startServer, untilUp } from "./helpers.js";
@@ -48,13 +52,49 @@ describe("smsgw keys", () => {
     expect((await rest(server, "POST", "/api/v1/gateway/heartbeat", { key, body: {} })).status).toBe(200);
   });
 
+  it("creates a registration token, alone on stdout, that registers a phone running the SMSGate app", async () => {
+    const { stdout } = await smsgw("keys", "create", "--kind", "registration", "--name", "phones");
+    expect(stdout).toMatch(/^reg_live_[0-9a-z]{40}\n$/);
+    const token = stdout.trim();
+    const registered = await fetch(`${server.url}/api/mobile/v1/device`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Pixel/7", simCards: [] }),
+    });
+    expect(registered.status).toBe(201);
+    // It is no API key.
+    expect((await rest(server, "GET", "/api/v1/sms/received", { key: token })).status).toBe(401);
+    expect((await smsgw("keys", "list")).stdout).toMatch(/\tregistration\tphones\t/);
+  });
+
+  it("brings the original system's gateway keys along by their SHA-256: those phones authenticate unchanged", async () => {
+    const original = (n: number) =>
+      `gw_live_${createHash("sha256").update(`original ${Date.now()} ${n}`).digest("hex")}`;
+    const sha = (key: string) => createHash("sha256").update(key).digest("hex");
+    const [one, two, three] = [original(1), original(2), original(3)];
+    const deviceId = `original-${Date.now()}`;
+    const first = await smsgw("keys", "import", "--kind", "gateway", "--device-id", deviceId, "--sha256", sha(one));
+    expect(first.stdout).toBe(`${deviceId}\timported\n`);
+    expect((await rest(server, "POST", "/api/v1/gateway/heartbeat", { key: one, body: {} })).status).toBe(200);
+    const again = await smsgw("keys", "import", "--kind", "gateway", "--device-id", deviceId, "--sha256", sha(one));
+    expect(again.stdout).toBe(`${deviceId}\talready imported\n`);
+    const file = join(mkdtempSync(join(tmpdir(), "smsgw-import-")), "keys.txt");
+    writeFileSync(file, `# from the original\n${deviceId}-a ${sha(two)}\n${deviceId}-b,${sha(three).toUpperCase()}\n`);
+    const fromFile = await smsgw("keys", "import", "--kind", "gateway", "--file", file);
+    expect(fromFile.stdout).toBe(`${deviceId}-a\timported\n${deviceId}-b\timported\n`);
+    for (const key of [two, three]) {
+      expect((await rest(server, "POST", "/api/v1/gateway/heartbeat", { key, body: {} })).status).toBe(200);
+    }
+    expect((await rest(server, "POST", "/api/v1/gateway/heartbeat", { key: original(4), body: {} })).status).toBe(401);
+  });
+
   it("refuses a bad kind with a usage error and exit code 2", async () => {
     const failure = await smsgw("keys", "create", "--kind", "root").catch(
       (error: { code: number; stderr: string }) => error,
     );
     expect(failure).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining("--kind must be client, admin or gateway"),
+      stderr: expect.stringContaining("--kind must be client, admin, gateway or registration"),
     });
   });
 });

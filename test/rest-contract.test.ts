@@ -27,6 +27,18 @@ describe("POST /api/v1/gateway/register", () => {
     });
   });
 
+  it("keeps the device_info of the original's Android integration guide in the gateway's metadata", async () => {
+    const deviceId = unique("phone");
+    const deviceInfo = { manufacturer: "Samsung", model: "SM-A525F", os_version: "13", app_version: "1.2.0" };
+    const res = await rest(server, "POST", "/api/v1/gateway/register", {
+      body: { device_id: deviceId, name: "Galaxy", device_info: deviceInfo },
+    });
+    expect(res.status).toBe(201);
+    expect(Object.keys(res.body as object)).toEqual(documented.register);
+    const stored = (await server.deps.gateways.list()).find((gateway) => gateway.deviceId === deviceId);
+    expect(stored?.metadata).toEqual({ device_info: deviceInfo });
+  });
+
   it("refuses a device id that is already registered with 422, keeping one gateway", async () => {
     const deviceId = unique("phone");
     await rest(server, "POST", "/api/v1/gateway/register", { body: { device_id: deviceId } });
@@ -84,6 +96,17 @@ describe("POST /api/v1/gateway/heartbeat", () => {
         reported_at: expect.stringMatching(rfc3339),
       },
     });
+  });
+
+  it("takes signal strength in dBm, as the original's Android integration guide reports it", async () => {
+    const gateway = await registeredGateway(server);
+    const beat = (signal: number) =>
+      rest(server, "POST", "/api/v1/gateway/heartbeat", { key: gateway.key, body: { signal_strength: signal } });
+    expect((await beat(-85)).status).toBe(200);
+    const stored = (await server.deps.gateways.list()).find((g) => g.deviceId === gateway.deviceId);
+    expect(stored?.metadata).toMatchObject({ signal_strength: -85 });
+    expect((await beat(-200)).status).toBe(422);
+    expect((await beat(5)).status).toBe(422);
   });
 
   it("keeps earlier figures when a heartbeat leaves them out, and takes offline", async () => {

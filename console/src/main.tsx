@@ -2,7 +2,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { account, describe, storedKey, storeKey, whenKeyRefused } from "./api.js";
 import { MessagePage, Messages } from "./messages.js";
-import { Fleet, Inbound, Keys, Overview, Webhooks } from "./views.js";
+import { Fleet, Inbound, Keys, Overview, SmsGatePhones, Webhooks } from "./views.js";
 import "./styles.css";
 
 /** Who signed in: what the console shows depends on the key's scope. */
@@ -24,6 +24,7 @@ const routes: Route[] = [
   { path: "inbound", label: "Inbound", adminOnly: false },
   { path: "webhooks", label: "Webhooks", adminOnly: true },
   { path: "keys", label: "Keys", adminOnly: true },
+  { path: "smsgate", label: "SMSGate phones", adminOnly: true },
 ];
 
 /** The part of the address after `#/`: the view and its argument. */
@@ -151,6 +152,9 @@ function App() {
       break;
     case "keys":
       page = <Keys />;
+      break;
+    case "smsgate":
+      page = <SmsGatePhones />;
       break;
   }
   return (

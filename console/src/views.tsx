@@ -1,5 +1,11 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
-import type { ApiKey, FleetGateway, GetOverviewResponse, OtpFigures } from "../../gen/smsgw/v1/admin_pb.js";
+import type {
+  ApiKey,
+  FleetGateway,
+  GetOverviewResponse,
+  OtpFigures,
+  PhoneSmsGateSettings,
+} from "../../gen/smsgw/v1/admin_pb.js";
 import type { ReceivedSms } from "../../gen/smsgw/v1/sms_pb.js";
 import type { Webhook, WebhookDelivery } from "../../gen/smsgw/v1/webhooks_pb.js";
 import { admin, describe, fromInput, isAborted, sms, toDate, webhooks, when } from "./api.js";
@@ -651,6 +657,121 @@ export function Keys() {
                   Revoke <span class="sr-only">{key.name}</span>
                 </button>
               )}
+            </td>
+          </tr>
+        ))}
+      </Table>
+    </section>
+  );
+}
+
+// --- Phones running the SMSGate app ---
+
+const channelsOffered = ["SSE_ONLY", "AUTO"];
+const periodsOffered = ["Disabled", "PerMinute", "Per30Minutes", "PerHour", "PerDay"];
+
+/** A number field's value, or undefined when left empty. */
+const optionalNumber = (value: string) => (value.trim() === "" ? undefined : Number(value));
+
+export function SmsGatePhones() {
+  const [phones, setPhones] = useState<PhoneSmsGateSettings[]>([]);
+  const [notice, setNotice] = useState<NoticeState>(null);
+  const [target, setTarget] = useState("");
+  const [form, setForm] = useState<Record<string, string>>({});
+  const load = useCallback(async () => {
+    try {
+      setPhones((await admin.listSmsGateSettings({})).phones);
+    } catch (error) {
+      setNotice({ kind: "error", text: describe(error) });
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  const field = (name: string) => (event: { currentTarget: { value: string } }) =>
+    setForm({ ...form, [name]: event.currentTarget.value });
+  const save = async (event: Event) => {
+    event.preventDefault();
+    try {
+      const result = await admin.updateSmsGateSettings({
+        gatewayId: target === "" ? undefined : target,
+        settings: {
+          notificationChannel: form.channel || undefined,
+          pingIntervalSeconds: optionalNumber(form.ping ?? ""),
+          sendIntervalMinSeconds: optionalNumber(form.min ?? ""),
+          sendIntervalMaxSeconds: optionalNumber(form.max ?? ""),
+          limitPeriod: form.period || undefined,
+          limitValue: optionalNumber(form.limit ?? ""),
+        },
+      });
+      setNotice({ kind: "ok", text: `Settings sent to ${result.phones.length} phone(s)` });
+      await load();
+    } catch (error) {
+      setNotice({ kind: "error", text: describe(error) });
+    }
+  };
+  return (
+    <section aria-labelledby="smsgate-title">
+      <h1 id="smsgate-title">Phones running the SMSGate app</h1>
+      <Notice state={notice} />
+      <form class="card inline" onSubmit={save} aria-labelledby="smsgate-form-title">
+        <h2 id="smsgate-form-title">Tell phones what to do</h2>
+        <label>
+          Phone{" "}
+          <select name="phone" value={target} onChange={(e) => setTarget(e.currentTarget.value)}>
+            <option value="">every phone</option>
+            {phones.map((phone) => (
+              <option key={phone.gatewayId} value={phone.gatewayId}>
+                {phone.gatewayId}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Notification channel{" "}
+          <select name="channel" value={form.channel ?? ""} onChange={field("channel")}>
+            <option value="">unchanged</option>
+            {channelsOffered.map((channel) => (
+              <option key={channel}>{channel}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Ping every (s) <input name="ping" type="number" min={0} max={86400} onInput={field("ping")} />
+        </label>
+        <label>
+          Wait between SMS, from (s) <input name="min" type="number" min={0} max={3600} onInput={field("min")} />
+        </label>
+        <label>
+          to (s) <input name="max" type="number" min={0} max={3600} onInput={field("max")} />
+        </label>
+        <label>
+          Limit{" "}
+          <select name="period" value={form.period ?? ""} onChange={field("period")}>
+            <option value="">unchanged</option>
+            {periodsOffered.map((period) => (
+              <option key={period}>{period}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          SMS per period <input name="limit" type="number" min={1} max={100000} onInput={field("limit")} />
+        </label>
+        <button type="submit">Send settings</button>
+      </form>
+      <Table label="Phones and their settings" columns={["Phone", "Channel", "Ping", "Interval", "Limit"]}>
+        {phones.map((phone) => (
+          <tr key={phone.gatewayId}>
+            <th scope="row">{phone.gatewayId}</th>
+            <td>{phone.settings?.notificationChannel ?? "SSE_ONLY"}</td>
+            <td>{phone.settings?.pingIntervalSeconds ? `${phone.settings.pingIntervalSeconds} s` : "off"}</td>
+            <td>
+              {phone.settings?.sendIntervalMinSeconds ?? "–"} to {phone.settings?.sendIntervalMaxSeconds ?? "–"} s
+            </td>
+            <td>
+              {phone.settings?.limitPeriod && phone.settings.limitPeriod !== "Disabled"
+                ? `${phone.settings.limitValue ?? "?"} ${phone.settings.limitPeriod}`
+                : "none"}
             </td>
           </tr>
         ))}

@@ -3,7 +3,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ConnectedGateway, DeviceConnection, DeviceHub, LiveDevices } from "../modules/devices/index.js";
-import type { GatewayMetadata, GatewayRegistry } from "../modules/gateways/index.js";
+import {
+  appSettings,
+  type GatewayMetadata,
+  type GatewayRegistry,
+  type StoredSmsGateSettings,
+} from "../modules/gateways/index.js";
 import type { InboundService } from "../modules/inbound/index.js";
 import type { KeysService } from "../modules/keys/index.js";
 import type { MessagesService, UnacknowledgedCommand } from "../modules/messages/index.js";
@@ -61,7 +66,7 @@ const badRequest = (message: string) => new MobileError(400, message);
 /** What the door needs. */
 export interface SmsGateMobileServices {
   keys: Pick<KeysService, "authenticate" | "registration" | "account" | "createAccount">;
-  gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf">;
+  gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf" | "find">;
   inbound: Pick<InboundService, "receive">;
   messages: Pick<MessagesService, "unacknowledged" | "acknowledge" | "report" | "cancelledOnGateway">;
   hub: Pick<DeviceHub, "connect" | "alive" | "disconnect">;
@@ -378,10 +383,9 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
     mobile.get("/settings", async (request) => {
       const gateway = await device(request);
       await present(gateway);
-      return {
-        gateway: { notification_channel: "SSE_ONLY" },
-        webhooks: { signing_key: deps.signingKeyOf(gateway.deviceId) },
-      };
+      const record = await deps.gateways.find(gateway.gatewayId);
+      const settings = (record?.metadata.smsgate_settings ?? {}) as StoredSmsGateSettings;
+      return appSettings(settings, deps.signingKeyOf(gateway.deviceId));
     });
 
     mobile.post(inboundPath, receiveWebhook);
@@ -470,7 +474,9 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
   };
 
   /**
-   * The events stream: `MessageEnqueued` (data `null`) when a message is given to the phone, and a
+   * The events stream: `MessageEnqueued` (data `null`) when a message is given to the phone,
+   * `MessageCancelled` (`{"messageId"}`) when its sender cancels one the phone holds,
+   * `SettingsUpdated` (data `null`) when an operator changed what it is told to do, and a
    * `:keepalive` comment every 15 seconds (more often when the presence TTL is short), each of which
    * keeps the phone present. It ends when the phone goes, or its connection is replaced, revoked or
    * shut down.
@@ -495,6 +501,9 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
     try {
       for await (const command of connection.commands) {
         if (command.type === "send_sms") write("event: MessageEnqueued\ndata: null\n\n");
+        else if (command.type === "cancel") {
+          write(`event: MessageCancelled\ndata: ${JSON.stringify({ messageId: command.messageId })}\n\n`);
+        } else if (command.type === "settings_updated") write("event: SettingsUpdated\ndata: null\n\n");
       }
     } finally {
       clearInterval(keepalive);

@@ -2,7 +2,12 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountService, AdminService } from "../../gen/smsgw/v1/admin_pb.js";
-import type { FleetGatewayView, FleetWatch, GatewayRegistry } from "../modules/gateways/index.js";
+import type {
+  FleetGatewayView,
+  FleetWatch,
+  GatewayRegistry,
+  StoredSmsGateSettings,
+} from "../modules/gateways/index.js";
 import type { KeyRecord, KeyScope, KeysService } from "../modules/keys/index.js";
 import { type MessagesService, statsOf } from "../modules/messages/index.js";
 import type { OneTimePasswords } from "../modules/otp/index.js";
@@ -22,6 +27,17 @@ const otpFigures = (figures: { sentToday: number; verifiedToday: number; verific
   verified: figures.verifiedToday,
   verificationRate: figures.verificationRate,
 });
+
+const snakeCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+const camelCase = (name: string) => name.replace(/_([a-z])/g, (_all, letter: string) => letter.toUpperCase());
+
+/** A phone's SMSGate settings as the contract has them. */
+function phoneSettings(phone: { deviceId: string; settings: StoredSmsGateSettings }) {
+  return {
+    gatewayId: phone.deviceId,
+    settings: Object.fromEntries(Object.entries(phone.settings).map(([field, value]) => [camelCase(field), value])),
+  };
+}
 
 /** AdminService on the shared services. */
 export function adminHandlers(deps: {
@@ -123,6 +139,20 @@ export function adminHandlers(deps: {
 
     async revokeKey(req) {
       return { key: await apiKey(await deps.keys.revoke(req.id)) };
+    },
+
+    async listSmsGateSettings(req) {
+      return { phones: (await deps.gateways.smsGateSettings(req.gatewayId)).map(phoneSettings) };
+    },
+
+    async updateSmsGateSettings(req) {
+      const given = req.settings ?? {};
+      const patch: StoredSmsGateSettings = {};
+      for (const [field, value] of Object.entries(given)) {
+        if (value === undefined || field === "$typeName" || field === "$unknown") continue;
+        (patch as Record<string, unknown>)[snakeCase(field)] = value;
+      }
+      return { phones: (await deps.gateways.updateSmsGateSettings(patch, req.gatewayId)).map(phoneSettings) };
     },
 
     async listGateways() {

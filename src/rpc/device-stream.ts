@@ -45,7 +45,9 @@ function toFrame(request: ConnectRequest): DeviceFrame | undefined {
   }
 }
 
-function toResponse(command: DeviceCommand): MessageInitShape<typeof ConnectResponseSchema> {
+function toResponse(
+  command: Exclude<DeviceCommand, { type: "cancel" | "settings_updated" }>,
+): MessageInitShape<typeof ConnectResponseSchema> {
   if (command.type === "ping") return { frame: { case: "ping", value: { sentAt: timestampFromDate(command.sentAt) } } };
   if (command.type === "receipt") {
     const { reportId, error } = command;
@@ -98,7 +100,10 @@ export async function* deviceStream(
         value: { deviceId: gateway.deviceId, heartbeatIntervalSeconds: hub.heartbeatIntervalSeconds },
       },
     };
-    for await (const command of connection.commands) yield toResponse(command);
+    for await (const command of connection.commands) {
+      // Only the SMSGate app's events stream carries these.
+      if (command.type !== "cancel" && command.type !== "settings_updated") yield toResponse(command);
+    }
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await hub.disconnect(connection);

@@ -9,6 +9,16 @@ import type { MessagesService } from "../modules/messages/index.js";
 import { deviceStream, reportId } from "./device-stream.js";
 import { callingGateway } from "./principal.js";
 
+/** A device's `device_info` as kept: at most 16 keys of text (cut at 255 characters), numbers or flags. */
+function deviceInfo(info: Record<string, unknown>): Record<string, string | number | boolean> {
+  const kept: Record<string, string | number | boolean> = {};
+  for (const [key, value] of Object.entries(info).slice(0, 16)) {
+    if (typeof value === "string") kept[key.slice(0, 64)] = value.slice(0, 255);
+    else if (typeof value === "number" || typeof value === "boolean") kept[key.slice(0, 64)] = value;
+  }
+  return kept;
+}
+
 /** Where Action Cable devices connect: PUBLIC_URL when set, else the host the request was sent to. */
 function websocketUrl(config: Config, ctx: HandlerContext): string {
   if (config.publicUrl !== undefined) {
@@ -30,7 +40,11 @@ export function gatewayHandlers(deps: {
 }): ServiceImpl<typeof GatewayService> {
   return {
     async register(req, ctx) {
-      const { gateway, apiKey } = await deps.gateways.register({ deviceId: req.deviceId, name: req.name });
+      const { gateway, apiKey } = await deps.gateways.register({
+        deviceId: req.deviceId,
+        name: req.name,
+        ...(req.deviceInfo === undefined ? {} : { metadata: { device_info: deviceInfo(req.deviceInfo) } }),
+      });
       return { success: true, apiKey, deviceId: gateway.deviceId, websocketUrl: websocketUrl(deps.config, ctx) };
     },
 

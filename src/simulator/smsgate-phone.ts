@@ -143,8 +143,13 @@ export class SmsGatePhone {
     }
     await this.pull();
     this.webhooks = (await (await this.call("GET", "/webhooks")).json()) as typeof this.webhooks;
-    this.settings = (await (await this.call("GET", "/settings")).json()) as typeof this.settings;
+    await this.syncSettings();
     if (this.behaviour.events) await this.openEvents();
+  }
+
+  /** `GET /settings`: what the server wants the phone to do (the app imports it). */
+  async syncSettings(): Promise<void> {
+    this.settings = (await (await this.call("GET", "/settings")).json()) as typeof this.settings;
   }
 
   /** Closes the events stream and stops reporting (the app killed, or the phone gone). */
@@ -205,6 +210,15 @@ export class SmsGatePhone {
     if (name === "") return;
     this.events.push({ name, data });
     if (name === "MessageEnqueued") void this.pull().catch(() => undefined);
+    if (name === "SettingsUpdated") void this.syncSettings().catch(() => undefined);
+    // The app cancels a message it has not sent yet, and reports it Cancelled.
+    if (name === "MessageCancelled") {
+      const { messageId } = JSON.parse(data) as { messageId: string };
+      const local = this.messages.get(messageId);
+      if (local !== undefined && (local.state === "Pending" || local.state === "Processed")) {
+        void this.move(messageId, "Cancelled").catch(() => undefined);
+      }
+    }
   }
 
   /** `GET /message`: takes what it has not seen and sends it (when `autoReport`). Calls at once share one pull. */

@@ -223,6 +223,33 @@ describe("the operator console", () => {
     await opened.context().close();
   });
 
+  it("tells phones running the SMSGate app what to do, and makes the registration token they sign up with", async () => {
+    const opened = await signIn(admin);
+    await opened.getByRole("link", { name: "Keys" }).click();
+    await opened.getByLabel("Name").fill("console phones");
+    await opened.getByLabel("Scope").selectOption("registration");
+    await opened.getByRole("button", { name: "Create key" }).click();
+    const token = (await opened.locator("code.secret").textContent()) ?? "";
+    expect(token).toMatch(/^reg_live_[0-9a-z]{40}$/);
+    const registered = await fetch(`${server.url}/api/mobile/v1/device`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Pixel/8", simCards: [] }),
+    });
+    const { id } = (await registered.json()) as { id: string };
+    await opened.getByRole("link", { name: "SMSGate phones" }).click();
+    await opened.getByRole("combobox", { name: /^Phone/ }).selectOption(id);
+    await opened.getByLabel("Ping every (s)").fill("120");
+    await opened.getByRole("button", { name: "Send settings" }).click();
+    await expect.poll(() => opened.getByRole("status").textContent()).toContain("Settings sent to 1 phone(s)");
+    await expect.poll(() => opened.locator("tr", { hasText: id }).textContent()).toContain("120 s");
+    const listed = await rest(server, "GET", `/api/v1/admin/smsgate/settings?gateway_id=${id}`, { key: admin });
+    expect(listed.body).toMatchObject({
+      phones: [{ gateway_id: id, settings: { ping_interval_seconds: 120, notification_channel: null } }],
+    });
+    await opened.context().close();
+  });
+
   it("shows a client key only its own messages, without the operator's views", async () => {
     const mine = await clientKey(server);
     const sent = await rest(server, "POST", "/api/v1/sms/send", {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { defaultBehaviour, SimulatedGateway } from "../../src/simulator/simulated-gateway.js";
+import { defaultSmsGateBehaviour, SmsGatePhone } from "../../src/simulator/smsgate-phone.js";
 import {
   childEnv,
   clientKey,
@@ -38,6 +39,47 @@ describe("several server instances", () => {
       );
       expect(phone.commands.map((command) => command.messageId)).toEqual([messageId]);
       await phone.disconnect();
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+
+  it("tells a phone running the SMSGate app on one instance of a message sent, and cancelled, through another", async () => {
+    const queue = unique("shared-queue");
+    const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    try {
+      await isolate(a);
+      const token = (await a.deps.keys.create({ scope: "registration", name: unique("phones") })).key;
+      const phone = new SmsGatePhone(`${a.url}/api/mobile/v1`, token, { ...defaultSmsGateBehaviour });
+      await phone.start();
+      const key = await clientKey(b);
+      const send = async (message: string) => {
+        const sent = await rest(b, "POST", "/api/v1/sms/send", { key, body: { to: "+14155552671", message } });
+        return (sent.body as { message_id: string }).message_id;
+      };
+      const delivered = await send("across");
+      await eventually(
+        async () => {
+          const status = await rest(b, "GET", `/api/v1/sms/status/${delivered}`, { key });
+          return (status.body as { status: string }).status === "delivered" ? true : undefined;
+        },
+        20_000,
+        "delivery across instances",
+      );
+      expect([...phone.messages.keys()]).toEqual([delivered]);
+      // Its events stream is on A; the cancel comes through B.
+      phone.behaviour.autoReport = false;
+      const cancelled = await send("never mind");
+      await eventually(async () => (phone.messages.has(cancelled) ? true : undefined), 10_000, "the fetch");
+      expect((await rest(b, "POST", `/api/v1/sms/${cancelled}/cancel`, { key })).status).toBe(200);
+      await eventually(
+        async () => (phone.events.some((event) => event.name === "MessageCancelled") ? true : undefined),
+        5_000,
+        "MessageCancelled",
+      );
+      phone.stop();
     } finally {
       await b.stop();
       await a.stop();

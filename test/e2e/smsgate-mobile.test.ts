@@ -172,6 +172,19 @@ describe("a phone running the SMSGate app", () => {
     expect((await statusOf(id)).status).toBe("delivered");
   });
 
+  it("tells the phone on its events stream when a message it fetched is cancelled, and the phone's Cancelled ends it", async () => {
+    const phone = await smsGatePhone({ autoReport: false });
+    const id = await send("+14155552679", "Never mind");
+    await eventually(async () => (phone.messages.has(id) ? true : undefined));
+    const cancelled = await rest(server, "POST", `/api/v1/sms/${id}/cancel`, { key });
+    expect(cancelled.status).toBe(200);
+    await eventually(async () => (phone.messages.get(id)?.state === "Cancelled" ? true : undefined), 5_000);
+    expect(phone.events.find((event) => event.name === "MessageCancelled")?.data).toBe(
+      JSON.stringify({ messageId: id }),
+    );
+    expect((await statusOf(id)).status).toBe("cancelled");
+  });
+
   it("ends a message the phone cancelled", async () => {
     const phone = await smsGatePhone({ autoReport: false });
     const id = await send("+14155552677", "Cancel me");
@@ -223,6 +236,79 @@ describe("a phone running the SMSGate app", () => {
     for (const phone of [second, third]) {
       expect(gateways.find((g) => g.deviceId === phone.deviceId)?.metadata).toMatchObject({ account: first.login });
     }
+  });
+});
+
+describe("what phones running the SMSGate app are told to do", () => {
+  it("is set by an admin for one phone or every one, told at once, and never shows the signing key", async () => {
+    const admin = await clientKey(server, "admin");
+    const phone = await smsGatePhone();
+    const other = await smsGatePhone();
+    const one = await rest(server, "PATCH", "/api/v1/admin/smsgate/settings", {
+      key: admin,
+      body: {
+        gateway_id: phone.deviceId,
+        settings: { ping_interval_seconds: 60, limit_period: "PerHour", limit_value: 50, send_interval_max_seconds: 5 },
+      },
+    });
+    expect(one.status).toBe(200);
+    expect(one.body).toEqual({
+      phones: [
+        {
+          gateway_id: phone.deviceId,
+          // The REST door writes each field of the contract; those never set are null.
+          settings: {
+            notification_channel: null,
+            ping_interval_seconds: 60,
+            send_interval_min_seconds: null,
+            send_interval_max_seconds: 5,
+            limit_period: "PerHour",
+            limit_value: 50,
+          },
+        },
+      ],
+    });
+    // Told on its events stream, the phone reads its settings again; the other phone is not told.
+    await eventually(async () => (phone.settings.ping?.interval_seconds === 60 ? true : undefined), 5_000);
+    expect(phone.events.some((event) => event.name === "SettingsUpdated" && event.data === "null")).toBe(true);
+    expect(phone.settings).toEqual({
+      gateway: { notification_channel: "SSE_ONLY" },
+      webhooks: { signing_key: expect.stringMatching(/^[0-9a-f]{32}$/) },
+      ping: { interval_seconds: 60 },
+      messages: { send_interval_max: 5, limit_period: "PerHour", limit_value: 50 },
+    });
+    expect(other.events.some((event) => event.name === "SettingsUpdated")).toBe(false);
+    // Every phone.
+    const every = await rest(server, "PATCH", "/api/v1/admin/smsgate/settings", {
+      key: admin,
+      body: { settings: { notification_channel: "AUTO" } },
+    });
+    const phones = (every.body as { phones: { gateway_id: string }[] }).phones.map((p) => p.gateway_id);
+    expect(phones).toEqual(expect.arrayContaining([phone.deviceId, other.deviceId]));
+    await eventually(async () => (other.settings.gateway?.notification_channel === "AUTO" ? true : undefined), 5_000);
+    const listed = await rest(server, "GET", `/api/v1/admin/smsgate/settings?gateway_id=${phone.deviceId}`, {
+      key: admin,
+    });
+    expect(JSON.stringify(listed.body)).not.toContain("signing");
+    expect(listed.body).toMatchObject({ phones: [{ settings: { notification_channel: "AUTO", limit_value: 50 } }] });
+    // Bad settings change nothing.
+    for (const settings of [
+      { limit_period: "Weekly" },
+      { send_interval_min_seconds: 10 },
+      { ping_interval_seconds: -1 },
+    ]) {
+      const refused = await rest(server, "PATCH", "/api/v1/admin/smsgate/settings", {
+        key: admin,
+        body: { gateway_id: phone.deviceId, settings },
+      });
+      expect(refused.status).toBe(422);
+    }
+    const unknown = await rest(server, "PATCH", "/api/v1/admin/smsgate/settings", {
+      key: admin,
+      body: { gateway_id: "nobody", settings: {} },
+    });
+    expect(unknown.status).toBe(404);
+    expect((await rest(server, "GET", "/api/v1/admin/smsgate/settings", { key })).status).toBe(403);
   });
 });
 

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file smsgw/v1/admin.proto.
  */
 export const file_smsgw_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChRzbXNndy92MS9hZG1pbi5wcm90bxIIc21zZ3cudjEiEgoQR2V0Q2FsbGVyUmVxdWVzdCJAChFHZXRDYWxsZXJSZXNwb25zZRIOCgZrZXlfaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCSIWChRXYXRjaEdhdGV3YXlzUmVxdWVzdCJpChVXYXRjaEdhdGV3YXlzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASADKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYCCgxGbGVldEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSGgoNYmF0dGVyeV9sZXZlbBgGIAEoBUgAiAEBEhwKD3NpZ25hbF9zdHJlbmd0aBgHIAEoBUgBiAEBEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbl9mbGlnaHQYCSABKAUSEgoKc2VudF90b2RheRgKIAEoBRIYChBzZW5kc19wZXJfbWludXRlGAsgASgFEhAKCHByaW9yaXR5GAwgASgFEg4KBmFjdGl2ZRgNIAEoCEIQCg5fYmF0dGVyeV9sZXZlbEISChBfc2lnbmFsX3N0cmVuZ3RoImYKFFVwZGF0ZUdhdGV3YXlSZXF1ZXN0EgoKAmlkGAEgASgFEhUKCHByaW9yaXR5GAIgASgFSACIAQESEwoGYWN0aXZlGAMgASgISAGIAQFCCwoJX3ByaW9yaXR5QgkKB19hY3RpdmUiQAoVVXBkYXRlR2F0ZXdheVJlc3BvbnNlEicKB2dhdGV3YXkYASABKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkiFAoSR2V0T3ZlcnZpZXdSZXF1ZXN0IqwCChNHZXRPdmVydmlld1Jlc3BvbnNlEikKB21pbnV0ZXMYASADKAsyGC5zbXNndy52MS5NaW51dGVPdXRjb21lcxIVCg1kZWxpdmVyeV9yYXRlGAIgASgBEg8KB2JhY2tsb2cYAyABKAUSEQoJaW5fZmxpZ2h0GAQgASgFEhcKD2dhdGV3YXlzX29ubGluZRgFIAEoBRIWCg5nYXRld2F5c190b3RhbBgGIAEoBRInCglvdHBfdG9kYXkYByABKAsyFC5zbXNndy52MS5PdHBGaWd1cmVzEi0KD290cF9sYXN0XzdfZGF5cxgIIAEoCzIULnNtc2d3LnYxLk90cEZpZ3VyZXMSJgoCYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBCg5NaW51dGVPdXRjb21lcxIqCgZtaW51dGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWRlbGl2ZXJlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSDwoHZXhwaXJlZBgEIAEoBRIPCgdwZW5kaW5nGAUgASgFIkcKCk90cEZpZ3VyZXMSDAoEc2VudBgBIAEoBRIQCgh2ZXJpZmllZBgCIAEoBRIZChF2ZXJpZmljYXRpb25fcmF0ZRgDIAEoASIRCg9MaXN0S2V5c1JlcXVlc3QiMgoQTGlzdEtleXNSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuc21zZ3cudjEuQXBpS2V5IpcCCgZBcGlLZXkSCgoCaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRoaW50GAQgASgJEhcKCmdhdGV3YXlfaWQYBSABKAlIAIgBARIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxvZ2luGAkgASgJSAGIAQFCDQoLX2dhdGV3YXlfaWRCCAoGX2xvZ2luIlcKEENyZWF0ZUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVzY29wZRgCIAEoCRIXCgpnYXRld2F5X2lkGAMgASgJSACIAQFCDQoLX2dhdGV3YXlfaWQiQwoRQ3JlYXRlS2V5UmVzcG9uc2USDwoHYXBpX2tleRgBIAEoCRIdCgNrZXkYAiABKAsyEC5zbXNndy52MS5BcGlLZXkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoBSIyChFSZXZva2VLZXlSZXNwb25zZRIdCgNrZXkYASABKAsyEC5zbXNndy52MS5BcGlLZXkiFQoTTGlzdEdhdGV3YXlzUmVxdWVzdCI7ChRMaXN0R2F0ZXdheXNSZXNwb25zZRIjCghnYXRld2F5cxgBIAMoCzIRLnNtc2d3LnYxLkdhdGV3YXki9gIKB0dhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtZXNzYWdlc19zZW50X3RvZGF5GAYgASgFEh8KF21lc3NhZ2VzX3JlY2VpdmVkX3RvZGF5GAcgASgFEhsKE3RvdGFsX21lc3NhZ2VzX3NlbnQYCCABKAUSHwoXdG90YWxfbWVzc2FnZXNfcmVjZWl2ZWQYCSABKAUSDgoGYWN0aXZlGAogASgIEhAKCHByaW9yaXR5GAsgASgFEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChRUb2dnbGVHYXRld2F5UmVxdWVzdBIKCgJpZBgBIAEoBSJTChVUb2dnbGVHYXRld2F5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIpCgdnYXRld2F5GAIgASgLMhguc21zZ3cudjEuVG9nZ2xlZEdhdGV3YXkiPwoOVG9nZ2xlZEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEg4KBmFjdGl2ZRgDIAEoCCIRCg9HZXRTdGF0c1JlcXVlc3QitgEKEEdldFN0YXRzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASABKAsyFi5zbXNndy52MS5HYXRld2F5U3RhdHMSKAoIbWVzc2FnZXMYAiABKAsyFi5zbXNndy52MS5NZXNzYWdlU3RhdHMSHwoDb3RwGAMgASgLMhIuc21zZ3cudjEuT3RwU3RhdHMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCgxHYXRld2F5U3RhdHMSDQoFdG90YWwYASABKAUSDgoGYWN0aXZlGAIgASgFEg4KBm9ubGluZRgDIAEoBRIPCgdvZmZsaW5lGAQgASgFIqIBCgxNZXNzYWdlU3RhdHMSEgoKdG90YWxfc2VudBgBIAEoBRIWCg50b3RhbF9yZWNlaXZlZBgCIAEoBRISCgpzZW50X3RvZGF5GAMgASgFEhYKDnJlY2VpdmVkX3RvZGF5GAQgASgFEhMKC3RvdGFsX3RvZGF5GAUgASgFEg8KB3BlbmRpbmcYBiABKAUSFAoMZmFpbGVkX3RvZGF5GAcgASgFIlEKCE90cFN0YXRzEhIKCnNlbnRfdG9kYXkYASABKAUSFgoOdmVyaWZpZWRfdG9kYXkYAiABKAUSGQoRdmVyaWZpY2F0aW9uX3JhdGUYAyABKAEy8wcKDEFkbWluU2VydmljZRJxCgxMaXN0R2F0ZXdheXMSHS5zbXNndy52MS5MaXN0R2F0ZXdheXNSZXF1ZXN0Gh4uc21zZ3cudjEuTGlzdEdhdGV3YXlzUmVzcG9uc2UiItDzGASC0+STAhgSFi9hcGkvdjEvYWRtaW4vZ2F0ZXdheXMSgAEKDVRvZ2dsZUdhdGV3YXkSHi5zbXNndy52MS5Ub2dnbGVHYXRld2F5UmVxdWVzdBofLnNtc2d3LnYxLlRvZ2dsZUdhdGV3YXlSZXNwb25zZSIu0PMYBILT5JMCJCIiL2FwaS92MS9hZG1pbi9nYXRld2F5cy97aWR9L3RvZ2dsZRJiCghHZXRTdGF0cxIZLnNtc2d3LnYxLkdldFN0YXRzUmVxdWVzdBoaLnNtc2d3LnYxLkdldFN0YXRzUmVzcG9uc2UiH9DzGASC0+STAhUSEy9hcGkvdjEvYWRtaW4vc3RhdHMSWAoNV2F0Y2hHYXRld2F5cxIeLnNtc2d3LnYxLldhdGNoR2F0ZXdheXNSZXF1ZXN0Gh8uc21zZ3cudjEuV2F0Y2hHYXRld2F5c1Jlc3BvbnNlIgTQ8xgEMAESfAoNVXBkYXRlR2F0ZXdheRIeLnNtc2d3LnYxLlVwZGF0ZUdhdGV3YXlSZXF1ZXN0Gh8uc21zZ3cudjEuVXBkYXRlR2F0ZXdheVJlc3BvbnNlIirQ8xgEgtPkkwIgOgEqMhsvYXBpL3YxL2FkbWluL2dhdGV3YXlzL3tpZH0SbgoLR2V0T3ZlcnZpZXcSHC5zbXNndy52MS5HZXRPdmVydmlld1JlcXVlc3QaHS5zbXNndy52MS5HZXRPdmVydmlld1Jlc3BvbnNlIiLQ8xgEgtPkkwIYEhYvYXBpL3YxL2FkbWluL292ZXJ2aWV3EmEKCExpc3RLZXlzEhkuc21zZ3cudjEuTGlzdEtleXNSZXF1ZXN0Ghouc21zZ3cudjEuTGlzdEtleXNSZXNwb25zZSIe0PMYBILT5JMCFBISL2FwaS92MS9hZG1pbi9rZXlzEmwKCUNyZWF0ZUtleRIaLnNtc2d3LnYxLkNyZWF0ZUtleVJlcXVlc3QaGy5zbXNndy52MS5DcmVhdGVLZXlSZXNwb25zZSImyPMYyQHQ8xgEgtPkkwIXOgEqIhIvYXBpL3YxL2FkbWluL2tleXMScAoJUmV2b2tlS2V5Ehouc21zZ3cudjEuUmV2b2tlS2V5UmVxdWVzdBobLnNtc2d3LnYxLlJldm9rZUtleVJlc3BvbnNlIirQ8xgEgtPkkwIgIh4vYXBpL3YxL2FkbWluL2tleXMve2lkfS9yZXZva2UybgoOQWNjb3VudFNlcnZpY2USXAoJR2V0Q2FsbGVyEhouc21zZ3cudjEuR2V0Q2FsbGVyUmVxdWVzdBobLnNtc2d3LnYxLkdldENhbGxlclJlc3BvbnNlIhbQ8xgDgtPkkwIMEgovYXBpL3YxL21lYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
+  fileDesc("ChRzbXNndy92MS9hZG1pbi5wcm90bxIIc21zZ3cudjEiEgoQR2V0Q2FsbGVyUmVxdWVzdCJAChFHZXRDYWxsZXJSZXNwb25zZRIOCgZrZXlfaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCSIWChRXYXRjaEdhdGV3YXlzUmVxdWVzdCJpChVXYXRjaEdhdGV3YXlzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASADKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYCCgxGbGVldEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEg8KB2NoYW5uZWwYBSABKAkSGgoNYmF0dGVyeV9sZXZlbBgGIAEoBUgAiAEBEhwKD3NpZ25hbF9zdHJlbmd0aBgHIAEoBUgBiAEBEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpbl9mbGlnaHQYCSABKAUSEgoKc2VudF90b2RheRgKIAEoBRIYChBzZW5kc19wZXJfbWludXRlGAsgASgFEhAKCHByaW9yaXR5GAwgASgFEg4KBmFjdGl2ZRgNIAEoCEIQCg5fYmF0dGVyeV9sZXZlbEISChBfc2lnbmFsX3N0cmVuZ3RoImYKFFVwZGF0ZUdhdGV3YXlSZXF1ZXN0EgoKAmlkGAEgASgFEhUKCHByaW9yaXR5GAIgASgFSACIAQESEwoGYWN0aXZlGAMgASgISAGIAQFCCwoJX3ByaW9yaXR5QgkKB19hY3RpdmUiQAoVVXBkYXRlR2F0ZXdheVJlc3BvbnNlEicKB2dhdGV3YXkYASABKAsyFi5zbXNndy52MS5GbGVldEdhdGV3YXkiFAoSR2V0T3ZlcnZpZXdSZXF1ZXN0IqwCChNHZXRPdmVydmlld1Jlc3BvbnNlEikKB21pbnV0ZXMYASADKAsyGC5zbXNndy52MS5NaW51dGVPdXRjb21lcxIVCg1kZWxpdmVyeV9yYXRlGAIgASgBEg8KB2JhY2tsb2cYAyABKAUSEQoJaW5fZmxpZ2h0GAQgASgFEhcKD2dhdGV3YXlzX29ubGluZRgFIAEoBRIWCg5nYXRld2F5c190b3RhbBgGIAEoBRInCglvdHBfdG9kYXkYByABKAsyFC5zbXNndy52MS5PdHBGaWd1cmVzEi0KD290cF9sYXN0XzdfZGF5cxgIIAEoCzIULnNtc2d3LnYxLk90cEZpZ3VyZXMSJgoCYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBCg5NaW51dGVPdXRjb21lcxIqCgZtaW51dGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWRlbGl2ZXJlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSDwoHZXhwaXJlZBgEIAEoBRIPCgdwZW5kaW5nGAUgASgFIkcKCk90cEZpZ3VyZXMSDAoEc2VudBgBIAEoBRIQCgh2ZXJpZmllZBgCIAEoBRIZChF2ZXJpZmljYXRpb25fcmF0ZRgDIAEoASIRCg9MaXN0S2V5c1JlcXVlc3QiMgoQTGlzdEtleXNSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuc21zZ3cudjEuQXBpS2V5IpcCCgZBcGlLZXkSCgoCaWQYASABKAUSDQoFc2NvcGUYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRoaW50GAQgASgJEhcKCmdhdGV3YXlfaWQYBSABKAlIAIgBARIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWxvZ2luGAkgASgJSAGIAQFCDQoLX2dhdGV3YXlfaWRCCAoGX2xvZ2luIlcKEENyZWF0ZUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVzY29wZRgCIAEoCRIXCgpnYXRld2F5X2lkGAMgASgJSACIAQFCDQoLX2dhdGV3YXlfaWQiQwoRQ3JlYXRlS2V5UmVzcG9uc2USDwoHYXBpX2tleRgBIAEoCRIdCgNrZXkYAiABKAsyEC5zbXNndy52MS5BcGlLZXkiHgoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoBSIyChFSZXZva2VLZXlSZXNwb25zZRIdCgNrZXkYASABKAsyEC5zbXNndy52MS5BcGlLZXkiFQoTTGlzdEdhdGV3YXlzUmVxdWVzdCI7ChRMaXN0R2F0ZXdheXNSZXNwb25zZRIjCghnYXRld2F5cxgBIAMoCzIRLnNtc2d3LnYxLkdhdGV3YXki9gIKB0dhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc3RhdHVzGAQgASgJEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtZXNzYWdlc19zZW50X3RvZGF5GAYgASgFEh8KF21lc3NhZ2VzX3JlY2VpdmVkX3RvZGF5GAcgASgFEhsKE3RvdGFsX21lc3NhZ2VzX3NlbnQYCCABKAUSHwoXdG90YWxfbWVzc2FnZXNfcmVjZWl2ZWQYCSABKAUSDgoGYWN0aXZlGAogASgIEhAKCHByaW9yaXR5GAsgASgFEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChRUb2dnbGVHYXRld2F5UmVxdWVzdBIKCgJpZBgBIAEoBSJTChVUb2dnbGVHYXRld2F5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIpCgdnYXRld2F5GAIgASgLMhguc21zZ3cudjEuVG9nZ2xlZEdhdGV3YXkiPwoOVG9nZ2xlZEdhdGV3YXkSCgoCaWQYASABKAUSEQoJZGV2aWNlX2lkGAIgASgJEg4KBmFjdGl2ZRgDIAEoCCIRCg9HZXRTdGF0c1JlcXVlc3QitgEKEEdldFN0YXRzUmVzcG9uc2USKAoIZ2F0ZXdheXMYASABKAsyFi5zbXNndy52MS5HYXRld2F5U3RhdHMSKAoIbWVzc2FnZXMYAiABKAsyFi5zbXNndy52MS5NZXNzYWdlU3RhdHMSHwoDb3RwGAMgASgLMhIuc21zZ3cudjEuT3RwU3RhdHMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCgxHYXRld2F5U3RhdHMSDQoFdG90YWwYASABKAUSDgoGYWN0aXZlGAIgASgFEg4KBm9ubGluZRgDIAEoBRIPCgdvZmZsaW5lGAQgASgFIqIBCgxNZXNzYWdlU3RhdHMSEgoKdG90YWxfc2VudBgBIAEoBRIWCg50b3RhbF9yZWNlaXZlZBgCIAEoBRISCgpzZW50X3RvZGF5GAMgASgFEhYKDnJlY2VpdmVkX3RvZGF5GAQgASgFEhMKC3RvdGFsX3RvZGF5GAUgASgFEg8KB3BlbmRpbmcYBiABKAUSFAoMZmFpbGVkX3RvZGF5GAcgASgFIlEKCE90cFN0YXRzEhIKCnNlbnRfdG9kYXkYASABKAUSFgoOdmVyaWZpZWRfdG9kYXkYAiABKAUSGQoRdmVyaWZpY2F0aW9uX3JhdGUYAyABKAEi7QIKD1Ntc0dhdGVTZXR0aW5ncxIhChRub3RpZmljYXRpb25fY2hhbm5lbBgBIAEoCUgAiAEBEiIKFXBpbmdfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoBUgBiAEBEiYKGXNlbmRfaW50ZXJ2YWxfbWluX3NlY29uZHMYAyABKAVIAogBARImChlzZW5kX2ludGVydmFsX21heF9zZWNvbmRzGAQgASgFSAOIAQESGQoMbGltaXRfcGVyaW9kGAUgASgJSASIAQESGAoLbGltaXRfdmFsdWUYBiABKAVIBYgBAUIXChVfbm90aWZpY2F0aW9uX2NoYW5uZWxCGAoWX3BpbmdfaW50ZXJ2YWxfc2Vjb25kc0IcChpfc2VuZF9pbnRlcnZhbF9taW5fc2Vjb25kc0IcChpfc2VuZF9pbnRlcnZhbF9tYXhfc2Vjb25kc0IPCg1fbGltaXRfcGVyaW9kQg4KDF9saW1pdF92YWx1ZSJEChpMaXN0U21zR2F0ZVNldHRpbmdzUmVxdWVzdBIXCgpnYXRld2F5X2lkGAEgASgJSACIAQFCDQoLX2dhdGV3YXlfaWQiTQobTGlzdFNtc0dhdGVTZXR0aW5nc1Jlc3BvbnNlEi4KBnBob25lcxgBIAMoCzIeLnNtc2d3LnYxLlBob25lU21zR2F0ZVNldHRpbmdzIlcKFFBob25lU21zR2F0ZVNldHRpbmdzEhIKCmdhdGV3YXlfaWQYASABKAkSKwoIc2V0dGluZ3MYAiABKAsyGS5zbXNndy52MS5TbXNHYXRlU2V0dGluZ3MicwocVXBkYXRlU21zR2F0ZVNldHRpbmdzUmVxdWVzdBIXCgpnYXRld2F5X2lkGAEgASgJSACIAQESKwoIc2V0dGluZ3MYAiABKAsyGS5zbXNndy52MS5TbXNHYXRlU2V0dGluZ3NCDQoLX2dhdGV3YXlfaWQiTwodVXBkYXRlU21zR2F0ZVNldHRpbmdzUmVzcG9uc2USLgoGcGhvbmVzGAEgAygLMh4uc21zZ3cudjEuUGhvbmVTbXNHYXRlU2V0dGluZ3MyngoKDEFkbWluU2VydmljZRJxCgxMaXN0R2F0ZXdheXMSHS5zbXNndy52MS5MaXN0R2F0ZXdheXNSZXF1ZXN0Gh4uc21zZ3cudjEuTGlzdEdhdGV3YXlzUmVzcG9uc2UiItDzGASC0+STAhgSFi9hcGkvdjEvYWRtaW4vZ2F0ZXdheXMSgAEKDVRvZ2dsZUdhdGV3YXkSHi5zbXNndy52MS5Ub2dnbGVHYXRld2F5UmVxdWVzdBofLnNtc2d3LnYxLlRvZ2dsZUdhdGV3YXlSZXNwb25zZSIu0PMYBILT5JMCJCIiL2FwaS92MS9hZG1pbi9nYXRld2F5cy97aWR9L3RvZ2dsZRJiCghHZXRTdGF0cxIZLnNtc2d3LnYxLkdldFN0YXRzUmVxdWVzdBoaLnNtc2d3LnYxLkdldFN0YXRzUmVzcG9uc2UiH9DzGASC0+STAhUSEy9hcGkvdjEvYWRtaW4vc3RhdHMSWAoNV2F0Y2hHYXRld2F5cxIeLnNtc2d3LnYxLldhdGNoR2F0ZXdheXNSZXF1ZXN0Gh8uc21zZ3cudjEuV2F0Y2hHYXRld2F5c1Jlc3BvbnNlIgTQ8xgEMAESfAoNVXBkYXRlR2F0ZXdheRIeLnNtc2d3LnYxLlVwZGF0ZUdhdGV3YXlSZXF1ZXN0Gh8uc21zZ3cudjEuVXBkYXRlR2F0ZXdheVJlc3BvbnNlIirQ8xgEgtPkkwIgOgEqMhsvYXBpL3YxL2FkbWluL2dhdGV3YXlzL3tpZH0SbgoLR2V0T3ZlcnZpZXcSHC5zbXNndy52MS5HZXRPdmVydmlld1JlcXVlc3QaHS5zbXNndy52MS5HZXRPdmVydmlld1Jlc3BvbnNlIiLQ8xgEgtPkkwIYEhYvYXBpL3YxL2FkbWluL292ZXJ2aWV3EmEKCExpc3RLZXlzEhkuc21zZ3cudjEuTGlzdEtleXNSZXF1ZXN0Ghouc21zZ3cudjEuTGlzdEtleXNSZXNwb25zZSIe0PMYBILT5JMCFBISL2FwaS92MS9hZG1pbi9rZXlzEmwKCUNyZWF0ZUtleRIaLnNtc2d3LnYxLkNyZWF0ZUtleVJlcXVlc3QaGy5zbXNndy52MS5DcmVhdGVLZXlSZXNwb25zZSImyPMYyQHQ8xgEgtPkkwIXOgEqIhIvYXBpL3YxL2FkbWluL2tleXMScAoJUmV2b2tlS2V5Ehouc21zZ3cudjEuUmV2b2tlS2V5UmVxdWVzdBobLnNtc2d3LnYxLlJldm9rZUtleVJlc3BvbnNlIirQ8xgEgtPkkwIgIh4vYXBpL3YxL2FkbWluL2tleXMve2lkfS9yZXZva2USjgEKE0xpc3RTbXNHYXRlU2V0dGluZ3MSJC5zbXNndy52MS5MaXN0U21zR2F0ZVNldHRpbmdzUmVxdWVzdBolLnNtc2d3LnYxLkxpc3RTbXNHYXRlU2V0dGluZ3NSZXNwb25zZSIq0PMYBILT5JMCIBIeL2FwaS92MS9hZG1pbi9zbXNnYXRlL3NldHRpbmdzEpcBChVVcGRhdGVTbXNHYXRlU2V0dGluZ3MSJi5zbXNndy52MS5VcGRhdGVTbXNHYXRlU2V0dGluZ3NSZXF1ZXN0Gicuc21zZ3cudjEuVXBkYXRlU21zR2F0ZVNldHRpbmdzUmVzcG9uc2UiLdDzGASC0+STAiM6ASoyHi9hcGkvdjEvYWRtaW4vc21zZ2F0ZS9zZXR0aW5nczJuCg5BY2NvdW50U2VydmljZRJcCglHZXRDYWxsZXISGi5zbXNndy52MS5HZXRDYWxsZXJSZXF1ZXN0Ghsuc21zZ3cudjEuR2V0Q2FsbGVyUmVzcG9uc2UiFtDzGAOC0+STAgwSCi9hcGkvdjEvbWViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_smsgw_v1_options]);
 
 /**
  * GetCallerRequest takes no parameters.
@@ -1093,6 +1093,181 @@ export const OtpStatsSchema: GenMessage<OtpStats> = /*@__PURE__*/
   messageDesc(file_smsgw_v1_admin, 28);
 
 /**
+ * SmsGateSettings is what smsgw tells a phone running the SMSGate app to do. The key the phone signs
+ * its webhooks with is not among them: it is the phone's own, and never shown.
+ *
+ * @generated from message smsgw.v1.SmsGateSettings
+ */
+export type SmsGateSettings = Message<"smsgw.v1.SmsGateSettings"> & {
+  /**
+   * `SSE_ONLY` (the default: smsgw tells the phone of messages on its events stream, no Google push
+   * needed) or `AUTO` (the app uses Google's push when it can; smsgw still uses the stream).
+   *
+   * @generated from field: optional string notification_channel = 1;
+   */
+  notificationChannel?: string | undefined;
+
+  /**
+   * How often the phone pings (and so fetches its messages), in seconds; 0 turns it off (the
+   * default). At most 86400.
+   *
+   * @generated from field: optional int32 ping_interval_seconds = 2;
+   */
+  pingIntervalSeconds?: number | undefined;
+
+  /**
+   * The least and the most the phone waits between two SMS, in seconds (0 to 3600).
+   *
+   * @generated from field: optional int32 send_interval_min_seconds = 3;
+   */
+  sendIntervalMinSeconds?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 send_interval_max_seconds = 4;
+   */
+  sendIntervalMaxSeconds?: number | undefined;
+
+  /**
+   * The phone's own sending limit: `Disabled`, `PerMinute`, `Per30Minutes`, `PerHour` or `PerDay`,
+   * with `limit_value` SMS in that period (1 to 100000).
+   *
+   * @generated from field: optional string limit_period = 5;
+   */
+  limitPeriod?: string | undefined;
+
+  /**
+   * @generated from field: optional int32 limit_value = 6;
+   */
+  limitValue?: number | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.SmsGateSettings.
+ * Use `create(SmsGateSettingsSchema)` to create a new message.
+ */
+export const SmsGateSettingsSchema: GenMessage<SmsGateSettings> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 29);
+
+/**
+ * ListSmsGateSettingsRequest names a phone, or none for every one.
+ *
+ * @generated from message smsgw.v1.ListSmsGateSettingsRequest
+ */
+export type ListSmsGateSettingsRequest = Message<"smsgw.v1.ListSmsGateSettingsRequest"> & {
+  /**
+   * A phone's device id; every phone running the SMSGate app when absent.
+   *
+   * @generated from field: optional string gateway_id = 1;
+   */
+  gatewayId?: string | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsGateSettingsRequest.
+ * Use `create(ListSmsGateSettingsRequestSchema)` to create a new message.
+ */
+export const ListSmsGateSettingsRequestSchema: GenMessage<ListSmsGateSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 30);
+
+/**
+ * ListSmsGateSettingsResponse holds each phone's settings.
+ *
+ * @generated from message smsgw.v1.ListSmsGateSettingsResponse
+ */
+export type ListSmsGateSettingsResponse = Message<"smsgw.v1.ListSmsGateSettingsResponse"> & {
+  /**
+   * The phones, by device id.
+   *
+   * @generated from field: repeated smsgw.v1.PhoneSmsGateSettings phones = 1;
+   */
+  phones: PhoneSmsGateSettings[];
+};
+
+/**
+ * Describes the message smsgw.v1.ListSmsGateSettingsResponse.
+ * Use `create(ListSmsGateSettingsResponseSchema)` to create a new message.
+ */
+export const ListSmsGateSettingsResponseSchema: GenMessage<ListSmsGateSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 31);
+
+/**
+ * PhoneSmsGateSettings is one phone's settings.
+ *
+ * @generated from message smsgw.v1.PhoneSmsGateSettings
+ */
+export type PhoneSmsGateSettings = Message<"smsgw.v1.PhoneSmsGateSettings"> & {
+  /**
+   * The phone's device id.
+   *
+   * @generated from field: string gateway_id = 1;
+   */
+  gatewayId: string;
+
+  /**
+   * What it is told to do.
+   *
+   * @generated from field: smsgw.v1.SmsGateSettings settings = 2;
+   */
+  settings?: SmsGateSettings | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.PhoneSmsGateSettings.
+ * Use `create(PhoneSmsGateSettingsSchema)` to create a new message.
+ */
+export const PhoneSmsGateSettingsSchema: GenMessage<PhoneSmsGateSettings> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 32);
+
+/**
+ * UpdateSmsGateSettingsRequest changes settings.
+ *
+ * @generated from message smsgw.v1.UpdateSmsGateSettingsRequest
+ */
+export type UpdateSmsGateSettingsRequest = Message<"smsgw.v1.UpdateSmsGateSettingsRequest"> & {
+  /**
+   * A phone's device id; every phone running the SMSGate app when absent.
+   *
+   * @generated from field: optional string gateway_id = 1;
+   */
+  gatewayId?: string | undefined;
+
+  /**
+   * The settings to change; those left out keep their values.
+   *
+   * @generated from field: smsgw.v1.SmsGateSettings settings = 2;
+   */
+  settings?: SmsGateSettings | undefined;
+};
+
+/**
+ * Describes the message smsgw.v1.UpdateSmsGateSettingsRequest.
+ * Use `create(UpdateSmsGateSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateSmsGateSettingsRequestSchema: GenMessage<UpdateSmsGateSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 33);
+
+/**
+ * UpdateSmsGateSettingsResponse holds the changed phones' settings.
+ *
+ * @generated from message smsgw.v1.UpdateSmsGateSettingsResponse
+ */
+export type UpdateSmsGateSettingsResponse = Message<"smsgw.v1.UpdateSmsGateSettingsResponse"> & {
+  /**
+   * The phones changed, by device id.
+   *
+   * @generated from field: repeated smsgw.v1.PhoneSmsGateSettings phones = 1;
+   */
+  phones: PhoneSmsGateSettings[];
+};
+
+/**
+ * Describes the message smsgw.v1.UpdateSmsGateSettingsResponse.
+ * Use `create(UpdateSmsGateSettingsResponseSchema)` to create a new message.
+ */
+export const UpdateSmsGateSettingsResponseSchema: GenMessage<UpdateSmsGateSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_smsgw_v1_admin, 34);
+
+/**
  * AdminService is for operators: it needs a client key of scope `admin`.
  *
  * @generated from service smsgw.v1.AdminService
@@ -1191,6 +1366,29 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeKeyRequestSchema;
     output: typeof RevokeKeyResponseSchema;
+  },
+  /**
+   * Lists what each phone running the SMSGate app is told to do (its settings as the app takes
+   * them from `GET /mobile/v1/settings`), or one phone's.
+   *
+   * @generated from rpc smsgw.v1.AdminService.ListSmsGateSettings
+   */
+  listSmsGateSettings: {
+    methodKind: "unary";
+    input: typeof ListSmsGateSettingsRequestSchema;
+    output: typeof ListSmsGateSettingsResponseSchema;
+  },
+  /**
+   * Changes what one phone running the SMSGate app (or every one) is told to do; the fields left out
+   * keep their values. Each phone is told at once (`SettingsUpdated` on its events stream, on
+   * whichever instance holds it) and reads its settings again.
+   *
+   * @generated from rpc smsgw.v1.AdminService.UpdateSmsGateSettings
+   */
+  updateSmsGateSettings: {
+    methodKind: "unary";
+    input: typeof UpdateSmsGateSettingsRequestSchema;
+    output: typeof UpdateSmsGateSettingsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_smsgw_v1_admin, 0);

@@ -7,7 +7,9 @@ import type { LiveDevices } from "./device-connections.js";
 /** What every instance must act on at once for the devices it holds. */
 export type DeviceControlEvent =
   | { type: "key_revoked"; keyId: number }
-  | { type: "gateway_active"; gatewayId: number; active: boolean };
+  | { type: "gateway_active"; gatewayId: number; active: boolean }
+  | { type: "message_cancelled"; gatewayId: number; messageId: string }
+  | { type: "settings_updated"; gatewayIds: number[] };
 
 const channel = "smsgw:devices:control";
 
@@ -19,7 +21,13 @@ export async function publishDeviceControl(redis: Redis, event: DeviceControlEve
 function parse(text: string): DeviceControlEvent | undefined {
   try {
     const event = JSON.parse(text) as DeviceControlEvent;
-    return event.type === "key_revoked" || event.type === "gateway_active" ? event : undefined;
+    const types: DeviceControlEvent["type"][] = [
+      "key_revoked",
+      "gateway_active",
+      "message_cancelled",
+      "settings_updated",
+    ];
+    return types.includes(event.type) ? event : undefined;
   } catch {
     return undefined;
   }
@@ -35,7 +43,9 @@ export async function startDeviceControl(deps: {
   redis: Redis;
   connections: LiveDevices;
   keys: Pick<KeysService, "forget" | "onRevoked" | "revokedAmong">;
-  gateways: Pick<GatewayRegistry, "onToggled">;
+  gateways: Pick<GatewayRegistry, "onToggled" | "onSmsGateSettingsChanged">;
+  /** Hears of messages cancelled while a gateway held them. */
+  messages: { onCancelled(listener: (gatewayId: number, messageId: string) => void): void };
   logger: Logger;
   sweepMs: number;
 }): Promise<() => Promise<void>> {
@@ -44,7 +54,10 @@ export async function startDeviceControl(deps: {
     if (event.type === "key_revoked") {
       deps.keys.forget(event.keyId);
       connections.revokeKey(event.keyId);
-    } else connections.setActive(event.gatewayId, event.active);
+    } else if (event.type === "gateway_active") connections.setActive(event.gatewayId, event.active);
+    else if (event.type === "message_cancelled") {
+      connections.push(event.gatewayId, { type: "cancel", messageId: event.messageId });
+    } else for (const gatewayId of event.gatewayIds) connections.push(gatewayId, { type: "settings_updated" });
   };
   const publish = (event: DeviceControlEvent) =>
     publishDeviceControl(deps.redis, event).catch((error: unknown) => {
@@ -54,6 +67,13 @@ export async function startDeviceControl(deps: {
   deps.keys.onRevoked((keyId) => {
     apply({ type: "key_revoked", keyId });
     return publish({ type: "key_revoked", keyId });
+  });
+  // The instance holding the phone tells it; the others have no connection of it and do nothing.
+  deps.messages.onCancelled((gatewayId, messageId) => {
+    void publish({ type: "message_cancelled", gatewayId, messageId });
+  });
+  deps.gateways.onSmsGateSettingsChanged((gatewayIds) => {
+    if (gatewayIds.length > 0) void publish({ type: "settings_updated", gatewayIds });
   });
   deps.gateways.onToggled((gatewayId, active) => {
     apply({ type: "gateway_active", gatewayId, active });

@@ -3,7 +3,15 @@ export type DeviceCommand =
   | { type: "send_sms"; messageId: string; recipient: string; message: string }
   | { type: "ping"; sentAt: Date }
   /** A frame that carried a `reportId` is recorded, or refused for good (`error`). */
-  | { type: "receipt"; reportId: string; error?: string | undefined };
+  | { type: "receipt"; reportId: string; error?: string | undefined }
+  /**
+   * A message given to this phone was cancelled: it must not send it. Only the SMSGate app's events
+   * stream carries it (`MessageCancelled`); on the other channels the phone learns it when its
+   * acknowledgement or report is refused.
+   */
+  | { type: "cancel"; messageId: string }
+  /** What the phone is told to do changed: it reads its settings again (the SMSGate app's `SettingsUpdated`). */
+  | { type: "settings_updated" };
 
 /** What a device tells the server, whatever channel carries it. */
 export type DeviceFrame =

@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
 import { GatewayEntity, type GatewayMetadata, type GatewayRecord } from "./gateway.entity.js";
+import type { StoredSmsGateSettings } from "./smsgate-settings.js";
 
 /**
  * The gateways' part of a statement that another module writes, so that a report and its count are
@@ -19,6 +20,13 @@ const countSql = {
   sent: counting("sent", "(values (?::int)) as one(gateway_id)"),
   received: counting("received", "(values (?::int)) as one(gateway_id)"),
 };
+
+/** A phone running the SMSGate app, with what it is told to do. */
+export interface SmsGatePhoneRow {
+  id: number;
+  device_id: string;
+  settings: StoredSmsGateSettings;
+}
 
 /** A gateway's row as an event about it needs it. */
 export interface GatewayStatusRow {
@@ -65,6 +73,26 @@ export class GatewayRepository {
     await this.sql.all(
       `update gateways set metadata = jsonb_strip_nulls(metadata || ?::jsonb), updated_at = now() where id = ?`,
       [JSON.stringify(patch), gatewayId],
+    );
+  }
+
+  /** Phones running the SMSGate app (one, by device id, when given), with their settings. */
+  smsGatePhones(deviceId?: string): Promise<SmsGatePhoneRow[]> {
+    return this.sql.all(
+      `select id, device_id, coalesce(metadata->'smsgate_settings', '{}') as settings from gateways
+        where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?) order by id`,
+      [deviceId ?? null, deviceId ?? null],
+    );
+  }
+
+  /** Merges `patch` into the settings of the phones running the SMSGate app (one, when given). */
+  mergeSmsGateSettings(patch: StoredSmsGateSettings, deviceId?: string): Promise<SmsGatePhoneRow[]> {
+    return this.sql.all(
+      `update gateways set metadata = jsonb_set(metadata, '{smsgate_settings}',
+                coalesce(metadata->'smsgate_settings', '{}') || ?::jsonb), updated_at = now()
+        where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?)
+        returning id, device_id, metadata->'smsgate_settings' as settings`,
+      [JSON.stringify(patch), deviceId ?? null, deviceId ?? null],
     );
   }
 

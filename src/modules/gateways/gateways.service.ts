@@ -6,6 +6,7 @@ import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
 import type { GatewayMetadata, GatewayRecord } from "./gateway.entity.js";
 import type { GatewayCounts, GatewayRepository } from "./gateway.repository.js";
+import { checkedSettings, type StoredSmsGateSettings } from "./smsgate-settings.js";
 
 /** What a device reports in a heartbeat; fields left out keep their last value. */
 export interface HeartbeatInput {
@@ -41,10 +42,11 @@ function inRange(value: number | undefined, field: string, min: number, max: num
 /** Registers gateways, records their health and lets operators list and disable them. */
 export class GatewayRegistry {
   private readonly toggleListeners: ((gatewayId: number, active: boolean) => void)[] = [];
+  private readonly settingsListeners: ((gatewayIds: number[]) => void)[] = [];
 
   constructor(
     private readonly repository: GatewayRepository,
-    private readonly keys: Pick<KeysService, "create">,
+    private readonly keys: Pick<KeysService, "create" | "importGatewayKey">,
     private readonly events?: Pick<EventsService, "emit">,
   ) {}
 
@@ -60,6 +62,22 @@ export class GatewayRegistry {
       status: row.status,
       last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
       timestamp: new Date().toISOString(),
+    });
+  }
+
+  /**
+   * Brings along a phone of the original system by the SHA-256 digest of its gateway key: the gateway
+   * is registered when missing (in one transaction with its key), and the key is added to it.
+   * Returns whether the key is new (false: that digest was imported before).
+   */
+  async importPhone(input: { deviceId: string; sha256: string; name?: string }): Promise<boolean> {
+    const deviceId = requiredText(input.deviceId, "device_id");
+    const name = input.name === undefined || input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
+    return this.repository.transaction(async (em) => {
+      const gateway =
+        (await this.repository.findByDeviceId(deviceId)) ?? (await this.repository.insert(deviceId, name, {}, em));
+      const key = await this.keys.importGatewayKey({ gatewayId: gateway.id, name, sha256: input.sha256 }, em);
+      return key !== undefined;
     });
   }
 
@@ -88,6 +106,38 @@ export class GatewayRegistry {
     }
   }
 
+  /** Hears of phones running the SMSGate app whose settings changed (each must be told). */
+  onSmsGateSettingsChanged(listener: (gatewayIds: number[]) => void): void {
+    this.settingsListeners.push(listener);
+  }
+
+  /** What each phone running the SMSGate app (or the one named) is told to do. */
+  async smsGateSettings(deviceId?: string): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
+    const rows = await this.repository.smsGatePhones(deviceId);
+    if (deviceId !== undefined && rows.length === 0) {
+      throw new DomainError("not_found", `No phone running the SMSGate app with device id ${deviceId}`);
+    }
+    return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
+  }
+
+  /**
+   * Changes what one phone running the SMSGate app (or every one) is told to do; the fields left out
+   * keep their values. The phones are told (`onSmsGateSettingsChanged`).
+   */
+  async updateSmsGateSettings(
+    patch: StoredSmsGateSettings,
+    deviceId?: string,
+  ): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
+    // Checked against each phone's current settings (the interval's bounds), then changed in one statement.
+    const current = await this.smsGateSettings(deviceId);
+    let checked: StoredSmsGateSettings = {};
+    for (const phone of current) checked = checkedSettings(patch, phone.settings);
+    if (current.length === 0) checked = checkedSettings(patch);
+    const rows = await this.repository.mergeSmsGateSettings(checked, deviceId);
+    for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
+    return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
+  }
+
   /** Merges what a device said of itself into its metadata (a key set to null is removed). */
   updateMetadata(gatewayId: number, patch: GatewayMetadata): Promise<void> {
     return this.repository.mergeMetadata(gatewayId, patch);
@@ -102,7 +152,11 @@ export class GatewayRegistry {
     if (status !== "online" && status !== "offline") throw invalid("status must be online or offline");
     const reported: GatewayMetadata = { reported_at: new Date().toISOString() };
     const battery = inRange(input.batteryLevel, "battery_level", 0, 100);
-    const signal = inRange(input.signalStrength, "signal_strength", 0, 4);
+    // Bars (0 to 4), or dBm as the original system's Android integration guide has devices report it.
+    const signal =
+      input.signalStrength !== undefined && input.signalStrength < 0
+        ? inRange(input.signalStrength, "signal_strength in dBm", -150, -1)
+        : inRange(input.signalStrength, "signal_strength", 0, 4);
     const queue = inRange(input.messagesInQueue, "messages_in_queue", 0, 1_000_000);
     if (battery !== undefined) reported.battery_level = battery;
     if (signal !== undefined) reported.signal_strength = signal;

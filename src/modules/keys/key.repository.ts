@@ -50,6 +50,11 @@ export class KeyRepository {
     return this.insert({ scope: "client", gatewayId: null, ...account }, em);
   }
 
+  /** Whether a key (revoked or not) has this digest. */
+  async digestKnown(digest: string): Promise<boolean> {
+    return (await this.sql.one("select 1 from api_keys where digest = ?", [digest])) !== undefined;
+  }
+
   /** The unrevoked account with this login. */
   byLogin(login: string): Promise<{ id: number; name: string; digest: string } | undefined> {
     return this.sql.one("select id, name, digest from api_keys where login = ? and revoked_at is null", [login]);

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { DomainError } from "../../shared/errors.js";
+import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
 import type { KeyScope } from "./api-key.entity.js";
 import type { KeyRepository } from "./key.repository.js";
@@ -24,7 +24,9 @@ export interface KeyRecord {
   readonly revokedAt: Date | null;
 }
 
-const keyPattern = /^(gw|api)_live_[0-9a-z]{40}$/;
+/** smsgw's keys, and the original system's gateway keys (`gw_live_` and 64 hex characters), brought along by import. */
+const keyPattern = /^(gw|api)_live_[0-9a-z]{40}$|^gw_live_[0-9a-f]{64}$/;
+const digestPattern = /^[0-9a-f]{64}$/;
 const registrationPattern = /^reg_live_[0-9a-z]{40}$/;
 /** An SMSGate account's login and password, as the app shows them (6 and 14 characters). */
 const loginPattern = /^[0-9A-Z]{6}$/;
@@ -139,6 +141,24 @@ export class KeysService {
     if (!timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
     if (row.stale) await this.repository.markUsed(row.id);
     return row.id;
+  }
+
+  /**
+   * Brings along a gateway key of the original system, known by its SHA-256 digest only: the phone
+   * that holds the key authenticates unchanged. Undefined when that digest is already a key here.
+   */
+  async importGatewayKey(
+    input: { gatewayId: number; name: string; sha256: string },
+    em?: EntityManager,
+  ): Promise<KeyRecord | undefined> {
+    const digest = input.sha256.toLowerCase();
+    if (!digestPattern.test(digest)) throw invalid("sha256 must be 64 hexadecimal characters");
+    if (await this.repository.digestKnown(digest)) return undefined;
+    const entity = await this.repository.insert(
+      { scope: "gateway", name: input.name, digest, hint: "", gatewayId: input.gatewayId },
+      em,
+    );
+    return toRecord(entity);
   }
 
   /** Forgets a remembered key (it was just revoked, here or on another instance). */

@@ -79,6 +79,8 @@ type CheckedSend = Omit<NewMessage, "id" | "clientKeyId">;
 
 /** Accepts outbound messages, answers for their status, and takes devices' reports on them. */
 export class MessagesService {
+  private readonly cancelListeners: ((gatewayId: number, messageId: string) => void)[] = [];
+
   constructor(
     /** Which gateway a device id names (the gateways module owns them). */
     private readonly gateways: { idOf(deviceId: string): Promise<number | null> },
@@ -332,10 +334,17 @@ export class MessagesService {
     const row = await this.repository.cancel(messageId);
     if (row === undefined) throw invalid(`message is already ${view.status} and cannot be cancelled`);
     this.metrics.messageOutcome("cancelled", null);
+    // A phone that holds it is told not to send it.
+    if (row.gateway_id !== null) for (const listener of this.cancelListeners) listener(row.gateway_id, messageId);
     await this.workflows
       .cancel(messageId)
       .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "cancel signal failed"));
     return toView(row);
+  }
+
+  /** Hears of every message cancelled by its sender while a gateway held it. */
+  onCancelled(listener: (gatewayId: number, messageId: string) => void): void {
+    this.cancelListeners.push(listener);
   }
 
   /**
