@@ -53,6 +53,22 @@ describe("GatewayPicker", () => {
     expect(pick).toMatchObject({ kind: "picked", gatewayId: gateways[0], taskQueue: "queue-0" });
   });
 
+  it("prefers a phone connected now to one that only polls, and takes the polling one when it is alone", async () => {
+    await fleet(0);
+    const [first, second] = gateways as [number, number];
+    // The phone of highest priority only polls (the SMSGate app without its events stream).
+    await presence.hold(first, "queue-0", "connection-0", "poll");
+    await presence.hold(second, "queue-1", "connection-1", "sse");
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      gatewayId: second,
+    });
+    await server.deps.redis.del(presence.key(second));
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      gatewayId: first,
+      taskQueue: "queue-0",
+    });
+  });
+
   it("passes over gateways that are online in the database but connected nowhere", async () => {
     await fleet(0);
     expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({

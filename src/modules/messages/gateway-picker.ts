@@ -12,7 +12,8 @@ export type Pick =
 // for the current minute, the number of the last pick that took it. ARGV: the sends allowed per
 // minute, then per candidate 1 when it was already tried for this message and its tier (candidates
 // of one tier are equally preferred: same preference, priority and load). Connected candidates are
-// ranked (tried ones last, then those that failed recently, then by tier, then the one given a
+// ranked (tried ones last, then phones that only poll (channel `poll`: they fetch a message at their
+// next call, not at once), then those that failed recently, then by tier, then the one given a
 // message least recently first), and the first with a send left in this minute takes one. Returns
 // {index, presence value}, {0} when none is connected, {-1} when every connected one used its sends
 // for the minute.
@@ -23,7 +24,8 @@ for i = 1, (#KEYS - 1) / 4 do
   local base = 4 * (i - 1) + 1
   local held = redis.call('GET', KEYS[base + 1])
   if held then
-    local rank = tonumber(ARGV[2 * i]) * 2
+    local rank = tonumber(ARGV[2 * i]) * 4
+    if string.find(held, ' poll ', 1, true) then rank = rank + 2 end
     if redis.call('EXISTS', KEYS[base + 2]) == 1 then rank = rank + 1 end
     local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
     ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 1]), last, i, held}
