@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { get } from "node:https";
+import * as http2 from "node:http2";
+import { get, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -8,7 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
-import { clientKey, rest, startServer, unique } from "./helpers.js";
+import { clientKey, eventually, rest, startServer, unique } from "./helpers.js";
 
 describe("GET /up and sends while Redis does not answer", () => {
   it("keeps taking sends, counts rate limits per instance and says so, and shares them again when Redis is back", async () => {
@@ -147,6 +148,41 @@ describe("TLS", () => {
       });
       expect(JSON.parse(first)).toEqual({ type: "welcome" });
       socket.close();
+
+      // The SMSGate app's mobile API: registered over HTTP/1.1, its events stream over HTTP/2 (the
+      // app's OkHttp negotiates h2 by ALPN).
+      const token = (await server.deps.keys.create({ scope: "registration", name: unique("tls") })).key;
+      const phone = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(
+          `${url}/api/mobile/v1/device`,
+          {
+            method: "POST",
+            rejectUnauthorized: false,
+            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => {
+              body += chunk.toString("utf8");
+            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on("error", reject);
+        req.end(JSON.stringify({ name: "Pixel/9", simCards: [] }));
+      });
+      expect(phone.status).toBe(201);
+      const { id, token: deviceToken } = JSON.parse(phone.body) as { id: string; token: string };
+      const session = http2.connect(url, { rejectUnauthorized: false });
+      const stream = session.request({ ":path": "/api/mobile/v1/events", authorization: `Bearer ${deviceToken}` });
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("response", resolve));
+      expect(headers[":status"]).toBe(200);
+      expect(headers["content-type"]).toBe("text/event-stream");
+      const gatewayId = (await server.deps.gateways.idOf(id)) ?? 0;
+      expect(server.deps.connections.openOf(gatewayId)?.channel).toBe("sse");
+      stream.close();
+      session.close();
+      await eventually(async () => (server.deps.connections.openOf(gatewayId) === undefined ? true : undefined), 5_000);
     } finally {
       await server.stop();
     }
