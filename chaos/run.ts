@@ -51,7 +51,11 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const results: ScenarioResult[] = [];
   for (const name of chosen) {
-    const result = await runScenario(name, { log, legacyPhones: process.env.CHAOS_PHONES === "legacy" });
+    const result = await runScenario(name, {
+      log,
+      legacyPhones: process.env.CHAOS_PHONES === "legacy",
+      smsGatePhones: Number(process.env.CHAOS_SMSGATE_PHONES ?? 1),
+    });
     results.push(result);
     const broken = violations(result);
     log(
@@ -60,7 +64,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `\n500 REST sends at 50/s, each with its own idempotency key, sent again after no answer or a 503; 3 simulated phones on the gRPC stream (acknowledge, send on the receipt, report ` +
-      `${phoneLatencyMs} ms later, keep unanswered frames and send them again), failure injected 4 s into the burst\n\n`,
+      `${phoneLatencyMs} ms later, keep unanswered frames and send them again) and ${process.env.CHAOS_SMSGATE_PHONES ?? 1} speaking the SMSGate app's protocol (send what they fetch, report Processed, Sent, Delivered ${phoneLatencyMs} ms later, again until answered), failure injected 4 s into the burst\n\n`,
   );
   for (const result of results) process.stdout.write(`- ${result.name}: ${result.failure}\n`);
   process.stdout.write(`\n${table(results)}\n`);

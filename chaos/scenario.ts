@@ -8,6 +8,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { freePort } from "../src/shared/ports.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
+import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
 import { OwnPostgres, OwnRedis, OwnTemporal, ServerProcess, smsgwCli, wait } from "./stack.js";
 
 /** The failures the suite injects. */
@@ -76,6 +77,11 @@ export interface ScenarioOptions {
    * acknowledgement, as apps written before receipts do (CHAOS_PHONES=legacy): at-least-once.
    */
   legacyPhones?: boolean;
+  /**
+   * Phones speaking the SMSGate app's protocol beside the stream phones (events stream, fetch, full
+   * snapshots, reports sent again until answered, every instance's address tried in turn).
+   */
+  smsGatePhones?: number;
   log?: (line: string) => void;
 }
 
@@ -143,9 +149,11 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
   db.on("error", () => undefined);
 
   // Three phones; with two instances they split between them, each trying the other when its own is gone.
-  const phones: SimulatedGateway[] = [];
+  const phones: { deviceId: string; unansweredCount: number; disconnect(): Promise<void> }[] = [];
   const commandsAt = new Map<string, Map<string, number[]>>();
   const sentAt = new Map<string, Map<string, number>>();
+  /** When the server recorded an SMSGate phone's acknowledgement (its first report past Pending). */
+  const ackedAt = new Map<string, Map<string, number>>();
   for (let i = 0; i < 3; i++) {
     const home = servers[i % servers.length] as ServerProcess;
     const order = [home, ...servers.filter((server) => server !== home)];
@@ -179,6 +187,37 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
     phone.onSend((messageId) => sent.set(messageId, Date.now()));
     await phone.connect();
     phones.push(phone);
+  }
+
+  // Phones running the SMSGate app, registered with a registration token, each on its own home instance.
+  const registration = smsgwCli(["keys", "create", "--kind", "registration", "--name", "chaos"], env).trim();
+  for (let i = 0; i < (options.smsGatePhones ?? 0); i++) {
+    const home = servers[i % servers.length] as ServerProcess;
+    const order = [home, ...servers.filter((server) => server !== home)];
+    const phone = new SmsGatePhone(
+      order.map((server) => `${server.url}/api/mobile/v1`),
+      registration,
+      { ...defaultSmsGateBehaviour, sendLatencyMs: phoneLatencyMs, retryMs: 1000, pollMs: 2000 },
+      `Chaos SMSGate ${i + 1}`,
+    );
+    await phone.start();
+    const deviceId = phone.deviceId ?? "";
+    const commands = new Map<string, number[]>();
+    const sent = new Map<string, number>();
+    commandsAt.set(deviceId, commands);
+    sentAt.set(deviceId, sent);
+    phone.onFetch((messageId) => commands.set(messageId, [...(commands.get(messageId) ?? []), Date.now()]));
+    phone.onSend((messageId) => sent.set(messageId, Date.now()));
+    const acked = new Map<string, number>();
+    ackedAt.set(deviceId, acked);
+    phone.onAcknowledged((messageId) => acked.set(messageId, Date.now()));
+    phones.push({
+      deviceId,
+      get unansweredCount() {
+        return phone.unansweredCount;
+      },
+      disconnect: async () => phone.stop(),
+    });
   }
 
   // The burst: `rate` sends a second through the instances in turn, each with its own idempotency
@@ -289,7 +328,9 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
         givenToAnother++;
         suspects.add(id);
       }
-      const mine = sentAt.get(phone.deviceId)?.get(id);
+      // A stream phone sends on the receipt of its acknowledgement; an SMSGate phone sends what it
+      // fetches, and holds it once its report is recorded: it may fetch it again until then.
+      const mine = ackedAt.get(phone.deviceId)?.get(id) ?? sentAt.get(phone.deviceId)?.get(id);
       if (mine !== undefined && times.some((time) => time > mine)) {
         repeatedAfterAck++;
         suspects.add(id);

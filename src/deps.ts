@@ -167,7 +167,14 @@ export async function createDeps(
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
   });
   const textBox = new SecretBox(secret, "message texts v1");
-  const lifecycle = new MessageLifecycle(repository, picker, events, metrics, textBox);
+  const lifecycle = new MessageLifecycle(
+    repository,
+    picker,
+    events,
+    metrics,
+    textBox,
+    config.messages.dispatchTimeoutMs,
+  );
   /** Hands a command to a phone connected to this process (the first dispatch and the device activity). */
   const pushHere = (command: PushCommand) => pushToConnected(connections, lifecycle, command);
   const workflows = createMessageWorkflows(temporal, {

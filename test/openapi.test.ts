@@ -157,6 +157,17 @@ describe("the OpenAPI document", () => {
     await call("POST", "/api/v1/admin/keys", { key: admin, body: { name: "documented", scope: "root" } });
     await call("POST", `/api/v1/admin/keys/${(madeKey.body.key as { id: number }).id}/revoke`, { key: admin });
     await call("POST", "/api/v1/admin/keys/999999/revoke", { key: admin });
+    // What phones running the SMSGate app are told to do.
+    await call("GET", "/api/v1/admin/smsgate/settings", { key: admin });
+    await call("PATCH", "/api/v1/admin/smsgate/settings", {
+      key: admin,
+      body: { settings: { ping_interval_seconds: 0 } },
+    });
+    await call("PATCH", "/api/v1/admin/smsgate/settings", {
+      key: admin,
+      body: { settings: { limit_period: "Weekly" } },
+    });
+    await call("GET", "/api/v1/admin/smsgate/settings?gateway_id=nobody", { key: admin });
     const created = await call("POST", "/api/v1/admin/webhooks", {
       key: admin,
       body: { url: "http://127.0.0.1:9/hook", events: ["sms_delivered"] },

@@ -68,7 +68,7 @@ export interface SmsGateMobileServices {
   keys: Pick<KeysService, "authenticate" | "registration" | "account" | "createAccount">;
   gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf" | "find">;
   inbound: Pick<InboundService, "receive">;
-  messages: Pick<MessagesService, "unacknowledged" | "acknowledge" | "report" | "cancelledOnGateway">;
+  messages: Pick<MessagesService, "fetch" | "acknowledge" | "report" | "cancelledOnGateway">;
   hub: Pick<DeviceHub, "connect" | "alive" | "disconnect">;
   connections: Pick<LiveDevices, "openOf">;
   authFailures: AuthFailureLimiter;
@@ -340,7 +340,7 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
       const { order } = request.query as { order?: string };
       if (order !== undefined && order !== "lifo" && order !== "fifo") throw badRequest("order must be lifo or fifo");
       await present(gateway);
-      const commands = await deps.messages.unacknowledged(gateway.gatewayId, {
+      const commands = await deps.messages.fetch(gateway.gatewayId, {
         newestFirst: order === "lifo",
         limit: maxFetched,
       });

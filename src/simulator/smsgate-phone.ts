@@ -34,6 +34,14 @@ export interface SmsGatePhoneBehaviour {
   events: boolean;
   /** The order it asks messages in (`messages.processing_order`). */
   order: "lifo" | "fifo";
+  /**
+   * How long it waits before sending a report again that got no answer (the app's
+   * `SendStateWorker` retries with backoff), and before opening its events stream again once it
+   * ended (the app's `SSEManager`: 5 s, then longer). 0: it does neither.
+   */
+  retryMs: number;
+  /** How often it pulls its messages besides the events (the app's `PullMessagesWorker`); 0: never. */
+  pollMs: number;
 }
 
 export const defaultSmsGateBehaviour: SmsGatePhoneBehaviour = {
@@ -42,6 +50,8 @@ export const defaultSmsGateBehaviour: SmsGatePhoneBehaviour = {
   sendLatencyMs: 20,
   events: true,
   order: "lifo",
+  retryMs: 0,
+  pollMs: 0,
 };
 
 type State = "Pending" | "Processed" | "Sent" | "Delivered" | "Failed" | "Cancelled";
@@ -76,15 +86,48 @@ export class SmsGatePhone {
   private pullAgain = false;
   private stopped = false;
   private readonly listeners: ((message: FetchedMessage) => void)[] = [];
+  private readonly fetchListeners: ((messageId: string) => void)[] = [];
+  private readonly sendListeners: ((messageId: string) => void)[] = [];
+  private readonly ackListeners: ((messageId: string) => void)[] = [];
+  private readonly acknowledged = new Set<string>();
+  /** Reports not yet answered with a 2xx (sent again every `retryMs`). */
+  unansweredCount = 0;
+  private readonly baseUrls: string[];
+  private current = 0;
+  private poller: NodeJS.Timeout | undefined;
 
   constructor(
-    /** The app's "API URL": the server's address and `/api/mobile/v1`. */
-    private readonly baseUrl: string,
+    /**
+     * The app's "API URL": the server's address and `/api/mobile/v1`. Several: the addresses a load
+     * balancer in front of several instances would lead to, tried in turn when one does not answer.
+     */
+    baseUrl: string | string[],
     /** The app's "Private token": a registration token. */
     private readonly privateToken: string,
     readonly behaviour: SmsGatePhoneBehaviour = defaultSmsGateBehaviour,
     private readonly name = "Google/sdk_gphone64",
-  ) {}
+  ) {
+    this.baseUrls = Array.isArray(baseUrl) ? baseUrl : [baseUrl];
+  }
+
+  private get baseUrl(): string {
+    return this.baseUrls[this.current % this.baseUrls.length] ?? "";
+  }
+
+  /** Hears of every message in every fetch, first or again. */
+  onFetch(listener: (messageId: string) => void): void {
+    this.fetchListeners.push(listener);
+  }
+
+  /** Hears when the server first answers a report past `Pending` on a message (it holds it from then). */
+  onAcknowledged(listener: (messageId: string) => void): void {
+    this.ackListeners.push(listener);
+  }
+
+  /** Hears of every SMS the phone hands to its radio (at most once per message). */
+  onSend(listener: (messageId: string) => void): void {
+    this.sendListeners.push(listener);
+  }
 
   /** Hears of every message the phone fetches for the first time. */
   onMessage(listener: (message: FetchedMessage) => void): void {
@@ -96,11 +139,18 @@ export class SmsGatePhone {
     const auth = authorization ?? (this.token === undefined ? undefined : `Bearer ${this.token}`);
     if (auth !== undefined) headers.authorization = auth;
     if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (error) {
+      // No answer: the next address, next time.
+      this.current += 1;
+      throw error;
+    }
     // The app's HTTP client throws on any status that is not 2xx (`expectSuccess = true`).
     if (!response.ok) throw new HttpError(response.status, await response.text());
     return response;
@@ -145,6 +195,10 @@ export class SmsGatePhone {
     this.webhooks = (await (await this.call("GET", "/webhooks")).json()) as typeof this.webhooks;
     await this.syncSettings();
     if (this.behaviour.events) await this.openEvents();
+    if (this.behaviour.pollMs > 0 && this.poller === undefined) {
+      this.poller = setInterval(() => void this.pull().catch(() => undefined), this.behaviour.pollMs);
+      this.poller.unref();
+    }
   }
 
   /** `GET /settings`: what the server wants the phone to do (the app imports it). */
@@ -155,6 +209,8 @@ export class SmsGatePhone {
   /** Closes the events stream and stops reporting (the app killed, or the phone gone). */
   stop(): void {
     this.stopped = true;
+    clearInterval(this.poller);
+    this.poller = undefined;
     this.stream?.abort();
     this.stream = undefined;
   }
@@ -168,11 +224,19 @@ export class SmsGatePhone {
   async openEvents(): Promise<void> {
     const controller = new AbortController();
     this.stream = controller;
-    const response = await fetch(`${this.baseUrl}/events`, {
-      headers: { authorization: `Bearer ${this.token}`, accept: "text/event-stream" },
-      signal: controller.signal,
-    });
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/events`, {
+        headers: { authorization: `Bearer ${this.token}`, accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+    } catch (error) {
+      this.current += 1;
+      this.reopenLater(controller);
+      throw error;
+    }
     if (!response.ok || response.body === null) {
+      this.reopenLater(controller);
       controller.abort();
       throw new HttpError(response.status, await response.text());
     }
@@ -195,8 +259,19 @@ export class SmsGatePhone {
     } catch {
       // Aborted, or the server closed it.
     } finally {
+      this.reopenLater(controller);
       controller.abort();
     }
+  }
+
+  /** Opens the events stream again after `retryMs`, as the app does, unless stopped or replaced. */
+  private reopenLater(controller: AbortController): void {
+    if (this.behaviour.retryMs <= 0 || this.stopped || this.stream !== controller) return;
+    const timer = setTimeout(() => {
+      if (this.stopped || this.stream !== controller) return;
+      this.openEvents().catch(() => undefined);
+    }, this.behaviour.retryMs);
+    timer.unref();
   }
 
   private onBlock(block: string): void {
@@ -232,7 +307,10 @@ export class SmsGatePhone {
         this.pullAgain = false;
         const response = await this.call("GET", `/message?order=${this.behaviour.order}`);
         const fetched = (await response.json()) as FetchedMessage[];
-        for (const message of fetched) this.take(message);
+        for (const message of fetched) {
+          for (const listener of this.fetchListeners) listener(message.id);
+          this.take(message);
+        }
       } while (this.pullAgain && !this.stopped);
     })().finally(() => {
       this.pulling = undefined;
@@ -256,6 +334,8 @@ export class SmsGatePhone {
 
   /** Hands the SMS to the radio and reports each state, as the app does. */
   async send(messageId: string): Promise<void> {
+    // Handed to the radio: the app's state is Processed from then on, whatever the server heard.
+    for (const listener of this.sendListeners) listener(messageId);
     await this.move(messageId, "Processed");
     await new Promise((resolve) => setTimeout(resolve, this.behaviour.sendLatencyMs));
     if (this.stopped) return;
@@ -278,7 +358,26 @@ export class SmsGatePhone {
     await this.patch([local]);
   }
 
+  /** Reports the snapshots; with `retryMs`, again and again until answered (a 4xx ends it). */
   private async patch(locals: Local[]): Promise<void> {
+    if (this.behaviour.retryMs <= 0) return this.patchOnce(locals);
+    this.unansweredCount += 1;
+    try {
+      for (;;) {
+        try {
+          return await this.patchOnce(locals);
+        } catch (error) {
+          if (error instanceof HttpError && error.status < 500) throw error;
+          if (this.stopped) throw error;
+          await new Promise((resolve) => setTimeout(resolve, this.behaviour.retryMs));
+        }
+      }
+    } finally {
+      this.unansweredCount -= 1;
+    }
+  }
+
+  private async patchOnce(locals: Local[]): Promise<void> {
     await this.call(
       "PATCH",
       "/message",
@@ -293,6 +392,11 @@ export class SmsGatePhone {
         states: local.states,
       })),
     );
+    for (const local of locals) {
+      if (local.state === "Pending" || this.acknowledged.has(local.message.id)) continue;
+      this.acknowledged.add(local.message.id);
+      for (const listener of this.ackListeners) listener(local.message.id);
+    }
   }
 
   /**

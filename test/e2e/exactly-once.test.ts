@@ -204,13 +204,14 @@ describe("a message its phone acknowledged", () => {
     const messageId = await send({ to: "+14155552671", message: "held", gateway_id: phone.deviceId });
     await eventually(async () => (phone.tally.sent === 1 ? true : undefined), 10_000, "the receipt");
     const end = { messageId, gatewayId: phone.id, attempt: 1, outcome: "timeout", error: "no report" };
-    expect(await server.deps.messageRepository.requeue(end)).toEqual({
+    const notFetched = { connected: true, holdMs: 60_000 };
+    expect(await server.deps.messageRepository.requeue(end, false, notFetched)).toEqual({
       requeued: false,
       status: "dispatched",
       acked: true,
     });
     await server.deps.messageRepository.recordFailureReport(messageId, phone.id, "SIM blocked");
-    expect(await server.deps.messageRepository.requeue(end)).toMatchObject({ requeued: true });
+    expect(await server.deps.messageRepository.requeue(end, false, notFetched)).toMatchObject({ requeued: true });
     // Its phone's acknowledgement no longer makes it its own.
     expect(await server.deps.messageRepository.acknowledge(messageId, phone.id)).toEqual({
       held: false,

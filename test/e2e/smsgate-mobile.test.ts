@@ -193,7 +193,7 @@ describe("a phone running the SMSGate app", () => {
     await until(id, "cancelled");
   });
 
-  it("fails over from an SMSGate phone that goes silent to a stream phone", async () => {
+  it("fails over from an SMSGate phone that goes silent to a stream phone, and back", async () => {
     const silent = await smsGatePhone({ autoReport: false });
     const id = await send("+14155552678", "Fail over");
     await eventually(async () => (silent.messages.has(id) ? true : undefined));
@@ -201,6 +201,33 @@ describe("a phone running the SMSGate app", () => {
     const stream = await streamPhones.connect();
     await until(id, "delivered", 30_000);
     expect(stream.commands.map((command) => command.messageId)).toContain(id);
+    // And back: a stream phone that takes a command and goes before acknowledging it.
+    await stream.disconnect();
+    const quiet = await streamPhones.connect({ autoReport: false, ack: false });
+    const back = await send("+14155552680", "And back");
+    await eventually(async () => (quiet.commands.some((command) => command.messageId === back) ? true : undefined));
+    const phone = await smsGatePhone();
+    await quiet.disconnect();
+    await until(back, "delivered", 30_000);
+    expect(phone.messages.has(back)).toBe(true);
+  });
+
+  it("keeps a message its phone fetched while that phone stays connected, past the dispatch timeout", async () => {
+    const holder = await smsGatePhone({ autoReport: false });
+    const id = await send("+14155552681", "Held");
+    await eventually(async () => (holder.messages.has(id) ? true : undefined));
+    const stream = await streamPhones.connect();
+    // MESSAGE_DISPATCH_TIMEOUT_MS is 4 s here: well past it, the message is still the first phone's.
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    expect(stream.commands.map((command) => command.messageId)).not.toContain(id);
+    const holderId = await server.deps.gateways.idOf(holder.deviceId ?? "");
+    expect(await server.deps.messageRepository.current(id)).toMatchObject({
+      status: "dispatched",
+      gateway_id: holderId,
+    });
+    await holder.send(id);
+    await until(id, "delivered");
+    expect(stream.commands.map((command) => command.messageId)).not.toContain(id);
   });
 
   it("closes the events stream of a phone whose token is revoked, and answers its calls 401", async () => {
@@ -307,7 +334,7 @@ describe("what phones running the SMSGate app are told to do", () => {
       key: admin,
       body: { gateway_id: "nobody", settings: {} },
     });
-    expect(unknown.status).toBe(404);
+    expect(unknown.status).toBe(422);
     expect((await rest(server, "GET", "/api/v1/admin/smsgate/settings", { key })).status).toBe(403);
   });
 });
@@ -327,20 +354,23 @@ describe("SMS a phone running the SMSGate app receives", () => {
       expect(phone.webhooks.map((webhook) => webhook.event).sort()).toEqual(["sms:data-received", "sms:received"]);
       expect(phone.webhooks[0]?.url).toBe(`${server.url}/api/mobile/v1/webhooks/received`);
       expect(phone.settings.webhooks?.signing_key).toMatch(/^[0-9a-f]{32}$/);
-      const messageId = "inbound-1";
+      const messageId = `inbound-${Date.now()}`;
+      const sender = `+1415555${String(Date.now()).slice(-4)}`;
       // The app retries a webhook that was not answered: the same SMS is stored once.
-      expect(await phone.receive("+14155550123", "Hello smsgw", { messageId })).toEqual([200]);
-      expect(await phone.receive("+14155550123", "Hello smsgw", { messageId })).toEqual([200]);
+      expect(await phone.receive(sender, "Hello smsgw", { messageId })).toEqual([200]);
+      expect(await phone.receive(sender, "Hello smsgw", { messageId })).toEqual([200]);
       // The very same signed request again is a replay, and is refused.
-      expect(await phone.receive("+14155550123", "Replayed", { replay: true })).toEqual([200, 401]);
-      const list = await rest(server, "GET", "/api/v1/sms/received?phone_number=%2B14155550123", { key });
+      expect(await phone.receive(sender, "Replayed", { replay: true })).toEqual([200, 401]);
+      const list = await rest(server, "GET", `/api/v1/sms/received?phone_number=${encodeURIComponent(sender)}`, {
+        key,
+      });
       const messages = (list.body as { messages: { message: string }[] }).messages.map((m) => m.message);
       expect(messages.sort()).toEqual(["Hello smsgw", "Replayed"]);
       await eventually(async () => (receiver.requests.length >= 2 ? true : undefined), 15_000, "sms_received webhooks");
       const events = receiver.requests.map((request) => JSON.parse(request.body) as Record<string, unknown>);
       expect(events.find((event) => event.message === "Hello smsgw")).toMatchObject({
         event: "sms_received",
-        from: "+14155550123",
+        from: sender,
         gateway_id: phone.deviceId,
       });
       // A webhook signed with another key, or long ago, is refused.

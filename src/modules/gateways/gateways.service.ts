@@ -111,12 +111,9 @@ export class GatewayRegistry {
     this.settingsListeners.push(listener);
   }
 
-  /** What each phone running the SMSGate app (or the one named) is told to do. */
+  /** What each phone running the SMSGate app (or the one named: none when it is not one) is told to do. */
   async smsGateSettings(deviceId?: string): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
     const rows = await this.repository.smsGatePhones(deviceId);
-    if (deviceId !== undefined && rows.length === 0) {
-      throw new DomainError("not_found", `No phone running the SMSGate app with device id ${deviceId}`);
-    }
     return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
   }
 
@@ -130,6 +127,9 @@ export class GatewayRegistry {
   ): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
     // Checked against each phone's current settings (the interval's bounds), then changed in one statement.
     const current = await this.smsGateSettings(deviceId);
+    if (deviceId !== undefined && current.length === 0) {
+      throw invalid("gateway_id is not a phone running the SMSGate app");
+    }
     let checked: StoredSmsGateSettings = {};
     for (const phone of current) checked = checkedSettings(patch, phone.settings);
     if (current.length === 0) checked = checkedSettings(patch);

@@ -4,7 +4,14 @@ import type { SecretBox } from "../../shared/secret-box.js";
 import { tuning } from "../../tuning.js";
 import type { EventPayload, EventsService, MessageEventType } from "../events/index.js";
 import type { Pick as GatewayPick, GatewayPicker } from "./gateway-picker.js";
-import type { AttemptEnd, MessagePlan, MessageRepository, NewMessage, RequeueResult } from "./message.repository.js";
+import type {
+  AttemptEnd,
+  MessagePlan,
+  MessageRepository,
+  NewMessage,
+  RequeueResult,
+  UnacknowledgedRow,
+} from "./message.repository.js";
 import type { AttemptInput, AttemptStart, DeviceReport, OutboundStatus, PushCommand } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
@@ -67,6 +74,11 @@ export class MessageLifecycle {
     private readonly metrics: Metrics,
     /** Opens the text of a message that holds a secret: only the phone ever gets it in clear. */
     private readonly box: SecretBox,
+    /**
+     * How long a message a phone fetched stays that phone's once the phone is gone (the dispatch
+     * timeout): a phone that fetches a message sends it without further word (the SMSGate app).
+     */
+    private readonly fetchHoldMs: number,
   ) {}
 
   /** The text to hand a phone (a sealed message's text opened). */
@@ -85,14 +97,29 @@ export class MessageLifecycle {
     options: { newestFirst?: boolean; limit?: number } = {},
   ): Promise<UnacknowledgedCommand[]> {
     const rows = await this.repository.unacknowledged(gatewayId, options.newestFirst, options.limit);
-    return rows.map((row) => ({
+    return rows.map((row) => this.handed(row));
+  }
+
+  /**
+   * What a phone that fetches its messages gets (the SMSGate app's `GET /message`): the commands it
+   * has not acknowledged, each marked fetched, so that it is not given to another phone while this
+   * one is connected or within the dispatch timeout after it went.
+   */
+  async fetch(gatewayId: number, options: { newestFirst: boolean; limit: number }): Promise<UnacknowledgedCommand[]> {
+    const rows = await this.repository.fetch(gatewayId, options.newestFirst, options.limit);
+    return rows.map((row) => this.handed(row));
+  }
+
+  /** A command as a phone is handed it (a sealed text opened). */
+  private handed(row: UnacknowledgedRow): UnacknowledgedCommand {
+    return {
       messageId: row.id,
       recipient: row.recipient,
       body: this.opened(row),
       priority: row.priority,
       expiresAt: new Date(row.expires_at),
       createdAt: new Date(row.created_at),
-    }));
+    };
   }
 
   /** A stored text as the phone sends it: `sealed_body`, opened, when `body` is a masked copy. */
@@ -281,7 +308,9 @@ export class MessageLifecycle {
    * holds it (acknowledged, no failure reported; `force` overrides that) or it moved on.
    */
   async requeue(end: AttemptEnd, force = false): Promise<RequeueResult> {
-    const result = await this.repository.requeue(end, force);
+    // A message its phone fetched stays that phone's while the phone is connected (anywhere).
+    const connected = (await this.picker.locate(end.gatewayId)).taskQueue !== "";
+    const result = await this.repository.requeue(end, force, { connected, holdMs: this.fetchHoldMs });
     if (result.requeued) await this.picker.noteFailure(end.gatewayId);
     return result;
   }

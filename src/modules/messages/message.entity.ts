@@ -29,6 +29,8 @@ export const MessageEntity = defineEntity({
     requestDigest: p.string().columnType("char(64)").nullable(),
     attempts: p.integer().default(0),
     ackedAt: p.datetime().nullable(),
+    /** When the phone holding it fetched it (the SMSGate app's `GET /message`); null until then. */
+    fetchedAt: p.datetime().nullable(),
     workflowStartedAt: p.datetime().nullable(),
     createdAt: p.datetime().defaultRaw("now()"),
     dispatchedAt: p.datetime().nullable(),

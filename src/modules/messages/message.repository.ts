@@ -320,6 +320,12 @@ const unacknowledged = (order: "asc" | "desc") =>
     where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at ${order}, id ${order}
     limit ?`;
 const unacknowledgedSql = { oldestFirst: unacknowledged("asc"), newestFirst: unacknowledged("desc") };
+const fetching = (order: "asc" | "desc") =>
+  `with picked as (${unacknowledged(order).replace("select id, recipient", "select id, dispatched_at, recipient")}),
+   marked as (update messages m set fetched_at = coalesce(m.fetched_at, now()) from picked where m.id = picked.id)
+   select id, recipient, body, sealed_body, priority, expires_at, created_at from picked
+    order by dispatched_at ${order}, id ${order}`;
+const fetchSql = { oldestFirst: fetching("asc"), newestFirst: fetching("desc") };
 
 const cancelling = (where: string) =>
   `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
@@ -499,7 +505,7 @@ export class MessageRepository {
   ): Promise<{ dispatched: boolean; ageSeconds: number }> {
     const [row] = await this.sql<{ age_seconds: number }>(
       `with m as (
-         update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null,
+         update messages set status = 'dispatched', gateway_id = ?, attempts = ?, acked_at = null, fetched_at = null,
                 dispatched_at = now(), updated_at = now()
           where id = ? and ${leaves("dispatch")} and attempts < ? returning id, created_at, dispatched_at),
        a as (
@@ -525,15 +531,24 @@ export class MessageRepository {
   /**
    * Ends an attempt that did not send the message and puts the message back in the queue, in one
    * statement. Refused while the attempt's gateway holds the message: it acknowledged it and did not
-   * report a failure (unless `force`: the operator's resend after an acknowledgement timeout). The
-   * conditions are on the message's row, so an acknowledgement that commits first wins.
+   * report a failure (unless `force`: the operator's resend after an acknowledgement timeout), or it
+   * fetched it (a phone that sends what it fetches) and is still connected or fetched it less than
+   * `fetchHoldMs` ago. The conditions are on the message's row, so an acknowledgement that commits
+   * first wins.
    */
-  async requeue({ messageId, gatewayId, attempt, outcome, error }: AttemptEnd, force = false): Promise<RequeueResult> {
+  async requeue(
+    { messageId, gatewayId, attempt, outcome, error }: AttemptEnd,
+    force: boolean,
+    fetched: { connected: boolean; holdMs: number },
+  ): Promise<RequeueResult> {
     const row = await this.one<{ requeued: boolean; status: OutboundStatus; acked: boolean }>(
       `with moved as (
          update messages m set status = 'queued', gateway_id = null, error_message = ?, updated_at = now()
           where m.id = ? and ${leaves("requeue", "m.status")} and m.gateway_id = ?
-            and (m.acked_at is null or ?::boolean or exists (
+            and ((m.acked_at is null
+                  and (m.fetched_at is null
+                       or not (?::boolean or m.fetched_at > now() - make_interval(secs => ?::float8 / 1000))))
+                 or ?::boolean or exists (
                    select 1 from message_attempts a
                     where a.message_id = m.id and a.attempt = m.attempts and a.outcome = 'failed'))
          returning m.id),
@@ -543,7 +558,7 @@ export class MessageRepository {
           where message_id in (select id from moved) and attempt = ?)
        select exists (select 1 from moved) as requeued, m.status, m.acked_at is not null as acked
          from messages m where m.id = ?`,
-      [error, messageId, gatewayId, force, outcome, error, attempt, messageId],
+      [error, messageId, gatewayId, fetched.connected, fetched.holdMs, force, outcome, error, attempt, messageId],
     );
     return row ?? { requeued: false, status: "failed", acked: false };
   }
@@ -717,6 +732,11 @@ export class MessageRepository {
    */
   unacknowledged(gatewayId: number, newestFirst = false, limit = 10_000): Promise<UnacknowledgedRow[]> {
     return this.sql(newestFirst ? unacknowledgedSql.newestFirst : unacknowledgedSql.oldestFirst, [gatewayId, limit]);
+  }
+
+  /** The same, for a phone that fetches them: each is marked fetched (when first), in one statement. */
+  fetch(gatewayId: number, newestFirst: boolean, limit: number): Promise<UnacknowledgedRow[]> {
+    return this.sql(newestFirst ? fetchSql.newestFirst : fetchSql.oldestFirst, [gatewayId, limit]);
   }
 
   /** A gateway's device id. */

@@ -395,6 +395,14 @@ export class MessagesService {
     await this.lifecycle.acknowledge(gatewayId, messageId);
   }
 
+  /**
+   * What a phone that fetches its messages gets (the SMSGate app): its unacknowledged commands,
+   * marked fetched (then held for it while it is connected, or within the dispatch timeout).
+   */
+  fetch(gatewayId: number, options: { newestFirst: boolean; limit: number }): Promise<UnacknowledgedCommand[]> {
+    return this.lifecycle.fetch(gatewayId, options);
+  }
+
   /** How many messages are assigned to this gateway and not yet reported sent. */
   pendingFor(gatewayId: number): Promise<number> {
     return this.repository.countDispatched(gatewayId);
