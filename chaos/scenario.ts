@@ -206,7 +206,11 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
     const sent = new Map<string, number>();
     commandsAt.set(deviceId, commands);
     sentAt.set(deviceId, sent);
-    phone.onFetch((messageId) => commands.set(messageId, [...(commands.get(messageId) ?? []), Date.now()]));
+    // A fetch counts from when it was asked for: one answered after the acknowledgement was recorded
+    // may have read the message before it.
+    phone.onFetch((messageId, requestedAt) =>
+      commands.set(messageId, [...(commands.get(messageId) ?? []), requestedAt]),
+    );
     phone.onSend((messageId) => sent.set(messageId, Date.now()));
     const acked = new Map<string, number>();
     ackedAt.set(deviceId, acked);

@@ -86,7 +86,7 @@ export class SmsGatePhone {
   private pullAgain = false;
   private stopped = false;
   private readonly listeners: ((message: FetchedMessage) => void)[] = [];
-  private readonly fetchListeners: ((messageId: string) => void)[] = [];
+  private readonly fetchListeners: ((messageId: string, requestedAt: number) => void)[] = [];
   private readonly sendListeners: ((messageId: string) => void)[] = [];
   private readonly ackListeners: ((messageId: string) => void)[] = [];
   private readonly acknowledged = new Set<string>();
@@ -114,8 +114,8 @@ export class SmsGatePhone {
     return this.baseUrls[this.current % this.baseUrls.length] ?? "";
   }
 
-  /** Hears of every message in every fetch, first or again. */
-  onFetch(listener: (messageId: string) => void): void {
+  /** Hears of every message in every fetch, first or again, with when that fetch was asked for. */
+  onFetch(listener: (messageId: string, requestedAt: number) => void): void {
     this.fetchListeners.push(listener);
   }
 
@@ -305,10 +305,11 @@ export class SmsGatePhone {
     this.pulling = (async () => {
       do {
         this.pullAgain = false;
+        const requestedAt = Date.now();
         const response = await this.call("GET", `/message?order=${this.behaviour.order}`);
         const fetched = (await response.json()) as FetchedMessage[];
         for (const message of fetched) {
-          for (const listener of this.fetchListeners) listener(message.id);
+          for (const listener of this.fetchListeners) listener(message.id, requestedAt);
           this.take(message);
         }
       } while (this.pullAgain && !this.stopped);
