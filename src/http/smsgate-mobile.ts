@@ -65,7 +65,7 @@ const badRequest = (message: string) => new MobileError(400, message);
 
 /** What the door needs. */
 export interface SmsGateMobileServices {
-  keys: Pick<KeysService, "authenticate" | "registration" | "account" | "createAccount">;
+  keys: Pick<KeysService, "authenticate" | "registration" | "account" | "createAccount" | "changePassword">;
   gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf" | "find">;
   inbound: Pick<InboundService, "receive">;
   messages: Pick<MessagesService, "fetch" | "acknowledge" | "report" | "cancelledOnGateway">;
@@ -389,6 +389,21 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
     });
 
     mobile.post(inboundPath, receiveWebhook);
+
+    // The app's "change password" (Settings → Cloud Server): the account's, for every phone of it.
+    mobile.patch("/user/password", async (request, reply) => {
+      const gateway = await device(request);
+      const body = jsonBody(request);
+      const current = optionalString(body, "currentPassword", 128) ?? "";
+      const next = optionalString(body, "newPassword", 128);
+      if (next === undefined) throw badRequest("newPassword is required");
+      if (next.length < 14) throw badRequest("newPassword must have at least 14 characters");
+      await present(gateway);
+      const login = (await deps.gateways.find(gateway.gatewayId))?.metadata.account;
+      const changed = typeof login === "string" && (await deps.keys.changePassword(login, current, next));
+      if (!changed) throw new MobileError(401, "failed to change password");
+      return reply.code(204).send();
+    });
 
     mobile.get("/user/code", async (request) => {
       if (deps.authFailures.blockedFor(peerOf(request)) !== undefined) throw unauthorized();

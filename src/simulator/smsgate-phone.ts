@@ -439,6 +439,12 @@ export class SmsGatePhone {
     return statuses;
   }
 
+  /** `PATCH /user/password`: the account's new password (the app's Settings → Cloud Server). */
+  async changePassword(newPassword: string): Promise<void> {
+    await this.call("PATCH", "/user/password", { currentPassword: this.password, newPassword });
+    this.password = newPassword;
+  }
+
   /** `GET /user/code` with the account's credentials: a code another phone signs in with. */
   async userCode(): Promise<{ code: string; validUntil: string }> {
     const basic = Buffer.from(`${this.login}:${this.password}`).toString("base64");

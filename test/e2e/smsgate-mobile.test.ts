@@ -263,6 +263,22 @@ describe("a phone running the SMSGate app", () => {
     for (const phone of [second, third]) {
       expect(gateways.find((g) => g.deviceId === phone.deviceId)?.metadata).toMatchObject({ account: first.login });
     }
+    // The user changes the account's password from a phone: the old one no longer signs in, the new one does.
+    const old = first.password ?? "";
+    await first.changePassword("a sentence only I know");
+    const basic = (password: string) => `Basic ${Buffer.from(`${first.login}:${password}`).toString("base64")}`;
+    expect((await mobile("GET", "/user/code", basic(old))).status).toBe(401);
+    expect((await mobile("GET", "/user/code", basic("a sentence only I know"))).status).toBe(200);
+    const wrong = await mobile("PATCH", "/user/password", `Bearer ${second.token}`, {
+      currentPassword: old,
+      newPassword: "another long enough one",
+    });
+    expect(wrong).toEqual({ status: 401, body: { message: "failed to change password" } });
+    const short = await mobile("PATCH", "/user/password", `Bearer ${second.token}`, {
+      currentPassword: "a sentence only I know",
+      newPassword: "short",
+    });
+    expect(short.status).toBe(400);
   });
 });
 

@@ -349,6 +349,7 @@ describe(`bounded fuzz (seed ${seed})`, () => {
       ["GET", "/webhooks"],
       ["GET", "/settings"],
       ["GET", "/user/code"],
+      ["PATCH", "/user/password"],
       ["POST", "/webhooks/received"],
       ["GET", "/events"],
     ];

@@ -55,6 +55,11 @@ export class KeyRepository {
     return (await this.sql.one("select 1 from api_keys where digest = ?", [digest])) !== undefined;
   }
 
+  /** Replaces an account's password digest. */
+  async setDigest(id: number, digest: string): Promise<void> {
+    await this.sql.all("update api_keys set digest = ? where id = ?", [digest, id]);
+  }
+
   /** The unrevoked account with this login. */
   byLogin(login: string): Promise<{ id: number; name: string; digest: string } | undefined> {
     return this.sql.one("select id, name, digest from api_keys where login = ? and revoked_at is null", [login]);

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, scryptSync, timingSafeEqual } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
@@ -30,7 +30,9 @@ const digestPattern = /^[0-9a-f]{64}$/;
 const registrationPattern = /^reg_live_[0-9a-z]{40}$/;
 /** An SMSGate account's login and password, as the app shows them (6 and 14 characters). */
 const loginPattern = /^[0-9A-Z]{6}$/;
-const passwordPattern = /^[0-9a-z]{14}$/;
+/** An account's password: the one drawn at sign-up, or one its user chose (at least 14 characters, as SMSGate asks). */
+const minPasswordLength = 14;
+const maxPasswordLength = 128;
 /** `last_used_at` is written at most this often per key, so authentication stays a read. */
 const lastUsedResolutionSeconds = 60;
 /**
@@ -39,6 +41,14 @@ const lastUsedResolutionSeconds = 60;
  */
 const rememberMs = 10_000;
 const maxRemembered = 10_000;
+
+/**
+ * The digest an account's password is kept as: scrypt, salted with the account's login, since a
+ * password a person chose may be guessable where a drawn key is not.
+ */
+function passwordDigest(login: string, password: string): string {
+  return scryptSync(password, `smsgw account ${login}`, 32).toString("hex");
+}
 
 function digestOf(key: string): string {
   return createHash("sha256").update(key).digest("hex");
@@ -113,8 +123,9 @@ export class KeysService {
         {
           name,
           login,
-          digest: digestOf(password),
-          hint: password.slice(-4),
+          digest: passwordDigest(login, password),
+          // Its login names it in lists: no part of the password is shown.
+          hint: "",
         },
         em,
       );
@@ -125,11 +136,28 @@ export class KeysService {
 
   /** The account a login and password identify, when both are right and it is not revoked. */
   async account(login: string, password: string): Promise<{ keyId: number; login: string; name: string } | undefined> {
-    if (!loginPattern.test(login) || !passwordPattern.test(password)) return undefined;
+    if (!loginPattern.test(login) || password.length < minPasswordLength || password.length > maxPasswordLength) {
+      return undefined;
+    }
     const row = await this.repository.byLogin(login);
-    const digest = digestOf(password);
+    if (row === undefined) return undefined;
+    const digest = passwordDigest(login, password);
     if (row === undefined || !timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
     return { keyId: row.id, login, name: row.name };
+  }
+
+  /**
+   * Changes an account's password, when `current` is right (false otherwise). The new one has at
+   * least 14 characters.
+   */
+  async changePassword(login: string, current: string, next: string): Promise<boolean> {
+    if (next.length < minPasswordLength || next.length > maxPasswordLength) {
+      throw invalid(`the new password must have ${minPasswordLength} to ${maxPasswordLength} characters`);
+    }
+    const account = await this.account(login, current);
+    if (account === undefined) return false;
+    await this.repository.setDigest(account.keyId, passwordDigest(login, next));
+    return true;
   }
 
   /** The id of the live registration token `presented`, or undefined. */
