@@ -65,7 +65,10 @@ const badRequest = (message: string) => new MobileError(400, message);
 
 /** What the door needs. */
 export interface SmsGateMobileServices {
-  keys: Pick<KeysService, "authenticate" | "registration" | "account" | "createAccount" | "changePassword">;
+  keys: Pick<
+    KeysService,
+    "authenticate" | "registration" | "account" | "createAccount" | "changePassword" | "gatewayKeyLive"
+  >;
   gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf" | "find">;
   inbound: Pick<InboundService, "receive">;
   messages: Pick<MessagesService, "fetch" | "acknowledge" | "report" | "cancelledOnGateway">;
@@ -447,6 +450,8 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
       /^\d{1,12}$/.test(timestamp) && Math.abs(Date.now() / 1000 - Number(timestamp)) <= signatureWindowSeconds;
     if (gatewayId === null || !fresh || !/^[0-9a-f]{64}$/.test(signature)) return refuse(request);
     if (!signedBy(deps.signingKeyOf(deviceId), raw, timestamp, signature)) return refuse(request);
+    // A phone whose token was revoked is shut out of this door too.
+    if (!(await deps.keys.gatewayKeyLive(gatewayId))) return refuse(request);
     const first = await deps.redis.set(signatureKey(signature), "1", "EX", 2 * signatureWindowSeconds, "NX");
     if (first !== "OK") throw unauthorized();
     const event = optionalString(body, "event");

@@ -240,6 +240,8 @@ describe("a phone running the SMSGate app", () => {
     await eventually(async () => (phone.streaming ? undefined : true), 1_000, "the events stream to close");
     const refused = await mobile("GET", "/message", `Bearer ${phone.token}`);
     expect(refused).toEqual({ status: 401, body: { message: "Unauthorized" } });
+    // Nor does it post received SMS any more, signed as they are.
+    expect(await phone.receive("+14155550124", "after revocation")).toEqual([401]);
   });
 
   it("adds a phone to an account with Basic login:password, and with a sign-in code", async () => {

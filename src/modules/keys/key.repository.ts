@@ -55,6 +55,14 @@ export class KeyRepository {
     return (await this.sql.one("select 1 from api_keys where digest = ?", [digest])) !== undefined;
   }
 
+  /** Whether the gateway has a key that is not revoked. */
+  async gatewayKeyLive(gatewayId: number): Promise<boolean> {
+    const row = await this.sql.one("select 1 from api_keys where gateway_id = ? and revoked_at is null limit 1", [
+      gatewayId,
+    ]);
+    return row !== undefined;
+  }
+
   /** Replaces an account's password digest. */
   async setDigest(id: number, digest: string): Promise<void> {
     await this.sql.all("update api_keys set digest = ? where id = ?", [digest, id]);

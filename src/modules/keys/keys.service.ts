@@ -160,6 +160,11 @@ export class KeysService {
     return true;
   }
 
+  /** Whether a gateway still has a key that works (one whose every key was revoked is shut out). */
+  gatewayKeyLive(gatewayId: number): Promise<boolean> {
+    return this.repository.gatewayKeyLive(gatewayId);
+  }
+
   /** The id of the live registration token `presented`, or undefined. */
   async registration(presented: string): Promise<number | undefined> {
     if (!registrationPattern.test(presented)) return undefined;
