@@ -91,6 +91,11 @@ describe("a phone running the SMSGate app", () => {
     const keys = await server.deps.keys.list();
     expect(keys.find((k) => k.login === phone.login)).toMatchObject({ scope: "client" });
     expect(keys.some((k) => k.scope === "registration" && k.name === "phones")).toBe(true);
+    // The app's shapes, key by key: registration, a fetched message, the public address.
+    const registered = await mobile("POST", "/device", `Bearer ${registrationToken}`, { name: "Shape/1" });
+    expect(registered.status).toBe(201);
+    expect(Object.keys(registered.body as object)).toEqual(["id", "token", "login", "password"]);
+    expect(await mobile("GET", "/device")).toEqual({ status: 200, body: { externalIp: "127.0.0.1" } });
     // Connected through its events stream: the console shows the channel as SSE.
     expect(server.deps.connections.openOf(gateway?.id ?? 0)?.channel).toBe("sse");
   });
@@ -117,6 +122,18 @@ describe("a phone running the SMSGate app", () => {
       "Hello from Connect",
       "Hello from REST",
       "Hello from gRPC",
+    ]);
+    expect(Object.keys(fetched[0] ?? {})).toEqual([
+      "id",
+      "message",
+      "textMessage",
+      "phoneNumbers",
+      "isEncrypted",
+      "withDeliveryReport",
+      "priority",
+      "validUntil",
+      "createdAt",
+      "state",
     ]);
     expect(fetched[0]).toMatchObject({
       phoneNumbers: [expect.stringMatching(/^\+1415555267\d$/)],

@@ -130,9 +130,8 @@ export class GatewayRegistry {
     if (deviceId !== undefined && current.length === 0) {
       throw invalid("gateway_id is not a phone running the SMSGate app");
     }
-    let checked: StoredSmsGateSettings = {};
-    for (const phone of current) checked = checkedSettings(patch, phone.settings);
-    if (current.length === 0) checked = checkedSettings(patch);
+    for (const phone of current) checkedSettings(patch, phone.settings);
+    const checked = checkedSettings(patch);
     const rows = await this.repository.mergeSmsGateSettings(checked, deviceId);
     for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
     return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));

@@ -76,6 +76,11 @@ export class GatewayPicker {
     }
   }
 
+  /** Whether the gateway is connected to some instance now (its presence, one Redis read). */
+  async connected(gatewayId: number): Promise<boolean> {
+    return (await this.presence.taskQueues([gatewayId])).has(gatewayId);
+  }
+
   /** A gateway's device id and the task queue of the instance holding it ("" when none does). */
   async locate(gatewayId: number): Promise<{ deviceId: string; taskQueue: string }> {
     const [deviceId, queues] = await Promise.all([

@@ -309,7 +309,7 @@ export class MessageLifecycle {
    */
   async requeue(end: AttemptEnd, force = false): Promise<RequeueResult> {
     // A message its phone fetched stays that phone's while the phone is connected (anywhere).
-    const connected = (await this.picker.locate(end.gatewayId)).taskQueue !== "";
+    const connected = await this.picker.connected(end.gatewayId);
     const result = await this.repository.requeue(end, force, { connected, holdMs: this.fetchHoldMs });
     if (result.requeued) await this.picker.noteFailure(end.gatewayId);
     return result;
