@@ -13,6 +13,7 @@ import { registerApiDocs } from "./http/api-docs.js";
 import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
+import { registerSmsGateApi, type SmsGateApiServices, smsGateApiPrefixes } from "./http/smsgate-api.js";
 import { registerSmsGateMobile, type SmsGateMobileServices, smsGateMobilePrefixes } from "./http/smsgate-mobile.js";
 import type { RateLimiter } from "./modules/rate-limits/index.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
@@ -29,6 +30,7 @@ import {
 } from "./rpc/routes.js";
 import type { ClientLoad } from "./shared/client-load.js";
 import type { Metrics } from "./shared/metrics.js";
+import { appVersion } from "./shared/version.js";
 import { temporalMetricsAddress } from "./temporal/runtime.js";
 
 /** What the app needs: the services of the handlers and interceptors, the health probes, its own counters. */
@@ -39,7 +41,12 @@ export type AppServices = HandlerServices &
     metrics: Metrics;
     load: ClientLoad;
     rateLimiter: Pick<RateLimiter, "mode">;
-  } & Omit<SmsGateMobileServices, "idleTimeoutSeconds" | "publicUrl">;
+  } & Omit<SmsGateMobileServices, "idleTimeoutSeconds" | "publicUrl" | "keys" | "gateways" | "messages"> & {
+    keys: SmsGateMobileServices["keys"] & SmsGateApiServices["keys"];
+    gateways: SmsGateMobileServices["gateways"] & SmsGateApiServices["gateways"];
+    messages: SmsGateMobileServices["messages"] & SmsGateApiServices["messages"];
+    inbound: SmsGateMobileServices["inbound"] & SmsGateApiServices["inbound"];
+  } & Pick<SmsGateApiServices, "webhooks" | "webhookSecrets">;
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and
@@ -59,16 +66,23 @@ export async function buildApp(
     genReqId: () => randomUUID(),
     // Ids are short; a longer path segment is refused as a malformed URL, in the documented shape.
     routerOptions: { maxParamLength: 1024 },
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "URL is too long" : "Malformed URL";
-      void (reply as unknown as FastifyReply).code(400).send({ error: message });
+      // SMSGate's APIs answer in their own shape, even here.
+      const url = request.url ?? "";
+      const body = smsGateApiPrefixes.some((prefix) => url.startsWith(`${prefix}/`))
+        ? { message, code: 400 }
+        : smsGateMobilePrefixes.some((prefix) => url.startsWith(`${prefix}/`))
+          ? { message }
+          : { error: message };
+      void (reply as unknown as FastifyReply).code(400).send(body);
     },
     ...(options.serverFactory === undefined ? {} : { serverFactory: options.serverFactory }),
   });
 
   await app.register(fastifyCors, {
     origin: config.allowedOrigins === "*" ? "*" : [...config.allowedOrigins],
-    methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "OPTIONS"])],
+    methods: [...new Set([...connectCors.allowedMethods, "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])],
     allowedHeaders: [...connectCors.allowedHeaders, "Authorization", "Idempotency-Key", "X-Request-Id"],
     exposedHeaders: [
       ...connectCors.exposedHeaders,
@@ -143,6 +157,16 @@ export async function buildApp(
       ...deps,
       idleTimeoutSeconds: config.devices.idleTimeoutSeconds,
       publicUrl: config.publicUrl,
+    }),
+  );
+
+  // SMSGate's third-party API, for its client libraries (its own scope and error shape too).
+  await app.register(async (api) =>
+    registerSmsGateApi(api, {
+      ...deps,
+      requestsPerWindow: config.rateLimit.requestsPerWindow,
+      health: () => checkHealth(deps),
+      version: appVersion,
     }),
   );
 

@@ -74,6 +74,8 @@ export interface Deps {
   pushHere(command: PushCommand): Promise<boolean>;
   readonly inbound: InboundService;
   readonly webhooks: WebhookDispatcher;
+  /** Keeps webhook secrets (and SMSGate accounts' signing keys) encrypted. */
+  readonly webhookSecrets: SecretBox;
   readonly otp: OneTimePasswords;
   /**
    * The key a phone running the SMSGate app signs the webhooks it posts to smsgw with: derived from
@@ -237,13 +239,15 @@ export async function createDeps(
     logger,
     sweepMs: 10_000,
   });
-  const webhooks = new WebhookDispatcher(new WebhookRepository(orm.em), new SecretBox(secret), events, {
+  const webhookSecrets = new SecretBox(secret);
+  const webhooks = new WebhookDispatcher(new WebhookRepository(orm.em), webhookSecrets, events, {
     options: config.webhooks,
     logger,
     metrics,
     workflows: createWebhookWorkflows(temporal, config),
     // Traced: the deliveries of a message's events join the trace the message was accepted in.
     ...(tracing === undefined ? {} : { traceOf: (messageId: string) => repository.traceContext(messageId) }),
+    groupIdOf: (messageId: string) => repository.groupIdOf(messageId),
   });
   const otp = new OneTimePasswords(
     new OtpRepository(orm.em),
@@ -282,6 +286,7 @@ export async function createDeps(
     hub,
     inbound,
     webhooks,
+    webhookSecrets,
     otp,
     signingKeyOf: (deviceId) =>
       createHmac("sha256", secret).update(`smsgate webhooks v1 ${deviceId}`).digest("hex").slice(0, 32),

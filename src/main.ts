@@ -18,6 +18,10 @@ Usage:
   smsgw seed                                 create the first admin key and print it (only when none exists)
   smsgw keys create --kind client|admin|gateway|registration --name NAME [--device-id ID]
                                              create a key and print it alone on stdout (shown once)
+  smsgw keys create --kind account --name NAME
+                                             create an SMSGate account (a client key signed in with
+                                             Basic login:password on /3rdparty/v1) and print
+                                             "login password" on stdout (shown once)
   smsgw keys import --kind gateway (--device-id ID --sha256 HEX | --file FILE)
                                              bring the original system's gateway keys along
   smsgw keys list                            list keys (never the keys themselves)
@@ -74,10 +78,14 @@ async function keysCommand(args: string[]): Promise<void> {
       file: { type: "string" },
     },
   });
-  if (action === "create") {
+  if (action === "create" && values.kind === "account") {
+    // SMSGate's client libraries sign in with a login and password: an account is a client key with both.
+    const opened = await withServices((keys) => keys.createAccount(values.name ?? "SMSGate account"));
+    process.stdout.write(`${opened.login} ${opened.password}\n`);
+  } else if (action === "create") {
     const kind = values.kind as KeyScope | undefined;
     if (kind !== "client" && kind !== "admin" && kind !== "gateway" && kind !== "registration")
-      throw new UsageError("--kind must be client, admin, gateway or registration");
+      throw new UsageError("--kind must be client, admin, gateway, registration or account");
     if (kind === "gateway" && values["device-id"] === undefined)
       throw new UsageError("a gateway key needs --device-id");
     const key = await withServices(async (keys, gateways) => {

@@ -44,6 +44,23 @@ describe("smsgw keys", () => {
     });
   });
 
+  it("creates an SMSGate account, its login and password on stdout, that SMSGate's third-party API accepts", async () => {
+    const { stdout } = await smsgw("keys", "create", "--kind", "account", "--name", "billing app");
+    expect(stdout).toMatch(/^[0-9A-Z]{6} [0-9a-z]{14}\n$/);
+    const [login, password] = stdout.trim().split(" ");
+    const authorization = `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}`;
+    expect(await rest(server, "GET", "/3rdparty/v1/messages", { headers: { authorization } })).toMatchObject({
+      status: 200,
+      body: [],
+    });
+    const wrong = `Basic ${Buffer.from(`${login}:${password}x`).toString("base64")}`;
+    expect((await rest(server, "GET", "/3rdparty/v1/messages", { headers: { authorization: wrong } })).status).toBe(
+      401,
+    );
+    const { stdout: listing } = await smsgw("keys", "list");
+    expect(listing).toContain("billing app");
+  });
+
   it("reissues a gateway's key by device id", async () => {
     const deviceId = `cli-${Date.now()}`;
     await rest(server, "POST", "/api/v1/gateway/register", { body: { device_id: deviceId } });
@@ -94,7 +111,7 @@ describe("smsgw keys", () => {
     );
     expect(failure).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining("--kind must be client, admin, gateway or registration"),
+      stderr: expect.stringContaining("--kind must be client, admin, gateway, registration or account"),
     });
   });
 });

@@ -199,6 +199,8 @@ export async function messageLifecycle({
         recipient: plan.recipient,
         body: plan.body,
         sealed: plan.sealed,
+        ...(plan.app === true ? { app: true } : {}),
+        ...(plan.expedited === true ? { expedited: true } : {}),
       });
     }
     const started: AttemptStart = next;

@@ -17,6 +17,8 @@ import { Migration20261126000000 } from "./migrations/Migration20261126000000.js
 import { Migration20261126100000 } from "./migrations/Migration20261126100000.js";
 import { Migration20261202000000 } from "./migrations/Migration20261202000000.js";
 import { Migration20261202010000 } from "./migrations/Migration20261202010000.js";
+import { Migration20261202020000 } from "./migrations/Migration20261202020000.js";
+import { Migration20261202030000 } from "./migrations/Migration20261202030000.js";
 
 /** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
 const migrations = [
@@ -29,6 +31,8 @@ const migrations = [
   { name: "Migration20261126100000", class: Migration20261126100000 },
   { name: "Migration20261202000000", class: Migration20261202000000 },
   { name: "Migration20261202010000", class: Migration20261202010000 },
+  { name: "Migration20261202020000", class: Migration20261202020000 },
+  { name: "Migration20261202030000", class: Migration20261202030000 },
 ];
 
 /** The MikroORM configuration for a database URL. */

@@ -13,11 +13,18 @@ import type { InboundService } from "../modules/inbound/index.js";
 import type { KeysService } from "../modules/keys/index.js";
 import type { MessagesService, UnacknowledgedCommand } from "../modules/messages/index.js";
 import type { AuthFailureLimiter } from "../modules/rate-limits/index.js";
-import { httpStatusOfDomain } from "../rpc/errors.js";
 import { DomainError } from "../shared/errors.js";
 import { randomToken } from "../shared/ids.js";
-import { outageMessage, outageOf } from "../shared/outage.js";
-import { unstorableJsonPath, unstorableTextMessage } from "../shared/text.js";
+import {
+  badRequest,
+  basicPair,
+  credentials,
+  isObject,
+  jsonBody,
+  SmsGateError,
+  smsGateScope,
+  unauthorized,
+} from "./smsgate-common.js";
 
 // The mobile API of SMSGate's Android app in private-server mode (github.com/capcom6/android-sms-gateway,
 // `GatewayApi.kt`; the server side is github.com/android-sms-gateway/server, `handlers/mobile.go`),
@@ -50,19 +57,6 @@ const inboundPath = "/webhooks/received";
 const states = ["Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelling", "Cancelled"] as const;
 type ProcessingState = (typeof states)[number];
 
-/** The app's error shape: `{"message": ...}`. */
-class MobileError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const unauthorized = () => new MobileError(401, "Unauthorized");
-const badRequest = (message: string) => new MobileError(400, message);
-
 /** What the door needs. */
 export interface SmsGateMobileServices {
   keys: Pick<
@@ -94,9 +88,6 @@ function signedBy(key: string, body: string, timestamp: string, signature: strin
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
 /** An optional string field: undefined when absent or null, refused when of another type. */
 function optionalString(body: Record<string, unknown>, field: string, max = maxNameLength): string | undefined {
   const value = body[field];
@@ -122,20 +113,22 @@ function simCards(body: Record<string, unknown>): unknown[] | undefined {
   }));
 }
 
-function jsonBody(request: FastifyRequest): Record<string, unknown> {
-  if (!isObject(request.body)) throw badRequest("The body must be a JSON object");
-  return request.body;
-}
-
-/** A message as the app takes it (`GatewayApi.Message`). */
+/**
+ * A message as the app takes it (`GatewayApi.Message`; SMSGate's server writes it with
+ * `MessageToMobileDTO`): text as `message` and `textMessage`, or a data SMS as `dataMessage`.
+ */
 function mobileMessage(command: UnacknowledgedCommand) {
+  const content =
+    command.dataPort === null
+      ? { message: command.body, textMessage: { text: command.body } }
+      : { dataMessage: { data: command.body, port: command.dataPort } };
   return {
     id: command.messageId,
-    message: command.body,
-    textMessage: { text: command.body },
+    ...content,
     phoneNumbers: [command.recipient],
-    isEncrypted: false,
-    withDeliveryReport: true,
+    ...(command.simNumber === null ? {} : { simNumber: command.simNumber }),
+    isEncrypted: command.encrypted,
+    withDeliveryReport: command.deliveryReport,
     priority: command.priority,
     validUntil: command.expiresAt.toISOString(),
     createdAt: command.createdAt.toISOString(),
@@ -187,20 +180,10 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
     throw unauthorized();
   };
 
-  const credentials = (request: FastifyRequest): { scheme: string; value: string } | undefined => {
-    const header = request.headers.authorization;
-    if (header === undefined) return undefined;
-    const space = header.indexOf(" ");
-    if (space <= 0) return undefined;
-    return { scheme: header.slice(0, space).toLowerCase(), value: header.slice(space + 1).trim() };
-  };
-
   /** The account `Basic login:password` names, or undefined. */
   const basicAccount = async (value: string) => {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 0) return undefined;
-    return deps.keys.account(decoded.slice(0, colon), decoded.slice(colon + 1));
+    const pair = basicPair(value);
+    return pair === undefined ? undefined : deps.keys.account(pair.login, pair.password);
   };
 
   /** The calling phone (its device token is its gateway key); 401 otherwise. */
@@ -285,39 +268,7 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
   };
 
   const routes = async (mobile: FastifyInstance) => {
-    mobile.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-      if (error instanceof MobileError) return reply.code(error.status).send({ message: error.message });
-      if (error instanceof DomainError) return reply.code(httpStatusOfDomain(error)).send({ message: error.message });
-      const outage = outageOf(error);
-      if (outage !== undefined) {
-        request.log.warn({ err: error, dependency: outage }, "a dependency did not answer");
-        return reply
-          .code(503)
-          .header("retry-after", "5")
-          .send({ message: outageMessage(outage) });
-      }
-      const status = error.statusCode;
-      if (status !== undefined && status >= 400 && status < 500)
-        return reply.code(status).send({ message: error.message });
-      request.log.error({ err: error }, "unexpected error");
-      return reply.code(500).send({ message: "Internal server error" });
-    });
-    mobile.setNotFoundHandler((_request, reply) => reply.code(404).send({ message: "Not found" }));
-    // The body is kept as sent too: a phone's webhook is signed over its exact bytes.
-    mobile.removeContentTypeParser("application/json");
-    mobile.addContentTypeParser("application/json", { parseAs: "string" }, (request, text, done) => {
-      (request as FastifyRequest & { rawBody?: string }).rawBody = String(text);
-      try {
-        done(null, text === "" ? undefined : JSON.parse(String(text)));
-      } catch {
-        done(badRequest("The body is not valid JSON"), undefined);
-      }
-    });
-    // Text PostgreSQL cannot store is refused before anything reads it.
-    mobile.addHook("preHandler", async (request) => {
-      const path = unstorableJsonPath(request.body, "");
-      if (path !== undefined) throw badRequest(unstorableTextMessage(path === "" ? "body" : path));
-    });
+    smsGateScope(mobile, { withCode: false });
 
     mobile.post("/device", registerDevice);
 
@@ -327,7 +278,7 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
       const gateway = await device(request);
       const body = jsonBody(request);
       const id = optionalString(body, "id");
-      if (id !== undefined && id !== gateway.deviceId) throw new MobileError(403, "Forbidden");
+      if (id !== undefined && id !== gateway.deviceId) throw new SmsGateError(403, "Forbidden");
       await present(gateway);
       const cards = simCards(body);
       // No push token means no push: such a phone is told of messages on its events stream.
@@ -404,7 +355,7 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
       await present(gateway);
       const login = (await deps.gateways.find(gateway.gatewayId))?.metadata.account;
       const changed = typeof login === "string" && (await deps.keys.changePassword(login, current, next));
-      if (!changed) throw new MobileError(401, "failed to change password");
+      if (!changed) throw new SmsGateError(401, "failed to change password");
       return reply.code(204).send();
     });
 

@@ -7,6 +7,7 @@ export type DomainErrorCode =
   | "unauthenticated"
   | "permission_denied"
   | "not_found"
+  | "conflict"
   | "validation"
   | "rate_limited"
   | "unimplemented"

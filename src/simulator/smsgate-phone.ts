@@ -12,6 +12,7 @@ export interface FetchedMessage {
   id: string;
   message?: string;
   textMessage?: { text: string };
+  dataMessage?: { data: string; port: number };
   phoneNumbers: string[];
   simNumber?: number;
   withDeliveryReport?: boolean;

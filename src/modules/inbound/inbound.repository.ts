@@ -7,11 +7,15 @@ export interface InboundRow {
   sender: string;
   body: string;
   received_at: string;
+  /** The device id of the gateway that received it (null when that gateway was deleted). */
+  device_id: string | null;
 }
 
 /** What a list of inbound SMS is filtered by. */
 export interface InboundFilters {
   sender?: string;
+  /** Only those this gateway (its device id) received. */
+  deviceId?: string;
   since?: Date;
   until?: Date;
   limit: number;
@@ -74,6 +78,10 @@ export class InboundRepository {
       where.push("sender = ?");
       params.push(filters.sender);
     }
+    if (filters.deviceId !== undefined) {
+      where.push("gateway_id = (select id from gateways where device_id = ?)");
+      params.push(filters.deviceId);
+    }
     if (filters.since !== undefined) {
       where.push("received_at > ?");
       params.push(filters.since);
@@ -86,8 +94,10 @@ export class InboundRepository {
     const [count, rows] = await Promise.all([
       this.sql.one<{ total: number }>(`select count(*)::int as total from inbound_messages ${clause}`, params),
       this.sql.all<InboundRow>(
-        `select id, sender, body, received_at from inbound_messages ${clause}
-          order by received_at desc, id desc limit ? offset ?`,
+        `select i.id, i.sender, i.body, i.received_at, g.device_id
+           from (select id, sender, body, received_at, gateway_id from inbound_messages ${clause}
+                  order by received_at desc, id desc limit ? offset ?) i
+           left join gateways g on g.id = i.gateway_id order by i.received_at desc, i.id desc`,
         [...params, filters.limit, filters.offset],
       ),
     ]);

@@ -12,6 +12,8 @@ export interface InboundView {
   sender: string;
   body: string;
   receivedAt: Date;
+  /** The device id of the gateway that received it. */
+  deviceId: string | null;
 }
 
 /** A page of inbound SMS. */
@@ -33,6 +35,7 @@ const toView = (row: InboundRow): InboundView => ({
   sender: row.sender,
   body: row.body,
   receivedAt: new Date(row.received_at),
+  deviceId: row.device_id ?? null,
 });
 
 /** Stores the SMS gateways receive, once each, and lists them. */
@@ -119,6 +122,7 @@ export class InboundService {
    */
   async list(filters: {
     phoneNumber?: string | undefined;
+    deviceId?: string | undefined;
     since?: Date | undefined;
     until?: Date | undefined;
     limit?: number | undefined;
@@ -132,6 +136,7 @@ export class InboundService {
       ...(filters.phoneNumber !== undefined && filters.phoneNumber.trim() !== ""
         ? { sender: normalizePhoneNumber(filters.phoneNumber, this.defaultCountryCode, "phone_number") }
         : {}),
+      ...(filters.deviceId === undefined || filters.deviceId === "" ? {} : { deviceId: filters.deviceId }),
       ...(filters.since === undefined ? {} : { since: filters.since }),
       ...(filters.until === undefined ? {} : { until: filters.until }),
       limit,

@@ -35,6 +35,8 @@ export const ApiKeyEntity = defineEntity({
      * is the secret whose digest is `digest`); null for every other key.
      */
     login: p.string().length(16).nullable().unique("api_keys_login_key"),
+    /** An SMSGate account's webhook signing key (its settings' `webhooks.signing_key`), encrypted. */
+    smsgateSigningKey: p.text().nullable(),
   },
   checks: [{ name: "api_keys_check", expression: "(scope = 'gateway') = (gateway_id is not null)" }],
 });

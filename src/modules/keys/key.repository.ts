@@ -68,6 +68,25 @@ export class KeyRepository {
     await this.sql.all("update api_keys set digest = ? where id = ?", [digest, id]);
   }
 
+  /** A key's SMSGate webhook signing key (encrypted), or null when it has none yet. */
+  async signingKey(id: number): Promise<string | null> {
+    return (
+      (await this.sql.one<{ key: string | null }>("select smsgate_signing_key as key from api_keys where id = ?", [id]))
+        ?.key ?? null
+    );
+  }
+
+  /** Sets a key's SMSGate webhook signing key (encrypted); with `onlyIfUnset`, keeps one already set. */
+  async setSigningKey(id: number, sealed: string, onlyIfUnset: boolean): Promise<string | null> {
+    const row = await this.sql.one<{ key: string | null }>(
+      `update api_keys set smsgate_signing_key = case when ? and smsgate_signing_key is not null
+              then smsgate_signing_key else ? end
+        where id = ? returning smsgate_signing_key as key`,
+      [onlyIfUnset, sealed, id],
+    );
+    return row?.key ?? null;
+  }
+
   /** The unrevoked account with this login. */
   byLogin(login: string): Promise<{ id: number; name: string; digest: string } | undefined> {
     return this.sql.one("select id, name, digest from api_keys where login = ? and revoked_at is null", [login]);

@@ -1,7 +1,8 @@
-import { createHash, scryptSync, timingSafeEqual } from "node:crypto";
+import { createHash, scrypt, timingSafeEqual } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DomainError, invalid } from "../../shared/errors.js";
 import { randomToken } from "../../shared/ids.js";
+import type { SecretBox } from "../../shared/secret-box.js";
 import type { KeyScope } from "./api-key.entity.js";
 import type { KeyRepository } from "./key.repository.js";
 
@@ -46,8 +47,13 @@ const maxRemembered = 10_000;
  * The digest an account's password is kept as: scrypt, salted with the account's login, since a
  * password a person chose may be guessable where a drawn key is not.
  */
-function passwordDigest(login: string, password: string): string {
-  return scryptSync(password, `smsgw account ${login}`, 32).toString("hex");
+function passwordDigest(login: string, password: string): Promise<string> {
+  // On the thread pool: a check takes about 50 ms of CPU, which must not stop the event loop.
+  return new Promise((resolve, reject) =>
+    scrypt(password, `smsgw account ${login}`, 32, (error, key) =>
+      error ? reject(error) : resolve(key.toString("hex")),
+    ),
+  );
 }
 
 function digestOf(key: string): string {
@@ -123,7 +129,7 @@ export class KeysService {
         {
           name,
           login,
-          digest: passwordDigest(login, password),
+          digest: await passwordDigest(login, password),
           // Its login names it in lists: no part of the password is shown.
           hint: "",
         },
@@ -141,14 +147,15 @@ export class KeysService {
     }
     const row = await this.repository.byLogin(login);
     if (row === undefined) return undefined;
-    const digest = passwordDigest(login, password);
+    const digest = await passwordDigest(login, password);
     if (row === undefined || !timingSafeEqual(Buffer.from(row.digest), Buffer.from(digest))) return undefined;
     return { keyId: row.id, login, name: row.name };
   }
 
   /**
    * Changes an account's password, when `current` is right (false otherwise). The new one has at
-   * least 14 characters.
+   * least 14 characters. The old one stops working here at once (on other instances, within
+   * `rememberMs`).
    */
   async changePassword(login: string, current: string, next: string): Promise<boolean> {
     if (next.length < minPasswordLength || next.length > maxPasswordLength) {
@@ -156,8 +163,62 @@ export class KeysService {
     }
     const account = await this.account(login, current);
     if (account === undefined) return false;
-    await this.repository.setDigest(account.keyId, passwordDigest(login, next));
+    await this.repository.setDigest(account.keyId, await passwordDigest(login, next));
+    this.forget(account.keyId);
     return true;
+  }
+
+  /**
+   * The client principal of an account's login and password (SMSGate's `Authorization: Basic`), or
+   * undefined. A password costs a scrypt (about 50 ms of CPU): a right one is remembered like a key
+   * (for `rememberMs`, forgotten at once when its key is revoked or its password changed), and calls
+   * with the same credentials at the same moment share one check.
+   */
+  async signIn(login: string, password: string): Promise<Principal | undefined> {
+    if (!loginPattern.test(login) || password.length < minPasswordLength || password.length > maxPasswordLength) {
+      return undefined;
+    }
+    const digest = `basic:${digestOf(`${login}\u0000${password}`)}`;
+    const known = this.remembered.get(digest);
+    if (known !== undefined && known.untilMs > Date.now()) return known.principal;
+    let pending = this.lookingUp.get(digest);
+    if (pending === undefined) {
+      const forgotten = this.forgotten;
+      pending = (async () => {
+        const account = await this.account(login, password);
+        if (account === undefined) {
+          this.remembered.delete(digest);
+          return undefined;
+        }
+        const principal: Principal = { kind: "client", keyId: account.keyId, scope: "client", name: account.name };
+        if (forgotten === this.forgotten) {
+          if (this.remembered.size >= maxRemembered) this.remembered.clear();
+          this.remembered.set(digest, { principal, untilMs: Date.now() + rememberMs });
+        }
+        return principal;
+      })().finally(() => this.lookingUp.delete(digest));
+      this.lookingUp.set(digest, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * The key a client's webhooks of SMSGate's API are signed with (its settings' `webhooks.signing_key`):
+   * drawn at first need and kept encrypted with `box`.
+   */
+  async smsGateSigningKey(keyId: number, box: Pick<SecretBox, "seal" | "open">): Promise<string> {
+    const sealed = await this.repository.signingKey(keyId);
+    if (sealed !== null) return box.open(sealed);
+    // Two first needs at once keep the same key: the second finds the first's.
+    const kept = await this.repository.setSigningKey(keyId, box.seal(randomToken(32)), true);
+    if (kept === null) throw new DomainError("not_found", "No such key");
+    return box.open(kept);
+  }
+
+  /** Sets that signing key (1 to 256 characters). */
+  async setSmsGateSigningKey(keyId: number, key: string, box: Pick<SecretBox, "seal">): Promise<void> {
+    if (key.length === 0 || key.length > 256) throw invalid("webhooks.signing_key must be 1 to 256 characters");
+    await this.repository.setSigningKey(keyId, box.seal(key), false);
   }
 
   /** Whether a gateway still has a key that works (one whose every key was revoked is shut out). */

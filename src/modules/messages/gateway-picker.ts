@@ -10,7 +10,8 @@ export type Pick =
 // Chooses among the candidates (in the order of their load) in one round trip. KEYS[1]: the counter
 // that numbers picks; then four per candidate: its presence, its recent-failure mark, its send count
 // for the current minute, the number of the last pick that took it. ARGV: the sends allowed per
-// minute, then per candidate 1 when it was already tried for this message and its tier (candidates
+// minute, 1 when only a phone running SMSGate's app (channel `sse` or `poll`) can send the message,
+// then per candidate 1 when it was already tried for this message and its tier (candidates
 // of one tier are equally preferred: same preference, priority and load). Connected candidates are
 // ranked (tried ones last, then phones that only poll (channel `poll`: they fetch a message at their
 // next call, not at once), then those that failed recently, then by tier, then the one given a
@@ -19,16 +20,20 @@ export type Pick =
 // for the minute.
 const pickScript = `
 local limit = tonumber(ARGV[1])
+local app = ARGV[2] == '1'
 local ranked = {}
 for i = 1, (#KEYS - 1) / 4 do
   local base = 4 * (i - 1) + 1
   local held = redis.call('GET', KEYS[base + 1])
+  if held and app and not (string.find(held, ' sse ', 1, true) or string.find(held, ' poll ', 1, true)) then
+    held = false
+  end
   if held then
-    local rank = tonumber(ARGV[2 * i]) * 4
+    local rank = tonumber(ARGV[2 * i + 1]) * 4
     if string.find(held, ' poll ', 1, true) then rank = rank + 2 end
     if redis.call('EXISTS', KEYS[base + 2]) == 1 then rank = rank + 1 end
     local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
-    ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 1]), last, i, held}
+    ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 2]), last, i, held}
   end
 end
 if #ranked == 0 then return {0} end
@@ -90,7 +95,16 @@ export class GatewayPicker {
     return { deviceId: deviceId ?? "", taskQueue: queues.get(gatewayId) ?? "" };
   }
 
-  async pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<Pick> {
+  /**
+   * `app`: only a phone running SMSGate's app may take it; `expedited`: a phone's sends per minute do
+   * not hold it back (SMSGate's priority 100 and above).
+   */
+  async pick(input: {
+    preferredGatewayId: number | null;
+    triedGatewayIds: number[];
+    app?: boolean;
+    expedited?: boolean;
+  }): Promise<Pick> {
     const rows = await this.repository.gatewaysByLoad(input.preferredGatewayId);
     if (rows.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
     const minute = Math.floor(Date.now() / 60_000);
@@ -109,7 +123,8 @@ export class GatewayPicker {
       this.redis,
       keys.length,
       ...keys,
-      this.options.sendsPerMinute,
+      input.expedited === true ? Number.MAX_SAFE_INTEGER : this.options.sendsPerMinute,
+      input.app === true ? 1 : 0,
       ...ranks,
     );
     const row = rows[index - 1];

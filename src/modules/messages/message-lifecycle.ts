@@ -12,7 +12,15 @@ import type {
   RequeueResult,
   UnacknowledgedRow,
 } from "./message.repository.js";
-import type { AttemptInput, AttemptStart, DeviceReport, OutboundStatus, PushCommand } from "./message.types.js";
+import {
+  type AttemptInput,
+  type AttemptStart,
+  type DeviceReport,
+  expeditedPriority,
+  needsApp,
+  type OutboundStatus,
+  type PushCommand,
+} from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
 
@@ -20,15 +28,34 @@ export type { MessagePlan } from "./message.repository.js";
 export interface UnacknowledgedCommand {
   messageId: string;
   recipient: string;
-  /** The text to send (a sealed one opened). */
+  /** The text to send (a sealed one opened); a data SMS's data in base64; encrypted content as given. */
   body: string;
   priority: number;
   expiresAt: Date;
   createdAt: Date;
+  /** The SIM to send from (1-3), or null for the phone's choice. */
+  simNumber: number | null;
+  deliveryReport: boolean;
+  encrypted: boolean;
+  /** For a data SMS, its port; null for text. */
+  dataPort: number | null;
 }
 
 /** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
 const maxFreshPlans = tuning.freshPlans.value;
+
+/** What a plan says of where a message may go: only to SMSGate's app, or past a phone's pacing. */
+function routing(message: {
+  priority: number;
+  simNumber: number | null;
+  dataPort: number | null;
+  encrypted: boolean;
+}): { app?: true; expedited?: true } {
+  return {
+    ...(needsApp(message) ? { app: true as const } : {}),
+    ...(message.priority >= expeditedPriority ? { expedited: true as const } : {}),
+  };
+}
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 
@@ -119,6 +146,10 @@ export class MessageLifecycle {
       priority: row.priority,
       expiresAt: new Date(row.expires_at),
       createdAt: new Date(row.created_at),
+      simNumber: row.sim_number,
+      deliveryReport: row.delivery_report,
+      encrypted: row.encrypted,
+      dataPort: row.data_port,
     };
   }
 
@@ -133,7 +164,19 @@ export class MessageLifecycle {
    */
   stored(
     messageId: string,
-    message: Pick<NewMessage, "recipient" | "body" | "sendAt" | "expiresAt" | "preferredGatewayId" | "sealedBody">,
+    message: Pick<
+      NewMessage,
+      | "recipient"
+      | "body"
+      | "sendAt"
+      | "expiresAt"
+      | "preferredGatewayId"
+      | "sealedBody"
+      | "priority"
+      | "simNumber"
+      | "dataPort"
+      | "encrypted"
+    >,
   ): void {
     if (this.fresh.size >= maxFreshPlans) this.fresh.clear();
     this.fresh.set(messageId, {
@@ -145,6 +188,12 @@ export class MessageLifecycle {
       attempts: 0,
       preferredGatewayId: message.preferredGatewayId,
       sealed: message.sealedBody !== null,
+      ...routing({
+        priority: message.priority,
+        simNumber: message.simNumber ?? null,
+        dataPort: message.dataPort ?? null,
+        encrypted: message.encrypted ?? false,
+      }),
     });
   }
 
@@ -152,7 +201,12 @@ export class MessageLifecycle {
     return this.repository.claimForWorkflow(messageId);
   }
 
-  pick(input: { preferredGatewayId: number | null; triedGatewayIds: number[] }): Promise<GatewayPick> {
+  pick(input: {
+    preferredGatewayId: number | null;
+    triedGatewayIds: number[];
+    app?: boolean;
+    expedited?: boolean;
+  }): Promise<GatewayPick> {
     return this.picker.pick(input);
   }
 
@@ -201,6 +255,8 @@ export class MessageLifecycle {
       recipient: plan.recipient,
       body: plan.body,
       sealed: plan.sealed,
+      ...(plan.app === true ? { app: true } : {}),
+      ...(plan.expedited === true ? { expedited: true } : {}),
     };
     if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
       const push = plan.status === "dispatched" && plan.acked !== true && plan.attempts !== pushed;
@@ -239,6 +295,8 @@ export class MessageLifecycle {
         recipient: plan.recipient,
         body: plan.body,
         sealed: plan.sealed,
+        ...(plan.app === true ? { app: true } : {}),
+        ...(plan.expedited === true ? { expedited: true } : {}),
       },
       pushHere,
     );

@@ -16,7 +16,8 @@ export const MessageEntity = defineEntity({
   properties: {
     id: p.string().length(32).primary(),
     clientKey: foreignKey(ApiKeyEntity, "messages", "client_key_id", "set null").nullable(),
-    recipient: p.string().length(20),
+    /** The number in E.164; for an encrypted message, the opaque string the client sent. */
+    recipient: p.string().length(255),
     body: p.text(),
     status: p.enum(statuses).columnType("varchar(16)").default("queued"),
     priority: p.integer().default(0),
@@ -43,9 +44,34 @@ export const MessageEntity = defineEntity({
     updatedAt: p.datetime().defaultRaw("now()"),
     sealedBody: p.text().nullable(),
     traceContext: p.string().length(128).nullable(),
+    /** The client's own id of the logical message (SMSGate's `id`), shared by its recipients. */
+    extId: p.string().length(36).nullable(),
+    /** The SIM to send from (1-3); the phone's own choice when null. */
+    simNumber: p.smallint().nullable(),
+    /** Whether the phone asks the network for a delivery report. */
+    deliveryReport: p.boolean().default(true),
+    /** The body and the number are end-to-end encrypted: opaque here, opened by the phone. */
+    encrypted: p.boolean().default(false),
+    /** A data SMS to this port; the body is the data in base64. */
+    dataPort: p.integer().nullable(),
+    /** The recipient's place (from 0) in the list of its logical message. */
+    extPosition: p.smallint().nullable(),
   },
+  checks: [
+    { name: "messages_sim_number_check", expression: "sim_number >= 1 and sim_number <= 3" },
+    { name: "messages_data_port_check", expression: "data_port >= 0 and data_port <= 65535" },
+  ],
   uniques: [{ name: "messages_idempotency_unique", properties: ["clientKey", "idempotencyKey"] }],
   indexes: [
+    {
+      name: "messages_ext_unique",
+      expression:
+        'create unique index "messages_ext_unique" on "messages" ("client_key_id", "ext_id", "recipient") where "ext_id" is not null',
+    },
+    {
+      name: "messages_ext_index",
+      expression: 'create index "messages_ext_index" on "messages" ("ext_id") where "ext_id" is not null',
+    },
     {
       name: "messages_pending_index",
       expression:

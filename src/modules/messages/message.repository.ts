@@ -4,7 +4,7 @@ import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
 import { type RecordedEvent, recordingEvents } from "../events/index.js";
 import { counting } from "../gateways/index.js";
-import type { MessageView, OutboundStatus } from "./message.types.js";
+import { expeditedPriority, type MessageView, type OutboundStatus } from "./message.types.js";
 
 /**
  * The state machine of a message: for each transition, the statuses it may leave. Every statement
@@ -141,6 +141,13 @@ export interface NewMessage {
   sealedBody: string | null;
   /** The trace it was accepted in (W3C traceparent), when tracing is on. */
   traceContext?: string | null;
+  /** What SMSGate's API adds (absent: a plain text SMS, delivery report asked, no client id). */
+  extId?: string | null;
+  simNumber?: number | null;
+  deliveryReport?: boolean;
+  encrypted?: boolean;
+  dataPort?: number | null;
+  extPosition?: number | null;
 }
 
 /** An attempt that ended without sending its message: how, and why. */
@@ -163,6 +170,10 @@ export interface MessagePlan {
   preferredGatewayId: number | null;
   /** `body` is a masked copy: the device activity fetches the text itself right before the push. */
   sealed: boolean;
+  /** Only a phone running SMSGate's app can send it (see `needsApp`). */
+  app?: boolean;
+  /** Not held back by a phone's sends per minute (SMSGate priority 100 and above). */
+  expedited?: boolean;
   /** The gateway of the attempt in progress (`dispatched` or `sent`), else null. */
   gatewayId?: number | null;
   /** Whether that gateway acknowledged the message. */
@@ -294,6 +305,12 @@ const newMessageColumns: readonly [column: string, type: string, value: (message
   ["request_digest", "text", (m) => m.digest],
   ["sealed_body", "text", (m) => m.sealedBody],
   ["trace_context", "varchar", (m) => m.traceContext ?? null],
+  ["ext_id", "varchar", (m) => m.extId ?? null],
+  ["sim_number", "smallint", (m) => m.simNumber ?? null],
+  ["delivery_report", "boolean", (m) => m.deliveryReport ?? true],
+  ["encrypted", "boolean", (m) => m.encrypted ?? false],
+  ["data_port", "int", (m) => m.dataPort ?? null],
+  ["ext_position", "smallint", (m) => m.extPosition ?? null],
 ];
 const newMessageColumnList = newMessageColumns.map(([column]) => column).join(", ");
 const onIdempotencyConflict = "on conflict (client_key_id, idempotency_key) do nothing returning *";
@@ -304,6 +321,67 @@ const insertOneSql = `insert into messages (${newMessageColumnList})
 const insertManySql = `insert into messages (${newMessageColumnList})
   select * from unnest(${newMessageColumns.map(([, type]) => `?::${type}[]`).join(", ")}) ${onIdempotencyConflict}`;
 
+/**
+ * A recipient's state as SMSGate names it: `Pending` until its phone has it (acknowledged or
+ * fetched), `Processed` while the phone sends it, then `Sent`, `Delivered`, `Failed` (failed or
+ * expired) or `Cancelled`.
+ */
+const recipientStateSql = `case when m.status = 'queued' or (m.status = 'dispatched' and m.acked_at is null
+                                   and m.fetched_at is null) then 'Pending'
+     when m.status = 'dispatched' then 'Processed' when m.status = 'sent' then 'Sent'
+     when m.status = 'delivered' then 'Delivered' when m.status = 'cancelled' then 'Cancelled' else 'Failed' end`;
+
+/**
+ * A logical message's state from its recipients', by the rule of SMSGate's app
+ * (`MessageWithRecipients.state`): any Pending, else any Cancelled, else any Processed; then Failed
+ * when all failed, Delivered when all were delivered, else Sent.
+ */
+const groupState = (over = "") => `(case when bool_or(${recipientStateSql} = 'Pending')${over} then 'Pending'
+     when bool_or(${recipientStateSql} = 'Cancelled')${over} then 'Cancelled'
+     when bool_or(${recipientStateSql} = 'Processed')${over} then 'Processed'
+     when bool_and(${recipientStateSql} = 'Failed')${over} then 'Failed'
+     when bool_and(${recipientStateSql} = 'Delivered')${over} then 'Delivered' else 'Sent' end)`;
+
+/** A recipient of a logical message, with its state and the message's (`group_state`). */
+export interface GroupRecipientRow {
+  id: string;
+  ext_id: string | null;
+  client_key_id: number | null;
+  recipient: string;
+  body: string;
+  encrypted: boolean;
+  data_port: number | null;
+  state: string;
+  group_state: string;
+  error_message: string | null;
+  created_at: string;
+  processed_at: string | null;
+  sent_at: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+  cancelled_at: string | null;
+  device_id: string | null;
+}
+
+/** What a list of logical messages is filtered by; `clientKeyId` null: every application's. */
+export interface GroupFilters {
+  clientKeyId: number | null;
+  from?: Date;
+  to?: Date;
+  state?: string;
+  deviceId?: string;
+  ascending: boolean;
+  limit: number;
+  offset: number;
+}
+
+const groupRowsSql = `select m.id, m.ext_id, m.client_key_id, m.recipient, m.body, m.encrypted, m.data_port,
+       ${recipientStateSql} as state,
+       ${groupState(" over (partition by m.client_key_id, coalesce(m.ext_id, m.id))")} as group_state,
+       m.error_message, m.created_at, coalesce(m.acked_at, m.fetched_at) as processed_at, m.sent_at, m.delivered_at,
+       coalesce(m.failed_at, m.expired_at) as failed_at, m.cancelled_at, g.device_id
+  from messages m left join gateways g on g.id = m.gateway_id`;
+
 /** A command a gateway has not acknowledged, as a phone is handed it. */
 export interface UnacknowledgedRow {
   id: string;
@@ -313,17 +391,23 @@ export interface UnacknowledgedRow {
   priority: number;
   expires_at: string;
   created_at: string;
+  sim_number: number | null;
+  delivery_report: boolean;
+  encrypted: boolean;
+  data_port: number | null;
 }
 
+const handedColumns =
+  "id, recipient, body, sealed_body, priority, expires_at, created_at, sim_number, delivery_report, encrypted, data_port";
 const unacknowledged = (order: "asc" | "desc") =>
-  `select id, recipient, body, sealed_body, priority, expires_at, created_at from messages
+  `select ${handedColumns} from messages
     where gateway_id = ? and status = 'dispatched' and acked_at is null order by dispatched_at ${order}, id ${order}
     limit ?`;
 const unacknowledgedSql = { oldestFirst: unacknowledged("asc"), newestFirst: unacknowledged("desc") };
 const fetching = (order: "asc" | "desc") =>
-  `with picked as (${unacknowledged(order).replace("select id, recipient", "select id, dispatched_at, recipient")}),
+  `with picked as (${unacknowledged(order).replace("select id,", "select dispatched_at, id,")}),
    marked as (update messages m set fetched_at = coalesce(m.fetched_at, now()) from picked where m.id = picked.id)
-   select id, recipient, body, sealed_body, priority, expires_at, created_at from picked
+   select ${handedColumns} from picked
     order by dispatched_at ${order}, id ${order}`;
 const fetchSql = { oldestFirst: fetching("asc"), newestFirst: fetching("desc") };
 
@@ -458,13 +542,16 @@ export class MessageRepository {
       expires_at: string;
       attempts: number;
       preferred_gateway_id: number | null;
+      priority: number;
       sealed: boolean;
       gateway_id: number | null;
       device_id: string | null;
       acked: boolean;
+      app: boolean;
     }>(
-      `${head} status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id,
+      `${head} status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id, priority,
               sealed_body is not null as sealed, gateway_id, acked_at is not null as acked,
+              (encrypted or data_port is not null or sim_number is not null) as app,
               (select device_id from gateways where gateways.id = messages.gateway_id) as device_id ${tail}`,
       [messageId],
     );
@@ -478,6 +565,8 @@ export class MessageRepository {
       attempts: row.attempts,
       preferredGatewayId: row.preferred_gateway_id,
       sealed: row.sealed,
+      ...(row.app ? { app: true } : {}),
+      ...(row.priority >= expeditedPriority ? { expedited: true } : {}),
       gatewayId: row.status === "dispatched" || row.status === "sent" ? row.gateway_id : null,
       acked: row.acked,
       deviceId: row.device_id,
@@ -852,5 +941,109 @@ export class MessageRepository {
          from messages, today`,
       [timeZone, timeZone],
     );
+  }
+
+  // --- SMSGate's logical messages: the recipients stored under one client id (`ext_id`) ---
+
+  /** SMSGate's id of the logical message `messageId` is a recipient of (its own id when it has none). */
+  async groupIdOf(messageId: string): Promise<string | undefined> {
+    return (await this.one<{ id: string }>("select coalesce(ext_id, id) as id from messages where id = ?", [messageId]))
+      ?.id;
+  }
+
+  /**
+   * Whether `extId` already names a message of this key. Taken under a transaction-wide lock on the
+   * pair, so that two sends with the same id at once cannot both find it free.
+   */
+  async extIdTaken(clientKeyId: number, extId: string, em: Tx): Promise<boolean> {
+    const row = await this.one<{ taken: boolean }>(
+      `select pg_advisory_xact_lock(hashtextextended(? || ':' || ?, 0)) is not null
+              and exists (select 1 from messages where client_key_id = ? and ext_id = ?) as taken`,
+      [clientKeyId, extId, clientKeyId, extId],
+      em,
+    );
+    return row?.taken === true;
+  }
+
+  /**
+   * The recipients of the logical message `groupId` names (its client id, or the smsgw id of one of
+   * its recipients, or of a message sent through smsgw's own API), oldest first; `clientKeyId` null:
+   * any key's.
+   */
+  group(clientKeyId: number | null, groupId: string): Promise<GroupRecipientRow[]> {
+    // The message its client id names, or the one holding the recipient a message id names.
+    return this.sql<GroupRecipientRow>(
+      `with t as (select client_key_id, ext_id, id from messages
+                   where (ext_id = ? or id = ?) and (?::int is null or client_key_id = ?)
+                   order by ext_id = ? desc, created_at limit 1)
+       ${groupRowsSql} join t on (t.ext_id is null and m.id = t.id)
+          or (m.ext_id = t.ext_id and m.client_key_id is not distinct from t.client_key_id)
+        order by m.ext_position, m.created_at, m.id`,
+      [groupId, groupId, clientKeyId, clientKeyId, groupId],
+    );
+  }
+
+  /**
+   * One page of logical messages (newest first unless `ascending`), filtered, with how many match in
+   * all, and the recipients of each message on the page.
+   */
+  async groups(filters: GroupFilters): Promise<{ total: number; rows: GroupRecipientRow[] }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filters.clientKeyId !== null) {
+      where.push("m.client_key_id = ?");
+      params.push(filters.clientKeyId);
+    }
+    if (filters.from !== undefined) {
+      where.push("m.created_at >= ?");
+      params.push(filters.from);
+    }
+    if (filters.to !== undefined) {
+      where.push("m.created_at < ?");
+      params.push(filters.to);
+    }
+    const having: string[] = [];
+    if (filters.state !== undefined) {
+      having.push(`${groupState()} = ?`);
+      params.push(filters.state);
+    }
+    if (filters.deviceId !== undefined) {
+      having.push("bool_or(g.device_id = ?)");
+      params.push(filters.deviceId);
+    }
+    const order = filters.ascending ? "asc" : "desc";
+    const page = await this.sql<{ client_key_id: number | null; group_id: string; total: number }>(
+      `select m.client_key_id, coalesce(m.ext_id, m.id) as group_id, count(*) over ()::int as total
+         from messages m left join gateways g on g.id = m.gateway_id
+        ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+        group by m.client_key_id, coalesce(m.ext_id, m.id)
+        ${having.length === 0 ? "" : `having ${having.join(" and ")}`}
+        order by min(m.created_at) ${order}, 2 ${order} limit ? offset ?`,
+      [...params, filters.limit, filters.offset],
+    );
+    if (page.length === 0) {
+      // Past the last page: the count is read on its own.
+      const count =
+        filters.offset === 0
+          ? 0
+          : ((
+              await this.one<{ total: number }>(
+                `select count(*)::int as total from (select 1 from messages m left join gateways g on g.id = m.gateway_id
+                  ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+                  group by m.client_key_id, coalesce(m.ext_id, m.id)
+                  ${having.length === 0 ? "" : `having ${having.join(" and ")}`}) c`,
+                params,
+              )
+            )?.total ?? 0);
+      return { total: count, rows: [] };
+    }
+    const rows = await this.sql<GroupRecipientRow>(
+      `${groupRowsSql} join unnest(?::int[], ?::text[]) with ordinality as p(client_key_id, group_id, n)
+          on p.client_key_id is not distinct from m.client_key_id
+         and (m.ext_id = p.group_id or (m.ext_id is null and m.id = p.group_id))
+        order by p.n, m.ext_position, m.created_at, m.id`,
+      [page.map((row) => row.client_key_id), page.map((row) => row.group_id)],
+    );
+    return { total: page[0]?.total ?? 0, rows };
   }
 }

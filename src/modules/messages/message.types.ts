@@ -23,6 +23,10 @@ export interface AttemptInput {
   recipient: string;
   body: string;
   sealed: boolean;
+  /** Only a phone running SMSGate's app can send it (SIM choice, data SMS, encrypted content). */
+  app?: boolean;
+  /** Expedited (SMSGate priority 100 and above): not held back by a phone's sends per minute. */
+  expedited?: boolean;
 }
 
 /** How starting an attempt went: no gateway now, the message moved on (cancelled), or dispatched. */
@@ -117,6 +121,14 @@ export interface MessageWorkflows {
   gatewayLost(messageIds: readonly string[], gatewayId: number): Promise<void>;
   /** Tells waiting workflows that a gateway may be available now. */
   wake(messageIds: readonly string[]): Promise<void>;
+}
+
+/** SMSGate's expedited priority: at or above it, a message is not held back by a phone's sends per minute. */
+export const expeditedPriority = 100;
+
+/** What only a phone running SMSGate's app can send: a chosen SIM, a data SMS, encrypted content. */
+export function needsApp(message: { simNumber: number | null; dataPort: number | null; encrypted: boolean }): boolean {
+  return message.simNumber !== null || message.dataPort !== null || message.encrypted;
 }
 
 /** Statuses from which nothing moves. */

@@ -2,13 +2,15 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Tx } from "../../db/sql.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
-import { newMessageId } from "../../shared/ids.js";
+import { newMessageId, randomToken } from "../../shared/ids.js";
 import type { Metrics } from "../../shared/metrics.js";
 import { normalizePhoneNumber } from "../../shared/phone.js";
 import type { SecretBox } from "../../shared/secret-box.js";
 import { currentTraceparent } from "../../tracing.js";
 import type { Backlog } from "./backlog.js";
 import {
+  type GroupFilters,
+  type GroupRecipientRow,
   type ListedMessageRow,
   type MessageListFilters,
   type MessageRepository,
@@ -72,6 +74,37 @@ function readToken(token: string): { createdAt: string; id: string } {
 export interface Caller {
   keyId: number;
   admin: boolean;
+}
+
+/** SMSGate's limits on one logical message (its `phoneNumbers`, its priority, its id). */
+export const groupLimits = {
+  maxRecipients: 100,
+  minPriority: -128,
+  maxPriority: 127,
+  maxIdLength: 36,
+  /** Encrypted content is opaque: only its size is bounded (SMSGate's own bound). */
+  maxEncryptedLength: 65_535,
+  /** The most a data SMS carries (one SMS's user data). */
+  maxDataBytes: 140,
+} as const;
+
+/** One logical message of several recipients, as SMSGate's API takes it (already parsed). */
+export interface GroupSendInput {
+  /** The client's own id; one is drawn when unset. */
+  id?: string | undefined;
+  recipients: string[];
+  content: { text: string } | { data: string; port: number };
+  encrypted: boolean;
+  simNumber?: number | undefined;
+  deliveryReport: boolean;
+  priority: number;
+  sendAt?: Date | undefined;
+  /** When it expires: from `ttl` or `validUntil`; the server's default validity when unset. */
+  expiresAt?: Date | undefined;
+  /** The device id of the phone to try first. */
+  deviceId?: string | undefined;
+  /** Numbers taken as given (trimmed) instead of normalised to E.164. */
+  skipPhoneValidation: boolean;
 }
 
 /** A send request checked and normalised, ready to store (its id and key are added then). */
@@ -265,6 +298,149 @@ export class MessagesService {
     // A thousand starts take a while: answer now; anything not started here the sweeper starts.
     this.workflows.enqueue(created);
     return results.map((result) => result.view);
+  }
+
+  /**
+   * Stores one logical message of SMSGate's API: one row (and one lifecycle) per recipient under the
+   * client's id, all or none; a second send with an id this key used is refused (409). Each recipient
+   * has its own state, and one that fails is retried on another phone without the others going again.
+   */
+  async sendGroup(caller: Caller, input: GroupSendInput): Promise<GroupRecipientRow[]> {
+    const id = input.id ?? randomToken(21);
+    if (id.length === 0 || id.length > groupLimits.maxIdLength)
+      throw invalid(`id must be 1 to ${groupLimits.maxIdLength} characters`);
+    if (id.startsWith("msg_")) throw invalid("id must not begin with msg_ (the prefix of smsgw's own ids)");
+    if (input.recipients.length === 0) throw invalid("phoneNumbers must name at least one recipient");
+    if (input.recipients.length > groupLimits.maxRecipients)
+      throw invalid(`phoneNumbers has too many recipients (at most ${groupLimits.maxRecipients})`);
+    const { priority } = input;
+    if (!Number.isInteger(priority) || priority < groupLimits.minPriority || priority > groupLimits.maxPriority)
+      throw invalid(`priority must be from ${groupLimits.minPriority} to ${groupLimits.maxPriority}`);
+    if (
+      input.simNumber !== undefined &&
+      (!Number.isInteger(input.simNumber) || input.simNumber < 1 || input.simNumber > 3)
+    )
+      throw invalid("simNumber must be from 1 to 3");
+    const recipients = input.recipients.map((number, i) => {
+      // Encrypted numbers are opaque; numbers the client vouches for are taken as given.
+      if (input.encrypted || input.skipPhoneValidation) {
+        const given = input.encrypted ? number : number.trim();
+        if (given === "" || given.length > 255) throw invalid(`phoneNumbers[${i}] must be 1 to 255 characters`);
+        return given;
+      }
+      return normalizePhoneNumber(number, this.options.defaultCountryCode, `phoneNumbers[${i}]`);
+    });
+    if (new Set(recipients).size !== recipients.length) throw invalid("phoneNumbers must not repeat a number");
+    let body: string;
+    let dataPort: number | null = null;
+    if ("text" in input.content) {
+      body = input.content.text;
+      if (body === "") throw invalid("the message's text is empty");
+      const max = input.encrypted ? groupLimits.maxEncryptedLength : maxBodyLength;
+      if (body.length > max) throw invalid(`the message's text is too long (at most ${max} characters)`);
+    } else {
+      body = input.content.data;
+      dataPort = input.content.port;
+      if (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65_535)
+        throw invalid("dataMessage.port must be from 0 to 65535");
+      if (input.encrypted) {
+        if (body === "" || body.length > groupLimits.maxEncryptedLength)
+          throw invalid(`dataMessage.data must be 1 to ${groupLimits.maxEncryptedLength} characters`);
+      } else {
+        const bytes = /^[A-Za-z0-9+/]*={0,2}$/.test(body) && body.length % 4 === 0 ? Buffer.from(body, "base64") : null;
+        if (bytes === null || bytes.length === 0) throw invalid("dataMessage.data must be base64");
+        if (bytes.length > groupLimits.maxDataBytes)
+          throw invalid(`dataMessage.data is too long (at most ${groupLimits.maxDataBytes} bytes)`);
+      }
+    }
+    const now = Date.now();
+    const sendAt = input.sendAt !== undefined && input.sendAt.getTime() > now ? input.sendAt : null;
+    const expiresAt =
+      input.expiresAt ?? new Date((sendAt?.getTime() ?? now) + this.options.defaultValiditySeconds * 1000);
+    if (expiresAt.getTime() <= (sendAt?.getTime() ?? now)) throw invalid("the message would expire before it is sent");
+    let preferredGatewayId: number | null = null;
+    if (input.deviceId !== undefined && input.deviceId !== "") {
+      preferredGatewayId = await this.gateways.idOf(input.deviceId);
+      if (preferredGatewayId === null) throw invalid("deviceId is not a registered device");
+    }
+    const digest = createHash("sha256")
+      .update(JSON.stringify([id, recipients, body, dataPort]))
+      .digest("hex");
+    const checked: CheckedSend[] = recipients.map((recipient, position) => ({
+      recipient,
+      body,
+      priority,
+      sendAt,
+      expiresAt,
+      preferredGatewayId,
+      metadata: "{}",
+      idempotencyKey: null,
+      digest,
+      sealedBody: null,
+      extId: id,
+      simNumber: input.simNumber ?? null,
+      deliveryReport: input.deliveryReport,
+      encrypted: input.encrypted,
+      dataPort,
+      extPosition: position,
+    }));
+    this.backlog.admit(caller.keyId, checked.length);
+    const ids = await this.repository.transaction(async (em) => {
+      if (await this.repository.extIdTaken(caller.keyId, id, em))
+        throw new DomainError("conflict", "A message with this id already exists");
+      const stored: string[] = [];
+      for (const item of checked) {
+        const row = await this.repository.insert({ id: newMessageId(), clientKeyId: caller.keyId, ...item }, em);
+        if (row === undefined) throw new Error("a message of a new id was not stored");
+        stored.push(row.id);
+      }
+      return stored;
+    });
+    this.metrics.messagesAccepted(ids.length);
+    this.workflows.enqueue(ids);
+    return this.group(caller, id);
+  }
+
+  /** The recipients of a logical message the caller may see (by its client id, or a message id). */
+  async group(caller: Caller, groupId: string): Promise<GroupRecipientRow[]> {
+    const rows = await this.repository.group(caller.admin ? null : caller.keyId, groupId);
+    const first = rows[0];
+    if (first === undefined) throw new DomainError("not_found", "Message not found");
+    // An admin sees every key's: two applications may have chosen the same id; the first one's is shown.
+    return rows.filter((row) => row.client_key_id === first.client_key_id);
+  }
+
+  /** One page of the caller's logical messages and how many match in all. */
+  groups(
+    caller: Caller,
+    filters: Omit<GroupFilters, "clientKeyId">,
+  ): Promise<{ total: number; rows: GroupRecipientRow[] }> {
+    return this.repository.groups({ ...filters, clientKeyId: caller.admin ? null : caller.keyId });
+  }
+
+  /**
+   * Cancels the recipients of a logical message that no phone has sent yet. Refused (409) when none
+   * can be cancelled any more; cancelling a cancelled message changes nothing.
+   */
+  async cancelGroup(caller: Caller, groupId: string): Promise<GroupRecipientRow[]> {
+    const rows = await this.group(caller, groupId);
+    const open = rows.filter((row) => row.state === "Pending" || row.state === "Processed");
+    if (open.length === 0) {
+      if (rows.every((row) => row.state === "Cancelled")) return rows;
+      throw new DomainError("conflict", "The message is not pending: it was sent or has ended");
+    }
+    let cancelled = 0;
+    for (const row of open) {
+      try {
+        await this.cancel(caller, row.id);
+        cancelled += 1;
+      } catch (error) {
+        // Sent meanwhile: that recipient keeps its state.
+        if (!(error instanceof DomainError && error.code === "validation")) throw error;
+      }
+    }
+    if (cancelled === 0) throw new DomainError("conflict", "The message is not pending: it was sent or has ended");
+    return this.group(caller, groupId);
   }
 
   /** A message the caller may see; another application's message is as unknown as a missing one. */

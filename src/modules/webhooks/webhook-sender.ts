@@ -13,6 +13,17 @@ export interface AttemptResult {
   retryAfterMs: number | null;
 }
 
+/** The headers SMSGate signs a webhook with: the hex HMAC-SHA256 of the body followed by the timestamp. */
+export function smsGateSignatureHeaders(key: string, body: string, timestampSeconds: number): Record<string, string> {
+  const timestamp = String(timestampSeconds);
+  return {
+    "x-signature": createHmac("sha256", key)
+      .update(body + timestamp)
+      .digest("hex"),
+    "x-timestamp": timestamp,
+  };
+}
+
 /** The headers that sign a body: the original's HMAC of the body, and one over timestamp and body. */
 export function signatureHeaders(secret: string, body: string, timestampSeconds: number): Record<string, string> {
   const hmac = (data: string) => createHmac("sha256", secret).update(data).digest("hex");

@@ -1,6 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { foreignKey } from "../../db/foreign-key.js";
 import { EventEntity } from "../events/index.js";
+import { ApiKeyEntity } from "../keys/index.js";
 
 // The webhooks module's three tables: the customers' endpoints, one delivery per event and
 // endpoint, and every attempt at a delivery.
@@ -17,7 +18,22 @@ export const WebhookEntity = defineEntity({
     active: p.boolean().default(true),
     createdAt: p.datetime().defaultRaw("now()"),
     updatedAt: p.datetime().defaultRaw("now()"),
+    /** `smsgate`: made through SMSGate's third-party API, sent in its shape and signature. */
+    dialect: p.enum(["smsgw", "smsgate"]).columnType("varchar(16)").default("smsgw"),
+    /** The credential that made it (SMSGate's webhooks are an account's own). */
+    clientKey: foreignKey(ApiKeyEntity, "webhooks", "client_key_id", "cascade").nullable(),
+    /** SMSGate's id of it, unique per credential. */
+    extId: p.string().length(36).nullable(),
+    /** Only this phone's events (its device id). */
+    deviceId: p.string().length(255).nullable(),
   },
+  indexes: [
+    {
+      name: "webhooks_ext_unique",
+      expression:
+        'create unique index "webhooks_ext_unique" on "webhooks" ("client_key_id", "ext_id") where "ext_id" is not null',
+    },
+  ],
 });
 
 /** One event to be delivered to one endpoint. */

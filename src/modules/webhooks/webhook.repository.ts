@@ -11,6 +11,20 @@ export interface WebhookRow {
   active: boolean;
   created_at: string;
   updated_at: string;
+  dialect: "smsgw" | "smsgate";
+  client_key_id: number | null;
+  ext_id: string | null;
+  device_id: string | null;
+}
+
+/** A webhook of SMSGate's API to store: its owner, its id, its phone, its endpoint and event. */
+export interface SmsGateWebhookInput {
+  clientKeyId: number;
+  extId: string;
+  deviceId: string | null;
+  url: string;
+  events: EventType[];
+  secret: string;
 }
 
 /** A row of `webhook_deliveries`, as listed. */
@@ -32,6 +46,16 @@ export interface AttemptRow {
   error: string | null;
 }
 
+/**
+ * Whether an SMSGate webhook `w` wants event `e`: one of its phone's, when it names one; and for a
+ * message's events, one of a message its credential sent (an admin key's: any). Received SMS go to
+ * every credential, as smsgw's inbox is every client's.
+ */
+const smsGateWants = `(w.device_id is null or w.device_id = e.payload->>'gateway_id')
+  and (e.type = 'sms_received'
+       or exists (select 1 from api_keys k where k.id = w.client_key_id and k.scope = 'admin')
+       or exists (select 1 from messages m where m.id = e.message_id and m.client_key_id = w.client_key_id))`;
+
 /** Every statement on `webhooks`, `webhook_deliveries` and `webhook_attempts`: the only code that writes them. */
 export class WebhookRepository {
   private readonly sql: Sql;
@@ -44,6 +68,46 @@ export class WebhookRepository {
     return this.sql.one(
       "insert into webhooks (url, events, secret_encrypted, active) values (?, ?, ?, ?) returning *",
       [url, JSON.stringify(events), secret, active],
+    );
+  }
+
+  /**
+   * Stores an SMSGate webhook, replacing the one of the same id this credential has (SMSGate's POST
+   * upserts by id).
+   */
+  upsertSmsGate(input: SmsGateWebhookInput): Promise<WebhookRow | undefined> {
+    return this.sql.one(
+      `insert into webhooks (url, events, secret_encrypted, active, dialect, client_key_id, ext_id, device_id)
+       values (?, ?, ?, true, 'smsgate', ?, ?, ?)
+       on conflict (client_key_id, ext_id) where ext_id is not null
+       do update set url = excluded.url, events = excluded.events, secret_encrypted = excluded.secret_encrypted,
+                     device_id = excluded.device_id, active = true, updated_at = now()
+       returning *`,
+      [input.url, JSON.stringify(input.events), input.secret, input.clientKeyId, input.extId, input.deviceId],
+    );
+  }
+
+  /** A credential's SMSGate webhooks, oldest first. */
+  listSmsGate(clientKeyId: number): Promise<WebhookRow[]> {
+    return this.sql.all("select * from webhooks where dialect = 'smsgate' and client_key_id = ? order by id", [
+      clientKeyId,
+    ]);
+  }
+
+  /** Deletes a credential's SMSGate webhook by its id; whether it existed. */
+  async deleteSmsGate(clientKeyId: number, extId: string): Promise<boolean> {
+    const rows = await this.sql.all(
+      "delete from webhooks where dialect = 'smsgate' and client_key_id = ? and ext_id = ? returning id",
+      [clientKeyId, extId],
+    );
+    return rows.length > 0;
+  }
+
+  /** Signs a credential's SMSGate webhooks with its (new) key from now on. */
+  async resignSmsGate(clientKeyId: number, secret: string): Promise<void> {
+    await this.sql.all(
+      "update webhooks set secret_encrypted = ?, updated_at = now() where dialect = 'smsgate' and client_key_id = ? returning id",
+      [secret, clientKeyId],
     );
   }
 
@@ -106,11 +170,12 @@ export class WebhookRepository {
       `with created as (
          insert into webhook_deliveries (id, webhook_id, event_id, event)
          select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
-           from webhooks w where w.active and w.events @> ?::jsonb
+           from webhooks w join events e on e.id = ?
+          where w.active and w.events @> ?::jsonb and (w.dialect = 'smsgw' or (${smsGateWants}))
          on conflict (webhook_id, event_id) do nothing returning id)
        select id from created
        union all select id from webhook_deliveries where event_id = ? and status = 'pending'`,
-      [eventId, type, JSON.stringify([type]), eventId],
+      [eventId, type, eventId, JSON.stringify([type]), eventId],
     );
   }
 

@@ -6,8 +6,8 @@ import type { SecretBox } from "../../shared/secret-box.js";
 import { context, contextOf } from "../../tracing.js";
 import { type EventPayload, type EventsService, type EventType, eventTypes } from "../events/index.js";
 import { parseTargetUrl, resolveTarget, TargetRefused } from "./target-guard.js";
-import type { DeliveryRow, WebhookRepository, WebhookRow } from "./webhook.repository.js";
-import { type AttemptResult, sendWebhook, signatureHeaders } from "./webhook-sender.js";
+import type { DeliveryRow, SmsGateWebhookInput, WebhookRepository, WebhookRow } from "./webhook.repository.js";
+import { type AttemptResult, sendWebhook, signatureHeaders, smsGateSignatureHeaders } from "./webhook-sender.js";
 
 /** A webhook endpoint as the API shows it: the secret itself is never shown. */
 export interface WebhookView {
@@ -45,6 +45,53 @@ const toView = (row: WebhookRow): WebhookView => ({
   updatedAt: new Date(row.updated_at),
 });
 
+/** SMSGate's event names, each with the smsgw event it is. */
+export const smsGateEvents = {
+  "sms:received": "sms_received",
+  "sms:sent": "sms_sent",
+  "sms:delivered": "sms_delivered",
+  "sms:failed": "sms_failed",
+} as const satisfies Record<string, EventType>;
+export type SmsGateEvent = keyof typeof smsGateEvents;
+const smsGateEventOf = Object.fromEntries(Object.entries(smsGateEvents).map(([name, type]) => [type, name])) as Record<
+  EventType,
+  SmsGateEvent | undefined
+>;
+
+/** A webhook as SMSGate's API shows it (`smsgateway.Webhook`). */
+export interface SmsGateWebhookView {
+  id: string;
+  deviceId: string | null;
+  url: string;
+  event: SmsGateEvent;
+}
+
+const toSmsGateView = (row: WebhookRow): SmsGateWebhookView => ({
+  id: row.ext_id ?? String(row.id),
+  deviceId: row.device_id,
+  url: row.url,
+  event: smsGateEventOf[row.events[0] as EventType] ?? "sms:received",
+});
+
+/** GSM 03.38's basic set and its extension (which takes two septets). */
+const gsmBasic =
+  "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const gsmExtended = "^{}\\[~]|€\f";
+
+/** How many SMS a text takes (SMSGate's `partsCount`): 160/153 GSM septets, else 70/67 UCS-2 units. */
+export function partsOf(text: string): number {
+  let septets = 0;
+  for (const char of text) {
+    if (gsmBasic.includes(char)) septets += 1;
+    else if (gsmExtended.includes(char)) septets += 2;
+    else {
+      const units = text.length;
+      return units <= 70 ? 1 : Math.ceil(units / 67);
+    }
+  }
+  return septets <= 160 ? 1 : Math.ceil(septets / 153);
+}
+
 export interface WebhookOptions {
   allowPrivateTargets: boolean;
   timeoutMs: number;
@@ -58,6 +105,8 @@ export class WebhookDispatcher {
   private readonly workflows: WebhookWorkflows;
   /** With tracing on: how to find the trace a message was accepted in. */
   private readonly traceOf: ((messageId: string) => Promise<string | null>) | undefined;
+  /** SMSGate's id of the logical message a message is a recipient of (the messages module's). */
+  private readonly groupIdOf: (messageId: string) => Promise<string | undefined>;
 
   /** Made, it hands every event recorded from now on to the endpoints that want it. */
   constructor(
@@ -70,6 +119,7 @@ export class WebhookDispatcher {
       metrics: Metrics;
       workflows: WebhookWorkflows;
       traceOf?: (messageId: string) => Promise<string | null>;
+      groupIdOf: (messageId: string) => Promise<string | undefined>;
     },
   ) {
     this.options = parts.options;
@@ -77,6 +127,7 @@ export class WebhookDispatcher {
     this.metrics = parts.metrics;
     this.workflows = parts.workflows;
     this.traceOf = parts.traceOf;
+    this.groupIdOf = parts.groupIdOf;
     events.listen(({ id, payload }) => {
       // In the background: a slow Temporal never delays the code that emitted the event. Anything
       // not dispatched here the sweeper dispatches.
@@ -127,6 +178,81 @@ export class WebhookDispatcher {
     const row = await this.repository.insert(url, events, secret, input.active ?? true);
     if (row === undefined) throw new Error("no webhook stored");
     return toView(row);
+  }
+
+  /**
+   * Stores a webhook of SMSGate's API for credential `clientKeyId` (replacing the one with the same
+   * id), signed with the account's key `signingKey`. The URL must be HTTPS, as SMSGate asks, unless
+   * private targets are allowed (a test's local receiver).
+   */
+  async upsertSmsGate(
+    input: Omit<SmsGateWebhookInput, "events" | "secret"> & { event: string; signingKey: string },
+  ): Promise<SmsGateWebhookView> {
+    const type = (smsGateEvents as Record<string, EventType>)[input.event];
+    if (type === undefined)
+      throw invalid(
+        `event must be one of ${Object.keys(smsGateEvents).join(", ")} (smsgw raises no other of SMSGate's events)`,
+      );
+    const url = await this.checkUrl(input.url);
+    if (!url.startsWith("https://") && !this.options.allowPrivateTargets) throw invalid("url must be an https:// URL");
+    const row = await this.repository.upsertSmsGate({
+      clientKeyId: input.clientKeyId,
+      extId: input.extId,
+      deviceId: input.deviceId,
+      url,
+      events: [type],
+      secret: this.secrets.seal(input.signingKey),
+    });
+    if (row === undefined) throw new Error("no webhook stored");
+    return toSmsGateView(row);
+  }
+
+  /** A credential's webhooks of SMSGate's API. */
+  async listSmsGate(clientKeyId: number): Promise<SmsGateWebhookView[]> {
+    return (await this.repository.listSmsGate(clientKeyId)).map(toSmsGateView);
+  }
+
+  /** Deletes a credential's webhook of SMSGate's API; deleting one that is not there changes nothing. */
+  async deleteSmsGate(clientKeyId: number, extId: string): Promise<void> {
+    await this.repository.deleteSmsGate(clientKeyId, extId);
+  }
+
+  /** The account's webhooks are signed with its new key from now on. */
+  async resignSmsGate(clientKeyId: number, signingKey: string): Promise<void> {
+    await this.repository.resignSmsGate(clientKeyId, this.secrets.seal(signingKey));
+  }
+
+  /**
+   * A delivery as SMSGate's server sends it: `{id, webhookId, event, deviceId, payload}`, the payload
+   * in the app's shape, the message named by its SMSGate id.
+   */
+  private async smsGateBody(row: WebhookRow, deliveryId: string, event: EventPayload): Promise<string> {
+    const name = smsGateEventOf[event.event];
+    const at = (field: string) => (typeof event[field] === "string" ? event[field] : new Date().toISOString());
+    const messageId =
+      event.event === "sms_received" || event.message_id === undefined
+        ? event.message_id
+        : ((await this.groupIdOf(event.message_id)) ?? event.message_id);
+    const payload =
+      event.event === "sms_received"
+        ? { messageId, message: event.message, phoneNumber: event.from, receivedAt: at("received_at") }
+        : event.event === "sms_sent"
+          ? {
+              messageId,
+              phoneNumber: event.to,
+              partsCount: partsOf(String(event.message ?? "")),
+              sentAt: at("sent_at"),
+            }
+          : event.event === "sms_delivered"
+            ? { messageId, phoneNumber: event.to, deliveredAt: at("delivered_at") }
+            : { messageId, phoneNumber: event.to, failedAt: at("failed_at"), reason: event.error_message ?? "" };
+    return JSON.stringify({
+      id: deliveryId,
+      webhookId: row.ext_id ?? String(row.id),
+      event: name,
+      deviceId: event.gateway_id ?? "",
+      payload,
+    });
   }
 
   async list(): Promise<WebhookView[]> {
@@ -255,6 +381,18 @@ export class WebhookDispatcher {
     });
   }
 
+  /** Signed as SMSGate signs: `X-Signature`, the hex HMAC-SHA256 of the body and `X-Timestamp`. */
+  private postSmsGate(row: WebhookRow, body: string): Promise<AttemptResult> {
+    const secret = row.secret_encrypted === null ? null : this.secrets.open(row.secret_encrypted);
+    return sendWebhook({
+      url: row.url,
+      body,
+      headers: secret === null ? {} : smsGateSignatureHeaders(secret, body, Math.floor(Date.now() / 1000)),
+      timeoutMs: this.options.timeoutMs,
+      allowPrivate: this.options.allowPrivateTargets,
+    });
+  }
+
   /**
    * Makes attempt number `attempt` of a delivery and records it. A delivery whose endpoint was
    * deleted or switched off gives up.
@@ -281,7 +419,10 @@ export class WebhookDispatcher {
       };
     }
     const startedAt = new Date();
-    const result = await this.post(row, JSON.stringify(delivery.payload), deliveryId, delivery.event);
+    const result =
+      row.dialect === "smsgate"
+        ? await this.postSmsGate(row, await this.smsGateBody(row, deliveryId, delivery.payload))
+        : await this.post(row, JSON.stringify(delivery.payload), deliveryId, delivery.event);
     this.metrics.webhookAttempt(result.outcome, result.durationMs);
     await this.repository.recordAttempt(deliveryId, attempt, startedAt, result);
     return result;
