@@ -43,6 +43,10 @@ function sendOptions(
     sendAt?: Timestamp;
     validitySeconds?: number;
     metadata?: JsonObject;
+    simNumber?: number;
+    deliveryReport?: boolean;
+    dataPort?: number;
+    encrypted?: boolean;
   },
   ctx: HandlerContext,
 ): Omit<SendInput, "to"> {
@@ -53,6 +57,10 @@ function sendOptions(
     sendAt: req.sendAt === undefined ? undefined : timestampDate(req.sendAt),
     validitySeconds: req.validitySeconds,
     metadata: req.metadata,
+    simNumber: req.simNumber,
+    deliveryReport: req.deliveryReport,
+    dataPort: req.dataPort,
+    encrypted: req.encrypted,
   };
 }
 
@@ -127,7 +135,10 @@ export function smsHandlers(deps: {
     },
 
     async sendSmsBatch(req, ctx) {
-      const views = await deps.messages.sendBatch(callerOf(ctx), req.to, sendOptions(req, ctx));
+      const views = await deps.messages.sendBatch(callerOf(ctx), req.to, {
+        ...sendOptions(req, ctx),
+        groupId: req.groupId,
+      });
       return {
         success: true,
         messages: views.map((view) => ({ messageId: view.id, to: view.recipient, status: view.status })),

@@ -485,4 +485,61 @@ describe("SMSGate's client library against smsgw", () => {
       status: 400,
     });
   });
+
+  it("gives smsgw's own contract the same capabilities: SIM choice, data SMS, encrypted content, one message of several recipients", async () => {
+    await streamPhones.connect();
+    const phone = await smsGatePhone();
+    const key = await clientKey(server);
+    const viaRest = await rest(server, "POST", "/api/v1/sms/send", {
+      key,
+      body: { to: "+14155552691", message: "From SIM 3", sim_number: 3, delivery_report: false },
+    });
+    expect(viaRest.status).toBe(202);
+    const { grpc } = doors(server, SmsService);
+    const viaGrpc = await grpc.sendSms({ to: "+14155552692", message: "AQIDBA==", dataPort: 2948 }, withKey(key));
+    const group = await rest(server, "POST", "/api/v1/sms/send_batch", {
+      key,
+      body: { to: ["+14155552693", "+14155552694"], message: "Together", group_id: "newsletter-7" },
+    });
+    expect(group.status).toBe(202);
+    const again = await rest(server, "POST", "/api/v1/sms/send_batch", {
+      key,
+      body: { to: ["+14155552695"], message: "Again", group_id: "newsletter-7" },
+    });
+    expect(again).toMatchObject({ status: 409, body: { error: "A message with this group_id already exists" } });
+    // Repeated under its idempotency key, a grouped batch answers the same messages.
+    const keyed = { to: ["+14155552696"], message: "Keyed", group_id: "keyed-1", idempotency_key: "k-1" };
+    const first = await rest(server, "POST", "/api/v1/sms/send_batch", { key, body: keyed });
+    const repeat = await rest(server, "POST", "/api/v1/sms/send_batch", { key, body: keyed });
+    expect(repeat.body).toEqual(first.body);
+    for (const bad of [
+      { to: "+14155552697", message: "x", sim_number: 0 },
+      { to: "+14155552697", message: "%%", data_port: 1 },
+      { to: "+14155552697", message: "AQID", data_port: 70000 },
+    ]) {
+      expect((await rest(server, "POST", "/api/v1/sms/send", { key, body: bad })).status).toBe(422);
+    }
+
+    const state = await eventually(async () => {
+      const res = await api("GET", "/messages/newsletter-7", `Bearer ${key}`);
+      return (res.body as MessageState).state === "Delivered" ? (res.body as MessageState) : undefined;
+    });
+    expect(state.recipients).toEqual([
+      { phoneNumber: "+14155552693", state: "Delivered" },
+      { phoneNumber: "+14155552694", state: "Delivered" },
+    ]);
+    const given = await eventually(async () => {
+      const messages = [...phone.messages.values()].map((local) => local.message);
+      return messages.some((message) => message.simNumber === 3) && messages.some((message) => message.dataMessage)
+        ? messages
+        : undefined;
+    });
+    expect(given.find((message) => message.simNumber === 3)).toMatchObject({ withDeliveryReport: false });
+    expect(given.find((message) => message.dataMessage)).toMatchObject({
+      id: viaGrpc.messageId,
+      dataMessage: { data: "AQIDBA==", port: 2948 },
+    });
+    // (Each message goes to one phone: the SIM choice and the data SMS went to the app, not the stream phone.)
+    expect((viaRest.body as { message_id: string }).message_id).toMatch(/^msg_/);
+  });
 });

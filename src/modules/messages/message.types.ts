@@ -99,6 +99,14 @@ export interface SendInput {
   /** The device id of the gateway to try first. */
   gatewayDeviceId?: string | undefined;
   metadata?: Record<string, unknown> | undefined;
+  /** The SIM to send from (1-3); only phones running SMSGate's app choose one. */
+  simNumber?: number | undefined;
+  /** Whether the phone asks for a delivery report (true when unset). */
+  deliveryReport?: boolean | undefined;
+  /** A data SMS to this port: `message` is the data in base64. */
+  dataPort?: number | undefined;
+  /** `message` and `to` are end-to-end encrypted: opaque, carried unchanged. */
+  encrypted?: boolean | undefined;
 }
 
 /**

@@ -107,6 +107,47 @@ export interface GroupSendInput {
   skipPhoneValidation: boolean;
 }
 
+/**
+ * A message's content, checked: text (at most `maxBodyLength` characters; encrypted, at most
+ * `groupLimits.maxEncryptedLength`), or a data SMS (base64 of at most `groupLimits.maxDataBytes`
+ * bytes, to a port from 0 to 65535). `names` says how the caller's fields are called.
+ */
+function checkedContent(
+  body: string,
+  options: { dataPort: number | null; encrypted: boolean; simNumber: number | null },
+  names: { text: string; data: string; port: string; sim: string },
+): void {
+  const { dataPort, encrypted, simNumber } = options;
+  if (simNumber !== null && (!Number.isInteger(simNumber) || simNumber < 1 || simNumber > 3))
+    throw invalid(`${names.sim} must be from 1 to 3`);
+  if (dataPort === null) {
+    if (body.trim() === "") throw invalid(`${names.text} is empty`);
+    const max = encrypted ? groupLimits.maxEncryptedLength : maxBodyLength;
+    if (body.length > max) throw invalid(`${names.text} is too long (at most ${max} characters)`);
+    return;
+  }
+  if (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65_535) throw invalid(`${names.port} must be from 0 to 65535`);
+  if (encrypted) {
+    if (body === "" || body.length > groupLimits.maxEncryptedLength)
+      throw invalid(`${names.data} must be 1 to ${groupLimits.maxEncryptedLength} characters`);
+    return;
+  }
+  const bytes = /^[A-Za-z0-9+/]*={0,2}$/.test(body) && body.length % 4 === 0 ? Buffer.from(body, "base64") : null;
+  if (bytes === null || bytes.length === 0) throw invalid(`${names.data} must be base64`);
+  if (bytes.length > groupLimits.maxDataBytes)
+    throw invalid(`${names.data} is too long (at most ${groupLimits.maxDataBytes} bytes)`);
+}
+
+/** The names of smsgw's own fields, for its errors. */
+const ownNames = { text: "message", data: "message", port: "data_port", sim: "sim_number" };
+
+/** A client's id of a logical message: 1 to 36 characters, not one of smsgw's own ids. */
+function checkGroupId(id: string, field: string): void {
+  if (id.length === 0 || id.length > groupLimits.maxIdLength)
+    throw invalid(`${field} must be 1 to ${groupLimits.maxIdLength} characters`);
+  if (id.startsWith("msg_")) throw invalid(`${field} must not begin with msg_ (the prefix of smsgw's own ids)`);
+}
+
 /** A send request checked and normalised, ready to store (its id and key are added then). */
 type CheckedSend = Omit<NewMessage, "id" | "clientKeyId">;
 
@@ -128,10 +169,18 @@ export class MessagesService {
     private readonly metrics: Metrics,
   ) {}
 
-  private async check(input: SendInput, recipient: string, idempotencyKey: string | null): Promise<CheckedSend> {
+  private async check(
+    input: SendInput & { groupId?: string | undefined },
+    recipient: string,
+    idempotencyKey: string | null,
+  ): Promise<CheckedSend> {
     if (input.message.trim() === "") throw missing("message");
-    if (input.message.length > maxBodyLength)
-      throw invalid(`message is too long (at most ${maxBodyLength} characters)`);
+    const options = {
+      dataPort: input.dataPort ?? null,
+      encrypted: input.encrypted ?? false,
+      simNumber: input.simNumber ?? null,
+    };
+    checkedContent(input.message, options, ownNames);
     const priority = input.priority ?? 0;
     if (!Number.isInteger(priority) || priority < -10 || priority > 10)
       throw invalid("priority must be from -10 to 10");
@@ -161,6 +210,9 @@ export class MessagesService {
           input.validitySeconds ?? null,
           input.gatewayDeviceId ?? null,
           metadata,
+          options,
+          input.deliveryReport ?? true,
+          input.groupId ?? null,
         ]),
       )
       .digest("hex");
@@ -175,7 +227,18 @@ export class MessagesService {
       idempotencyKey,
       digest,
       sealedBody: null,
+      simNumber: options.simNumber,
+      deliveryReport: input.deliveryReport ?? true,
+      encrypted: options.encrypted,
+      dataPort: options.dataPort,
     };
+  }
+
+  /** A recipient as stored: an encrypted one as given, any other normalised to E.164. */
+  private recipientOf(to: string, encrypted: boolean | undefined, field: string): string {
+    if (encrypted !== true) return normalizePhoneNumber(to, this.options.defaultCountryCode, field);
+    if (to === "" || to.length > 255) throw invalid(`${field} must be 1 to 255 characters`);
+    return to;
   }
 
   /** Inserts checked messages in one transaction; an idempotency key seen before yields the earlier message. */
@@ -253,7 +316,7 @@ export class MessagesService {
    */
   async send(caller: Caller, input: SendInput): Promise<{ view: MessageView; created: boolean }> {
     if (input.to.trim() === "") throw missing("to");
-    const recipient = normalizePhoneNumber(input.to, this.options.defaultCountryCode, "to");
+    const recipient = this.recipientOf(input.to, input.encrypted, "to");
     const checked = await this.check(input, recipient, input.idempotencyKey ?? null);
     const [result] = await this.store(caller, [checked]);
     if (result === undefined) throw new Error("no message stored");
@@ -282,18 +345,36 @@ export class MessagesService {
     return result.view;
   }
 
-  /** Stores one message per distinct recipient, all or none, and starts their workflows. */
-  async sendBatch(caller: Caller, recipients: string[], input: Omit<SendInput, "to">): Promise<MessageView[]> {
+  /**
+   * Stores one message per distinct recipient, all or none, and starts their workflows. With
+   * `groupId`, the recipients are one logical message under the client's id (refused with 409 when
+   * this key used the id before, unless the request repeats under the same idempotency key).
+   */
+  async sendBatch(
+    caller: Caller,
+    recipients: string[],
+    input: Omit<SendInput, "to"> & { groupId?: string | undefined },
+  ): Promise<MessageView[]> {
     if (recipients.length === 0) throw missing("to");
     if (recipients.length > maxBatchSize) throw invalid(`to has too many recipients (at most ${maxBatchSize})`);
-    const normalised = recipients.map((to, i) => normalizePhoneNumber(to, this.options.defaultCountryCode, `to[${i}]`));
+    const { groupId } = input;
+    if (groupId !== undefined) checkGroupId(groupId, "group_id");
+    const normalised = recipients.map((to, i) => this.recipientOf(to, input.encrypted, `to[${i}]`));
     const distinct = [...new Set(normalised)];
     const checked: CheckedSend[] = [];
-    for (const recipient of distinct) {
+    for (const [position, recipient] of distinct.entries()) {
       const key = input.idempotencyKey === undefined ? null : `${input.idempotencyKey}:${recipient}`;
-      checked.push(await this.check({ ...input, to: recipient }, recipient, key));
+      const item = await this.check({ ...input, to: recipient }, recipient, key);
+      checked.push(groupId === undefined ? item : { ...item, extId: groupId, extPosition: position });
     }
-    const results = await this.store(caller, checked);
+    const results =
+      groupId === undefined
+        ? await this.store(caller, checked)
+        : await this.repository.transaction(async (em) => {
+            if ((await this.repository.extIdTaken(caller.keyId, groupId, em)) && input.idempotencyKey === undefined)
+              throw new DomainError("conflict", "A message with this group_id already exists");
+            return this.store(caller, checked, em);
+          });
     const created = results.filter((result) => result.created).map((result) => result.view.id);
     // A thousand starts take a while: answer now; anything not started here the sweeper starts.
     this.workflows.enqueue(created);
@@ -307,20 +388,13 @@ export class MessagesService {
    */
   async sendGroup(caller: Caller, input: GroupSendInput): Promise<GroupRecipientRow[]> {
     const id = input.id ?? randomToken(21);
-    if (id.length === 0 || id.length > groupLimits.maxIdLength)
-      throw invalid(`id must be 1 to ${groupLimits.maxIdLength} characters`);
-    if (id.startsWith("msg_")) throw invalid("id must not begin with msg_ (the prefix of smsgw's own ids)");
+    checkGroupId(id, "id");
     if (input.recipients.length === 0) throw invalid("phoneNumbers must name at least one recipient");
     if (input.recipients.length > groupLimits.maxRecipients)
       throw invalid(`phoneNumbers has too many recipients (at most ${groupLimits.maxRecipients})`);
     const { priority } = input;
     if (!Number.isInteger(priority) || priority < groupLimits.minPriority || priority > groupLimits.maxPriority)
       throw invalid(`priority must be from ${groupLimits.minPriority} to ${groupLimits.maxPriority}`);
-    if (
-      input.simNumber !== undefined &&
-      (!Number.isInteger(input.simNumber) || input.simNumber < 1 || input.simNumber > 3)
-    )
-      throw invalid("simNumber must be from 1 to 3");
     const recipients = input.recipients.map((number, i) => {
       // Encrypted numbers are opaque; numbers the client vouches for are taken as given.
       if (input.encrypted || input.skipPhoneValidation) {
@@ -331,28 +405,13 @@ export class MessagesService {
       return normalizePhoneNumber(number, this.options.defaultCountryCode, `phoneNumbers[${i}]`);
     });
     if (new Set(recipients).size !== recipients.length) throw invalid("phoneNumbers must not repeat a number");
-    let body: string;
-    let dataPort: number | null = null;
-    if ("text" in input.content) {
-      body = input.content.text;
-      if (body === "") throw invalid("the message's text is empty");
-      const max = input.encrypted ? groupLimits.maxEncryptedLength : maxBodyLength;
-      if (body.length > max) throw invalid(`the message's text is too long (at most ${max} characters)`);
-    } else {
-      body = input.content.data;
-      dataPort = input.content.port;
-      if (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65_535)
-        throw invalid("dataMessage.port must be from 0 to 65535");
-      if (input.encrypted) {
-        if (body === "" || body.length > groupLimits.maxEncryptedLength)
-          throw invalid(`dataMessage.data must be 1 to ${groupLimits.maxEncryptedLength} characters`);
-      } else {
-        const bytes = /^[A-Za-z0-9+/]*={0,2}$/.test(body) && body.length % 4 === 0 ? Buffer.from(body, "base64") : null;
-        if (bytes === null || bytes.length === 0) throw invalid("dataMessage.data must be base64");
-        if (bytes.length > groupLimits.maxDataBytes)
-          throw invalid(`dataMessage.data is too long (at most ${groupLimits.maxDataBytes} bytes)`);
-      }
-    }
+    const body = "text" in input.content ? input.content.text : input.content.data;
+    const dataPort = "text" in input.content ? null : input.content.port;
+    checkedContent(
+      body,
+      { dataPort, encrypted: input.encrypted, simNumber: input.simNumber ?? null },
+      { text: "the message's text", data: "dataMessage.data", port: "dataMessage.port", sim: "simNumber" },
+    );
     const now = Date.now();
     const sendAt = input.sendAt !== undefined && input.sendAt.getTime() > now ? input.sendAt : null;
     const expiresAt =
