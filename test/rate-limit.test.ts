@@ -33,6 +33,19 @@ describe("rate limits in Redis", () => {
     expect(retryAfter).toBeLessThanOrEqual(60);
   });
 
+  it("limits an SMSGate account signed in with Basic the same way, in SMSGate's error shape", async () => {
+    const account = await server.deps.keys.createAccount(unique("account"));
+    const headers = {
+      authorization: `Basic ${Buffer.from(`${account.login}:${account.password}`).toString("base64")}`,
+    };
+    for (let i = 0; i < 3; i++)
+      expect((await rest(server, "GET", "/3rdparty/v1/messages", { headers })).status).toBe(200);
+    const limited = await rest(server, "GET", "/3rdparty/v1/messages", { headers });
+    expect(limited.status).toBe(429);
+    expect(limited.body).toEqual({ message: "Rate limit exceeded", code: 429 });
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
   it("counts a key on every door together and answers RESOURCE_EXHAUSTED on gRPC", async () => {
     const key = await clientKey(server, "admin");
     const grpc = createClient(AdminService, createGrpcTransport({ baseUrl: server.url }));

@@ -36,6 +36,27 @@ describe("back-pressure", () => {
     expect((await send(await clientKey(server), "+14155550204")).status).toBe(202);
   });
 
+  it("refuses SMSGate's third-party API the same way, in its shape: a message of three recipients when two fit", async () => {
+    const account = await server.deps.keys.createAccount("back-pressure");
+    const authorization = `Basic ${Buffer.from(`${account.login}:${account.password}`).toString("base64")}`;
+    const refused = await rest(server, "POST", "/3rdparty/v1/messages", {
+      headers: { authorization },
+      body: { message: `${text} group`, phoneNumbers: ["+14155550211", "+14155550212", "+14155550213"] },
+    });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toEqual({ message: "Too many messages are waiting to be sent; try again shortly", code: 503 });
+    expect(refused.headers.get("retry-after")).toBe("3");
+    const rows: { count: number }[] = await server.deps.orm.em
+      .getConnection()
+      .execute("select count(*)::int as count from messages where body = ?", [`${text} group`]);
+    expect(rows[0]?.count).toBe(0);
+    const fits = await rest(server, "POST", "/3rdparty/v1/messages", {
+      headers: { authorization },
+      body: { message: `${text} pair`, phoneNumbers: ["+14155550214", "+14155550215"] },
+    });
+    expect(fits.status).toBe(202);
+  });
+
   it("says that it refuses while it does, so that the starter stops making way for senders", async () => {
     const backlog = new Backlog(
       server.deps.messageRepository,
