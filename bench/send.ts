@@ -51,10 +51,16 @@ const wallClock = () => performance.timeOrigin + performance.now();
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs a TypeScript file as a child process; resolves with its stdout lines once it exits. */
-function runTs(file: string, args: string[], onLine?: (line: string) => void): Promise<string[]> {
+function runTs(
+  file: string,
+  args: string[],
+  onLine?: (line: string) => void,
+  env: Record<string, string> = {},
+): Promise<string[]> {
   const child = spawn(process.execPath, ["--import", "tsx", file, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
     cwd: root,
+    env: { ...process.env, ...env },
   });
   const lines: string[] = [];
   createInterface({ input: child.stdout }).on("line", (line) => {
@@ -117,14 +123,20 @@ interface Sent {
 }
 
 /** Drives load.ts against `url`; returns every answer and how long the sending took. */
-async function load(url: string, key: string, total: number, inFlight: number, rate?: number) {
-  const lines = await runTs(here("./load.ts"), [
-    url,
-    key,
-    String(total),
-    String(inFlight),
-    ...(rate ? [String(rate)] : []),
-  ]);
+async function load(
+  url: string,
+  key: string,
+  total: number,
+  inFlight: number,
+  rate?: number,
+  env: Record<string, string> = {},
+) {
+  const lines = await runTs(
+    here("./load.ts"),
+    [url, key, String(total), String(inFlight), ...(rate ? [String(rate)] : [])],
+    undefined,
+    env,
+  );
   const sent = lines.map((line) => JSON.parse(line) as Sent);
   // From the first request to the last answer: the load generator's own start-up is not counted.
   const seconds =
@@ -227,6 +239,24 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
         smsGate.push(phone);
       }
       return fetchedAt;
+    },
+    /**
+     * An SMSGate account (`keys create --kind account`) for SMSGate's client library, and how to find
+     * smsgw's id of each message sent under SMSGate's ids (one recipient each).
+     */
+    async smsGateAccount(): Promise<{ credentials: string; idsOf: (ids: string[]) => Promise<Map<string, string>> }> {
+      const [line] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "account", "--name", "bench"]);
+      if (line === undefined) throw new Error("no account");
+      return {
+        credentials: line.replace(" ", ":"),
+        async idsOf(ids) {
+          const { rows } = await db.query<{ id: string; ext_id: string }>(
+            "select id, ext_id from messages where ext_id = any($1)",
+            [ids],
+          );
+          return new Map(rows.map((row) => [row.ext_id, row.id]));
+        },
+      };
     },
     async stop() {
       for (const phone of smsGate) phone.stop();
@@ -425,6 +455,17 @@ async function main(): Promise<void> {
   );
   const viaAppFetched = latencies(viaApp.sent, fetchedAt);
   const viaAppEnd = latencies(viaApp.sent, viaAppDelivered);
+  // And through SMSGate's third-party API, sent by SMSGate's own client library, to the same phones.
+  const account = await run.smsGateAccount();
+  const viaApi = await load(run.url, account.credentials, steadyCount, 4, 2, { LOAD_DIALECT: "smsgate" });
+  const ownIds = await account.idsOf(viaApi.sent.flatMap((s) => (s.id === undefined ? [] : [s.id])));
+  const viaApiSent = viaApi.sent.map((s) => ({ ...s, id: s.id === undefined ? undefined : ownIds.get(s.id) }));
+  const viaApiDelivered = await run.deliveredTimes(
+    viaApiSent.flatMap((s) => (s.id === undefined ? [] : [s.id])),
+    60_000,
+  );
+  const viaApiAccept = viaApiSent.map((s) => s.acceptedAt - s.sentAt);
+  const viaAppAccept = viaApp.sent.map((s) => s.acceptedAt - s.sentAt);
   await run.stop();
 
   // 4. Back-pressure: a small backlog limit, a send rate above the drain.
@@ -472,6 +513,11 @@ async function main(): Promise<void> {
     `steady 2 msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol (events stream, then GET /message; the stream phones inactive):`,
     `  ${latencyLine("accept -> GET /message has it", viaAppFetched)}`,
     `  ${latencyLine("accept -> delivered", viaAppEnd)}`,
+    `  ${latencyLine("accept (HTTP 202, smsgw REST)", viaAppAccept)}`,
+    `the same through SMSGate's third-party API (npm android-sms-gateway 3.0.0, Basic, POST /3rdparty/v1/message), to the same phones:`,
+    `  ${latencyLine("accept (HTTP 202)", viaApiAccept)}`,
+    `  ${latencyLine("accept -> GET /message has it", latencies(viaApiSent, fetchedAt))}`,
+    `  ${latencyLine("accept -> delivered", latencies(viaApiSent, viaApiDelivered))}`,
     `overload ${overloadRate} msg/s for ${overloadSeconds} s, backlog limit ${overloadBacklog}: ${overAccepted.length} accepted, ${refused.length} refused with 503 (${refusalsWellFormed ? 'each with Retry-After and {"error"}' : 'SOME WITHOUT Retry-After or {"error"}'})`,
     `  ${latencyLine("accept -> device", overDevice)}`,
     `  ${latencyLine("accept -> delivered", overEnd)}`,
