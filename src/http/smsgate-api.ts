@@ -570,6 +570,20 @@ export async function registerSmsGateApi(app: FastifyInstance, deps: SmsGateApiS
       authenticated.get("/settings", async (request) => settingsOf(callerOf(request)));
       authenticated.put("/settings", updateSettings);
       authenticated.patch("/settings", updateSettings);
+      // As SMSGate's server without a JWT secret: Basic and smsgw's keys are the credentials here.
+      for (const [verb, path] of [
+        ["POST", "/auth/token"],
+        ["POST", "/auth/token/refresh"],
+        ["DELETE", "/auth/token/:jti"],
+      ] as const) {
+        authenticated.route({
+          method: verb,
+          url: path,
+          handler: async () => {
+            throw new SmsGateError(501, "JWT tokens are not issued: sign in with Basic or an smsgw key");
+          },
+        });
+      }
       authenticated.get("/logs", async () => {
         throw new SmsGateError(501, "A device's logs are not kept by the server");
       });

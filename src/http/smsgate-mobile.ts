@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ConnectedGateway, DeviceConnection, DeviceHub, LiveDevices } from "../modules/devices/index.js";
+import type { EventsService } from "../modules/events/index.js";
 import {
   appSettings,
   type GatewayMetadata,
@@ -48,8 +49,12 @@ const maxNameLength = 255;
 /** How far a signed webhook's `X-Timestamp` may be from now (either way) before it is refused. */
 const signatureWindowSeconds = 300;
 const signatureKey = (signature: string) => `smsgw:smsgate:sig:${signature}`;
-/** The events smsgw asks each phone to post to it (its inbound SMS), as the app names them. */
-const inboundEvents = ["sms:received", "sms:data-received"] as const;
+/**
+ * The events smsgw asks each phone to post to it, as the app names them: its inbound SMS, and its
+ * pings (relayed to SMSGate webhooks that want `system:ping`; the app pings every
+ * `ping.interval_seconds` when that is set).
+ */
+const inboundEvents = ["sms:received", "sms:data-received", "system:ping"] as const;
 /** Where, under the API's prefix, the phones post them. */
 const inboundPath = "/webhooks/received";
 
@@ -65,6 +70,7 @@ export interface SmsGateMobileServices {
   >;
   gateways: Pick<GatewayRegistry, "register" | "updateMetadata" | "idOf" | "find">;
   inbound: Pick<InboundService, "receive">;
+  events: Pick<EventsService, "emit">;
   messages: Pick<MessagesService, "fetch" | "acknowledge" | "report" | "cancelledOnGateway">;
   hub: Pick<DeviceHub, "connect" | "alive" | "disconnect">;
   connections: Pick<LiveDevices, "openOf">;
@@ -406,6 +412,12 @@ export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateM
     const first = await deps.redis.set(signatureKey(signature), "1", "EX", 2 * signatureWindowSeconds, "NX");
     if (first !== "OK") throw unauthorized();
     const event = optionalString(body, "event");
+    if (event === "system:ping") {
+      // The app's ping carries its health report (`{"health": {...}}`), passed on as it came.
+      const health = isObject(body.payload) && isObject(body.payload.health) ? body.payload.health : {};
+      await deps.events.emit({ event: "system_ping", gateway_id: deviceId, health });
+      return reply.code(200).send({});
+    }
     if (event !== "sms:received" && event !== "sms:data-received") return reply.code(200).send({});
     if (!isObject(body.payload)) throw badRequest("payload must be an object");
     const payload = body.payload;

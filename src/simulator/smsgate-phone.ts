@@ -407,28 +407,39 @@ export class SmsGatePhone {
    * answers' statuses; `replay` posts the same signed request twice.
    */
   async receive(sender: string, message: string, options: { messageId?: string; replay?: boolean } = {}) {
+    return this.emit(
+      "sms:received",
+      {
+        messageId: options.messageId ?? randomUUID(),
+        phoneNumber: sender,
+        sender,
+        simNumber: 1,
+        message,
+        receivedAt: new Date().toISOString(),
+      },
+      options.replay === true,
+    );
+  }
+
+  /**
+   * The phone pings (the app's `PingForegroundService`, every `ping.interval_seconds`): it posts
+   * `system:ping` with its health report to every webhook registered for it, signed like `receive`.
+   */
+  async ping(health: Record<string, unknown> = { status: "pass", checks: {} }) {
+    return this.emit("system:ping", { health }, false);
+  }
+
+  /** Posts one of the app's webhook events to every webhook registered for it, signed. */
+  private async emit(event: string, payload: Record<string, unknown>, replay: boolean): Promise<number[]> {
     const statuses: number[] = [];
     const key = String(this.settings.webhooks?.signing_key ?? "");
-    for (const webhook of this.webhooks.filter((hook) => hook.event === "sms:received")) {
-      const body = JSON.stringify({
-        id: randomUUID(),
-        webhookId: webhook.id,
-        event: "sms:received",
-        deviceId: this.deviceId,
-        payload: {
-          messageId: options.messageId ?? randomUUID(),
-          phoneNumber: sender,
-          sender,
-          simNumber: 1,
-          message,
-          receivedAt: new Date().toISOString(),
-        },
-      });
+    for (const webhook of this.webhooks.filter((hook) => hook.event === event)) {
+      const body = JSON.stringify({ id: randomUUID(), webhookId: webhook.id, event, deviceId: this.deviceId, payload });
       const timestamp = String(Math.floor(Date.now() / 1000));
       const signature = createHmac("sha256", key)
         .update(body + timestamp)
         .digest("hex");
-      for (let i = 0; i < (options.replay === true ? 2 : 1); i++) {
+      for (let i = 0; i < (replay ? 2 : 1); i++) {
         const response = await fetch(webhook.url, {
           method: "POST",
           headers: { "content-type": "application/json", "x-timestamp": timestamp, "x-signature": signature },

@@ -162,6 +162,31 @@ describe("SMSGate's client library against smsgw", () => {
     expect(viaThisApi.body).toMatchObject({ id: accepted.id, state: "Delivered" });
   });
 
+  it("retries a recipient that failed on another phone, and sends each of the others once", async () => {
+    const failing = await smsGatePhone({ fail: true });
+    const working = await smsGatePhone();
+    const client = clientOf(working.login ?? "", working.password ?? "");
+    const numbers = ["+14155552601", "+14155552602", "+14155552603", "+14155552604"];
+    const accepted = await client.send({ message: "Retried where it failed", phoneNumbers: numbers });
+    const final = await eventually(async () => {
+      const state = (await client.getState(accepted.id)) as MessageState;
+      return state.state === ProcessState.Delivered ? state : undefined;
+    });
+    expect(final.recipients.map((recipient) => recipient.state)).toEqual([
+      "Delivered",
+      "Delivered",
+      "Delivered",
+      "Delivered",
+    ]);
+    // The failing phone was given some (the picker shares the work), and failed them.
+    const failed = [...failing.messages.values()];
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((local) => local.state === "Failed")).toBe(true);
+    // The working phone sent every recipient exactly once: the retried ones and the others.
+    const sentBy = [...working.messages.values()].map((local) => local.message.phoneNumbers[0]);
+    expect(sentBy.sort()).toEqual(numbers);
+  });
+
   it("answers the deprecated paths and both prefixes, with Location, and refuses a repeated id with 409", async () => {
     const phone = await smsGatePhone();
     const auth = basic(phone.login ?? "", phone.password ?? "");
@@ -451,11 +476,27 @@ describe("SMSGate's client library against smsgw", () => {
       await phone.receive("+14155550103", "Nobody listens");
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(receiver.requests.length).toBe(count);
+      // The phone's pings reach a webhook that wants them, with its health report.
+      await client.registerWebhook({ id: "pings", url: receiver.url, event: "system:ping" } as never);
+      await phone.ping({ status: "pass", checks: { battery: { observedValue: 80 } } });
+      const ping = await eventually(async () =>
+        receiver.requests
+          .map((request) => JSON.parse(request.body) as Record<string, unknown>)
+          .find((event) => event.event === "system:ping"),
+      );
+      expect(ping).toEqual({
+        id: expect.any(String),
+        webhookId: "pings",
+        event: "system:ping",
+        deviceId: phone.deviceId,
+        payload: { health: { status: "pass", checks: { battery: { observedValue: 80 } } } },
+      });
+      await client.deleteWebhook("pings");
       // SMSGate's other events are refused clearly.
       expect(
         await api("POST", "/webhooks", basic(phone.login ?? "", phone.password ?? ""), {
           url: receiver.url,
-          event: "system:ping",
+          event: "mms:received",
         }),
       ).toMatchObject({
         status: 400,
@@ -515,7 +556,10 @@ describe("SMSGate's client library against smsgw", () => {
     const keyed = { to: ["+14155552696"], message: "Keyed", group_id: "keyed-1", idempotency_key: "k-1" };
     const first = await rest(server, "POST", "/api/v1/sms/send_batch", { key, body: keyed });
     const repeat = await rest(server, "POST", "/api/v1/sms/send_batch", { key, body: keyed });
-    expect(repeat.body).toEqual(first.body);
+    const ids = (res: { body: unknown }) =>
+      (res.body as { messages: { message_id: string }[] }).messages.map((message) => message.message_id);
+    expect(repeat.status).toBe(202);
+    expect(ids(repeat)).toEqual(ids(first));
     for (const bad of [
       { to: "+14155552697", message: "x", sim_number: 0 },
       { to: "+14155552697", message: "%%", data_port: 1 },

@@ -8,7 +8,13 @@ export const eventTypes = [
   "gateway_online",
 ] as const;
 
-export type EventType = (typeof eventTypes)[number];
+/**
+ * Events smsgw records for SMSGate's webhooks only (not offered to smsgw's own): `system_ping`, a
+ * phone running SMSGate's app pinged (its `system:ping`, every `ping.interval_seconds`).
+ */
+export const smsGateOnlyEventTypes = ["system_ping"] as const;
+
+export type EventType = (typeof eventTypes)[number] | (typeof smsGateOnlyEventTypes)[number];
 
 /** The outbound message events. Each happens at most once per message. */
 export type MessageEventType = "sms_sent" | "sms_delivered" | "sms_failed";

@@ -126,7 +126,8 @@ function checkedContent(
     if (body.length > max) throw invalid(`${names.text} is too long (at most ${max} characters)`);
     return;
   }
-  if (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65_535) throw invalid(`${names.port} must be from 0 to 65535`);
+  if (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65_535)
+    throw invalid(`${names.port} must be from 0 to 65535`);
   if (encrypted) {
     if (body === "" || body.length > groupLimits.maxEncryptedLength)
       throw invalid(`${names.data} must be 1 to ${groupLimits.maxEncryptedLength} characters`);

@@ -48,11 +48,11 @@ export interface AttemptRow {
 
 /**
  * Whether an SMSGate webhook `w` wants event `e`: one of its phone's, when it names one; and for a
- * message's events, one of a message its credential sent (an admin key's: any). Received SMS go to
- * every credential, as smsgw's inbox is every client's.
+ * message's events, one of a message its credential sent (an admin key's: any). Received SMS and
+ * phones' pings go to every credential, as smsgw's inbox and fleet are every client's.
  */
 const smsGateWants = `(w.device_id is null or w.device_id = e.payload->>'gateway_id')
-  and (e.type = 'sms_received'
+  and (e.type in ('sms_received', 'system_ping')
        or exists (select 1 from api_keys k where k.id = w.client_key_id and k.scope = 'admin')
        or exists (select 1 from messages m where m.id = e.message_id and m.client_key_id = w.client_key_id))`;
 

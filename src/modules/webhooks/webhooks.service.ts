@@ -51,6 +51,7 @@ export const smsGateEvents = {
   "sms:sent": "sms_sent",
   "sms:delivered": "sms_delivered",
   "sms:failed": "sms_failed",
+  "system:ping": "system_ping",
 } as const satisfies Record<string, EventType>;
 export type SmsGateEvent = keyof typeof smsGateEvents;
 const smsGateEventOf = Object.fromEntries(Object.entries(smsGateEvents).map(([name, type]) => [type, name])) as Record<
@@ -230,22 +231,24 @@ export class WebhookDispatcher {
     const name = smsGateEventOf[event.event];
     const at = (field: string) => (typeof event[field] === "string" ? event[field] : new Date().toISOString());
     const messageId =
-      event.event === "sms_received" || event.message_id === undefined
+      event.event === "sms_received" || event.event === "system_ping" || event.message_id === undefined
         ? event.message_id
         : ((await this.groupIdOf(event.message_id)) ?? event.message_id);
     const payload =
-      event.event === "sms_received"
-        ? { messageId, message: event.message, phoneNumber: event.from, receivedAt: at("received_at") }
-        : event.event === "sms_sent"
-          ? {
-              messageId,
-              phoneNumber: event.to,
-              partsCount: partsOf(String(event.message ?? "")),
-              sentAt: at("sent_at"),
-            }
-          : event.event === "sms_delivered"
-            ? { messageId, phoneNumber: event.to, deliveredAt: at("delivered_at") }
-            : { messageId, phoneNumber: event.to, failedAt: at("failed_at"), reason: event.error_message ?? "" };
+      event.event === "system_ping"
+        ? { health: event.health ?? {} }
+        : event.event === "sms_received"
+          ? { messageId, message: event.message, phoneNumber: event.from, receivedAt: at("received_at") }
+          : event.event === "sms_sent"
+            ? {
+                messageId,
+                phoneNumber: event.to,
+                partsCount: partsOf(String(event.message ?? "")),
+                sentAt: at("sent_at"),
+              }
+            : event.event === "sms_delivered"
+              ? { messageId, phoneNumber: event.to, deliveredAt: at("delivered_at") }
+              : { messageId, phoneNumber: event.to, failedAt: at("failed_at"), reason: event.error_message ?? "" };
     return JSON.stringify({
       id: deliveryId,
       webhookId: row.ext_id ?? String(row.id),
