@@ -69,6 +69,35 @@ describe("GatewayPicker", () => {
     });
   });
 
+  it("gives a message only a phone running SMSGate's app can send to one of those (sse or poll), else none", async () => {
+    await fleet(0);
+    const [first, second, third] = gateways as [number, number, number];
+    await presence.hold(first, "queue-0", "connection-0", "stream");
+    await presence.hold(second, "queue-1", "connection-1", "cable");
+    const app = { preferredGatewayId: null, triedGatewayIds: [], app: true };
+    expect(await picker().pick(app)).toMatchObject({ kind: "none", reason: "no_gateway" });
+    await presence.hold(third, "queue-2", "connection-2", "poll");
+    expect(await picker().pick(app)).toMatchObject({ kind: "picked", gatewayId: third });
+    await presence.hold(second, "queue-1", "connection-1", "sse");
+    expect(await picker().pick(app)).toMatchObject({ kind: "picked", gatewayId: second });
+    // Any other message still takes the phone of highest priority.
+    expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({ gatewayId: first });
+  });
+
+  it("lets an expedited message (SMSGate priority 100 and above) past a phone's sends per minute", async () => {
+    await fleet(1);
+    const limited = picker(1);
+    expect(await limited.pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({ kind: "picked" });
+    expect(await limited.pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      kind: "none",
+      reason: "rate_limited",
+    });
+    expect(await limited.pick({ preferredGatewayId: null, triedGatewayIds: [], expedited: true })).toMatchObject({
+      kind: "picked",
+      gatewayId: gateways[0],
+    });
+  });
+
   it("passes over gateways that are online in the database but connected nowhere", async () => {
     await fleet(0);
     expect(await picker().pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({

@@ -591,4 +591,6 @@ export async function registerSmsGateApi(app: FastifyInstance, deps: SmsGateApiS
   };
 
   for (const prefix of smsGateApiPrefixes) await app.register(routes, { prefix });
+  // SMSGate's server answers its probes at the root too (`/health/live`, `/health/ready`, `/health/startup`).
+  for (const probe of ["live", "ready", "startup"]) app.get(`/health/${probe}`, health);
 }

@@ -187,6 +187,36 @@ describe("SMSGate's client library against smsgw", () => {
     expect(sentBy.sort()).toEqual(numbers);
   });
 
+  it("takes numbers as given with skipPhoneValidation, and refuses a send when no phone was seen within deviceActiveWithin", async () => {
+    const phone = await smsGatePhone();
+    const auth = basic(phone.login ?? "", phone.password ?? "");
+    const raw = await api("POST", "/messages?skipPhoneValidation=true", auth, {
+      message: "Raw",
+      phoneNumbers: [" 12345 "],
+    });
+    expect(raw.status).toBe(202);
+    expect((raw.body as MessageState).recipients).toEqual([{ phoneNumber: "12345", state: "Pending" }]);
+    expect((await api("POST", "/messages", auth, { message: "Raw", phoneNumbers: ["12345"] })).status).toBe(400);
+    const seen = await api("POST", `/messages?deviceActiveWithin=1`, auth, {
+      message: "Seen",
+      phoneNumbers: ["+14155552605"],
+      deviceId: phone.deviceId,
+    });
+    expect(seen.status).toBe(202);
+    await server.deps.orm.em
+      .getConnection()
+      .execute(
+        "update gateways set last_heartbeat_at = now() - interval '3 hours', updated_at = now() - interval '3 hours' where device_id = ?",
+        [phone.deviceId],
+      );
+    const stale = await api("POST", `/messages?deviceActiveWithin=2`, auth, {
+      message: "Unseen",
+      phoneNumbers: ["+14155552606"],
+      deviceId: phone.deviceId,
+    });
+    expect(stale).toMatchObject({ status: 400, body: { message: "No device was active within the given period" } });
+  });
+
   it("answers the deprecated paths and both prefixes, with Location, and refuses a repeated id with 409", async () => {
     const phone = await smsGatePhone();
     const auth = basic(phone.login ?? "", phone.password ?? "");
@@ -341,6 +371,7 @@ describe("SMSGate's client library against smsgw", () => {
     });
     for (const probe of ["live", "ready", "startup"]) {
       expect((await rest(server, "GET", `/3rdparty/v1/health/${probe}`)).status).toBe(200);
+      expect((await rest(server, "GET", `/health/${probe}`)).body).toMatchObject({ status: "pass" });
     }
     await phone.receive("+14155550100", "An answer");
     const inbox = await api("GET", `/inbox?deviceId=${phone.deviceId}`, basic(phone.login ?? "", phone.password ?? ""));
