@@ -121,9 +121,13 @@ export async function createDeps(
     enableAutoPipelining: true,
   });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
+  // Only PostgreSQL is needed to start: a Redis that does not answer yet is connected to in the
+  // background (ioredis keeps trying), and the server serves meanwhile as it does in a Redis outage.
+  redis.connect().catch((error: unknown) => {
+    logger.warn({ err: error }, "Redis does not answer at start; serving without it until it does");
+  });
   let connection: NativeConnection | undefined;
   try {
-    await redis.connect();
     connection = await NativeConnection.connect({ address: temporalAddress });
   } catch (error) {
     redis.disconnect();

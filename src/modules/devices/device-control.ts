@@ -86,7 +86,15 @@ export async function startDeviceControl(deps: {
     const event = parse(text);
     if (event !== undefined) apply(event);
   });
-  await subscriber.subscribe(channel);
+  // A Redis that does not answer at start must not keep the server from starting: the first try
+  // ends (subscribed, or refused after the client's retries), and the subscription is made again
+  // whenever the connection is (again) ready; ioredis also renews it itself.
+  const subscribe = () =>
+    subscriber
+      .subscribe(channel)
+      .catch((error: unknown) => logger.warn({ err: error }, "device control not subscribed yet"));
+  subscriber.on("ready", () => void subscribe());
+  await subscribe();
 
   const sweep = setInterval(() => {
     deps.keys
