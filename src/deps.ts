@@ -104,6 +104,22 @@ function secretKeyBase(config: Config, logger: Logger): string {
   }
 }
 
+/**
+ * Refuses a node of a Redis Cluster: smsgw's Lua scripts (the gateway pick, the rate limits) and
+ * its transactions touch several keys at once, which a cluster refuses across hash slots
+ * (`CROSSSLOT`). One Redis (with replicas) is what smsgw needs.
+ */
+async function refuseRedisCluster(redis: Redis): Promise<void> {
+  const info = await redis.info("cluster");
+  if (/^cluster_enabled:1\s*$/m.test(info)) {
+    throw new Error(
+      "REDIS_URL names a node of a Redis Cluster, which smsgw cannot use: its scripts and transactions " +
+        "read and write several keys at once, which a cluster refuses across hash slots (CROSSSLOT). " +
+        "Point REDIS_URL at one Redis server (a primary with replicas).",
+    );
+  }
+}
+
 /** The composition root: connects to PostgreSQL, Redis and Temporal and wires the services. */
 export async function createDeps(
   config: Config,
@@ -121,13 +137,25 @@ export async function createDeps(
     enableAutoPipelining: true,
   });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
-  // Only PostgreSQL is needed to start: a Redis that does not answer yet is connected to in the
-  // background (ioredis keeps trying), and the server serves meanwhile as it does in a Redis outage.
-  redis.connect().catch((error: unknown) => {
-    logger.warn({ err: error }, "Redis does not answer at start; serving without it until it does");
-  });
+  // A Redis that does not answer yet is connected to in the background (ioredis keeps trying), and
+  // the server serves meanwhile as it does in a Redis outage. One that answers must not be a node of
+  // a Redis Cluster (below).
+  const answered = await redis.connect().then(
+    () => true,
+    (error: unknown) => {
+      logger.warn({ err: error }, "Redis does not answer at start; serving without it until it does");
+      return false;
+    },
+  );
   let connection: NativeConnection | undefined;
   try {
+    if (answered) await refuseRedisCluster(redis);
+    // A Redis that comes later is checked when it does (it cannot stop a server that runs: it is told).
+    redis.on("ready", () => {
+      refuseRedisCluster(redis).catch((error: unknown) =>
+        logger.fatal({ err: error }, "the Redis smsgw reached cannot serve it"),
+      );
+    });
     connection = await NativeConnection.connect({ address: temporalAddress });
   } catch (error) {
     redis.disconnect();

@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   clientKey,
@@ -27,7 +30,7 @@ afterAll(async () => {
   redis?.kill("SIGKILL");
 });
 
-describe("starting while Redis does not answer", () => {
+describe("starting while Redis does not answer, or is not one smsgw can use", () => {
   it("comes up degraded, takes sends, and delivers them once Redis comes", async () => {
     const port = await freePort();
     server = await startServer({ ...fastMessages, REDIS_URL: `redis://127.0.0.1:${port}` }, { worker: true });
@@ -56,4 +59,45 @@ describe("starting while Redis does not answer", () => {
     const final = await untilStatus(running, key, messageId, "delivered", 30_000);
     expect(final.status).toBe("delivered");
   }, 90_000);
+
+  it("refuses to start on a node of a Redis Cluster, saying why", async () => {
+    const port = await freePort();
+    const cluster = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        join(tmpdir(), `smsgw-cluster-${port}.conf`),
+      ],
+      { stdio: "ignore" },
+    );
+    try {
+      await eventually(async () => {
+        const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0 });
+        probe.on("error", () => undefined);
+        try {
+          await probe.connect();
+          return (await probe.ping()) === "PONG" ? true : undefined;
+        } catch {
+          return undefined;
+        } finally {
+          probe.disconnect();
+        }
+      });
+      await expect(startServer({ REDIS_URL: `redis://127.0.0.1:${port}` })).rejects.toThrow(
+        /REDIS_URL names a node of a Redis Cluster.*CROSSSLOT/,
+      );
+    } finally {
+      cluster.kill("SIGKILL");
+    }
+  });
 });
