@@ -45,7 +45,7 @@ const maxListLimit = 100;
 export interface SmsGateApiServices {
   keys: Pick<KeysService, "authenticate" | "signIn" | "list" | "revoke" | "smsGateSigningKey" | "setSmsGateSigningKey">;
   messages: Pick<MessagesService, "sendGroup" | "group" | "groups" | "cancelGroup">;
-  gateways: Pick<GatewayRegistry, "list" | "update" | "smsGateSettings" | "updateSmsGateSettings">;
+  gateways: Pick<GatewayRegistry, "list" | "findByDeviceId" | "update" | "smsGateSettings" | "updateSmsGateSettings">;
   webhooks: Pick<WebhookDispatcher, "upsertSmsGate" | "listSmsGate" | "deleteSmsGate" | "resignSmsGate">;
   /** Keeps the accounts' webhook signing keys encrypted. */
   webhookSecrets: Pick<SecretBox, "seal" | "open">;
@@ -438,8 +438,7 @@ export async function registerSmsGateApi(app: FastifyInstance, deps: SmsGateApiS
   const removeDevice = async (request: FastifyRequest, reply: FastifyReply) => {
     const caller = callerOf(request);
     const { id } = request.params as { id: string };
-    const gateway = (await deps.gateways.list()).find((candidate) => candidate.deviceId === id);
-    if (gateway === undefined) throw new SmsGateError(404, "Device not found");
+    const gateway = await deps.gateways.findByDeviceId(id);
     if (!caller.admin && (caller.login === undefined || gateway.metadata.account !== caller.login))
       throw new SmsGateError(403, "Forbidden: this device is not this account's");
     await deps.gateways.update(gateway.id, { active: false });

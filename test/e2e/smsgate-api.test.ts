@@ -454,10 +454,11 @@ describe("SMSGate's client library against smsgw", () => {
       } as never);
       expect(created).toEqual({ id: "hook-1", deviceId: null, url: receiver.url, event: "sms:delivered" });
       await client.registerWebhook({ url: receiver.url, event: "sms:received" } as never);
+      await client.registerWebhook({ id: "delivered", url: receiver.url, event: "sms:delivered" } as never);
       // Upserted by id.
       await client.registerWebhook({ id: "hook-1", url: receiver.url, event: "sms:sent" } as never);
       const listed = await client.getWebhooks();
-      expect(listed.map((hook) => hook.event).sort()).toEqual(["sms:received", "sms:sent"]);
+      expect(listed.map((hook) => hook.event).sort()).toEqual(["sms:delivered", "sms:received", "sms:sent"]);
       // Another credential sees none of them.
       expect((await api("GET", "/webhooks", `Bearer ${await clientKey(server)}`)).body).toEqual([]);
 
@@ -467,7 +468,7 @@ describe("SMSGate's client library against smsgw", () => {
 
       const sent = await client.send({ message: "Signed for", phoneNumbers: ["+14155552690"] });
       await phone.receive("+14155550101", "Incoming");
-      const bodies = await eventually(async () => (receiver.requests.length >= 2 ? receiver.requests : undefined));
+      const bodies = await eventually(async () => (receiver.requests.length >= 3 ? receiver.requests : undefined));
       for (const request of bodies) {
         const timestamp = String(request.headers["x-timestamp"]);
         const expected = createHmac("sha256", signingKey)
@@ -485,9 +486,24 @@ describe("SMSGate's client library against smsgw", () => {
         deviceId: phone.deviceId,
         payload: { messageId: sent.id, phoneNumber: "+14155552690", partsCount: 1, sentAt: expect.any(String) },
       });
-      expect(events.find((event) => event.event === "sms:received")).toMatchObject({
+      expect(events.find((event) => event.event === "sms:delivered")).toEqual({
+        id: expect.any(String),
+        webhookId: "delivered",
+        event: "sms:delivered",
         deviceId: phone.deviceId,
-        payload: { message: "Incoming", phoneNumber: "+14155550101", receivedAt: expect.any(String) },
+        payload: { messageId: sent.id, phoneNumber: "+14155552690", deliveredAt: expect.any(String) },
+      });
+      expect(events.find((event) => event.event === "sms:received")).toEqual({
+        id: expect.any(String),
+        webhookId: expect.any(String),
+        event: "sms:received",
+        deviceId: phone.deviceId,
+        payload: {
+          messageId: expect.stringMatching(/^msg_/),
+          message: "Incoming",
+          phoneNumber: "+14155550101",
+          receivedAt: expect.any(String),
+        },
       });
 
       // A new signing key signs from now on; deleted webhooks get nothing more.

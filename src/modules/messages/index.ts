@@ -6,7 +6,6 @@ export {
   type AttemptStart,
   type DeviceReport,
   type DeviceReportStatus,
-  expeditedPriority,
   finalStatuses,
   type ListedMessageView,
   type MessageView,

@@ -16,10 +16,9 @@ import {
   type AttemptInput,
   type AttemptStart,
   type DeviceReport,
-  expeditedPriority,
-  needsApp,
   type OutboundStatus,
   type PushCommand,
+  routingOf,
 } from "./message.types.js";
 
 export type { MessagePlan } from "./message.repository.js";
@@ -44,18 +43,11 @@ export interface UnacknowledgedCommand {
 /** Plans of just-stored messages kept for their first dispatch; past this, they are read instead. */
 const maxFreshPlans = tuning.freshPlans.value;
 
-/** What a plan says of where a message may go: only to SMSGate's app, or past a phone's pacing. */
-function routing(message: {
-  priority: number;
-  simNumber: number | null;
-  dataPort: number | null;
-  encrypted: boolean;
-}): { app?: true; expedited?: true } {
-  return {
-    ...(needsApp(message) ? { app: true as const } : {}),
-    ...(message.priority >= expeditedPriority ? { expedited: true as const } : {}),
-  };
-}
+/** A plan's routing flags, as an attempt takes them. */
+const planRouting = (plan: MessagePlan) => ({
+  ...(plan.app === true ? { app: true } : {}),
+  ...(plan.expedited === true ? { expedited: true } : {}),
+});
 
 const iso = (value: string | null) => (value === null ? undefined : new Date(value).toISOString());
 
@@ -188,7 +180,7 @@ export class MessageLifecycle {
       attempts: 0,
       preferredGatewayId: message.preferredGatewayId,
       sealed: message.sealedBody !== null,
-      ...routing({
+      ...routingOf({
         priority: message.priority,
         simNumber: message.simNumber ?? null,
         dataPort: message.dataPort ?? null,
@@ -255,8 +247,7 @@ export class MessageLifecycle {
       recipient: plan.recipient,
       body: plan.body,
       sealed: plan.sealed,
-      ...(plan.app === true ? { app: true } : {}),
-      ...(plan.expedited === true ? { expedited: true } : {}),
+      ...planRouting(plan),
     };
     if (plan.gatewayId !== undefined && plan.gatewayId !== null) {
       const push = plan.status === "dispatched" && plan.acked !== true && plan.attempts !== pushed;
@@ -295,8 +286,7 @@ export class MessageLifecycle {
         recipient: plan.recipient,
         body: plan.body,
         sealed: plan.sealed,
-        ...(plan.app === true ? { app: true } : {}),
-        ...(plan.expedited === true ? { expedited: true } : {}),
+        ...planRouting(plan),
       },
       pushHere,
     );

@@ -4,7 +4,7 @@ import { Batcher } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
 import { type RecordedEvent, recordingEvents } from "../events/index.js";
 import { counting } from "../gateways/index.js";
-import { expeditedPriority, type MessageView, type OutboundStatus } from "./message.types.js";
+import { type MessageView, type OutboundStatus, routingOf } from "./message.types.js";
 
 /**
  * The state machine of a message: for each transition, the statuses it may leave. Every statement
@@ -170,7 +170,7 @@ export interface MessagePlan {
   preferredGatewayId: number | null;
   /** `body` is a masked copy: the device activity fetches the text itself right before the push. */
   sealed: boolean;
-  /** Only a phone running SMSGate's app can send it (see `needsApp`). */
+  /** Only a phone running SMSGate's app can send it (see `routingOf`). */
   app?: boolean;
   /** Not held back by a phone's sends per minute (SMSGate priority 100 and above). */
   expedited?: boolean;
@@ -547,11 +547,13 @@ export class MessageRepository {
       gateway_id: number | null;
       device_id: string | null;
       acked: boolean;
-      app: boolean;
+      sim_number: number | null;
+      data_port: number | null;
+      encrypted: boolean;
     }>(
       `${head} status, recipient, body, send_at, expires_at, attempts, preferred_gateway_id, priority,
               sealed_body is not null as sealed, gateway_id, acked_at is not null as acked,
-              (encrypted or data_port is not null or sim_number is not null) as app,
+              sim_number, data_port, encrypted,
               (select device_id from gateways where gateways.id = messages.gateway_id) as device_id ${tail}`,
       [messageId],
     );
@@ -565,8 +567,12 @@ export class MessageRepository {
       attempts: row.attempts,
       preferredGatewayId: row.preferred_gateway_id,
       sealed: row.sealed,
-      ...(row.app ? { app: true } : {}),
-      ...(row.priority >= expeditedPriority ? { expedited: true } : {}),
+      ...routingOf({
+        priority: row.priority,
+        simNumber: row.sim_number,
+        dataPort: row.data_port,
+        encrypted: row.encrypted,
+      }),
       gatewayId: row.status === "dispatched" || row.status === "sent" ? row.gateway_id : null,
       acked: row.acked,
       deviceId: row.device_id,
@@ -1012,30 +1018,24 @@ export class MessageRepository {
       params.push(filters.deviceId);
     }
     const order = filters.ascending ? "asc" : "desc";
-    const page = await this.sql<{ client_key_id: number | null; group_id: string; total: number }>(
-      `select m.client_key_id, coalesce(m.ext_id, m.id) as group_id, count(*) over ()::int as total
-         from messages m left join gateways g on g.id = m.gateway_id
+    // The logical messages that match, one row each (read once for the page, once more for the count
+    // only when the page is past the last one).
+    const grouped = `from messages m left join gateways g on g.id = m.gateway_id
         ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
         group by m.client_key_id, coalesce(m.ext_id, m.id)
-        ${having.length === 0 ? "" : `having ${having.join(" and ")}`}
+        ${having.length === 0 ? "" : `having ${having.join(" and ")}`}`;
+    const page = await this.sql<{ client_key_id: number | null; group_id: string; total: number }>(
+      `select m.client_key_id, coalesce(m.ext_id, m.id) as group_id, count(*) over ()::int as total ${grouped}
         order by min(m.created_at) ${order}, 2 ${order} limit ? offset ?`,
       [...params, filters.limit, filters.offset],
     );
     if (page.length === 0) {
-      // Past the last page: the count is read on its own.
-      const count =
-        filters.offset === 0
-          ? 0
-          : ((
-              await this.one<{ total: number }>(
-                `select count(*)::int as total from (select 1 from messages m left join gateways g on g.id = m.gateway_id
-                  ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
-                  group by m.client_key_id, coalesce(m.ext_id, m.id)
-                  ${having.length === 0 ? "" : `having ${having.join(" and ")}`}) c`,
-                params,
-              )
-            )?.total ?? 0);
-      return { total: count, rows: [] };
+      if (filters.offset === 0) return { total: 0, rows: [] };
+      const count = await this.one<{ total: number }>(
+        `select count(*)::int as total from (select 1 ${grouped}) c`,
+        params,
+      );
+      return { total: count?.total ?? 0, rows: [] };
     }
     const rows = await this.sql<GroupRecipientRow>(
       `${groupRowsSql} join unnest(?::int[], ?::text[]) with ordinality as p(client_key_id, group_id, n)

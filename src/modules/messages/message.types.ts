@@ -134,9 +134,21 @@ export interface MessageWorkflows {
 /** SMSGate's expedited priority: at or above it, a message is not held back by a phone's sends per minute. */
 export const expeditedPriority = 100;
 
-/** What only a phone running SMSGate's app can send: a chosen SIM, a data SMS, encrypted content. */
-export function needsApp(message: { simNumber: number | null; dataPort: number | null; encrypted: boolean }): boolean {
-  return message.simNumber !== null || message.dataPort !== null || message.encrypted;
+/**
+ * Where a message may go: only to a phone running SMSGate's app (`app`: a chosen SIM, a data SMS,
+ * encrypted content), and past a phone's pacing (`expedited`). Absent keys mean neither.
+ */
+export function routingOf(message: {
+  priority: number;
+  simNumber: number | null;
+  dataPort: number | null;
+  encrypted: boolean;
+}): { app?: true; expedited?: true } {
+  const app = message.simNumber !== null || message.dataPort !== null || message.encrypted;
+  return {
+    ...(app ? { app: true as const } : {}),
+    ...(message.priority >= expeditedPriority ? { expedited: true as const } : {}),
+  };
 }
 
 /** Statuses from which nothing moves. */
