@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { delimiter, resolve } from "node:path";
 import { z } from "zod";
+import { redisOptions } from "./shared/redis.js";
 import { tuning } from "./tuning.js";
 
 // The configuration is one zod schema: each variable is declared once below, with its type, its
@@ -183,6 +184,11 @@ const configSchema = environmentSchema.transform((env, ctx) => {
       message: "TLS_CERT and TLS_KEY must be set together",
       input: env,
     });
+  }
+  try {
+    redisOptions(env.REDIS_URL);
+  } catch (error) {
+    ctx.issues.push({ code: "custom", path: ["REDIS_URL"], message: (error as Error).message, input: env });
   }
   return {
     host: env.HOST,

@@ -3,8 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "@temporalio/client";
-import { NativeConnection } from "@temporalio/worker";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openOrm } from "./db/orm.js";
@@ -27,7 +26,9 @@ import { WebhookDispatcher, WebhookRepository } from "./modules/webhooks/index.j
 import { ClientLoad } from "./shared/client-load.js";
 import { randomToken } from "./shared/ids.js";
 import { Metrics } from "./shared/metrics.js";
+import { openRedis } from "./shared/redis.js";
 import { SecretBox } from "./shared/secret-box.js";
+import { TemporalLink } from "./temporal/link.js";
 import { createMessageWorkflows } from "./temporal/message-workflows.js";
 import { createOtpWorkflows } from "./temporal/otp-workflows.js";
 import { createWebhookWorkflows } from "./temporal/webhook-workflows.js";
@@ -44,9 +45,10 @@ export interface Deps {
   readonly temporal: Client;
   /**
    * The client's connection, shared with this process's worker on the shared task queue: a start
-   * from here then runs its first workflow task in this process at once (eager start).
+   * from here then runs its first workflow task in this process at once (eager start). It may come
+   * after the process (Temporal down at start): calls fail as UNAVAILABLE until it does.
    */
-  readonly temporalConnection: NativeConnection;
+  readonly temporalLink: TemporalLink;
   /** Client requests (not device streams) this process is serving, and whether clients send hard; app.ts counts them. */
   readonly load: ClientLoad;
   /** Notices that message workflows took their first step in this process's worker. */
@@ -129,7 +131,7 @@ export async function createDeps(
 ): Promise<Deps> {
   const { tracing } = options;
   const orm = await openOrm(config.databaseUrl);
-  const redis = new Redis(config.redisUrl, {
+  const redis = openRedis(config.redisUrl, {
     maxRetriesPerRequest: 3,
     lazyConnect: true,
     // Commands given in the same turn of the event loop (the rate limits of requests that arrived
@@ -147,7 +149,7 @@ export async function createDeps(
       return false;
     },
   );
-  let connection: NativeConnection | undefined;
+  let link: TemporalLink | undefined;
   try {
     if (answered) await refuseRedisCluster(redis);
     // A Redis that comes later is checked when it does (it cannot stop a server that runs: it is told).
@@ -156,15 +158,16 @@ export async function createDeps(
         logger.fatal({ err: error }, "the Redis smsgw reached cannot serve it"),
       );
     });
-    connection = await NativeConnection.connect({ address: temporalAddress });
+    // Like Redis, Temporal may come later: the link keeps trying, and the server serves meanwhile.
+    link = await TemporalLink.open(temporalAddress, logger);
   } catch (error) {
     redis.disconnect();
     await orm.close();
     throw error;
   }
-  const temporalConnection = connection;
+  const temporalLink = link;
   const temporal = new Client({
-    connection: temporalConnection,
+    connection: temporalLink,
     namespace: config.temporalNamespace,
     // Traced: workflow starts and signals carry the caller's trace context in their headers.
     ...(tracing === undefined
@@ -298,7 +301,7 @@ export async function createDeps(
     redis,
     temporalAddress,
     temporal,
-    temporalConnection,
+    temporalLink,
     load,
     firstSteps,
     instanceTaskQueue,
@@ -325,7 +328,7 @@ export async function createDeps(
     async close() {
       backlog.stop();
       await stopDeviceControl();
-      await temporalConnection.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
+      await temporalLink.close().catch((error: unknown) => logger.warn({ err: error }, "closing Temporal"));
       await redis.quit().catch(() => redis.disconnect());
       await orm.close();
     },

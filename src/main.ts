@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
 import { createLogger } from "./logger.js";
@@ -9,6 +8,7 @@ import { GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js"
 import { type KeyRecord, KeyRepository, type KeyScope, KeysService } from "./modules/keys/index.js";
 import { serve } from "./serve.js";
 import { DomainError } from "./shared/errors.js";
+import { openRedis } from "./shared/redis.js";
 
 const usage = `smsgw: a self-hosted SMS gateway
 
@@ -131,7 +131,7 @@ async function keysCommand(args: string[]): Promise<void> {
     const config = loadConfig();
     const record = await withServices(async (keys) => {
       // Every running instance hears of it through Redis and cuts the key's live connections.
-      const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+      const redis = openRedis(config.redisUrl, { maxRetriesPerRequest: 1 });
       keys.onRevoked((keyId) => publishDeviceControl(redis, { type: "key_revoked", keyId }));
       try {
         return await keys.revoke(id);

@@ -10,7 +10,7 @@ import { createListener } from "./http/listener.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
 import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
-import { ensureSearchAttributes } from "./temporal/search-attributes.js";
+import { ensureSearchAttributes, untilSearchAttributesUsable } from "./temporal/search-attributes.js";
 import { createDeviceWorker, createWebhookWorker, createWorker } from "./temporal/worker.js";
 import { workflowBundlePath } from "./temporal/workflow-bundle.js";
 import { startTracing } from "./tracing.js";
@@ -48,6 +48,46 @@ async function temporalFor(config: Config, logger: Logger): Promise<LocalTempora
 }
 
 /**
+ * Sets up what needs Temporal once it answers, trying again (every few seconds) while the set-up
+ * fails, then starts at once the workflows of the messages stored meanwhile (the sweeper would
+ * within 30 s).
+ */
+async function temporalWhenItComes(
+  deps: Deps,
+  logger: Logger,
+  setUp: () => Promise<void>,
+  stopping: () => boolean,
+): Promise<void> {
+  const ready = deps.temporalLink.ready();
+  // A server stopped before Temporal came stops waiting for it.
+  const stopped = new Promise<undefined>((resolve) => {
+    const check = setInterval(() => {
+      if (!stopping()) return;
+      clearInterval(check);
+      resolve(undefined);
+    }, 100);
+    void ready.then(() => clearInterval(check));
+  });
+  if ((await Promise.race([ready, stopped])) === undefined) return;
+  for (;;) {
+    try {
+      await setUp();
+      break;
+    } catch (error) {
+      if (stopping()) return;
+      logger.warn({ err: error }, "setting up Temporal failed; trying again");
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+  if (stopping()) return;
+  const started = await deps.messages.startMissingWorkflows(0).catch((error: unknown) => {
+    logger.warn({ err: error }, "starting the workflows of messages stored without Temporal failed; the sweeper will");
+    return 0;
+  });
+  logger.info({ started }, "Temporal is set up; the messages stored while it was away are moving");
+}
+
+/**
  * Starts everything `smsgw serve` runs: database (created and migrated), Temporal (search attributes
  * and schedules), the worker and the API on one port.
  */
@@ -60,25 +100,39 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   const deps = await createDeps(config, logger, temporal.address, { tracing, worker: options.worker });
   const applied = await migrate(deps.orm);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
-  await ensureSearchAttributes(deps.temporalConnection, config.temporalNamespace);
 
-  const workers: { worker: Worker; running: Promise<void> }[] = [];
-  const run = (worker: Worker, name: string) => {
+  const workers: { name: string; worker: Worker; running: Promise<void> }[] = [];
+  /** Makes and runs a worker, once (a set-up tried again after a failure keeps those it made). */
+  const run = async (name: string, make: () => Promise<Worker>) => {
+    if (workers.some((worker) => worker.name === name)) return;
+    const worker = await make();
     const running = worker.run();
     running.catch((error: unknown) => logger.fatal({ err: error, worker: name }, "a Temporal worker stopped"));
-    workers.push({ worker, running });
+    workers.push({ name, worker, running });
   };
-  if (options.worker) {
-    if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
-    // Tests hand in code bundled once; a server uses (or builds, in a child process) the cached bundle.
-    const workflowBundle = options.workflowBundle ?? {
-      codePath: await workflowBundlePath(config.dataDir, { tracing: tracing !== undefined }),
-    };
-    run(await createWorker(deps, { workflowBundle }), "shared");
-    run(await createWebhookWorker(deps), "webhooks");
-  }
-  // Devices connect to the API: the instance serving it pushes their commands.
-  if (options.api) run(await createDeviceWorker(deps), "devices");
+  let stopping = false;
+  /** What needs Temporal: its search attributes, the schedules, and the workers. */
+  const onTemporal = async () => {
+    await ensureSearchAttributes(deps.temporalLink, config.temporalNamespace);
+    await untilSearchAttributesUsable(deps.temporalLink, config.temporalNamespace);
+    if (stopping) return;
+    if (options.worker) {
+      if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
+      // Tests hand in code bundled once; a server uses (or builds, in a child process) the cached bundle.
+      const workflowBundle = options.workflowBundle ?? {
+        codePath: await workflowBundlePath(config.dataDir, { tracing: tracing !== undefined }),
+      };
+      await run("shared", () => createWorker(deps, { workflowBundle }));
+      await run("webhooks", () => createWebhookWorker(deps));
+    }
+    // Devices connect to the API: the instance serving it pushes their commands.
+    if (options.api) await run("devices", () => createDeviceWorker(deps));
+  };
+  // Temporal that answers at start is set up before the API listens, as before; one that does not is
+  // set up when it comes, while the API serves (sends are stored, and started then).
+  let lateTemporal: Promise<void> | undefined;
+  if (deps.temporalLink.connected) await onTemporal();
+  else lateTemporal = temporalWhenItComes(deps, logger, onTemporal, () => stopping);
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -96,6 +150,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
     app,
     url,
     async stop() {
+      stopping = true;
       // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
       // their tasks.
       deps.connections.closeAll("shutdown");
@@ -104,6 +159,8 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       await new Promise((resolve) => setTimeout(resolve, 50));
       cable.close();
       await Promise.all([app?.close(), listener.closeSessions(config.shutdownTimeoutMs)]);
+      // Set up for a Temporal that came late: finished (or given up) before the workers are stopped.
+      await lateTemporal;
       for (const worker of workers) if (worker.worker.getState() === "RUNNING") worker.worker.shutdown();
       // The workers share the process's Temporal connection, which deps.close() closes.
       for (const worker of workers) await worker.running.catch(() => undefined);

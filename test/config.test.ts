@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ConfigError, environment, loadConfig } from "../src/config.js";
+import { redisOptions } from "../src/shared/redis.js";
 import { tuning } from "../src/tuning.js";
 
 /** The variables of the manual's first configuration table, each with the default written there. */
@@ -56,6 +57,33 @@ describe("configuration", () => {
     expect(() => loadConfig({ TLS_CERT: "cert.pem" })).toThrow(
       new ConfigError("TLS_CERT and TLS_KEY must be set together"),
     );
+    expect(() => loadConfig({ REDIS_URL: "memcached://127.0.0.1:11211" })).toThrow(
+      new ConfigError('REDIS_URL must start with redis://, rediss:// or redis+sentinel://, not "memcached://"'),
+    );
+    expect(() => loadConfig({ REDIS_URL: "redis+sentinel://127.0.0.1:26379" })).toThrow(/needs the primary's name/);
+  });
+
+  it("reads REDIS_URL as one server or as the primary a set of Sentinels names", () => {
+    expect(redisOptions("redis://:s%40cret@cache.internal:6380/2")).toMatchObject({
+      host: "cache.internal",
+      port: 6380,
+      db: 2,
+      password: "s@cret",
+    });
+    expect(
+      redisOptions("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2,[::1]:26380/mymaster/3?sentinel_password=sp"),
+    ).toEqual({
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "10.0.0.2", port: 26379 },
+        { host: "::1", port: 26380 },
+      ],
+      name: "mymaster",
+      db: 3,
+      password: "pw",
+      sentinelPassword: "sp",
+      failoverDetector: true,
+    });
   });
 
   it("reads an empty variable as unset, and shapes the values as the server uses them", () => {

@@ -1,6 +1,6 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type NativeConnection, Worker, type WorkerOptions } from "@temporalio/worker";
+import { Worker, type WorkerOptions } from "@temporalio/worker";
 import type { Config } from "../config.js";
 import { createDeviceActivities } from "../modules/devices/index.js";
 import { createGatewayActivities, type GatewayRegistry } from "../modules/gateways/index.js";
@@ -13,6 +13,7 @@ import {
 import { createOtpActivities, type OneTimePasswords } from "../modules/otp/index.js";
 import { createWebhookActivities, type WebhookDispatcher } from "../modules/webhooks/index.js";
 import { type Tracing, temporalTracing } from "../tracing.js";
+import type { TemporalLink } from "./link.js";
 import { webhookTaskQueue } from "./webhook-workflows.js";
 import type { FirstSteps } from "./workflow-calls.js";
 
@@ -24,7 +25,8 @@ export const workflowsPath = fileURLToPath(
 /** What the workers need: the connection, and the services their activities call. */
 export interface WorkerServices {
   readonly config: Config;
-  readonly temporalConnection: NativeConnection;
+  /** The process's connection to Temporal; a worker is made once it is connected. */
+  readonly temporalLink: TemporalLink;
   readonly tracing: Tracing | undefined;
   /** This process's own task queue: pushes to the devices connected here run on it. */
   readonly instanceTaskQueue: string;
@@ -64,7 +66,7 @@ async function queueWorker(
   const { tracing } = deps;
   const otel = tracing === undefined ? undefined : await temporalTracing();
   return Worker.create({
-    connection: deps.temporalConnection,
+    connection: await deps.temporalLink.ready(),
     namespace: deps.config.temporalNamespace,
     ...options,
     // Traced: activities run in their workflow's trace, and workflow spans (made in the sandbox by the

@@ -7,6 +7,7 @@ import {
   type WorkflowStartOptions,
 } from "@temporalio/client";
 import { tuning } from "../tuning.js";
+import { isUnmappedSearchAttribute } from "./search-attributes.js";
 
 /**
  * Starts a workflow whose id is a business id, at most once: a running one is kept
@@ -19,18 +20,29 @@ export async function startOnce<T extends Workflow>(
   workflow: T,
   options: Omit<WorkflowStartOptions<T>, "workflowIdConflictPolicy" | "workflowIdReusePolicy">,
 ): Promise<boolean> {
-  try {
-    const handle = await client.workflow.start(workflow, {
-      ...options,
-      workflowIdConflictPolicy: "USE_EXISTING",
-      workflowIdReusePolicy: "REJECT_DUPLICATE",
-    } as WorkflowStartOptions<T>);
-    return handle.eagerlyStarted;
-  } catch (error) {
-    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    return false;
+  const deadline = Date.now() + unmappedRetryMs;
+  for (;;) {
+    try {
+      const handle = await client.workflow.start(workflow, {
+        ...options,
+        workflowIdConflictPolicy: "USE_EXISTING",
+        workflowIdReusePolicy: "REJECT_DUPLICATE",
+      } as WorkflowStartOptions<T>);
+      return handle.eagerlyStarted;
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) return false;
+      // A search attribute another instance added a moment ago, not yet taken in by this frontend.
+      if (!isUnmappedSearchAttribute(error) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 }
+
+/**
+ * How long a start refused for a search attribute the server has not taken in yet is tried again:
+ * Temporal's frontends refresh their namespace cache every few seconds (2 s by default).
+ */
+const unmappedRetryMs = 10_000;
 
 /** Signals a workflow; a workflow that finished (or never started) no longer cares, and is skipped. */
 export async function signalIfRunning<Args extends unknown[]>(
