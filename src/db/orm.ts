@@ -89,8 +89,18 @@ export async function openOrm(databaseUrl: string): Promise<MikroORM> {
 
 /** Applies every pending migration; returns the names of those applied. */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.getMigrator().up();
-  return applied.map((migration) => migration.name);
+  // Several instances started at once against a new database would each create the migrations table
+  // and apply the same migrations: one at a time, under a session lock, and the later ones find
+  // nothing left to do.
+  const lock = new pg.Client({ connectionString: orm.config.get("clientUrl") });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock(hashtext('smsgw migrations'))");
+    const applied = await orm.getMigrator().up();
+    return applied.map((migration) => migration.name);
+  } finally {
+    await lock.end();
+  }
 }
 
 /** Whether PostgreSQL answers (the health check). */
