@@ -220,6 +220,8 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     deliveredTimes,
     /** How many commands each phone has been given so far. */
     spread: () => phones.map((phone) => phone.tally.commands),
+    /** Each acknowledgement's time from the phone to its receipt (the server answers once it is durable). */
+    ackReceipts: () => phones.flatMap((phone) => phone.ackReceiptMs),
     /**
      * Puts phones running the SMSGate app in place of the stream phones (those are made inactive):
      * registered with a registration token, told on their events stream, fetching with `GET /message`.
@@ -431,6 +433,7 @@ async function main(): Promise<void> {
   const drainRate = burstDelivered.size / drainSeconds;
   const cpuPer = (cpuMs.server + cpuMs.temporal + cpuMs.postgres) / Math.max(1, burstDelivered.size);
   const acceptLatency = burst.sent.map((s) => s.acceptedAt - s.sentAt);
+  const burstAcks = run.ackReceipts();
   say(
     `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
   );
@@ -503,6 +506,7 @@ async function main(): Promise<void> {
     `burst of ${burstMessages}: accepted ${accepted.length} at ${acceptRate.toFixed(0)} sends/s (${ratio(acceptRate, bareRate)}× bare), ${latencyLine("accept (HTTP 202)", acceptLatency)}`,
     `  server CPU while the burst was sent: ${(acceptingCpuMs / Math.max(1, accepted.length)).toFixed(2)} ms per accepted send (the starter's work in that time included)`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
+    `  ${latencyLine("acknowledgement → its receipt (recorded, durable)", burstAcks)}`,
     `  commands per phone (${spread.length} equally loaded, send cap raised): min ${Math.min(...spread)}, max ${Math.max(...spread)} (a fair share is ${Math.round(burstDelivered.size / Math.max(1, spread.length))})`,
     `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
     `peak RSS under the burst: server ${peaks.server?.total} MiB, Temporal dev server ${peaks.temporal?.total} MiB (of which pages of their binaries and libraries: ${peaks.server?.file} and ${peaks.temporal?.file} MiB)`,

@@ -69,6 +69,10 @@ export const tuning = {
    */
   insertBatchSize: { value: 200, measured: "0906370: no sweep recorded; a 32-client burst never fills it" },
   insertBatchesInFlight: { value: 2, measured: "0906370: no sweep recorded" },
+  /** Acknowledgements recorded in one statement (a phone taking a burst sends them back to back). */
+  ackBatchSize: { value: 500, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
+  /** Acknowledgement statements running at once; further acknowledgements wait for one and go in the next. */
+  ackBatchesInFlight: { value: 2, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
   /** Plans of just-stored messages kept for their first dispatch (read back from the database past this). */
   freshPlans: { value: 4096, measured: "aca9455: no sweep recorded; more than a 2,000-message burst" },
 } satisfies Record<string, { readonly value: number | string; readonly measured: string }>;

@@ -131,6 +131,13 @@ export class SimulatedGateway {
   private readonly recipients = new Map<string, string>();
   /** Frames sent and not yet answered by a receipt, by report id, oldest first, with when last sent. */
   private readonly unanswered = new Map<string, { frame: Frame; sentAt: number }>();
+  /** When each acknowledgement was first sent. */
+  private readonly ackSentAt = new Map<string, number>();
+  /**
+   * For each acknowledgement the server took, the milliseconds from sending it to its receipt: the
+   * server answers once the acknowledgement is durable, so this bounds how long it was not.
+   */
+  readonly ackReceiptMs: number[] = [];
   private readonly listeners: ((command: SendSmsCommand) => void)[] = [];
   private readonly sendListeners: ((messageId: string) => void)[] = [];
   private connected: Promise<void> | undefined;
@@ -276,6 +283,8 @@ export class SimulatedGateway {
     const messageId = reportId.startsWith("ack:") ? reportId.slice(4) : undefined;
     if (messageId === undefined || this.held.get(messageId) !== "acking") return;
     if (error === undefined) {
+      const sentAt = this.ackSentAt.get(messageId);
+      if (sentAt !== undefined) this.ackReceiptMs.push(Date.now() - sentAt);
       this.held.set(messageId, "sending");
       this.deliver(messageId);
     } else {
@@ -314,6 +323,7 @@ export class SimulatedGateway {
   }
 
   private acknowledge(messageId: string): void {
+    if (!this.ackSentAt.has(messageId)) this.ackSentAt.set(messageId, Date.now());
     this.sendReliably(`ack:${messageId}`, {
       frame: { case: "ack", value: { messageId, reportId: `ack:${messageId}` } },
     });

@@ -37,7 +37,8 @@ afterAll(async () => {
 function redisServer(port: number, ...extra: string[]): ChildProcess {
   const child = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extra],
+    // The primary writes a snapshot to sync its replica: into the test's directory.
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extra],
     { stdio: "ignore" },
   );
   children.push(child);

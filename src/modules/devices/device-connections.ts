@@ -15,6 +15,8 @@ export class DeviceConnection {
   paused = false;
   closeReason: CloseReason | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Frames being recorded while the connection reads on (acknowledgements). */
+  private readonly recording = new Set<Promise<void>>();
 
   constructor(
     readonly gateway: ConnectedGateway,
@@ -22,6 +24,18 @@ export class DeviceConnection {
     readonly channel: DeviceChannel,
   ) {
     this.commands = new CommandQueue(capacity);
+  }
+
+  /** Records `work` while the connection reads on; resolves when at most `limit` are still being recorded. */
+  async alongside(work: Promise<void>, limit: number): Promise<void> {
+    this.recording.add(work);
+    void work.finally(() => this.recording.delete(work));
+    while (this.recording.size >= limit) await Promise.race(this.recording);
+  }
+
+  /** Resolves once every frame read so far is recorded. */
+  async recorded(): Promise<void> {
+    while (this.recording.size > 0) await Promise.all(this.recording);
   }
 
   every(ms: number, tick: () => void): void {

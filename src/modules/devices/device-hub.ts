@@ -6,6 +6,9 @@ import type { ConnectedGateway, DeviceChannel, DeviceFrame, InboundSink } from "
 import { DeviceConnection, type LiveDevices } from "./device-connections.js";
 import type { Presence } from "./presence.js";
 
+/** Acknowledgements one connection may have being recorded at once; its reading waits past that. */
+const maxAcksRecording = 1000;
+
 /**
  * The devices connected to this instance, whatever channel they use. It keeps their presence in
  * Redis, hands their frames to the domain, and pushes commands to them.
@@ -99,6 +102,16 @@ export class DeviceHub {
    * gets no receipt, so the device sends it again. The connection stays either way.
    */
   async handle(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
+    // An acknowledgement is recorded while the connection reads on: a phone taking a burst sends them
+    // back to back, and they share statements (the repository batches them) instead of each waiting
+    // for the one before. Any other frame waits until the acknowledgements before it are recorded, so
+    // that what a device says is recorded in the order it said it.
+    if (frame.type === "ack") return connection.alongside(this.record(connection, frame), maxAcksRecording);
+    await connection.recorded();
+    await this.record(connection, frame);
+  }
+
+  private async record(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
     const { deviceId } = connection.gateway;
     connection.lastSeenMs = Date.now();
     const reportId = frame.type === "heartbeat" ? undefined : frame.reportId;
@@ -108,7 +121,7 @@ export class DeviceHub {
       }
     };
     try {
-      await this.record(connection.gateway.gatewayId, frame);
+      await this.recordFrame(connection.gateway.gatewayId, frame);
       receipt();
     } catch (error) {
       if (error instanceof DomainError) {
@@ -122,7 +135,7 @@ export class DeviceHub {
   }
 
   /** Records what a frame says; throws when it is refused or cannot be recorded. */
-  private async record(gatewayId: number, frame: DeviceFrame): Promise<void> {
+  private async recordFrame(gatewayId: number, frame: DeviceFrame): Promise<void> {
     switch (frame.type) {
       case "heartbeat":
         await this.deps.gateways.heartbeat(gatewayId, frame);
@@ -155,6 +168,8 @@ export class DeviceHub {
    */
   async disconnect(connection: DeviceConnection): Promise<void> {
     connection.close(connection.closeReason ?? "device_closed");
+    // What the device acknowledged before it went is recorded before its messages in flight fail over.
+    await connection.recorded();
     const { gatewayId, deviceId } = connection.gateway;
     this.deps.connections.remove(connection);
     if (connection.closeReason === "replaced") return;

@@ -742,18 +742,45 @@ export class MessageRepository {
    * whether the message is that gateway's to send: it holds it now, or already reported on it. The
    * condition is on the message's row, so of an acknowledgement and a requeue only the first counts.
    */
-  async acknowledge(messageId: string, gatewayId: number): Promise<{ held: boolean; status: OutboundStatus | null }> {
-    const row = await this.one<{ held: boolean; status: OutboundStatus }>(
-      `with m as (update messages set acked_at = coalesce(acked_at, now())
-                   where id = ? and gateway_id = ? and status = 'dispatched' returning id, attempts),
+  acknowledge(messageId: string, gatewayId: number): Promise<{ held: boolean; status: OutboundStatus | null }> {
+    return this.acks.add({ messageId, gatewayId });
+  }
+
+  /**
+   * Acknowledgements that arrive together (a phone taking a burst, many phones at once) share one
+   * statement and one commit: each is durable within a round trip instead of waiting behind the
+   * others, so that a command a phone acknowledged is not sent to it again after a crash.
+   */
+  private readonly acks = new Batcher<
+    { messageId: string; gatewayId: number },
+    { held: boolean; status: OutboundStatus | null }
+  >((items) => this.acknowledgeMany(items), {
+    maxBatch: tuning.ackBatchSize.value,
+    concurrency: tuning.ackBatchesInFlight.value,
+  });
+
+  private async acknowledgeMany(
+    items: { messageId: string; gatewayId: number }[],
+  ): Promise<{ held: boolean; status: OutboundStatus | null }[]> {
+    const rows = await this.sql<{ n: number; held: boolean; status: OutboundStatus | null }>(
+      `with p as (select * from unnest(?::text[], ?::int[]) with ordinality as p(id, gateway_id, n)),
+       m as (update messages x set acked_at = coalesce(x.acked_at, now())
+               from p where x.id = p.id and x.gateway_id = p.gateway_id and x.status = 'dispatched'
+             returning x.id, x.attempts),
        a as (update message_attempts a set acked_at = coalesce(a.acked_at, now())
                from m where a.message_id = m.id and a.attempt = m.attempts)
-       select exists (select 1 from m)
-                or (x.gateway_id = ? and x.status in ('sent', 'delivered', 'failed')) as held, x.status
-         from messages x where x.id = ?`,
-      [messageId, gatewayId, gatewayId, messageId],
+       select p.n::int as n,
+              coalesce(exists (select 1 from m where m.id = p.id)
+                or (x.gateway_id = p.gateway_id and x.status in ('sent', 'delivered', 'failed')), false) as held,
+              x.status
+         from p left join messages x on x.id = p.id`,
+      [items.map((item) => item.messageId), items.map((item) => item.gatewayId)],
     );
-    return { held: row?.held ?? false, status: row?.status ?? null };
+    const byPosition = new Map(rows.map((row) => [Number(row.n), row]));
+    return items.map((_, i) => {
+      const row = byPosition.get(i + 1);
+      return { held: row?.held ?? false, status: row?.status ?? null };
+    });
   }
 
   /**
