@@ -141,3 +141,22 @@ export function peakRss(pids: Record<string, number>): { stop(): Record<string, 
     },
   };
 }
+
+/**
+ * A Prometheus histogram read from a `/metrics` text: the share of observations at or under each
+ * bucket bound, and the smallest bound that holds `p` percent of them (a quantile, to the bucket).
+ */
+export function histogramOf(
+  text: string,
+  name: string,
+): { count: number; within(le: number): number; bound(p: number): number } {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+(?:\\.\\d+)?)$`, "gm"))].map(
+    (match) => ({ le: match[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(match[1]), count: Number(match[2]) }),
+  );
+  const count = buckets.at(-1)?.count ?? 0;
+  return {
+    count,
+    within: (le) => (count === 0 ? Number.NaN : (buckets.find((bucket) => bucket.le === le)?.count ?? 0) / count),
+    bound: (p) => buckets.find((bucket) => bucket.count >= (p / 100) * count)?.le ?? Number.NaN,
+  };
+}

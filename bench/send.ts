@@ -25,7 +25,7 @@ import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-g
 import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
-import { latencyLine, machine, peakRss, percentile, pidsNamed, processCpuMs } from "./harness.js";
+import { histogramOf, latencyLine, machine, peakRss, percentile, pidsNamed, processCpuMs } from "./harness.js";
 
 const burstMessages = Number(process.env.BENCH_MESSAGES ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -434,6 +434,10 @@ async function main(): Promise<void> {
   const cpuPer = (cpuMs.server + cpuMs.temporal + cpuMs.postgres) / Math.max(1, burstDelivered.size);
   const acceptLatency = burst.sent.map((s) => s.acceptedAt - s.sentAt);
   const burstAcks = run.ackReceipts();
+  const ackDurable = histogramOf(
+    await fetch(`${run.url}/metrics`).then((response) => response.text()),
+    "smsgw_device_ack_record_seconds",
+  );
   say(
     `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
   );
@@ -507,6 +511,7 @@ async function main(): Promise<void> {
     `  server CPU while the burst was sent: ${(acceptingCpuMs / Math.max(1, accepted.length)).toFixed(2)} ms per accepted send (the starter's work in that time included)`,
     `burst drained: ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s = ${drainRate.toFixed(1)} msg/s (${ratio(drainRate, floor.perSecond)}× floor)`,
     `  ${latencyLine("acknowledgement → its receipt (recorded, durable)", burstAcks)}`,
+    `  acknowledgement read → durable (server, smsgw_device_ack_record_seconds): ${(ackDurable.within(0.05) * 100).toFixed(2)} % within 50 ms, ${(ackDurable.within(0.01) * 100).toFixed(1)} % within 10 ms, p99 ≤ ${ackDurable.bound(99) * 1000} ms (n=${ackDurable.count})`,
     `  commands per phone (${spread.length} equally loaded, send cap raised): min ${Math.min(...spread)}, max ${Math.max(...spread)} (a fair share is ${Math.round(burstDelivered.size / Math.max(1, spread.length))})`,
     `CPU per delivered message: ${cpuPer.toFixed(1)} ms (server ${(cpuMs.server / burstDelivered.size).toFixed(1)}, Temporal ${(cpuMs.temporal / burstDelivered.size).toFixed(1)}, PostgreSQL ${(cpuMs.postgres / burstDelivered.size).toFixed(1)}; floor ${floorCpuPer.toFixed(1)} without PostgreSQL)`,
     `peak RSS under the burst: server ${peaks.server?.total} MiB, Temporal dev server ${peaks.temporal?.total} MiB (of which pages of their binaries and libraries: ${peaks.server?.file} and ${peaks.temporal?.file} MiB)`,

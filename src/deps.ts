@@ -260,6 +260,7 @@ export async function createDeps(
     logger,
     taskQueue: instanceTaskQueue,
     ...config.devices,
+    ackRecorded: (seconds) => metrics.ackRecorded(seconds),
   });
   // Redis back after an outage (perhaps empty): the devices connected here are claimed again at once.
   redis.on("ready", () => {

@@ -57,6 +57,8 @@ describe("domain metrics on /metrics", () => {
     expect(sample(text, "smsgw_messages_accepted_total")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "smsgw_message_accept_to_delivered_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(sample(text, "smsgw_message_accept_to_dispatch_seconds_count")).toBeGreaterThanOrEqual(1);
+    // The phone acknowledged the command: how long that took to be durable is measured.
+    expect(sample(text, "smsgw_device_ack_record_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'smsgw_devices_connected{channel="stream"}')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'smsgw_messages_backlog{status="queued"}')).toBe(0);
     expect(sample(text, "smsgw_commands_unacknowledged")).toBe(0);

@@ -62,6 +62,12 @@ export class Metrics {
     "smsgw_message_accept_to_delivered_seconds",
     "From acceptance to the delivery report.",
   );
+  private readonly ackRecording = new Histogram({
+    name: "smsgw_device_ack_record_seconds",
+    help: "From a device's acknowledgement frame read off its connection to its being durable in PostgreSQL.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [this.registry],
+  });
   private readonly webhookDeliveries = new Counter({
     name: "smsgw_webhook_deliveries_total",
     help: "Webhook deliveries ended: succeeded, or failed for good.",
@@ -186,6 +192,11 @@ export class Metrics {
 
   delivered(ageSeconds: number): void {
     this.toDelivered.observe(ageSeconds);
+  }
+
+  /** A device's acknowledgement became durable `seconds` after its frame was read. */
+  ackRecorded(seconds: number): void {
+    this.ackRecording.observe(seconds);
   }
 
   webhookAttempt(outcome: string, durationMs: number): void {

@@ -30,6 +30,8 @@ export class DeviceHub {
       pingIntervalSeconds: number;
       idleTimeoutSeconds: number;
       maxQueuedCommands: number;
+      /** Told how long each acknowledgement took to become durable. */
+      ackRecorded?: (seconds: number) => void;
     },
   ) {}
 
@@ -106,12 +108,17 @@ export class DeviceHub {
     // back to back, and they share statements (the repository batches them) instead of each waiting
     // for the one before. Any other frame waits until the acknowledgements before it are recorded, so
     // that what a device says is recorded in the order it said it.
-    if (frame.type === "ack") return connection.alongside(this.record(connection, frame), maxAcksRecording);
+    if (frame.type === "ack") {
+      const readAt = performance.now();
+      const durable = () => this.deps.ackRecorded?.((performance.now() - readAt) / 1000);
+      return connection.alongside(this.record(connection, frame, durable), maxAcksRecording);
+    }
     await connection.recorded();
     await this.record(connection, frame);
   }
 
-  private async record(connection: DeviceConnection, frame: DeviceFrame): Promise<void> {
+  /** Records a frame and answers it; `recorded` is told the moment it is durable. */
+  private async record(connection: DeviceConnection, frame: DeviceFrame, recorded?: () => void): Promise<void> {
     const { deviceId } = connection.gateway;
     connection.lastSeenMs = Date.now();
     const reportId = frame.type === "heartbeat" ? undefined : frame.reportId;
@@ -122,6 +129,7 @@ export class DeviceHub {
     };
     try {
       await this.recordFrame(connection.gateway.gatewayId, frame);
+      recorded?.();
       receipt();
     } catch (error) {
       if (error instanceof DomainError) {
