@@ -2,6 +2,7 @@
 // other, each against its own PostgreSQL, Redis and Temporal, and prints one table. Exits 1 when any
 // scenario broke a promise (a message given to two phones, a report lost, one left stuck, a 500).
 import {
+  clusterOnly,
   phoneLatencyMs,
   runScenario,
   type ScenarioName,
@@ -41,13 +42,20 @@ export function table(results: ScenarioResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const asked = process.argv.slice(2);
+  const cluster = process.argv.includes("--cluster");
+  const asked = process.argv.slice(2).filter((arg) => arg !== "--cluster");
   const unknown = asked.filter((name) => !(scenarioNames as readonly string[]).includes(name));
   if (unknown.length > 0) {
     process.stderr.write(`unknown scenario(s): ${unknown.join(", ")}; known: ${scenarioNames.join(", ")}\n`);
     process.exit(2);
   }
-  const chosen = (asked.length > 0 ? asked : scenarioNames) as ScenarioName[];
+  const chosen = (
+    asked.length > 0 ? asked : scenarioNames.filter((name) => cluster || !clusterOnly.includes(name))
+  ) as ScenarioName[];
+  if (!cluster && chosen.some((name) => clusterOnly.includes(name))) {
+    process.stderr.write(`${clusterOnly.join(" and ")} need --cluster (Temporal's own server)\n`);
+    process.exit(2);
+  }
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const results: ScenarioResult[] = [];
   for (const name of chosen) {
@@ -55,6 +63,7 @@ async function main(): Promise<void> {
       log,
       legacyPhones: process.env.CHAOS_PHONES === "legacy",
       smsGatePhones: Number(process.env.CHAOS_SMSGATE_PHONES ?? 1),
+      cluster,
     });
     results.push(result);
     const broken = violations(result);
@@ -64,7 +73,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `\n500 REST sends at 50/s, each with its own idempotency key, sent again after no answer or a 503; 3 simulated phones on the gRPC stream (acknowledge, send on the receipt, report ` +
-      `${phoneLatencyMs} ms later, keep unanswered frames and send them again) and ${process.env.CHAOS_SMSGATE_PHONES ?? 1} speaking the SMSGate app's protocol (send what they fetch, report Processed, Sent, Delivered ${phoneLatencyMs} ms later, again until answered), failure injected 4 s into the burst\n\n`,
+      `${phoneLatencyMs} ms later, keep unanswered frames and send them again) and ${process.env.CHAOS_SMSGATE_PHONES ?? 1} speaking the SMSGate app's protocol (send what they fetch, report Processed, Sent, Delivered ${phoneLatencyMs} ms later, again until answered), failure injected 4 s into the burst; Temporal: ${cluster ? "its own server 1.29.1 (four services as four processes, 4 history shards, on a PostgreSQL of its own with SQL visibility)" : "the dev server (file-backed SQLite)"}\n\n`,
   );
   for (const result of results) process.stdout.write(`- ${result.name}: ${result.failure}\n`);
   process.stdout.write(`\n${table(results)}\n`);

@@ -9,11 +9,30 @@ import pg from "pg";
 import { freePort } from "../src/shared/ports.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
 import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
-import { OwnPostgres, OwnRedis, OwnTemporal, ServerProcess, smsgwCli, wait } from "./stack.js";
+import {
+  type ChaosTemporal,
+  OwnPostgres,
+  OwnRedis,
+  OwnTemporal,
+  OwnTemporalServer,
+  ServerProcess,
+  smsgwCli,
+  wait,
+} from "./stack.js";
 
 /** The failures the suite injects. */
-export const scenarioNames = ["kill-9", "kill-9-one-of-two", "temporal-down", "postgres-down", "redis-down"] as const;
+export const scenarioNames = [
+  "kill-9",
+  "kill-9-one-of-two",
+  "temporal-down",
+  "postgres-down",
+  "redis-down",
+  "temporal-restart",
+  "temporal-postgres-down",
+] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
+/** Scenarios only Temporal's own server has (`--cluster`): it restarts as a service, and has a PostgreSQL of its own. */
+export const clusterOnly: readonly ScenarioName[] = ["temporal-restart", "temporal-postgres-down"];
 
 /** What a scenario found. Every count but `accepted`, `delivered` and the times must be zero. */
 export interface ScenarioResult {
@@ -82,6 +101,8 @@ export interface ScenarioOptions {
    * snapshots, reports sent again until answered, every instance's address tried in turn).
    */
   smsGatePhones?: number;
+  /** Temporal's own server (4 services on a PostgreSQL of their own) instead of the dev server. */
+  cluster?: boolean;
   log?: (line: string) => void;
 }
 
@@ -128,7 +149,12 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
   log(`${name}: services in ${dir}`);
   const postgres = await OwnPostgres.create(join(dir, "postgres"));
   const redis = await OwnRedis.create();
-  const temporal = await OwnTemporal.create(join(dir, "temporal"));
+  if (clusterOnly.includes(name) && options.cluster !== true) throw new Error(`${name} needs --cluster`);
+  const temporal: ChaosTemporal =
+    options.cluster === true
+      ? await OwnTemporalServer.create(join(dir, "temporal-server"))
+      : await OwnTemporal.create(join(dir, "temporal"));
+  log(`${name}: Temporal is ${temporal.kind} at ${temporal.address}`);
   const env = {
     ...serverSettings,
     DATABASE_URL: postgres.url,
@@ -418,7 +444,7 @@ export async function runScenario(name: ScenarioName, options: ScenarioOptions =
   await Promise.all(phones.map((phone) => phone.disconnect()));
   await db.end();
   for (const server of servers) await server.stop();
-  await temporal.stop();
+  await temporal.destroy();
   await redis.stop();
   await postgres.destroy();
   const clean = violations(result).length === 0 && options.keepLogs !== true;
@@ -431,7 +457,7 @@ async function inject(
   name: ScenarioName,
   stack: {
     servers: ServerProcess[];
-    temporal: OwnTemporal;
+    temporal: ChaosTemporal;
     postgres: OwnPostgres;
     redis: OwnRedis;
     log: (line: string) => void;
@@ -460,7 +486,9 @@ async function inject(
       () => first.kill(),
     ],
     "temporal-down": [
-      "Temporal dev server killed (kill -9), started again 20 s later on the same database file",
+      temporal instanceof OwnTemporalServer
+        ? "Temporal's server killed (kill -9 of its four services), started again 20 s later"
+        : "Temporal dev server killed (kill -9), started again 20 s later on the same database file",
       () =>
         downFor(
           () => temporal.kill(),
@@ -476,6 +504,24 @@ async function inject(
           () => postgres.start(),
           15_000,
         ),
+    ],
+    "temporal-restart": [
+      "Temporal's server restarted (SIGTERM to its four services, started again at once), as for an upgrade",
+      async () => {
+        await temporal.stop();
+        await temporal.start();
+      },
+    ],
+    "temporal-postgres-down": [
+      "Temporal's own PostgreSQL stopped (fast shutdown) for 15 s; smsgw's stays up",
+      () => {
+        if (!(temporal instanceof OwnTemporalServer)) throw new Error("temporal-postgres-down needs --cluster");
+        return downFor(
+          () => temporal.postgres.stop(),
+          () => temporal.postgres.start(),
+          15_000,
+        );
+      },
     ],
     "redis-down": [
       "Redis killed for 10 s, started again empty",

@@ -3,9 +3,20 @@
 // suite may kill, stop and start again without disturbing anything else on the machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
+import {
+  ensureNamespace,
+  ensureTemporalServerBuilt,
+  prepareTemporalServer,
+  startTemporalService,
+  type TemporalServerSetup,
+  type TemporalService,
+  temporalServices,
+  temporalVersion,
+} from "../scripts/temporal-server.js";
 import { loadConfig } from "../src/config.js";
 import { freePort } from "../src/shared/ports.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
@@ -131,7 +142,8 @@ export class OwnRedis {
 }
 
 /** A file-backed Temporal dev server (npm start's settings), which may be killed and started again. */
-export class OwnTemporal {
+export class OwnTemporal implements ChaosTemporal {
+  readonly kind = "the Temporal dev server (file-backed SQLite)";
   private server: LocalTemporal | undefined;
 
   private constructor(
@@ -177,6 +189,10 @@ export class OwnTemporal {
 
   async stop(): Promise<void> {
     await this.server?.stop();
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
   }
 }
 
@@ -244,4 +260,105 @@ export function smsgwCli(args: string[], env: Record<string, string>): string {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   }).toString();
+}
+
+/** What a scenario does with its Temporal: the dev server, or Temporal's own server (`--cluster`). */
+export interface ChaosTemporal {
+  readonly address: string;
+  /** What it is, in words, for the report. */
+  readonly kind: string;
+  start(): Promise<void>;
+  /** `kill -9` of every process of it. */
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+  /** Stops it and removes what it kept. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Temporal's own server (`npm run chaos -- --cluster`): its four services as four processes, on a
+ * PostgreSQL of its own (not smsgw's, so that the suite can stop it alone), 4 history shards, SQL
+ * visibility, no dev-only setting: what `npm run cluster` runs.
+ */
+export class OwnTemporalServer implements ChaosTemporal {
+  readonly kind = `Temporal's server ${temporalVersion} (4 services, 4 shards, PostgreSQL)`;
+  private children = new Map<TemporalService, ChildProcess>();
+
+  private constructor(
+    private readonly setup: TemporalServerSetup,
+    /** Temporal's own PostgreSQL. */
+    readonly postgres: OwnPostgres,
+  ) {}
+
+  static async create(dir: string): Promise<OwnTemporalServer> {
+    ensureTemporalServerBuilt();
+    const postgres = await OwnPostgres.create(join(dir, "postgres"));
+    // Four consecutive free ports (and their membership ports 400 below) for the four services.
+    let port = 0;
+    for (let tries = 0; tries < 20 && port === 0; tries++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 20_000);
+      const free = await Promise.all(
+        [0, 1, 2, 3, 10, 11].flatMap((offset) => [candidate + offset, candidate - 400 + offset]).map(portIsFree),
+      );
+      if (free.every(Boolean)) port = candidate;
+    }
+    if (port === 0) throw new Error("no free ports for Temporal's services");
+    const setup: TemporalServerSetup = {
+      postgres: new URL(`postgresql://postgres@127.0.0.1:${postgres.port}`),
+      databases: { temporal: "temporal", visibility: "temporal_visibility" },
+      shards: 4,
+      port,
+      dir: join(dir, "temporal"),
+    };
+    await prepareTemporalServer(setup);
+    const server = new OwnTemporalServer(setup, postgres);
+    await server.start();
+    return server;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.setup.port}`;
+  }
+
+  async start(): Promise<void> {
+    for (const service of temporalServices) {
+      this.children.set(service, startTemporalService(this.setup, service, { detached: false }).child);
+    }
+    await until(
+      "Temporal's server to answer",
+      async () => {
+        for (const [service, child] of this.children)
+          if (child.exitCode !== null) throw new Error(`Temporal's ${service} exited; see ${this.setup.dir}`);
+        return ensureNamespace(this.address).then(
+          () => true,
+          () => false,
+        );
+      },
+      120_000,
+    );
+  }
+
+  async kill(): Promise<void> {
+    for (const child of this.children.values()) child.kill("SIGKILL");
+    await Promise.all([...this.children.values()].map(exited));
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.children.values()) child.kill("SIGTERM");
+    await Promise.race([Promise.all([...this.children.values()].map(exited)), wait(20_000)]);
+    await this.kill();
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    await this.postgres.destroy();
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
 }

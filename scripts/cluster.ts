@@ -11,18 +11,24 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Connection } from "@temporalio/client";
-import { msToTs } from "@temporalio/common/lib/time.js";
 import pg from "pg";
+import {
+  ensureNamespace,
+  ensureTemporalServerBuilt,
+  metricsPort,
+  portsOf,
+  prepareTemporalServer,
+  startTemporalService,
+  type TemporalServerSetup,
+  temporalServices,
+  temporalVersion,
+} from "./temporal-server.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const stateDir = join(root, ".data", "cluster");
 const stateFile = join(stateDir, "state.json");
-const temporalVersion = "v1.29.1";
-const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "smsgw", "bin");
 
 /** What can be set from the environment, with the defaults. */
 const settings = {
@@ -43,13 +49,13 @@ const databases = {
   smsgw: "smsgw_cluster",
 };
 
-/** The four services of Temporal's server, each its own process, and the ports each listens on. */
-const services = ["frontend", "history", "matching", "worker"] as const;
-type Service = (typeof services)[number];
-function portsOf(service: Service): { grpc: number; membership: number } {
-  const offset = services.indexOf(service);
-  return { grpc: settings.temporalPort + offset, membership: settings.temporalPort - 400 + offset };
-}
+const temporal: TemporalServerSetup = {
+  postgres: settings.postgres,
+  databases,
+  shards: settings.shards,
+  port: settings.temporalPort,
+  dir: stateDir,
+};
 
 interface Started {
   name: string;
@@ -105,111 +111,9 @@ function databaseUrl(name: string): string {
   return url.toString();
 }
 
-/** Temporal's server configuration: its own databases, SQL visibility, the shard count, no dev-only setting. */
-function temporalConfig(): string {
-  const sql = (database: string, maxConns: number) => `      sql:
-        pluginName: "postgres12"
-        databaseName: "${database}"
-        connectAddr: "${settings.postgres.hostname}:${settings.postgres.port || 5432}"
-        connectProtocol: "tcp"
-        user: "${decodeURIComponent(settings.postgres.username || "postgres")}"
-        password: "${decodeURIComponent(settings.postgres.password)}"
-        maxConns: ${maxConns}
-        maxIdleConns: ${maxConns}
-        maxConnLifetime: "1h"`;
-  const service = (name: Service) => `  ${name}:
-    rpc:
-      grpcPort: ${portsOf(name).grpc}
-      membershipPort: ${portsOf(name).membership}
-      bindOnLocalHost: true${name === "frontend" ? `\n      httpPort: ${settings.temporalPort + 10}` : ""}`;
-  return `# Written by npm run cluster (scripts/cluster.ts); rewritten on every start.
-log:
-  stdout: true
-  level: warn
-persistence:
-  defaultStore: default
-  visibilityStore: visibility
-  numHistoryShards: ${settings.shards}
-  datastores:
-    default:
-${sql(databases.temporal, 20)}
-    visibility:
-${sql(databases.visibility, 10)}
-global:
-  membership:
-    maxJoinDuration: 30s
-    broadcastAddress: "127.0.0.1"
-  metrics:
-    prometheus:
-      framework: "tally"
-      timerType: "histogram"
-      listenAddress: "127.0.0.1:${settings.temporalPort + 11}"
-services:
-${services.map(service).join("\n")}
-clusterMetadata:
-  enableGlobalNamespace: false
-  failoverVersionIncrement: 10
-  masterClusterName: "active"
-  currentClusterName: "active"
-  clusterInformation:
-    active:
-      enabled: true
-      initialFailoverVersion: 1
-      rpcName: "frontend"
-      rpcAddress: "127.0.0.1:${settings.temporalPort}"
-dcRedirectionPolicy:
-  policy: "noop"
-dynamicConfigClient:
-  filepath: "${join(stateDir, "dynamicconfig.yaml")}"
-  pollInterval: "10s"
-`;
-}
-
-/** The dynamic configuration: empty on purpose (Temporal's defaults, as a production server has them). */
-const dynamicConfig = `# Temporal's dynamic configuration for npm run cluster: empty, so that the server runs with its
-# production defaults. The dev server raises persistence and visibility rate limits and forces a
-# search attribute cache refresh on every read; none of that is set here.
-`;
-
-async function ensureDatabase(name: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: databaseUrl("postgres") });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query("select 1 from pg_database where datname = $1", [name]);
-    if (rowCount !== 0) return false;
-    await client.query(`create database "${name}"`);
-    return true;
-  } finally {
-    await client.end();
-  }
-}
-
-/** Temporal's schemas, set up in new databases and brought up to date in old ones (embedded in the SQL tool). */
-async function temporalSchemas(): Promise<void> {
-  const tool = join(cache, `temporal-sql-tool-${temporalVersion}`);
-  const connection = [
-    "--plugin",
-    "postgres12",
-    "--endpoint",
-    settings.postgres.hostname,
-    "--port",
-    settings.postgres.port || "5432",
-    "--user",
-    decodeURIComponent(settings.postgres.username || "postgres"),
-    ...(settings.postgres.password === "" ? [] : ["--password", decodeURIComponent(settings.postgres.password)]),
-  ];
-  for (const [database, schema] of [
-    [databases.temporal, "postgresql/v12/temporal"],
-    [databases.visibility, "postgresql/v12/visibility"],
-  ] as const) {
-    if (await ensureDatabase(database)) {
-      execFileSync(tool, [...connection, "--database", database, "setup-schema", "-v", "0.0"], { stdio: "ignore" });
-      log(`created ${database}`);
-    }
-    execFileSync(tool, [...connection, "--database", database, "update-schema", "--schema-name", schema], {
-      stdio: "ignore",
-    });
-  }
+function started(name: string, pid: number | undefined, log: string): Started {
+  if (pid === undefined) throw new Error(`${name} did not start`);
+  return { name, pid, startTicks: startTicks(pid) ?? "", log };
 }
 
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): Started {
@@ -217,9 +121,7 @@ function start(name: string, command: string, args: string[], env: NodeJS.Proces
   const out = openSync(logFile, "a");
   const child = spawn(command, args, { cwd: root, env, stdio: ["ignore", out, out], detached: true });
   child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`${name} did not start`);
-  return { name, pid, startTicks: startTicks(pid) ?? "", log: logFile };
+  return started(name, child.pid, logFile);
 }
 
 async function until(
@@ -241,22 +143,6 @@ async function until(
   throw new Error(`${what} did not come within ${timeoutMs / 1000} s`);
 }
 
-/** Registers the namespace smsgw uses, when missing (a real server has none until one is made). */
-async function ensureNamespace(address: string): Promise<void> {
-  const connection = await Connection.connect({ address, connectTimeout: 2000 });
-  try {
-    const namespaces = await connection.workflowService.listNamespaces({});
-    if (namespaces.namespaces.some((entry) => entry.namespaceInfo?.name === "default")) return;
-    await connection.workflowService.registerNamespace({
-      namespace: "default",
-      workflowExecutionRetentionPeriod: msToTs("3 days"),
-    });
-    log("registered the namespace default (retention 3 days)");
-  } finally {
-    await connection.close();
-  }
-}
-
 async function up(): Promise<void> {
   const running = readState();
   if (running !== undefined && running.processes.some(alive)) {
@@ -264,7 +150,7 @@ async function up(): Promise<void> {
     log("already running (npm run cluster -- down stops it)");
     return;
   }
-  execFileSync("sh", [join(root, "scripts", "setup-temporal-server.sh")], { stdio: "inherit" });
+  ensureTemporalServerBuilt();
   execFileSync(process.execPath, [join(root, "scripts", "build-server.mjs")], { stdio: "inherit" });
   mkdirSync(stateDir, { recursive: true });
   const earlier = readState();
@@ -273,11 +159,7 @@ async function up(): Promise<void> {
       `Temporal's databases hold ${earlier.shards} history shards, and a shard count cannot change: ` +
         `npm run cluster -- down --purge drops them (and every workflow), or set CLUSTER_SHARDS=${earlier.shards}`,
     );
-  await temporalSchemas();
-  // Temporal 1.29 reads <root>/<config>/<env>.yaml (its --config-file flag is newer).
-  writeFileSync(join(stateDir, "cluster.yaml"), temporalConfig());
-  writeFileSync(join(stateDir, "dynamicconfig.yaml"), dynamicConfig);
-  const server = join(cache, `temporal-server-${temporalVersion}`);
+  for (const created of await prepareTemporalServer(temporal)) log(`created ${created}`);
   const state: State = {
     shards: settings.shards,
     processes: [],
@@ -286,28 +168,21 @@ async function up(): Promise<void> {
     secretKeyBase: earlier?.secretKeyBase ?? randomBytes(48).toString("hex"),
   };
   // Written as each process starts, so that `down` finds whatever started even if `up` fails midway.
-  for (const service of services) {
-    state.processes.push(
-      start(
-        `temporal-${service}`,
-        server,
-        ["--root", stateDir, "--config", ".", "--env", "cluster", "--allow-no-auth", "start", "--service", service],
-        { ...process.env, GOMEMLIMIT: process.env.GOMEMLIMIT ?? "512MiB" },
-      ),
-    );
+  for (const service of temporalServices) {
+    const { child, log: logFile } = startTemporalService(temporal, service, { detached: true });
+    state.processes.push(started(`temporal-${service}`, child.pid, logFile));
     writeState(state);
   }
   await until(
     "Temporal's frontend",
     async () => {
-      await ensureNamespace(state.temporalAddress);
+      if (await ensureNamespace(state.temporalAddress)) log("registered the namespace default (retention 3 days)");
       return true;
     },
     120_000,
     state.processes,
   );
   log(`Temporal ${temporalVersion} answers at ${state.temporalAddress} (${settings.shards} history shards)`);
-  await ensureDatabase(databases.smsgw);
   for (let i = 0; i < settings.instances; i++) {
     const port = settings.smsgwPort + i;
     const dataDir = join(stateDir, `smsgw-${i + 1}`);
@@ -344,11 +219,11 @@ async function up(): Promise<void> {
 function printWhere(state: State): void {
   const lines = [
     `Temporal ${temporalVersion}   ${state.temporalAddress}  (${state.shards} history shards, PostgreSQL: ${databases.temporal}, ${databases.visibility})`,
-    ...services.map(
+    ...temporalServices.map(
       (service) =>
-        `  ${service.padEnd(9)} pid ${state.processes.find((p) => p.name === `temporal-${service}`)?.pid ?? "-"}  gRPC 127.0.0.1:${portsOf(service).grpc}`,
+        `  ${service.padEnd(9)} pid ${state.processes.find((p) => p.name === `temporal-${service}`)?.pid ?? "-"}  gRPC 127.0.0.1:${portsOf(temporal, service).grpc}`,
     ),
-    `  metrics   http://127.0.0.1:${settings.temporalPort + 11}/metrics`,
+    `  metrics   http://127.0.0.1:${metricsPort(temporal)}/metrics`,
     ...state.smsgw.map(
       (url, i) =>
         `smsgw ${i + 1}          ${url}  pid ${state.processes.find((p) => p.name === `smsgw-${i + 1}`)?.pid}`,
