@@ -100,6 +100,17 @@ describe("a phone running the SMSGate app", () => {
     expect(server.deps.connections.openOf(gateway?.id ?? 0)?.channel).toBe("sse");
   });
 
+  it("registers a fleet at once: more phones than the database pool has connections, every one 201", async () => {
+    // Each registration opens an account in its transaction; none may wait for a second connection.
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        mobile("POST", "/device", `Bearer ${registrationToken}`, { name: `Fleet/${i}` }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 201));
+    expect(new Set(answers.map((answer) => (answer.body as { login: string }).login)).size).toBe(30);
+  }, 60_000);
+
   it("sends what REST, gRPC and Connect accept, told by its events stream, and ends delivered with the right times", async () => {
     const phone = await smsGatePhone();
     const viaRest = await send("+14155552671", "Hello from REST");

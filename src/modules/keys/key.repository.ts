@@ -44,8 +44,14 @@ export class KeyRepository {
     account: { name: string; login: string; digest: string; hint: string },
     em?: EntityManager,
   ): Promise<StoredApiKey | undefined> {
-    // The login is checked first, so that a taken one does not abort the caller's transaction.
-    const taken = await this.sql.one("select 1 from api_keys where login = ?", [account.login]);
+    // The login is checked first, so that a taken one does not abort the caller's transaction; in that
+    // transaction, on its connection: asking for another connection while holding one would wait
+    // forever once every connection of the pool is held by a registration doing the same.
+    const taken = await this.sql.one(
+      "select 1 from api_keys where login = ?",
+      [account.login],
+      em?.getTransactionContext(),
+    );
     if (taken !== undefined) return undefined;
     return this.insert({ scope: "client", gatewayId: null, ...account }, em);
   }
