@@ -93,6 +93,8 @@ export class SmsGatePhone {
   private readonly acknowledged = new Set<string>();
   /** Reports not yet answered with a 2xx (sent again every `retryMs`). */
   unansweredCount = 0;
+  /** Events streams the server answered (a reopened one adds one). */
+  eventStreams = 0;
   private readonly baseUrls: string[];
   private current = 0;
   private poller: NodeJS.Timeout | undefined;
@@ -241,6 +243,7 @@ export class SmsGatePhone {
       controller.abort();
       throw new HttpError(response.status, await response.text());
     }
+    this.eventStreams++;
     void this.pull().catch(() => undefined);
     void this.readEvents(response.body, controller);
   }
