@@ -14,7 +14,6 @@
 //     is connected again, and how many were refused for good.
 // The reference in the same run: the servers' memory and idle CPU with no phone at all.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { pino } from "pino";
@@ -24,7 +23,7 @@ import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
 import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
-import { latencyLine, machine } from "./harness.js";
+import { latencyLine, machine, processCpuMs, processRss } from "./harness.js";
 
 type Kind = "stream" | "cable" | "smsgate";
 const devices = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -34,7 +33,6 @@ const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const steadySeconds = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
 const databaseUrl = "postgresql://postgres@127.0.0.1:5432/smsgw_bench_devices";
 const redisUrl = "redis://127.0.0.1:6379/4";
-const ticksPerSecond = 100;
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -192,20 +190,6 @@ async function retried(work: () => Promise<void>): Promise<void> {
   }
 }
 
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-}
-
-/** Resident memory of a process, in MiB. */
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((entry) => entry.startsWith("VmRSS:"));
-  return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
-}
-
 /** One smsgw instance as `npm start` runs it, allowed as many open files as the machine lets it. */
 class Instance {
   private child: ChildProcess | undefined;
@@ -286,6 +270,8 @@ interface KindResult {
   kind: Kind;
   baseRss: number;
   rssPerPhoneKiB: number;
+  baseHeap: number;
+  heapPerPhoneKiB: number;
   idleCpuBase: number;
   idleCpuMsPerPhoneMinute: number;
   idleCoreShare: number;
@@ -317,12 +303,22 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
   const urls = servers.map((server) => server.url);
   const key = await cli(["keys", "create", "--kind", "client", "--name", "bench"], env);
   const pids = () => servers.map((server) => server.pid);
-  const totalRss = () => pids().reduce((sum, pid) => sum + rssMiB(pid), 0);
-  const totalCpu = () => pids().reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const totalRss = () => pids().reduce((sum, pid) => sum + processRss(pid).total, 0);
+  const totalCpu = () => pids().reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  /** The servers' live V8 heap (prom-client's nodejs_heap_size_used_bytes), in MiB. */
+  const totalHeap = async () => {
+    let bytes = 0;
+    for (const url of urls) {
+      const text = await fetch(`${url}/metrics`).then((response) => response.text());
+      bytes += Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? 0);
+    }
+    return bytes / 2 ** 20;
+  };
 
   // The reference: the servers with no phone, idle (once the start has settled).
   await wait(20_000);
   const baseRss = totalRss();
+  const baseHeap = await totalHeap();
   const idleBaseStart = totalCpu();
   await wait(idleSeconds * 1000);
   const idleCpuBase = totalCpu() - idleBaseStart;
@@ -368,6 +364,7 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
   const connectSeconds = (performance.now() - connectStart) / 1000;
   await wait(10_000);
   const rssAll = totalRss();
+  const heapAll = await totalHeap();
 
   // Idle: nothing sent, every phone connected.
   const idleStart = totalCpu();
@@ -420,6 +417,8 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
     kind,
     baseRss,
     rssPerPhoneKiB: ((rssAll - baseRss) * 1024) / devices,
+    baseHeap,
+    heapPerPhoneKiB: ((heapAll - baseHeap) * 1024) / devices,
     idleCpuBase: (idleCpuBase / idleSeconds) * 60,
     idleCpuMsPerPhoneMinute: ((idleCpu - idleCpuBase) / idleSeconds) * (60 / devices),
     idleCoreShare: idleCpu / (idleSeconds * 1000),
@@ -453,6 +452,7 @@ async function main(): Promise<void> {
       [
         `${r.kind}:`,
         `  memory per connection: ${r.rssPerPhoneKiB.toFixed(1)} KiB (servers' RSS ${r.baseRss.toFixed(0)} MiB with no phone, ${(r.baseRss + (r.rssPerPhoneKiB * devices) / 1024).toFixed(0)} MiB with ${devices})`,
+        `  V8 heap per connection: ${r.heapPerPhoneKiB.toFixed(1)} KiB (live heap ${r.baseHeap.toFixed(0)} MiB with no phone, ${(r.baseHeap + (r.heapPerPhoneKiB * devices) / 1024).toFixed(0)} MiB with ${devices}; SMSGW_HEAP_MB ${process.env.SMSGW_HEAP_MB ?? "default"})`,
         `  idle CPU: ${r.idleCpuMsPerPhoneMinute.toFixed(2)} ms per phone per minute (servers at ${(r.idleCoreShare * 100).toFixed(1)} % of a core; with no phone ${(r.idleCpuBase / 600).toFixed(1)} %)`,
         `  all connecting at once: ${devices} in ${r.connectSeconds.toFixed(1)} s = ${r.connectsPerSecond.toFixed(0)} connects/s`,
         `  ${latencyLine("accept → device at 2 msg/s", r.latency)}`,

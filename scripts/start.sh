@@ -13,16 +13,17 @@ sh scripts/setup-temporal.sh
 export NODE_ENV="${NODE_ENV:-production}"
 if [ "$NODE_ENV" = production ]; then
   node scripts/build-server.mjs
-  tuning="--input-type=module -e import('./dist/src/tuning.js')"
+  sources="--input-type=module -e" dir=./dist/src ext=js
 else
   # The operator console (/console), built when missing or older than its sources.
   node scripts/build-console.mjs
-  tuning="--import tsx --input-type=module -e import('./src/tuning.ts')"
+  sources="--import tsx --input-type=module -e" dir=./src ext=ts
 fi
-# The heap cap's default is a benchmark's choice: it lives in src/tuning.ts with its measurement.
+# The heap cap's default is derived from the devices the instance may hold (DEVICE_MAX_CONNECTIONS)
+# and two benchmarks' choices, which live in src/tuning.ts with their measurements (heapMbFor).
 if [ -z "${SMSGW_HEAP_MB:-}" ]; then
-  # shellcheck disable=SC2086 # $tuning is a list of flags
-  SMSGW_HEAP_MB=$(node $tuning'.then(({ tuning }) => console.log(tuning.nodeHeapMb.value))')
+  # shellcheck disable=SC2086 # $sources is a list of flags
+  SMSGW_HEAP_MB=$(node $sources "const [{ loadConfig }, { heapMbFor }] = await Promise.all([import('$dir/config.$ext'), import('$dir/tuning.$ext')]); console.log(heapMbFor(loadConfig().devices.maxConnections))")
 fi
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # shellcheck disable=SC2086 # SMSGW_NODE_FLAGS is a list of flags

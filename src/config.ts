@@ -128,6 +128,7 @@ export const environment = {
   DEVICE_PING_INTERVAL_SECONDS: integer(20, 1, 3600),
   DEVICE_IDLE_TIMEOUT_SECONDS: integer(90, 2, 86_400),
   DEVICE_MAX_QUEUED_COMMANDS: integer(1000, 1, 1_000_000),
+  DEVICE_MAX_CONNECTIONS: integer(2000, 1, 100_000),
   OTP_MAX_PER_PHONE_PER_HOUR: integer(3, 1, 1000),
   OTP_MAX_PER_KEY_PER_HOUR: integer(1000, 1, 10_000_000),
   OTP_MAX_PER_PREFIX_PER_HOUR: integer(100, 1, 10_000_000),
@@ -287,6 +288,11 @@ const configSchema = environmentSchema.transform((env, ctx) => {
       idleTimeoutSeconds: env.DEVICE_IDLE_TIMEOUT_SECONDS,
       /** Commands waiting for one device beyond this are refused, and the message fails over. */
       maxQueuedCommands: env.DEVICE_MAX_QUEUED_COMMANDS,
+      /**
+       * Devices one instance holds at most; one more is refused (Unavailable, 503) and connects to
+       * another instance. `npm start` sizes the V8 heap for this many (`heapMbFor` in tuning.ts).
+       */
+      maxConnections: env.DEVICE_MAX_CONNECTIONS,
     },
     otp: {
       maxPerPhonePerHour: env.OTP_MAX_PER_PHONE_PER_HOUR,

@@ -73,6 +73,24 @@ export const tuning = {
   ackBatchSize: { value: 500, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
   /** Acknowledgement statements running at once; further acknowledgements wait for one and go in the next. */
   ackBatchesInFlight: { value: 2, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
+  /**
+   * The V8 heap one connected device takes, in KiB, the largest of the kinds (gRPC stream, /cable,
+   * SMSGate's events stream): `npm start` adds this much per device the instance may hold
+   * (DEVICE_MAX_CONNECTIONS) to `nodeHeapMb` (see heapMbFor).
+   */
+  heapPerDeviceKiB: {
+    value: 24,
+    measured: "issue 25, bench:devices with 10,000 phones of each kind (bench/RESULTS.md, tenth session)",
+  },
   /** Plans of just-stored messages kept for their first dispatch (read back from the database past this). */
   freshPlans: { value: 4096, measured: "aca9455: no sweep recorded; more than a 2,000-message burst" },
 } satisfies Record<string, { readonly value: number | string; readonly measured: string }>;
+
+/**
+ * The V8 heap cap `npm start` gives a server that may hold `devices` connected devices, in MiB: the
+ * cap a server with few devices needs, and room for each device's connection. Past the cap V8 stops
+ * the process (out of memory), so devices beyond `devices` are refused (DEVICE_MAX_CONNECTIONS).
+ */
+export function heapMbFor(devices: number): number {
+  return tuning.nodeHeapMb.value + Math.ceil((devices * tuning.heapPerDeviceKiB.value) / 1024);
+}

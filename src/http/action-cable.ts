@@ -163,7 +163,17 @@ class CableSession {
       return;
     }
     if (this.subscription === undefined) {
-      const connection = await this.hub.connect(this.gateway, "cable");
+      let connection: DeviceConnection;
+      try {
+        connection = await this.hub.connect(this.gateway, "cable");
+      } catch (error) {
+        // This instance is full, or the database did not answer: the client is told to reconnect
+        // (Action Cable's clients do, after a pause), as a server going away tells it.
+        this.logger.warn({ err: error, deviceId: this.gateway.deviceId }, "action cable subscription not taken");
+        this.send({ type: "disconnect", reason: "remote", reconnect: true });
+        this.socket.close();
+        return;
+      }
       this.subscription = { identifier, connection };
       void this.pump(identifier, connection);
     }

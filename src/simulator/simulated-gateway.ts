@@ -17,6 +17,13 @@ export interface SimulatorBehaviour {
   successRate: number;
   /** Delay between taking a command and reporting it sent. */
   sendLatencyMs: number;
+  /** When set, the delay to `sent` is drawn evenly from `sendLatencyMs` to this (a real phone's 1–3 s). */
+  sendLatencyMaxMs?: number;
+  /**
+   * When set, `delivered` comes this long after `sent`, drawn evenly from the range (a network's
+   * delivery report, 2–10 s later); otherwise with it.
+   */
+  deliveredAfterMs?: readonly [number, number];
   /** Chance that taking a command drops the connection before reporting (it then reconnects). */
   dropProbability: number;
   /** Reconnect when the stream ends, as a real gateway app does. */
@@ -148,7 +155,7 @@ export class SimulatedGateway {
     transport: Transport | Transport[],
     readonly apiKey: string,
     readonly deviceId: string,
-    readonly behaviour: SimulatorBehaviour = defaultBehaviour,
+    readonly behaviour: SimulatorBehaviour = { ...defaultBehaviour },
     private readonly log: (line: string) => void = () => undefined,
   ) {
     this.clients = (Array.isArray(transport) ? transport : [transport]).map((t) => createClient(GatewayService, t));
@@ -334,12 +341,24 @@ export class SimulatedGateway {
     this.tally.sent++;
     for (const listener of this.sendListeners) listener(messageId);
     if (!this.behaviour.autoReport) return;
-    setTimeout(() => {
-      const ok = Math.random() < this.behaviour.successRate;
-      this.report(messageId, ok ? "sent" : "failed", ok ? null : "simulated failure");
-      if (ok) this.report(messageId, "delivered");
-      this.log(`${this.deviceId} ${messageId} to ${this.recipients.get(messageId)}: ${ok ? "delivered" : "failed"}`);
-    }, this.behaviour.sendLatencyMs);
+    const { sendLatencyMs, sendLatencyMaxMs, deliveredAfterMs } = this.behaviour;
+    const between = (min: number, max: number) => min + Math.random() * Math.max(0, max - min);
+    setTimeout(
+      () => {
+        const ok = Math.random() < this.behaviour.successRate;
+        this.report(messageId, ok ? "sent" : "failed", ok ? null : "simulated failure");
+        if (ok && deliveredAfterMs === undefined) this.report(messageId, "delivered");
+        else if (ok && deliveredAfterMs !== undefined)
+          setTimeout(() => this.report(messageId, "delivered"), between(...deliveredAfterMs));
+        this.log(`${this.deviceId} ${messageId} to ${this.recipients.get(messageId)}: ${ok ? "delivered" : "failed"}`);
+      },
+      between(sendLatencyMs, sendLatencyMaxMs ?? sendLatencyMs),
+    );
+  }
+
+  /** Changes how the phone behaves from now on (commands it already took keep their timing). */
+  behave(patch: Partial<SimulatorBehaviour>): void {
+    Object.assign(this.behaviour, patch);
   }
 
   /** Reports on a message, as the phone app does after sending; kept until the server's receipt. */

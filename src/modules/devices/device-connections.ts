@@ -73,6 +73,16 @@ export class LiveDevices {
       this.byGateway.delete(connection.gateway.gatewayId);
   }
 
+  /** How many gateways hold a connection here. */
+  get size(): number {
+    return this.byGateway.size;
+  }
+
+  /** Whether the gateway holds a connection here (open or closing). */
+  holds(gatewayId: number): boolean {
+    return this.byGateway.has(gatewayId);
+  }
+
   /** The gateway's open connection to this instance, if any. */
   openOf(gatewayId: number): DeviceConnection | undefined {
     const connection = this.byGateway.get(gatewayId);

@@ -30,6 +30,8 @@ export class DeviceHub {
       pingIntervalSeconds: number;
       idleTimeoutSeconds: number;
       maxQueuedCommands: number;
+      /** Devices this instance holds at most (a reconnect of one it holds is always taken). */
+      maxConnections: number;
       /** Told how long each acknowledgement took to become durable. */
       ackRecorded?: (seconds: number) => void;
     },
@@ -44,6 +46,15 @@ export class DeviceHub {
    * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.
    */
   async connect(gateway: ConnectedGateway, channel: DeviceChannel): Promise<DeviceConnection> {
+    // Full: the device is told to try again (Unavailable, 503), and reaches another instance or this
+    // one later, rather than growing this process past the memory it was given for its devices.
+    const { connections, maxConnections } = this.deps;
+    if (connections.size >= maxConnections && !connections.holds(gateway.gatewayId)) {
+      throw new DomainError(
+        "unavailable",
+        `This server holds as many devices as it may (DEVICE_MAX_CONNECTIONS=${maxConnections}); connect to another, or try again later`,
+      );
+    }
     const connection = new DeviceConnection(gateway, this.deps.maxQueuedCommands, channel);
     this.deps.connections.add(connection);
     // Without Redis the device still connects; its presence is claimed as soon as Redis is back.
