@@ -90,7 +90,7 @@ describe("domain metrics on /metrics", () => {
 describe("the shipped alert rules and dashboards", () => {
   it("pass promtool: the rules and the Prometheus config check, and each rule's unit tests fire when they should", () => {
     const promtool = (args: string[]) => execFileSync("promtool", args, { stdio: "pipe" }).toString();
-    expect(promtool(["check", "rules", "deploy/prometheus/alerts.yml"])).toContain("SUCCESS: 5 rules found");
+    expect(promtool(["check", "rules", "deploy/prometheus/alerts.yml"])).toContain("SUCCESS: 6 rules found");
     expect(promtool(["check", "config", "deploy/prometheus/prometheus.yml"])).toContain("SUCCESS");
     expect(promtool(["test", "rules", "deploy/prometheus/alerts.test.yml"])).toContain("SUCCESS");
   });
@@ -109,6 +109,7 @@ describe("the shipped alert rules and dashboards", () => {
       "SmsgwBacklogGrowing",
       "SmsgwWebhookFailures",
       "SmsgwGatewaySilent",
+      "SmsgwWorkflowTasksWaiting",
     ]);
     for (const name of [...named(rules), ...named(JSON.stringify(JSON.parse(dashboard)))]) {
       expect(known(name), `${name} is not exported`).toBe(true);
