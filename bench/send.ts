@@ -10,7 +10,7 @@
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
 import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -34,6 +34,9 @@ const floorRuns = Number(process.env.BENCH_FLOOR_RUNS ?? 1000);
 const steadySeconds = Number(process.env.BENCH_STEADY_SECONDS ?? 30);
 /** The pause between the burst's last delivery and the steady phase. */
 const settleMs = 3000;
+/** The load of the cost phases (phones answering at once, then as real phones do). */
+const costMessages = Number(process.env.BENCH_COST_MESSAGES ?? 600);
+const costRate = Number(process.env.BENCH_COST_RATE ?? 20);
 const overloadRate = Number(process.env.BENCH_OVERLOAD_RATE ?? 120);
 const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
@@ -220,6 +223,10 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     deliveredTimes,
     /** How many commands each phone has been given so far. */
     spread: () => phones.map((phone) => phone.tally.commands),
+    /** Makes every stream phone behave so from now on. */
+    behave: (patch: Parameters<SimulatedGateway["behave"]>[0]) => {
+      for (const phone of phones) phone.behave(patch);
+    },
     /** Each acknowledgement's time from the phone to its receipt (the server answers once it is durable). */
     ackReceipts: () => phones.flatMap((phone) => phone.ackReceiptMs),
     /**
@@ -453,6 +460,69 @@ async function main(): Promise<void> {
   const steadyDevice = latencies(steady.sent, run.deviceAt);
   const steadyEnd = latencies(steady.sent, steadyDelivered);
   const slowest = await slowestTimeline(db, steady.sent, run.deviceAt, steadyDelivered);
+  // The cost of a message in each part, with phones that answer at once (as above: a whole workflow
+  // then runs as one task, with no signal), then with phones that answer as real ones do: `sent` 1–3 s
+  // after the command, `delivered` 2–10 s after that. The same load both times; each part's CPU over
+  // the phase less its idle CPU over as long (measured just before), per delivered message.
+  const idleRates = async () => {
+    const meters = [cpuMeter(() => [run.pid]), cpuMeter(() => [temporalPid]), cpuMeter(postgres)];
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    return meters.map((meter) => meter() / 5000);
+  };
+  /** What the whole machine's PostgreSQL and Redis did so far, and the bytes over loopback. */
+  const counters = async () => {
+    const { rows } = await db.query<{ commits: string; rows: string; wal: string }>(
+      `select sum(xact_commit)::text as commits, sum(tup_inserted + tup_updated + tup_deleted)::text as rows,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text as wal from pg_stat_database`,
+    );
+    const redisInfo = await new Promise<string>((resolve) => {
+      const cli = spawn("redis-cli", ["-p", "6379", "info", "stats"], { stdio: ["ignore", "pipe", "ignore"] });
+      let out = "";
+      cli.stdout.on("data", (chunk) => {
+        out += String(chunk);
+      });
+      cli.once("exit", () => resolve(out));
+    });
+    const lo = readFileSync("/proc/net/dev", "utf8")
+      .split("\n")
+      .find((line) => line.trim().startsWith("lo:"));
+    return {
+      commits: Number(rows[0]?.commits ?? 0),
+      rows: Number(rows[0]?.rows ?? 0),
+      walBytes: Number(rows[0]?.wal ?? 0),
+      redisCommands: Number(/total_commands_processed:(\d+)/.exec(redisInfo)?.[1] ?? 0),
+      loopbackBytes: Number(lo?.split(":")[1]?.trim().split(/\s+/)[0] ?? 0),
+    };
+  };
+  const costPhase = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 12_000)); // the tails of the phase before
+    const idle = await idleRates();
+    const before = await counters();
+    const meters = [cpuMeter(() => [run.pid]), cpuMeter(() => [temporalPid]), cpuMeter(postgres)];
+    const startedAt = Date.now();
+    const sent = await load(run.url, run.key, costMessages, 8, costRate);
+    const ids = sent.sent.flatMap((one) => (one.id === undefined ? [] : [one.id]));
+    const delivered = await run.deliveredTimes(ids, 120_000);
+    const ms = Date.now() - startedAt;
+    const [server = 0, engine = 0, database = 0] = meters.map((meter, i) => meter() - (idle[i] ?? 0) * ms);
+    const after = await counters();
+    const n = Math.max(1, delivered.size);
+    return {
+      delivered: delivered.size,
+      server: server / n,
+      temporal: engine / n,
+      postgres: database / n,
+      commits: (after.commits - before.commits) / n,
+      rows: (after.rows - before.rows) / n,
+      walKiB: (after.walBytes - before.walBytes) / 1024 / n,
+      redisCommands: (after.redisCommands - before.redisCommands) / n,
+      loopbackKiB: (after.loopbackBytes - before.loopbackBytes) / 1024 / n,
+    };
+  };
+  const instantCost = await costPhase();
+  run.behave({ sendLatencyMs: 1000, sendLatencyMaxMs: 3000, deliveredAfterMs: [2000, 10_000] });
+  const realisticCost = await costPhase();
+  run.behave({ sendLatencyMs: 0, sendLatencyMaxMs: 0, deliveredAfterMs: undefined });
   // The same steady load through phones running the SMSGate app, on the same server.
   const fetchedAt = await run.smsGatePhones(gatewayCount);
   const viaApp = await load(run.url, run.key, steadyCount, 4, 2);
@@ -519,6 +589,16 @@ async function main(): Promise<void> {
     `  ${latencyLine("accept -> device", steadyDevice)}`,
     `  ${latencyLine("accept -> delivered", steadyEnd)}`,
     `  ${slowest}`,
+    `the cost of a message, ${costMessages} at ${costRate}/s through the same ${gatewayCount} stream phones (each part's CPU less its idle CPU, per delivered message):`,
+    ...(
+      [
+        ["phones answering at once", instantCost],
+        ["phones answering as real ones (sent 1–3 s, delivered 2–10 s later)", realisticCost],
+      ] as const
+    ).map(
+      ([label, cost]) =>
+        `  ${label}: ${(cost.server + cost.temporal + cost.postgres).toFixed(1)} ms CPU (server ${cost.server.toFixed(1)}, Temporal ${cost.temporal.toFixed(1)}, PostgreSQL ${cost.postgres.toFixed(1)}); PostgreSQL ${cost.commits.toFixed(1)} commits, ${cost.rows.toFixed(1)} rows written, ${cost.walKiB.toFixed(1)} KiB of WAL; Redis ${cost.redisCommands.toFixed(1)} commands; ${cost.loopbackKiB.toFixed(1)} KiB over loopback (all parts, both ways); ${cost.delivered} delivered`,
+    ),
     `steady 2 msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol (events stream, then GET /message; the stream phones inactive):`,
     `  ${latencyLine("accept -> GET /message has it", viaAppFetched)}`,
     `  ${latencyLine("accept -> delivered", viaAppEnd)}`,
