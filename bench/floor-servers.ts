@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { Connection } from "@temporalio/client";
 import pg from "pg";
 import { pino } from "pino";
 import {
@@ -22,6 +23,7 @@ import {
 } from "../scripts/temporal-server.js";
 import { loadConfig } from "../src/config.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
+import { ensureSearchAttributes, untilSearchAttributesUsable } from "../src/temporal/search-attributes.js";
 import { machine, pidsNamed, processCpuMs } from "./harness.js";
 
 const runs = Number(process.env.BENCH_FLOOR_RUNS ?? 1000);
@@ -37,6 +39,14 @@ interface Floor {
 
 /** Runs bench/floor/run.ts against `address`; returns its figures. */
 async function floorAt(address: string): Promise<Floor> {
+  // The floor's workflow sets SmsStatus, as smsgw's do: registered, and usable, first.
+  const connection = await Connection.connect({ address });
+  try {
+    await ensureSearchAttributes(connection, "default");
+    await untilSearchAttributesUsable(connection, "default");
+  } finally {
+    await connection.close();
+  }
   const child = spawn(process.execPath, ["--import", "tsx", "bench/floor/run.ts", address, String(runs), "64"], {
     cwd: root,
     stdio: ["ignore", "pipe", "inherit"],
