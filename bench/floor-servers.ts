@@ -117,11 +117,14 @@ async function main(): Promise<void> {
     const temporalPids = () => children.flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
     const postgresPids = () => pidsNamed("postgres");
     let postgresMs = 0;
+    const perService = temporalServices.map((service, i) => ({ service, pid: children[i]?.pid ?? 0, ms: 0 }));
+    for (const entry of perService) entry.ms = -processCpuMs(entry.pid);
     const real = await measured(temporalPids, async () => {
       const inner = await measured(postgresPids, () => floorAt(address));
       postgresMs = inner.cpuMs;
       return inner.result;
     });
+    for (const entry of perService) entry.ms += processCpuMs(entry.pid);
 
     const per = (ms: number, floor: Floor) => (ms / floor.total).toFixed(2);
     const devFloor = devEngine.result;
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       `conditions: ${machine()}; the floor workflow ${runs} times, 64 at a time, worker and client in one Node process; PostgreSQL 15 on localhost`,
       `dev server (in memory):                    ${devFloor.perSecond.toFixed(1)} workflows/s; CPU per workflow ${devTotal.toFixed(2)} ms (engine ${per(devEngine.cpuMs, devFloor)}, Node ${per(devFloor.nodeCpuMs, devFloor)})`,
       `Temporal's server (4 services, ${shards} shards, PostgreSQL): ${realFloor.perSecond.toFixed(1)} workflows/s; CPU per workflow ${realTotal.toFixed(2)} ms (engine ${per(real.cpuMs, realFloor)}, its PostgreSQL ${per(postgresMs, realFloor)}, Node ${per(realFloor.nodeCpuMs, realFloor)})`,
+      `  the engine's CPU by service: ${perService.map((entry) => `${entry.service} ${per(entry.ms, realFloor)} ms (${((entry.ms / Math.max(1, real.cpuMs)) * 100).toFixed(0)} %)`).join(", ")}`,
       `ratio (server / dev server): throughput ${(realFloor.perSecond / devFloor.perSecond).toFixed(2)}×, CPU per workflow ${(realTotal / devTotal).toFixed(2)}×`,
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
