@@ -296,7 +296,8 @@ export class OwnTemporalServer implements ChaosTemporal {
     // Four consecutive free ports (and their membership ports 400 below) for the four services.
     let port = 0;
     for (let tries = 0; tries < 20 && port === 0; tries++) {
-      const candidate = 20_000 + Math.floor(Math.random() * 20_000);
+      // Under 32,768: Temporal keeps its services' membership ports in a smallint column.
+      const candidate = 20_000 + Math.floor(Math.random() * 12_000);
       const free = await Promise.all(
         [0, 1, 2, 3, 10, 11].flatMap((offset) => [candidate + offset, candidate - 400 + offset]).map(portIsFree),
       );
