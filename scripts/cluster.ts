@@ -145,7 +145,7 @@ async function until(
 
 async function up(): Promise<void> {
   const running = readState();
-  if (running !== undefined && running.processes.some(alive)) {
+  if (running?.processes.some(alive)) {
     printWhere(running);
     log("already running (npm run cluster -- down stops it)");
     return;
@@ -231,7 +231,7 @@ function printWhere(state: State): void {
     `  database  ${databaseUrl(databases.smsgw)}`,
     `  redis     ${settings.redisUrl}`,
     `logs        ${stateDir}/*.log`,
-    "first key   DATABASE_URL=" + `${databaseUrl(databases.smsgw)} npx smsgw keys create --kind admin --name ops`,
+    `first key   DATABASE_URL=${databaseUrl(databases.smsgw)} npx smsgw keys create --kind admin --name ops`,
     "stop        npm run cluster -- down",
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
