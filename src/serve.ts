@@ -56,30 +56,25 @@ async function temporalWhenItComes(
   deps: Deps,
   logger: Logger,
   setUp: () => Promise<void>,
-  stopping: () => boolean,
+  stopping: AbortSignal,
 ): Promise<void> {
   const ready = deps.temporalLink.ready();
   // A server stopped before Temporal came stops waiting for it.
-  const stopped = new Promise<undefined>((resolve) => {
-    const check = setInterval(() => {
-      if (!stopping()) return;
-      clearInterval(check);
-      resolve(undefined);
-    }, 100);
-    void ready.then(() => clearInterval(check));
-  });
+  const stopped = new Promise<undefined>((resolve) =>
+    stopping.addEventListener("abort", () => resolve(undefined), { once: true }),
+  );
   if ((await Promise.race([ready, stopped])) === undefined) return;
   for (;;) {
     try {
       await setUp();
       break;
     } catch (error) {
-      if (stopping()) return;
+      if (stopping.aborted) return;
       logger.warn({ err: error }, "setting up Temporal failed; trying again");
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
   }
-  if (stopping()) return;
+  if (stopping.aborted) return;
   const started = await deps.messages.startMissingWorkflows(0).catch((error: unknown) => {
     logger.warn({ err: error }, "starting the workflows of messages stored without Temporal failed; the sweeper will");
     return 0;
@@ -110,12 +105,12 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
     running.catch((error: unknown) => logger.fatal({ err: error, worker: name }, "a Temporal worker stopped"));
     workers.push({ name, worker, running });
   };
-  let stopping = false;
+  const stopping = new AbortController();
   /** What needs Temporal: its search attributes, the schedules, and the workers. */
   const onTemporal = async () => {
     await ensureSearchAttributes(deps.temporalLink, config.temporalNamespace);
     await untilSearchAttributesUsable(deps.temporalLink, config.temporalNamespace);
-    if (stopping) return;
+    if (stopping.signal.aborted) return;
     if (options.worker) {
       if (options.schedules ?? true) await ensureSchedules(deps.temporal, config);
       // Tests hand in code bundled once; a server uses (or builds, in a child process) the cached bundle.
@@ -132,7 +127,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   // set up when it comes, while the API serves (sends are stored, and started then).
   let lateTemporal: Promise<void> | undefined;
   if (deps.temporalLink.connected) await onTemporal();
-  else lateTemporal = temporalWhenItComes(deps, logger, onTemporal, () => stopping);
+  else lateTemporal = temporalWhenItComes(deps, logger, onTemporal, stopping.signal);
 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -150,7 +145,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
     app,
     url,
     async stop() {
-      stopping = true;
+      stopping.abort();
       // Devices are told to reconnect elsewhere; then requests finish and the workers stop after
       // their tasks.
       deps.connections.closeAll("shutdown");

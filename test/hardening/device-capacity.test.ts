@@ -68,7 +68,7 @@ describe("an instance that holds as many devices as it may", () => {
       socket.on("error", reject);
     });
     expect(frames.map((frame) => frame.type)).toEqual(["welcome", "disconnect"]);
-    expect(frames[1]).toMatchObject({ reconnect: true });
+    expect(frames[1]).toEqual({ type: "disconnect", reason: "remote", reconnect: true });
 
     // A place freed is taken by the next phone.
     await first.disconnect();
