@@ -69,6 +69,15 @@ export const tuning = {
    */
   insertBatchSize: { value: 200, measured: "0906370: no sweep recorded; a 32-client burst never fills it" },
   insertBatchesInFlight: { value: 2, measured: "0906370: no sweep recorded" },
+  /**
+   * Gateways the picker weighs for a message before it looks at the whole fleet (which it does only
+   * when none of them can take it): the window is read through an index, so a pick costs the same
+   * with 10 phones or 10,000, and the next pick's window starts after this one's.
+   */
+  pickWindow: {
+    value: 32,
+    measured: "issue 25: bench/pick.ts, 10,000 online gateways: see bench/RESULTS.md (eleventh session)",
+  },
   /** Acknowledgements recorded in one statement (a phone taking a burst sends them back to back). */
   ackBatchSize: { value: 500, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
   /** Acknowledgement statements running at once; further acknowledgements wait for one and go in the next. */

@@ -150,6 +150,45 @@ describe("GatewayPicker", () => {
     }
   });
 
+  it("shares the work over a fleet larger than the window it weighs at a time, and still finds a lone connected phone", async () => {
+    const sql = server.deps.orm.em.getConnection();
+    const suffix = Date.now().toString(36);
+    const rows = await sql.execute<{ id: number }[]>(
+      `insert into gateways (device_id, name, status, active, priority)
+       select 'window-' || ? || '-' || n, 'window ' || n, 'online', true, 1 from generate_series(1, 100) n returning id`,
+      [suffix],
+    );
+    const fleetIds = rows.map((row) => row.id);
+    try {
+      for (const id of fleetIds) await presence.hold(id, "queue-w", `connection-${id}`, "stream");
+      const generous = picker(100_000);
+      const counts = new Map<number, number>();
+      for (let i = 0; i < 200; i++) {
+        const pick = await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] });
+        if (pick.kind !== "picked") throw new Error(`expected a pick, got ${pick.kind}`);
+        counts.set(pick.gatewayId, (counts.get(pick.gatewayId) ?? 0) + 1);
+      }
+      // Every phone of the hundred was given some, none a large share.
+      expect(fleetIds.filter((id) => !counts.has(id))).toEqual([]);
+      expect(Math.max(...counts.values())).toBeLessThanOrEqual(4);
+      // Only one of them connected: found wherever it stands in the fleet.
+      await server.deps.redis.del(...fleetIds.map((id) => presence.key(id)));
+      const lone = fleetIds[77] as number;
+      await presence.hold(lone, "queue-w", "connection-lone", "stream");
+      for (let i = 0; i < 3; i++) {
+        expect(await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+          kind: "picked",
+          gatewayId: lone,
+        });
+      }
+    } finally {
+      await server.deps.redis.del(
+        ...fleetIds.flatMap((id) => [presence.key(id), `smsgw:gwlast:${id}`, `smsgw:gwfail:${id}`]),
+      );
+      await sql.execute("delete from gateways where device_id like ?", [`window-${suffix}-%`]);
+    }
+  });
+
   it("never gives a gateway more than its sends per minute, and says when the next minute starts", async () => {
     await fleet(2);
     // All in one minute: not in its last two seconds.

@@ -19,6 +19,7 @@ import { Migration20261202000000 } from "./migrations/Migration20261202000000.js
 import { Migration20261202010000 } from "./migrations/Migration20261202010000.js";
 import { Migration20261202020000 } from "./migrations/Migration20261202020000.js";
 import { Migration20261202030000 } from "./migrations/Migration20261202030000.js";
+import { Migration20261202040000 } from "./migrations/Migration20261202040000.js";
 
 /** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
 const migrations = [
@@ -33,6 +34,7 @@ const migrations = [
   { name: "Migration20261202010000", class: Migration20261202010000 },
   { name: "Migration20261202020000", class: Migration20261202020000 },
   { name: "Migration20261202030000", class: Migration20261202030000 },
+  { name: "Migration20261202040000", class: Migration20261202040000 },
 ];
 
 /** The MikroORM configuration for a database URL. */

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
+import { tuning } from "../../tuning.js";
 import type { Presence } from "../devices/presence.js";
-import type { MessageRepository } from "./message.repository.js";
+import type { GatewayCandidate, MessageRepository } from "./message.repository.js";
 
 /** A gateway chosen for a message, and where to push the command. */
 export type Pick =
@@ -11,8 +12,10 @@ export type Pick =
 // that numbers picks; then four per candidate: its presence, its recent-failure mark, its send count
 // for the current minute, the number of the last pick that took it. ARGV: the sends allowed per
 // minute, 1 when only a phone running SMSGate's app (channel `sse` or `poll`) can send the message,
-// then per candidate 1 when it was already tried for this message and its tier (candidates
-// of one tier are equally preferred: same preference, priority and load). Connected candidates are
+// 1 when only a candidate with nothing against it may take it (not tried, not polling, no recent
+// failure: the picker then asks again with the whole fleet), then per candidate 1 when it was
+// already tried for this message and its tier (candidates of one tier are equally preferred: same
+// preference, priority and load). Connected candidates are
 // ranked (tried ones last, then phones that only poll (channel `poll`: they fetch a message at their
 // next call, not at once), then those that failed recently, then by tier, then the one given a
 // message least recently first), and the first with a send left in this minute takes one. Returns
@@ -21,6 +24,7 @@ export type Pick =
 const pickScript = `
 local limit = tonumber(ARGV[1])
 local app = ARGV[2] == '1'
+local strict = ARGV[3] == '1'
 local ranked = {}
 for i = 1, (#KEYS - 1) / 4 do
   local base = 4 * (i - 1) + 1
@@ -29,11 +33,15 @@ for i = 1, (#KEYS - 1) / 4 do
     held = false
   end
   if held then
-    local rank = tonumber(ARGV[2 * i + 1]) * 4
+    local rank = tonumber(ARGV[2 * i + 2]) * 4
     if string.find(held, ' poll ', 1, true) then rank = rank + 2 end
     if redis.call('EXISTS', KEYS[base + 2]) == 1 then rank = rank + 1 end
-    local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
-    ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 2]), last, i, held}
+    if strict and rank > 0 then
+      held = false
+    else
+      local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
+      ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 3]), last, i, held}
+    end
   end
 end
 if #ranked == 0 then return {0} end
@@ -65,6 +73,9 @@ type PickCommand = (numberOfKeys: number, ...args: (string | number)[]) => Promi
  * current minute.
  */
 export class GatewayPicker {
+  /** Where the next pick's window of the fleet starts (after this gateway id). */
+  private cursor = 0;
+
   constructor(
     private readonly repository: MessageRepository,
     private readonly redis: Redis,
@@ -105,7 +116,31 @@ export class GatewayPicker {
     app?: boolean;
     expedited?: boolean;
   }): Promise<Pick> {
-    const rows = await this.repository.gatewaysByLoad(input.preferredGatewayId);
+    // A window of the fleet first (its cost does not grow with the fleet); the whole fleet only when
+    // no gateway of the window can take it (none connected, all used their sends, all tried).
+    const size = tuning.pickWindow.value;
+    const window = await this.repository.gatewayWindow(input.preferredGatewayId, this.cursor, size);
+    // None online and active (the window always holds one of the highest priority when any is).
+    if (window.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
+    // The next pick's window starts after this one: equals take turns over the whole fleet.
+    this.cursor = window.at(-1)?.id ?? 0;
+    const untried = window.filter((row) => !input.triedGatewayIds.includes(row.id));
+    // Only one with nothing against it (not polling, no recent failure): one that has is passed over
+    // for a better one elsewhere in the fleet, if there is one.
+    const picked = untried.length === 0 ? undefined : await this.pickAmong(untried, input, true);
+    if (picked?.kind === "picked") return picked;
+    return this.pickAmong(await this.repository.gatewaysByLoad(input.preferredGatewayId), input, false);
+  }
+
+  /**
+   * Picks among `rows` (in their order of preference) in one Redis call; `strict`: only one that was
+   * not tried, does not only poll and did not fail recently.
+   */
+  private async pickAmong(
+    rows: GatewayCandidate[],
+    input: { triedGatewayIds: number[]; app?: boolean; expedited?: boolean },
+    strict: boolean,
+  ): Promise<Pick> {
     if (rows.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
     const minute = Math.floor(Date.now() / 60_000);
     const keys = [
@@ -125,6 +160,7 @@ export class GatewayPicker {
       ...keys,
       input.expedited === true ? Number.MAX_SAFE_INTEGER : this.options.sendsPerMinute,
       input.app === true ? 1 : 0,
+      strict ? 1 : 0,
       ...ranks,
     );
     const row = rows[index - 1];

@@ -36,6 +36,13 @@ function leaves(transition: keyof typeof transitions, column = "status"): string
   return `${column} in (${transitions[transition].map((status) => `'${status}'`).join(", ")})`;
 }
 
+/** An active online gateway the picker may choose; `tier` numbers the groups of equals, best first. */
+export interface GatewayCandidate {
+  id: number;
+  device_id: string;
+  tier: number;
+}
+
 /** A row of `messages`, as PostgreSQL returns it. */
 export interface MessageRow {
   id: string;
@@ -872,7 +879,7 @@ export class MessageRepository {
    * `tier` numbers the groups of equals (same preference, priority and load), for the picker to share
    * messages among them.
    */
-  gatewaysByLoad(preferredGatewayId: number | null): Promise<{ id: number; device_id: string; tier: number }[]> {
+  gatewaysByLoad(preferredGatewayId: number | null): Promise<GatewayCandidate[]> {
     return this.sql(
       `select id, device_id, dense_rank() over (order by preferred desc nulls last, priority desc, load)::int as tier
          from (select g.id, g.device_id, g.priority, (g.id = ?) as preferred,
@@ -881,6 +888,50 @@ export class MessageRepository {
         order by tier, id`,
       [preferredGatewayId],
     );
+  }
+
+  /**
+   * A window of the gateways `gatewaysByLoad` would rank first, read through an index instead of the
+   * whole fleet: the preferred gateway when it is active and online, then up to `size` active online
+   * gateways of the highest priority, those with an id above `after` first (then from the lowest id
+   * again), each with its messages in flight; the same order and `tier` as `gatewaysByLoad` within
+   * the window. Its cost does not grow with the fleet.
+   */
+  async gatewayWindow(preferredGatewayId: number | null, after: number, size: number): Promise<GatewayCandidate[]> {
+    const rows = await this.sql<{ id: number; device_id: string; priority: number; load: number; preferred: boolean }>(
+      `with top as (select max(priority) as priority from gateways where active and status = 'online')
+       select w.id, w.device_id, w.priority, w.preferred,
+              (select count(*)::int from messages m where m.gateway_id = w.id and m.status = 'dispatched') as load
+         from ((select g.id, g.device_id, g.priority, true as preferred, 0 as part
+                  from gateways g where g.id = ? and g.active and g.status = 'online')
+               union all
+               (select g.id, g.device_id, g.priority, false, 1 from gateways g, top
+                 where g.active and g.status = 'online' and g.priority = top.priority and g.id > ?
+                 order by g.id limit ?)
+               union all
+               (select g.id, g.device_id, g.priority, false, 2 from gateways g, top
+                 where g.active and g.status = 'online' and g.priority = top.priority and g.id <= ?
+                 order by g.id limit ?)) w
+        order by w.part, w.id`,
+      [preferredGatewayId, after, size, after, size],
+    );
+    const preferred = rows.filter((row) => row.preferred);
+    const others = rows.filter((row) => !row.preferred && row.id !== preferredGatewayId);
+    // The others at most `size`: the last of them is where the next window starts.
+    const window = [...preferred, ...others.slice(0, size)];
+    // Dense rank by (preferred, priority, load), as gatewaysByLoad's window function ranks them.
+    type Row = (typeof window)[number];
+    const compare = (a: Row, b: Row) =>
+      Number(b.preferred) - Number(a.preferred) || b.priority - a.priority || a.load - b.load;
+    const tiers = new Map<number, number>();
+    let tier = 0;
+    let previous: Row | undefined;
+    for (const row of [...window].sort(compare)) {
+      if (previous === undefined || compare(previous, row) !== 0) tier += 1;
+      tiers.set(row.id, tier);
+      previous = row;
+    }
+    return window.map((row) => ({ id: row.id, device_id: row.device_id, tier: tiers.get(row.id) as number }));
   }
 
   // --- the sweeper ---
