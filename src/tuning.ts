@@ -78,6 +78,15 @@ export const tuning = {
     value: 32,
     measured: "issue 25: bench/pick.ts, 10,000 online gateways: see bench/RESULTS.md (eleventh session)",
   },
+  /**
+   * Heartbeats, and touches (a phone connected, or its connection refreshed), recorded in one
+   * statement each, and such statements running at once: 10,000 phones beat 333 times a second.
+   */
+  livenessBatchSize: {
+    value: 500,
+    measured: "issue 25: no sweep recorded; bench:devices in bench/RESULTS.md (eleventh session)",
+  },
+  livenessBatchesInFlight: { value: 2, measured: "issue 25: no sweep recorded" },
   /** Acknowledgements recorded in one statement (a phone taking a burst sends them back to back). */
   ackBatchSize: { value: 500, measured: "issue 25: no sweep recorded; bench/RESULTS.md tenth session" },
   /** Acknowledgement statements running at once; further acknowledgements wait for one and go in the next. */

@@ -1,5 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
+import { Batcher } from "../../shared/batcher.js";
+import { tuning } from "../../tuning.js";
 import { GatewayEntity, type GatewayMetadata, type GatewayRecord } from "./gateway.entity.js";
 import type { StoredSmsGateSettings } from "./smsgate-settings.js";
 
@@ -115,33 +117,78 @@ export class GatewayRepository {
 
   /**
    * Records a heartbeat: status, now as the last heartbeat, the reported figures merged into
-   * `metadata`. Returns the gateway and whether its status changed; null when it does not exist.
+   * `metadata`. Returns whether its status changed; null when the gateway does not exist. Heartbeats
+   * that arrive together (thousands of phones each beat every half minute) share one statement.
    */
-  async heartbeat(
-    gatewayId: number,
-    status: "online" | "offline",
-    reported: GatewayMetadata,
-  ): Promise<{ gateway: GatewayRecord; changed: boolean } | null> {
-    const em = this.em.fork();
-    const gateway = await em.findOne(GatewayEntity, { id: gatewayId });
-    if (gateway === null) return null;
-    const changed = gateway.status !== status;
-    gateway.status = status;
-    gateway.lastHeartbeatAt = new Date();
-    gateway.metadata = { ...gateway.metadata, ...reported };
-    await em.flush();
-    return { gateway, changed };
+  heartbeat(gatewayId: number, status: "online" | "offline", reported: GatewayMetadata): Promise<boolean | null> {
+    return this.heartbeats.add({ gatewayId, status, reported });
   }
 
-  /** Online, last heard from now; whether it was offline before, and whether it is active. */
-  async touch(gatewayId: number): Promise<{ was_offline: boolean; active: boolean } | undefined> {
-    return this.sql.one(
-      `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
-         from (select id, status from gateways where id = ?) old
-        where g.id = old.id returning old.status = 'offline' as was_offline, g.active`,
-      [gatewayId],
-    );
+  private readonly heartbeats = new Batcher<
+    { gatewayId: number; status: "online" | "offline"; reported: GatewayMetadata },
+    boolean | null
+  >(
+    async (items) => {
+      // One row per gateway in a statement: the last heartbeat of a gateway given twice stands.
+      const last = new Map(items.map((item) => [item.gatewayId, item]));
+      const rows = await this.sql.all<{ id: number; changed: boolean }>(
+        `update gateways g set status = v.status, last_heartbeat_at = now(), updated_at = now(),
+                metadata = g.metadata || v.reported
+           from unnest(?::int[], ?::varchar[], ?::jsonb[]) as v(id, status, reported), gateways old
+          where g.id = v.id and old.id = v.id
+          returning g.id, old.status <> g.status as changed`,
+        [
+          [...last.keys()],
+          [...last.values()].map((item) => item.status),
+          [...last.values()].map((item) => JSON.stringify(item.reported)),
+        ],
+      );
+      const changed = new Map(rows.map((row) => [row.id, row.changed]));
+      // Only the first of a gateway's heartbeats in the batch can have changed its status.
+      const told = new Set<number>();
+      return items.map((item) => {
+        const value = changed.get(item.gatewayId);
+        if (value === undefined) return null;
+        const first = !told.has(item.gatewayId);
+        told.add(item.gatewayId);
+        return first && value;
+      });
+    },
+    // A batch fails as a whole (the database did not answer), never for one of its rows.
+    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
+  );
+
+  /**
+   * Online, last heard from now; whether it was offline before, and whether it is active (undefined
+   * when it does not exist). Touches that arrive together (phones connecting at once, and each
+   * connection's refresh) share one statement.
+   */
+  touch(gatewayId: number): Promise<{ was_offline: boolean; active: boolean } | undefined> {
+    return this.touches.add(gatewayId);
   }
+
+  private readonly touches = new Batcher<number, { was_offline: boolean; active: boolean } | undefined>(
+    async (ids) => {
+      const rows = await this.sql.all<{ id: number; was_offline: boolean; active: boolean }>(
+        `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
+           from gateways old where old.id = g.id and g.id = any(?::int[])
+          returning g.id, old.status = 'offline' as was_offline, g.active`,
+        [[...new Set(ids)]],
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      // A gateway touched twice in one batch was offline for the first only.
+      const told = new Set<number>();
+      return ids.map((id) => {
+        const row = byId.get(id);
+        if (row === undefined) return undefined;
+        const first = !told.has(id);
+        told.add(id);
+        return { was_offline: first && row.was_offline, active: row.active };
+      });
+    },
+    // A batch fails as a whole (the database did not answer), never for one of its rows.
+    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
+  );
 
   /** Offline after its live connection ended; whether it was online. */
   async markDisconnected(gatewayId: number): Promise<boolean> {

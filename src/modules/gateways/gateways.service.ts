@@ -146,7 +146,7 @@ export class GatewayRegistry {
    * Records a heartbeat: the gateway is online (unless it says it is going offline), its health
    * figures are kept in `metadata`, and its last heartbeat time is now.
    */
-  async heartbeat(gatewayId: number, input: HeartbeatInput): Promise<GatewayRecord> {
+  async heartbeat(gatewayId: number, input: HeartbeatInput): Promise<void> {
     const status = input.status === undefined || input.status === "" ? "online" : input.status;
     if (status !== "online" && status !== "offline") throw invalid("status must be online or offline");
     const reported: GatewayMetadata = { reported_at: new Date().toISOString() };
@@ -160,10 +160,9 @@ export class GatewayRegistry {
     if (battery !== undefined) reported.battery_level = battery;
     if (signal !== undefined) reported.signal_strength = signal;
     if (queue !== undefined) reported.messages_in_queue = queue;
-    const recorded = await this.repository.heartbeat(gatewayId, status, reported);
-    if (recorded === null) throw new DomainError("not_found", "Gateway not found");
-    if (recorded.changed) await this.statusChanged(gatewayId);
-    return recorded.gateway;
+    const changed = await this.repository.heartbeat(gatewayId, status, reported);
+    if (changed === null) throw new DomainError("not_found", "Gateway not found");
+    if (changed) await this.statusChanged(gatewayId);
   }
 
   /**

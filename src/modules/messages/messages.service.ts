@@ -661,11 +661,32 @@ export class MessagesService {
     if (ids.length > 0) await this.workflows.gatewayLost(ids, gatewayId);
   }
 
-  /** Wakes the workflows of messages waiting for a gateway, highest priority first. */
-  async wakeQueued(limit = 1000): Promise<void> {
-    const ids = await this.repository.queuedWithWorkflow(limit);
-    if (ids.length > 0) await this.workflows.wake(ids);
+  /**
+   * Wakes the workflows of messages waiting for a gateway, highest priority first. Asked again while
+   * it runs (thousands of phones coming back at once each ask), it runs once more when done, for
+   * all who asked meanwhile, instead of once for each.
+   */
+  wakeQueued(limit = 1000): Promise<void> {
+    if (this.waking !== undefined) {
+      this.wakeAgain ??= this.waking
+        .catch(() => undefined)
+        .then(() => {
+          this.wakeAgain = undefined;
+          return this.wakeQueued(limit);
+        });
+      return this.wakeAgain;
+    }
+    this.waking = (async () => {
+      const ids = await this.repository.queuedWithWorkflow(limit);
+      if (ids.length > 0) await this.workflows.wake(ids);
+    })().finally(() => {
+      this.waking = undefined;
+    });
+    return this.waking;
   }
+
+  private waking: Promise<void> | undefined;
+  private wakeAgain: Promise<void> | undefined;
 
   /** Starts workflows for stored messages that have none (Temporal was down when they were accepted). */
   async startMissingWorkflows(olderThanSeconds: number, limit = 500): Promise<number> {
