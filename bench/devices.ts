@@ -297,6 +297,9 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
     GATEWAY_SENDS_PER_MINUTE: "100000",
     SECRET_KEY_BASE: "bench-devices-only-not-a-secret-0123456789abcdef0123456789abcdef",
     DATA_DIR: ".data/bench-devices",
+    // Each instance may hold every phone (after a restart they come back wherever they reach first);
+    // npm start sizes its heap from this (heapMbFor).
+    DEVICE_MAX_CONNECTIONS: String(devices),
   };
   const servers = Array.from({ length: instances }, (_, i) => new Instance(3700 + i, env));
   for (const server of servers) await server.start();

@@ -7,6 +7,7 @@ import { ensureDatabase, migrate } from "./db/orm.js";
 import { createDeps, type Deps } from "./deps.js";
 import { createActionCable } from "./http/action-cable.js";
 import { createListener } from "./http/listener.js";
+import { DeviceGrpcDoor, takesDeviceStream } from "./rpc/device-grpc-door.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "./temporal/dev-server.js";
 import { installTemporalRuntime } from "./temporal/runtime.js";
 import { ensureSchedules } from "./temporal/schedules.js";
@@ -134,6 +135,13 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
   const listener = createListener(config, logger);
   const cable = createActionCable(deps);
   listener.onWebSocket("/cable", (request, socket, head) => cable.upgrade(request, socket, head));
+  // Phones' gRPC streams are served straight on HTTP/2 (a phone holds one for as long as it is online).
+  const deviceDoor = new DeviceGrpcDoor({ ...deps, readMaxBytes: config.bodyLimitBytes });
+  listener.takeStreams((stream, headers) => {
+    if (!takesDeviceStream(headers)) return false;
+    deviceDoor.serve(stream, headers);
+    return true;
+  });
   if (options.api) {
     app = await buildApp(deps, { serverFactory: listener.serverFactory });
     url = await app.listen({ port: config.port, host: config.host });

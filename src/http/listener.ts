@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
+import http2, {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
@@ -16,6 +22,9 @@ const sniffTimeoutMs = 10_000;
 /** HTTP/2 sessions idle this long (no stream, no frame) are closed; devices ping far more often. */
 const http2SessionIdleMs = 5 * 60_000;
 
+/** Takes an HTTP/2 stream before the request handler sees it: true when it did. */
+export type StreamTaker = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
+
 /** Takes a WebSocket upgrade request for a path. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -25,6 +34,8 @@ export interface Listener {
   serverFactory(handler: Handler): http.Server;
   /** Routes WebSocket upgrades for `path` (e.g. `/cable`) to `handler`. */
   onWebSocket(path: string, handler: UpgradeHandler): void;
+  /** Offers every HTTP/2 stream to `taker` first (the device stream's own door); the rest go to the handler. */
+  takeStreams(taker: StreamTaker): void;
   /** Asks every HTTP/2 session to finish its streams and close; destroys them after `graceMs`. */
   closeSessions(graceMs: number): Promise<void>;
 }
@@ -82,6 +93,20 @@ function guardHttp2(server: http2.Http2Server | http2.Http2SecureServer, logger:
 export function createListener(config: Config, logger: Logger): Listener {
   const sessions = new Set<Http2Session>();
   const websockets = new Map<string, UpgradeHandler>();
+  let taker: StreamTaker | undefined;
+
+  /**
+   * Node's HTTP/2 server makes a compatibility request of every stream once it has a 'request'
+   * listener; a stream the taker takes never becomes one.
+   */
+  const offerStreams = (server: http2.Http2Server | http2.Http2SecureServer) => {
+    const compatibility = server.listeners("stream") as ((...args: unknown[]) => void)[];
+    server.removeAllListeners("stream");
+    server.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (taker?.(stream, headers) === true) return;
+      for (const listener of compatibility) listener.call(server, stream, headers, ...rest);
+    });
+  };
 
   /**
    * Node hands every request with an `Upgrade` header to 'upgrade' listeners once there is one. A
@@ -119,6 +144,7 @@ export function createListener(config: Config, logger: Logger): Listener {
           settings: http2Settings,
         });
         secure.on("request", handler as unknown as Http2Handler);
+        offerStreams(secure);
         secure.on("upgrade", upgrade(handler));
         secure.on("session", track);
         guardHttp2(secure, logger);
@@ -129,6 +155,7 @@ export function createListener(config: Config, logger: Logger): Listener {
       }
       const h2 = http2.createServer({ settings: http2Settings });
       h2.on("request", handler as unknown as Http2Handler);
+      offerStreams(h2);
       h2.on("session", track);
       guardHttp2(h2, logger);
       const h1 = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 });
@@ -162,6 +189,10 @@ export function createListener(config: Config, logger: Logger): Listener {
 
     onWebSocket(path, handler) {
       websockets.set(path, handler);
+    },
+
+    takeStreams(next) {
+      taker = next;
     },
 
     async closeSessions(graceMs) {

@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ConnectRequest, ConnectResponseSchema } from "../../gen/smsgw/v1/gateway_pb.js";
-import type { DeviceCommand, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
+import type { DeviceCommand, DeviceConnection, DeviceFrame, DeviceHub } from "../modules/devices/index.js";
 import { DomainError, invalid } from "../shared/errors.js";
 import { callingGateway } from "./principal.js";
 
@@ -17,7 +17,7 @@ export function reportId(value: string): string | undefined {
 }
 
 /** A device's stream frame as the hub takes it; undefined for an empty frame. */
-function toFrame(request: ConnectRequest): DeviceFrame | undefined {
+export function toFrame(request: ConnectRequest): DeviceFrame | undefined {
   const { frame } = request;
   switch (frame.case) {
     case "heartbeat":
@@ -45,7 +45,14 @@ function toFrame(request: ConnectRequest): DeviceFrame | undefined {
   }
 }
 
-function toResponse(
+/** A command as the stream carries it; undefined for those only SMSGate's events stream carries. */
+export function toResponse(command: DeviceCommand): MessageInitShape<typeof ConnectResponseSchema> | undefined {
+  // Only the SMSGate app's events stream carries these.
+  if (command.type === "cancel" || command.type === "settings_updated") return undefined;
+  return commandResponse(command);
+}
+
+function commandResponse(
   command: Exclude<DeviceCommand, { type: "cancel" | "settings_updated" }>,
 ): MessageInitShape<typeof ConnectResponseSchema> {
   if (command.type === "ping") return { frame: { case: "ping", value: { sentAt: timestampFromDate(command.sentAt) } } };
@@ -87,35 +94,49 @@ export async function* deviceStream(
       // Otherwise the device went away mid-frame; the stream ends below.
       if (error instanceof DomainError) refused = error;
       else if (error instanceof ConnectError && [Code.Internal, Code.InvalidArgument].includes(error.code)) {
-        refused = new ConnectError(`a frame did not decode: ${error.rawMessage}`, Code.InvalidArgument);
+        refused = undecodableFrame(error.rawMessage);
       }
     } finally {
       connection.close(connection.closeReason ?? "device_closed");
     }
   })();
   try {
-    yield {
-      frame: {
-        case: "hello",
-        value: { deviceId: gateway.deviceId, heartbeatIntervalSeconds: hub.heartbeatIntervalSeconds },
-      },
-    };
+    yield hello(hub, gateway.deviceId);
     for await (const command of connection.commands) {
-      // Only the SMSGate app's events stream carries these.
-      if (command.type !== "cancel" && command.type !== "settings_updated") yield toResponse(command);
+      const response = toResponse(command);
+      if (response !== undefined) yield response;
     }
   } finally {
     ctx.signal.removeEventListener("abort", onAbort);
     await hub.disconnect(connection);
     void reading;
   }
-  if (refused !== undefined) throw refused;
-  if (connection.closeReason === "shutdown")
-    throw new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
-  if (connection.closeReason === "replaced")
-    throw new ConnectError("a newer connection of this gateway took over", Code.Aborted);
-  if (connection.closeReason === "revoked")
-    throw new ConnectError("the API key of this gateway was revoked", Code.Unauthenticated);
-  if (connection.closeReason === "idle")
-    throw new ConnectError("no frame from the device in time", Code.DeadlineExceeded);
+  const ending = refused ?? endingOf(connection);
+  if (ending !== undefined) throw ending;
+}
+
+/** The stream's first message: the device's id and how often it should heartbeat. */
+export function hello(hub: DeviceHub, deviceId: string): MessageInitShape<typeof ConnectResponseSchema> {
+  return { frame: { case: "hello", value: { deviceId, heartbeatIntervalSeconds: hub.heartbeatIntervalSeconds } } };
+}
+
+/** How a stream whose connection closed ends for the device: an error, or undefined when it ends well. */
+export function endingOf(connection: DeviceConnection): ConnectError | undefined {
+  switch (connection.closeReason) {
+    case "shutdown":
+      return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
+    case "replaced":
+      return new ConnectError("a newer connection of this gateway took over", Code.Aborted);
+    case "revoked":
+      return new ConnectError("the API key of this gateway was revoked", Code.Unauthenticated);
+    case "idle":
+      return new ConnectError("no frame from the device in time", Code.DeadlineExceeded);
+    default:
+      return undefined;
+  }
+}
+
+/** A frame that did not decode, as the device is told. */
+export function undecodableFrame(detail: string): ConnectError {
+  return new ConnectError(`a frame did not decode: ${detail}`, Code.InvalidArgument);
 }

@@ -74,20 +74,28 @@ function peerOf(req: { contextValues: { get<T>(key: { id: symbol; defaultValue: 
   return req.contextValues.get(peerKey) ?? "unknown";
 }
 
-/**
- * Authenticates the `Authorization: Bearer` key, checks it against the RPC's `auth` option, and
- * counts the call against the key's rate limit (the client address's, for RPCs that need no key).
- * Failed authentication is limited per client address: beyond the limit the address hears 429.
- */
-export function authInterceptor(deps: {
+/** What admitting a call needs. */
+export interface AuthServices {
   keys: KeysService;
   rateLimiter: RateLimiter;
   authFailures: AuthFailureLimiter;
   config: Config;
   metrics: Metrics;
-}): Interceptor {
+}
+
+/**
+ * Admits one call that `requirement` asks of, from `peer`, with its `Authorization` header: its
+ * principal (none for calls that need no key) and the rate decision it was counted in; throws the
+ * refusal (unauthenticated, permission_denied, rate_limited). Every door of the contract admits
+ * through it: the Connect router's interceptor and the device stream's own gRPC door.
+ */
+export async function admit(
+  deps: AuthServices,
+  call: { requirement: AuthRequirement; peer: string; authorization: string | null },
+): Promise<{ principal: Principal | undefined; decision: RateDecision }> {
   const { requestsPerWindow, anonymousRequestsPerWindow } = deps.config.rateLimit;
-  const refuse = async (peer: string, message: string): Promise<never> => {
+  const { requirement, peer } = call;
+  const refuse = async (message: string): Promise<never> => {
     const decision = await deps.authFailures.failed(peer);
     if (!decision.allowed) {
       deps.metrics.rateLimited("authentication");
@@ -95,37 +103,58 @@ export function authInterceptor(deps: {
     }
     throw new DomainError("unauthenticated", message);
   };
+  let principal: Principal | undefined;
+  let decision: RateDecision;
+  if (requirement === AuthRequirement.NONE) {
+    decision = await deps.rateLimiter.hit(`peer:${peer}`, anonymousRequestsPerWindow);
+  } else {
+    const blockedSeconds = deps.authFailures.blockedFor(peer);
+    if (blockedSeconds !== undefined) {
+      deps.metrics.rateLimited("authentication");
+      throw new DomainError("rate_limited", "Too many failed authentication attempts", blockedSeconds);
+    }
+    const token = bearerToken(call.authorization);
+    if (token === undefined) return refuse("Missing API key");
+    principal = await deps.keys.authenticate(token);
+    if (principal === undefined) return refuse("Invalid API key");
+    if (!allows(requirement, principal)) throw new DomainError("permission_denied", refusals[requirement]);
+    decision = await deps.rateLimiter.hit(`key:${principal.keyId}`, requestsPerWindow);
+  }
+  if (!decision.allowed) {
+    deps.metrics.rateLimited(requirement === AuthRequirement.NONE ? "address" : "key");
+    throw limited(decision);
+  }
+  return { principal, decision };
+}
+
+/** The rate limit headers of an admitted call. */
+export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
+  return {
+    "ratelimit-limit": String(decision.limit),
+    "ratelimit-remaining": String(decision.remaining),
+    "ratelimit-reset": String(decision.resetSeconds),
+  };
+}
+
+/**
+ * Authenticates the `Authorization: Bearer` key, checks it against the RPC's `auth` option, and
+ * counts the call against the key's rate limit (the client address's, for RPCs that need no key).
+ * Failed authentication is limited per client address: beyond the limit the address hears 429.
+ */
+export function authInterceptor(deps: AuthServices): Interceptor {
   return (next) => async (req) => {
     // Server reflection describes the public contract: no key needed (the address is rate limited).
     const requirement = (reflectionServices as readonly DescService[]).includes(req.service)
       ? AuthRequirement.NONE
       : getOption(req.method, auth);
-    const peer = peerOf(req);
-    let decision: RateDecision;
-    if (requirement === AuthRequirement.NONE) {
-      decision = await deps.rateLimiter.hit(`peer:${peer}`, anonymousRequestsPerWindow);
-    } else {
-      const blockedSeconds = deps.authFailures.blockedFor(peer);
-      if (blockedSeconds !== undefined) {
-        deps.metrics.rateLimited("authentication");
-        throw new DomainError("rate_limited", "Too many failed authentication attempts", blockedSeconds);
-      }
-      const token = bearerToken(req.header.get("authorization"));
-      if (token === undefined) return refuse(peer, "Missing API key");
-      const principal = await deps.keys.authenticate(token);
-      if (principal === undefined) return refuse(peer, "Invalid API key");
-      if (!allows(requirement, principal)) throw new DomainError("permission_denied", refusals[requirement]);
-      req.contextValues.set(principalKey, principal);
-      decision = await deps.rateLimiter.hit(`key:${principal.keyId}`, requestsPerWindow);
-    }
-    if (!decision.allowed) {
-      deps.metrics.rateLimited(requirement === AuthRequirement.NONE ? "address" : "key");
-      throw limited(decision);
-    }
+    const { principal, decision } = await admit(deps, {
+      requirement,
+      peer: peerOf(req),
+      authorization: req.header.get("authorization"),
+    });
+    if (principal !== undefined) req.contextValues.set(principalKey, principal);
     const res = await next(req);
-    res.header.set("ratelimit-limit", String(decision.limit));
-    res.header.set("ratelimit-remaining", String(decision.remaining));
-    res.header.set("ratelimit-reset", String(decision.resetSeconds));
+    for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.header.set(name, value);
     return res;
   };
 }

@@ -47,14 +47,15 @@ export function unstorableField(desc: DescMessage, message: Fields, prefix = "")
   return undefined;
 }
 
-function check(desc: DescMessage, message: unknown): void {
+/** Refuses a message holding text PostgreSQL cannot store (`invalid_argument`, naming the field). */
+export function checkStorableText(desc: DescMessage, message: unknown): void {
   const path = unstorableField(desc, message as Fields);
   if (path !== undefined) throw invalid(unstorableTextMessage(path));
 }
 
 async function* checked<T>(desc: DescMessage, messages: AsyncIterable<T>): AsyncIterable<T> {
   for await (const message of messages) {
-    check(desc, message);
+    checkStorableText(desc, message);
     yield message;
   }
 }
@@ -71,7 +72,7 @@ export function textInterceptor(): Interceptor {
       throw invalid(unstorableTextMessage("Idempotency-Key"));
     }
     if (!req.stream) {
-      check(req.method.input, req.message);
+      checkStorableText(req.method.input, req.message);
       return next(req);
     }
     return next({ ...req, message: checked(req.method.input, req.message) });
