@@ -363,7 +363,11 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
   // All at once (as after an outage of the network): at most 1,000 handshakes in flight from here.
   log(`${kind}: connecting ${devices} phones at once`);
   const connectStart = performance.now();
+  const progress = setInterval(() => {
+    log(`${kind}: ${phones.filter((phone) => phone.connects > 0).length} connected`);
+  }, 15_000);
   await limited(phones, 1000, (phone) => phone.connect());
+  clearInterval(progress);
   const connectSeconds = (performance.now() - connectStart) / 1000;
   await wait(10_000);
   const rssAll = totalRss();

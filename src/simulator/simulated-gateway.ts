@@ -190,23 +190,27 @@ export class SimulatedGateway {
 
   private async loop(): Promise<void> {
     let delayMs = 100;
+    // Who waits for the phone to be connected waits through attempts that fail before hello.
+    let ready: (() => void) | undefined;
     while (!this.stopped) {
-      let ready: () => void = () => undefined;
-      this.connected = new Promise((resolve) => {
-        ready = resolve;
-      });
+      if (ready === undefined) {
+        this.connected = new Promise((resolve) => {
+          ready = resolve;
+        });
+      }
       let helloed = false;
       try {
         await this.session(() => {
           helloed = true;
           delayMs = 100;
-          ready();
+          ready?.();
+          ready = undefined;
         });
       } catch (error) {
         if (!this.stopped) this.log(`${this.deviceId} stream ended: ${String(error)}`);
       }
       if (!this.behaviour.reconnect || this.stopped) {
-        ready();
+        ready?.();
         return;
       }
       // A server that would not even say hello: try the next one, if there is another.
