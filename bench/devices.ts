@@ -279,6 +279,8 @@ interface KindResult {
   connectSeconds: number;
   latency: number[];
   reconnectSeconds: number | null;
+  stoppedSeconds: number;
+  upSeconds: number;
   notBack: number;
   refused: number;
 }
@@ -404,7 +406,9 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
   const before = phones.map((phone) => phone.connects);
   const restartAt = performance.now();
   for (const server of servers) await server.stop();
+  const stoppedSeconds = (performance.now() - restartAt) / 1000;
   for (const server of servers) await server.start();
+  const upSeconds = (performance.now() - restartAt) / 1000;
   let reconnectSeconds: number | null = null;
   const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
@@ -433,6 +437,8 @@ async function runKind(kind: Kind, temporalAddress: string): Promise<KindResult>
     connectSeconds,
     latency,
     reconnectSeconds,
+    stoppedSeconds,
+    upSeconds,
     notBack,
     refused,
   };
@@ -463,7 +469,7 @@ async function main(): Promise<void> {
         `  idle CPU: ${r.idleCpuMsPerPhoneMinute.toFixed(2)} ms per phone per minute (servers at ${(r.idleCoreShare * 100).toFixed(1)} % of a core; with no phone ${(r.idleCpuBase / 600).toFixed(1)} %)`,
         `  all connecting at once: ${devices} in ${r.connectSeconds.toFixed(1)} s = ${r.connectsPerSecond.toFixed(0)} connects/s`,
         `  ${latencyLine("accept → device at 2 msg/s", r.latency)}`,
-        `  after a restart: ${r.reconnectSeconds === null ? `${r.notBack} not back after 180 s` : `all back in ${r.reconnectSeconds.toFixed(1)} s`}; refused for good: ${r.refused}`,
+        `  after a restart: ${r.reconnectSeconds === null ? `${r.notBack} not back after 180 s` : `all back in ${r.reconnectSeconds.toFixed(1)} s`}; refused for good: ${r.refused} (stopped after ${r.stoppedSeconds.toFixed(1)} s, answering again after ${r.upSeconds.toFixed(1)} s)`,
       ].join("\n"),
     ),
   ];

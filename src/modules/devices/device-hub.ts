@@ -41,6 +41,11 @@ export class DeviceHub {
     return this.deps.heartbeatIntervalSeconds;
   }
 
+  /** How often the server pings its devices (`DEVICE_PING_INTERVAL_SECONDS`). */
+  get pingIntervalSeconds(): number {
+    return this.deps.pingIntervalSeconds;
+  }
+
   /**
    * Registers a new connection for a gateway (replacing an older one of the same gateway), marks it
    * present and online, queues again the commands it had not acknowledged, and wakes waiting messages.

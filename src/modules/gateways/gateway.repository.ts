@@ -190,14 +190,27 @@ export class GatewayRepository {
     { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
   );
 
-  /** Offline after its live connection ended; whether it was online. */
-  async markDisconnected(gatewayId: number): Promise<boolean> {
-    const rows = await this.sql.all(
-      "update gateways set status = 'offline', updated_at = now() where id = ? and status = 'online' returning id",
-      [gatewayId],
-    );
-    return rows.length > 0;
+  /**
+   * Offline after its live connection ended; whether it was online. Phones that go together (an
+   * instance shutting down lets go of all of its own) share one statement.
+   */
+  markDisconnected(gatewayId: number): Promise<boolean> {
+    return this.disconnects.add(gatewayId);
   }
+
+  private readonly disconnects = new Batcher<number, boolean>(
+    async (ids) => {
+      const rows = await this.sql.all<{ id: number }>(
+        "update gateways set status = 'offline', updated_at = now() where id = any(?::int[]) and status = 'online' returning id",
+        [[...new Set(ids)]],
+      );
+      const wentOffline = new Set(rows.map((row) => row.id));
+      // A gateway given twice in one batch went offline for the first only.
+      return ids.map((id) => wentOffline.delete(id));
+    },
+    // A batch fails as a whole (the database did not answer), never for one of its rows.
+    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
+  );
 
   toggle(id: number): Promise<{ id: number; device_id: string; active: boolean } | undefined> {
     return this.sql.one(
