@@ -28,6 +28,12 @@ export class EventsService {
     return Number(event.id);
   }
 
+  /** Records several events in one statement (none about a message: those are `emit`'s), and tells listeners. */
+  async emitMany(payloads: readonly EventPayload[]): Promise<void> {
+    if (payloads.length === 0) return;
+    this.recorded(await this.repository.record(payloads));
+  }
+
   /**
    * Tells listeners of events recorded by another module's statement (`recordingEvents`), once it has
    * committed.

@@ -98,8 +98,12 @@ export class GatewayRepository {
     );
   }
 
-  statusRow(gatewayId: number): Promise<GatewayStatusRow | undefined> {
-    return this.sql.one("select device_id, name, status, last_heartbeat_at from gateways where id = ?", [gatewayId]);
+  /** The status rows of these gateways (those that exist), in no particular order. */
+  statusRows(gatewayIds: number[]): Promise<(GatewayStatusRow & { id: number })[]> {
+    return this.sql.all(
+      "select id, device_id, name, status, last_heartbeat_at from gateways where id = any(?::int[])",
+      [gatewayIds],
+    );
   }
 
   /** Every gateway, by priority (highest first) then id. */

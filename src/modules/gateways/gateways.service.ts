@@ -1,7 +1,9 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Tx } from "../../db/sql.js";
+import { Batcher } from "../../shared/batcher.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
+import { tuning } from "../../tuning.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
 import type { GatewayMetadata, GatewayRecord } from "./gateway.entity.js";
@@ -47,23 +49,45 @@ export class GatewayRegistry {
   constructor(
     private readonly repository: GatewayRepository,
     private readonly keys: Pick<KeysService, "create" | "importGatewayKey">,
-    private readonly events?: Pick<EventsService, "emit">,
+    private readonly events?: Pick<EventsService, "emitMany">,
   ) {}
 
-  /** Emits `gateway_online` or `gateway_offline` for a gateway whose status just changed. */
-  private async statusChanged(gatewayId: number): Promise<void> {
-    if (this.events === undefined) return;
-    const row = await this.repository.statusRow(gatewayId);
-    if (row === undefined) return;
-    await this.events.emit({
-      event: row.status === "online" ? "gateway_online" : "gateway_offline",
-      gateway_id: row.device_id,
-      name: row.name,
-      status: row.status,
-      last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
-      timestamp: new Date().toISOString(),
-    });
+  /**
+   * Emits `gateway_online` or `gateway_offline` for a gateway whose status just changed. Changes that
+   * come together (thousands of phones reconnecting after a restart) are read and recorded in one
+   * statement each.
+   */
+  private statusChanged(gatewayId: number): Promise<void> {
+    return this.statusEvents.add(gatewayId);
   }
+
+  private readonly statusEvents = new Batcher<number, void>(
+    async (ids) => {
+      if (this.events === undefined) return ids.map(() => undefined);
+      const rows = await this.repository.statusRows([...new Set(ids)]);
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      const at = new Date().toISOString();
+      await this.events.emitMany(
+        ids.flatMap((id) => {
+          const row = byId.get(id);
+          if (row === undefined) return [];
+          return [
+            {
+              event: row.status === "online" ? "gateway_online" : "gateway_offline",
+              gateway_id: row.device_id,
+              name: row.name,
+              status: row.status,
+              last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
+              timestamp: at,
+            } as const,
+          ];
+        }),
+      );
+      return ids.map(() => undefined);
+    },
+    // A batch fails as a whole (the database did not answer), never for one of its gateways.
+    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
+  );
 
   /**
    * Brings along a phone of the original system by the SHA-256 digest of its gateway key: the gateway
