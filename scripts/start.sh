@@ -26,6 +26,8 @@ if [ -z "${SMSGW_HEAP_MB:-}" ]; then
   SMSGW_HEAP_MB=$(node $sources "const [{ loadConfig }, { heapMbFor }] = await Promise.all([import('$dir/config.$ext'), import('$dir/tuning.$ext')]); console.log(heapMbFor(loadConfig().devices.maxConnections))")
 fi
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+# Each phone holds a connection: open files up to the hard limit (the soft one is often 1,024).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # shellcheck disable=SC2086 # SMSGW_NODE_FLAGS is a list of flags
 exec node --max-old-space-size="$SMSGW_HEAP_MB" --max-semi-space-size=4 ${SMSGW_NODE_FLAGS:-} \
   bin/smsgw.js serve "$@"

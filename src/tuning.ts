@@ -96,9 +96,9 @@ export const tuning = {
    * (DEVICE_MAX_CONNECTIONS) to `nodeHeapMb` (see heapMbFor).
    */
   heapPerDeviceKiB: {
-    value: 140,
+    value: 28,
     measured:
-      "bench:devices, 10,000 phones of a kind on one instance (RESULTS.md, tenth session): gRPC stream 137.2 KiB, /cable 8.9 KiB",
+      "bench:devices (RESULTS.md, eleventh session): 10,000 gRPC stream phones 14.5 KiB, 10,000 /cable 10.4 KiB, 1,000 SMSGate app phones (events stream) 26.2 KiB; 137.2 KiB for the stream before its own door",
   },
   /** Plans of just-stored messages kept for their first dispatch (read back from the database past this). */
   freshPlans: { value: 4096, measured: "aca9455: no sweep recorded; more than a 2,000-message burst" },
