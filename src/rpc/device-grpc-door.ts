@@ -143,14 +143,15 @@ export class DeviceGrpcDoor {
       return;
     }
     const gone = () => connection.close(connection.closeReason ?? "device_closed");
-    stream.once("close", gone);
-    if (stream.destroyed) gone();
-    else stream.respond({ ":status": 200, "content-type": contentType, ...rateHeaders }, { waitForTrailers: true });
     let refused: ConnectError | undefined;
-    this.read(stream, connection, (error) => {
-      refused ??= error instanceof ConnectError ? error : toConnectError(error, logger, undefined);
-    });
+    // Whatever happens from here, the hub lets go of the connection.
     try {
+      stream.once("close", gone);
+      if (stream.destroyed) gone();
+      else stream.respond({ ":status": 200, "content-type": contentType, ...rateHeaders }, { waitForTrailers: true });
+      this.read(stream, connection, (error) => {
+        refused ??= error instanceof ConnectError ? error : toConnectError(error, logger, undefined);
+      });
       await this.write(stream, create(ConnectResponseSchema, hello(hub, connection.gateway.deviceId)));
       for await (const command of connection.commands) {
         const response = toResponse(command);
@@ -158,12 +159,18 @@ export class DeviceGrpcDoor {
       }
     } finally {
       stream.off("close", gone);
+      gone();
       await hub.disconnect(connection);
     }
     if (stream.destroyed) return;
     const status = statusOf(refused ?? endingOf(connection));
     stream.once("wantTrailers", () => {
-      if (!stream.destroyed) stream.sendTrailers(status);
+      // The phone may have gone between the end and its trailers: nothing is left to tell it.
+      try {
+        if (!stream.destroyed) stream.sendTrailers(status);
+      } catch {
+        stream.destroy();
+      }
     });
     stream.end();
   }
