@@ -96,9 +96,10 @@ class CablePhone implements Phone {
       });
       // Any answer but the upgrade fails the attempt, as a browser's WebSocket does (with a listener
       // here, ws leaves the request open: a 503 while an instance stops held a phone forever).
-      socket.on("unexpected-response", (request, response) => {
+      socket.on("unexpected-response", (_request, response) => {
         if (response.statusCode === 401 || response.statusCode === 403) this.refused = true;
-        request.destroy();
+        // Aborts the handshake: ws then emits 'error' and 'close' (the retry below).
+        socket.terminate();
       });
       socket.on("error", () => undefined);
       socket.on("close", () => {
