@@ -11,7 +11,7 @@ import {
 import { auth } from "../../gen/smsgw/v1/options_pb.js";
 import type { DeviceConnection, DeviceHub } from "../modules/devices/index.js";
 import { DomainError } from "../shared/errors.js";
-import { endingOf, hello, toFrame, toResponse, undecodableFrame } from "./device-stream.js";
+import { endingOf, helloOf, toFrame, toResponse, undecodableFrame } from "./device-stream.js";
 import { toConnectError } from "./errors.js";
 import { type AuthServices, admit, rateLimitHeaders } from "./interceptors.js";
 import { checkStorableText } from "./text-check.js";
@@ -152,7 +152,7 @@ export class DeviceGrpcDoor {
       this.read(stream, connection, (error) => {
         refused ??= error instanceof ConnectError ? error : toConnectError(error, logger, undefined);
       });
-      await this.write(stream, create(ConnectResponseSchema, hello(hub, connection.gateway.deviceId)));
+      await this.write(stream, create(ConnectResponseSchema, helloOf(hub, connection.gateway.deviceId)));
       for await (const command of connection.commands) {
         const response = toResponse(command);
         if (response !== undefined) await this.write(stream, create(ConnectResponseSchema, response));

@@ -101,7 +101,7 @@ export async function* deviceStream(
     }
   })();
   try {
-    yield hello(hub, gateway.deviceId);
+    yield helloOf(hub, gateway.deviceId);
     for await (const command of connection.commands) {
       const response = toResponse(command);
       if (response !== undefined) yield response;
@@ -116,7 +116,7 @@ export async function* deviceStream(
 }
 
 /** The stream's first message: the device's id and how often it should heartbeat. */
-export function hello(hub: DeviceHub, deviceId: string): MessageInitShape<typeof ConnectResponseSchema> {
+export function helloOf(hub: DeviceHub, deviceId: string): MessageInitShape<typeof ConnectResponseSchema> {
   return { frame: { case: "hello", value: { deviceId, heartbeatIntervalSeconds: hub.heartbeatIntervalSeconds } } };
 }
 

@@ -36,6 +36,14 @@ export const GatewayEntity = defineEntity({
       .onCreate(() => new Date())
       .onUpdate(() => new Date()),
   },
+  indexes: [
+    {
+      // The gateways a message may be given, for the picker's window (Migration20261202040000).
+      name: "gateways_pickable_index",
+      expression:
+        'create index "gateways_pickable_index" on "gateways" ("priority" desc, "id") where active and status = \'online\'',
+    },
+  ],
 });
 
 export type GatewayRecord = InferEntity<typeof GatewayEntity>;
