@@ -23,7 +23,7 @@ import { ensureDatabase } from "../src/db/orm.js";
 import { defaultBehaviour, SimulatedGateway } from "../src/simulator/simulated-gateway.js";
 import { defaultSmsGateBehaviour, SmsGatePhone } from "../src/simulator/smsgate-phone.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
-import { latencyLine, machine, processCpuMs, processRss } from "./harness.js";
+import { latencyLine, machine, processCpuMs, processRss, runBench } from "./harness.js";
 
 type Kind = "stream" | "cable" | "smsgate";
 const devices = Number(process.env.BENCH_DEVICES ?? 10_000);
@@ -480,10 +480,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

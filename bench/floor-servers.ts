@@ -24,7 +24,7 @@ import {
 import { loadConfig } from "../src/config.js";
 import { devServerSetup, ensureLocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes, untilSearchAttributesUsable } from "../src/temporal/search-attributes.js";
-import { machine, pidsNamed, processCpuMs } from "./harness.js";
+import { machine, pidsNamed, processCpuMs, runBench } from "./harness.js";
 
 const runs = Number(process.env.BENCH_FLOOR_RUNS ?? 1000);
 const shards = Number(process.env.BENCH_FLOOR_SHARDS ?? 4);
@@ -147,10 +147,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

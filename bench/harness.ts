@@ -160,3 +160,14 @@ export function histogramOf(
     bound: (p) => buckets.find((bucket) => bucket.count >= (p / 100) * count)?.le ?? Number.NaN,
   };
 }
+
+/** Runs a benchmark's `main`: exits 0 when it is done, 1 with its error's stack when it fails. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -14,7 +14,7 @@ import { Presence } from "../src/modules/devices/presence.js";
 import { GatewayPicker, MessageRepository } from "../src/modules/messages/index.js";
 import { openRedis } from "../src/shared/redis.js";
 import { tuning } from "../src/tuning.js";
-import { latencyLine, machine, pidsNamed, processCpuMs } from "./harness.js";
+import { latencyLine, machine, pidsNamed, processCpuMs, runBench } from "./harness.js";
 
 const fleets = (process.env.BENCH_PICK_FLEETS ?? "10,1000,10000").split(",").map(Number);
 const picks = Number(process.env.BENCH_PICKS ?? 2000);
@@ -109,10 +109,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

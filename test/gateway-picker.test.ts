@@ -27,6 +27,17 @@ describe("GatewayPicker", () => {
       failureCooldownSeconds: 60,
     });
 
+  /** How many of `picks` picks (of a message with no preference) each gateway took. */
+  async function picksOf(chooser: GatewayPicker, picks: number): Promise<Map<number, number>> {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < picks; i++) {
+      const pick = await chooser.pick({ preferredGatewayId: null, triedGatewayIds: [] });
+      if (pick.kind !== "picked") throw new Error(`expected a pick, got ${pick.kind}`);
+      counts.set(pick.gatewayId, (counts.get(pick.gatewayId) ?? 0) + 1);
+    }
+    return counts;
+  }
+
   beforeAll(async () => {
     server = await startServer();
     presence = new Presence(server.deps.redis, 60);
@@ -134,12 +145,7 @@ describe("GatewayPicker", () => {
     const sql = server.deps.orm.em.getConnection();
     await sql.execute("update gateways set priority = 1 where id in (?, ?, ?)", gateways);
     const generous = picker(100_000);
-    const counts = new Map<number, number>();
-    for (let i = 0; i < 300; i++) {
-      const pick = await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] });
-      if (pick.kind !== "picked") throw new Error(`expected a pick, got ${pick.kind}`);
-      counts.set(pick.gatewayId, (counts.get(pick.gatewayId) ?? 0) + 1);
-    }
+    const counts = await picksOf(generous, 300);
     expect(gateways.map((id) => counts.get(id))).toEqual([100, 100, 100]);
     // A higher priority still wins over rotation.
     await sql.execute("update gateways set priority = 5 where id = ?", [gateways[1]]);
@@ -162,12 +168,7 @@ describe("GatewayPicker", () => {
     try {
       for (const id of fleetIds) await presence.hold(id, "queue-w", `connection-${id}`, "stream");
       const generous = picker(100_000);
-      const counts = new Map<number, number>();
-      for (let i = 0; i < 200; i++) {
-        const pick = await generous.pick({ preferredGatewayId: null, triedGatewayIds: [] });
-        if (pick.kind !== "picked") throw new Error(`expected a pick, got ${pick.kind}`);
-        counts.set(pick.gatewayId, (counts.get(pick.gatewayId) ?? 0) + 1);
-      }
+      const counts = await picksOf(generous, 200);
       // Every phone of the hundred was given some, none a large share.
       expect(fleetIds.filter((id) => !counts.has(id))).toEqual([]);
       expect(Math.max(...counts.values())).toBeLessThanOrEqual(4);

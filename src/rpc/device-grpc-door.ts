@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { create, fromBinary, getOption, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import * as protoGrpc from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import {
   type ConnectRequest,
@@ -18,7 +20,7 @@ import { checkStorableText } from "./text-check.js";
 
 /** `GatewayService.Connect`'s path, as gRPC clients call it. */
 const path = `/${GatewayService.typeName}/${GatewayService.method.connect.name}`;
-const grpcContentTypes = new Set(["application/grpc", "application/grpc+proto"]);
+const grpcContentTypes = new Set(["application/grpc", protoGrpc.contentTypeProto]);
 /** Frames read and not yet handled past which the stream stops reading until they are. */
 const maxFramesWaiting = 64;
 
@@ -39,26 +41,9 @@ export function takesDeviceStream(headers: IncomingHttpHeaders): boolean {
   );
 }
 
-/** gRPC's status trailers for how a call ended, with the error's metadata (`retry-after`, say). */
+/** gRPC's status trailers for how a call ended, as the Connect router writes them (metadata, details). */
 function statusOf(error: ConnectError | undefined): Record<string, string> {
-  if (error === undefined) return { "grpc-status": "0" };
-  const trailers: Record<string, string> = {
-    "grpc-status": String(error.code),
-    "grpc-message": encodeURIComponent(error.rawMessage),
-  };
-  error.metadata.forEach((value, name) => {
-    trailers[name] = value;
-  });
-  return trailers;
-}
-
-/** One length-prefixed message: flags (0: uncompressed), its length, its bytes. */
-function envelope(bytes: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + bytes.byteLength);
-  frame.writeUInt8(0, 0);
-  frame.writeUInt32BE(bytes.byteLength, 1);
-  frame.set(bytes, 5);
-  return frame;
+  return Object.fromEntries(protoGrpc.setTrailerStatus(new Headers(), error));
 }
 
 /** Splits the request body into its messages, refusing compressed ones and those over `maxBytes`. */
@@ -178,7 +163,7 @@ export class DeviceGrpcDoor {
   /** Writes one message, waiting while the stream's buffer is full (a phone reading slowly). */
   private async write(stream: ServerHttp2Stream, message: ReturnType<typeof create<typeof ConnectResponseSchema>>) {
     if (stream.destroyed) return;
-    if (stream.write(envelope(toBinary(ConnectResponseSchema, message)))) return;
+    if (stream.write(encodeEnvelope(0, toBinary(ConnectResponseSchema, message)))) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         stream.off("drain", done);

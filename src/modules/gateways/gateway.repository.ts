@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Sql, type Tx } from "../../db/sql.js";
-import { Batcher } from "../../shared/batcher.js";
+import { Batcher, type BatcherOptions } from "../../shared/batcher.js";
 import { tuning } from "../../tuning.js";
 import { GatewayEntity, type GatewayMetadata, type GatewayRecord } from "./gateway.entity.js";
 import type { StoredSmsGateSettings } from "./smsgate-settings.js";
@@ -15,6 +15,26 @@ export function counting(direction: "sent" | "received", source: string): string
   return `update gateways set messages_${direction}_today = messages_${direction}_today + 1,
               total_messages_${direction} = total_messages_${direction} + 1, updated_at = now()
         where id in (select gateway_id from ${source}) returning id, device_id`;
+}
+
+/**
+ * How the liveness of many phones (heartbeats, touches, disconnects, their status events) is
+ * batched: a batch fails as a whole (the database did not answer), never for one of its rows.
+ */
+export const livenessBatches: BatcherOptions = {
+  maxBatch: tuning.livenessBatchSize.value,
+  concurrency: tuning.livenessBatchesInFlight.value,
+  retryAlone: false,
+};
+
+/** For each of `ids`, whether it is that id's first place in the list (a gateway given twice in a batch). */
+function firsts(ids: readonly number[]): boolean[] {
+  const seen = new Set<number>();
+  return ids.map((id) => {
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }
 
 /** The statements that count one SMS on the gateway given as a parameter. */
@@ -131,36 +151,29 @@ export class GatewayRepository {
   private readonly heartbeats = new Batcher<
     { gatewayId: number; status: "online" | "offline"; reported: GatewayMetadata },
     boolean | null
-  >(
-    async (items) => {
-      // One row per gateway in a statement: the last heartbeat of a gateway given twice stands.
-      const last = new Map(items.map((item) => [item.gatewayId, item]));
-      const rows = await this.sql.all<{ id: number; changed: boolean }>(
-        `update gateways g set status = v.status, last_heartbeat_at = now(), updated_at = now(),
+  >(async (items) => {
+    // One row per gateway in a statement: the last heartbeat of a gateway given twice stands.
+    const last = new Map(items.map((item) => [item.gatewayId, item]));
+    const rows = await this.sql.all<{ id: number; changed: boolean }>(
+      `update gateways g set status = v.status, last_heartbeat_at = now(), updated_at = now(),
                 metadata = g.metadata || v.reported
            from unnest(?::int[], ?::varchar[], ?::jsonb[]) as v(id, status, reported), gateways old
           where g.id = v.id and old.id = v.id
           returning g.id, old.status <> g.status as changed`,
-        [
-          [...last.keys()],
-          [...last.values()].map((item) => item.status),
-          [...last.values()].map((item) => JSON.stringify(item.reported)),
-        ],
-      );
-      const changed = new Map(rows.map((row) => [row.id, row.changed]));
-      // Only the first of a gateway's heartbeats in the batch can have changed its status.
-      const told = new Set<number>();
-      return items.map((item) => {
-        const value = changed.get(item.gatewayId);
-        if (value === undefined) return null;
-        const first = !told.has(item.gatewayId);
-        told.add(item.gatewayId);
-        return first && value;
-      });
-    },
-    // A batch fails as a whole (the database did not answer), never for one of its rows.
-    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
-  );
+      [
+        [...last.keys()],
+        [...last.values()].map((item) => item.status),
+        [...last.values()].map((item) => JSON.stringify(item.reported)),
+      ],
+    );
+    const changed = new Map(rows.map((row) => [row.id, row.changed]));
+    // Only the first of a gateway's heartbeats in the batch can have changed its status.
+    const first = firsts(items.map((item) => item.gatewayId));
+    return items.map((item, i) => {
+      const value = changed.get(item.gatewayId);
+      return value === undefined ? null : first[i] === true && value;
+    });
+  }, livenessBatches);
 
   /**
    * Online, last heard from now; whether it was offline before, and whether it is active (undefined
@@ -171,28 +184,21 @@ export class GatewayRepository {
     return this.touches.add(gatewayId);
   }
 
-  private readonly touches = new Batcher<number, { was_offline: boolean; active: boolean } | undefined>(
-    async (ids) => {
-      const rows = await this.sql.all<{ id: number; was_offline: boolean; active: boolean }>(
-        `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
+  private readonly touches = new Batcher<number, { was_offline: boolean; active: boolean } | undefined>(async (ids) => {
+    const rows = await this.sql.all<{ id: number; was_offline: boolean; active: boolean }>(
+      `update gateways g set status = 'online', last_heartbeat_at = now(), updated_at = now()
            from gateways old where old.id = g.id and g.id = any(?::int[])
           returning g.id, old.status = 'offline' as was_offline, g.active`,
-        [[...new Set(ids)]],
-      );
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      // A gateway touched twice in one batch was offline for the first only.
-      const told = new Set<number>();
-      return ids.map((id) => {
-        const row = byId.get(id);
-        if (row === undefined) return undefined;
-        const first = !told.has(id);
-        told.add(id);
-        return { was_offline: first && row.was_offline, active: row.active };
-      });
-    },
-    // A batch fails as a whole (the database did not answer), never for one of its rows.
-    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
-  );
+      [[...new Set(ids)]],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    // A gateway touched twice in one batch was offline for the first only.
+    const first = firsts(ids);
+    return ids.map((id, i) => {
+      const row = byId.get(id);
+      return row === undefined ? undefined : { was_offline: first[i] === true && row.was_offline, active: row.active };
+    });
+  }, livenessBatches);
 
   /**
    * Offline after its live connection ended; whether it was online. Phones that go together (an
@@ -202,19 +208,16 @@ export class GatewayRepository {
     return this.disconnects.add(gatewayId);
   }
 
-  private readonly disconnects = new Batcher<number, boolean>(
-    async (ids) => {
-      const rows = await this.sql.all<{ id: number }>(
-        "update gateways set status = 'offline', updated_at = now() where id = any(?::int[]) and status = 'online' returning id",
-        [[...new Set(ids)]],
-      );
-      const wentOffline = new Set(rows.map((row) => row.id));
-      // A gateway given twice in one batch went offline for the first only.
-      return ids.map((id) => wentOffline.delete(id));
-    },
-    // A batch fails as a whole (the database did not answer), never for one of its rows.
-    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
-  );
+  private readonly disconnects = new Batcher<number, boolean>(async (ids) => {
+    const rows = await this.sql.all<{ id: number }>(
+      "update gateways set status = 'offline', updated_at = now() where id = any(?::int[]) and status = 'online' returning id",
+      [[...new Set(ids)]],
+    );
+    const wentOffline = new Set(rows.map((row) => row.id));
+    // A gateway given twice in one batch went offline for the first only.
+    const first = firsts(ids);
+    return ids.map((id, i) => first[i] === true && wentOffline.has(id));
+  }, livenessBatches);
 
   toggle(id: number): Promise<{ id: number; device_id: string; active: boolean } | undefined> {
     return this.sql.one(

@@ -3,11 +3,10 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Tx } from "../../db/sql.js";
 import { Batcher } from "../../shared/batcher.js";
 import { DomainError, invalid, missing } from "../../shared/errors.js";
-import { tuning } from "../../tuning.js";
 import type { EventsService } from "../events/index.js";
 import type { KeysService } from "../keys/index.js";
 import type { GatewayMetadata, GatewayRecord } from "./gateway.entity.js";
-import type { GatewayCounts, GatewayRepository } from "./gateway.repository.js";
+import { type GatewayCounts, type GatewayRepository, livenessBatches } from "./gateway.repository.js";
 import { checkedSettings, type StoredSmsGateSettings } from "./smsgate-settings.js";
 
 /** What a device reports in a heartbeat; fields left out keep their last value. */
@@ -61,33 +60,29 @@ export class GatewayRegistry {
     return this.statusEvents.add(gatewayId);
   }
 
-  private readonly statusEvents = new Batcher<number, void>(
-    async (ids) => {
-      if (this.events === undefined) return ids.map(() => undefined);
-      const rows = await this.repository.statusRows([...new Set(ids)]);
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      const at = new Date().toISOString();
-      await this.events.emitMany(
-        ids.flatMap((id) => {
-          const row = byId.get(id);
-          if (row === undefined) return [];
-          return [
-            {
-              event: row.status === "online" ? "gateway_online" : "gateway_offline",
-              gateway_id: row.device_id,
-              name: row.name,
-              status: row.status,
-              last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
-              timestamp: at,
-            } as const,
-          ];
-        }),
-      );
-      return ids.map(() => undefined);
-    },
-    // A batch fails as a whole (the database did not answer), never for one of its gateways.
-    { maxBatch: tuning.livenessBatchSize.value, concurrency: tuning.livenessBatchesInFlight.value, retryAlone: false },
-  );
+  private readonly statusEvents = new Batcher<number, void>(async (ids) => {
+    if (this.events === undefined) return ids.map(() => undefined);
+    const rows = await this.repository.statusRows([...new Set(ids)]);
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const at = new Date().toISOString();
+    await this.events.emitMany(
+      ids.flatMap((id) => {
+        const row = byId.get(id);
+        if (row === undefined) return [];
+        return [
+          {
+            event: row.status === "online" ? "gateway_online" : "gateway_offline",
+            gateway_id: row.device_id,
+            name: row.name,
+            status: row.status,
+            last_heartbeat_at: row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at).toISOString(),
+            timestamp: at,
+          } as const,
+        ];
+      }),
+    );
+    return ids.map(() => undefined);
+  }, livenessBatches);
 
   /**
    * Brings along a phone of the original system by the SHA-256 digest of its gateway key: the gateway

@@ -43,6 +43,16 @@ export interface GatewayCandidate {
   tier: number;
 }
 
+/**
+ * The candidates of `source` (columns `id`, `device_id`, `priority`, `preferred`, `n`) with their
+ * `tier`: groups of equals (same preference, priority and messages in flight), best first.
+ */
+function rankedCandidates(source: string): string {
+  return `select id, device_id, dense_rank() over (order by preferred desc nulls last, priority desc, load)::int as tier
+            from (select c.*, (select count(*) from messages m where m.gateway_id = c.id and m.status = 'dispatched') as load
+                    from (${source}) c) ranked`;
+}
+
 /** A row of `messages`, as PostgreSQL returns it. */
 export interface MessageRow {
   id: string;
@@ -881,11 +891,9 @@ export class MessageRepository {
    */
   gatewaysByLoad(preferredGatewayId: number | null): Promise<GatewayCandidate[]> {
     return this.sql(
-      `select id, device_id, dense_rank() over (order by preferred desc nulls last, priority desc, load)::int as tier
-         from (select g.id, g.device_id, g.priority, (g.id = ?) as preferred,
-                      (select count(*) from messages m where m.gateway_id = g.id and m.status = 'dispatched') as load
-                 from gateways g where g.active and g.status = 'online') c
-        order by tier, id`,
+      `${rankedCandidates(
+        "select g.id, g.device_id, g.priority, (g.id = ?) as preferred, g.id as n from gateways g where g.active and g.status = 'online'",
+      )} order by tier, id`,
       [preferredGatewayId],
     );
   }
@@ -894,44 +902,27 @@ export class MessageRepository {
    * A window of the gateways `gatewaysByLoad` would rank first, read through an index instead of the
    * whole fleet: the preferred gateway when it is active and online, then up to `size` active online
    * gateways of the highest priority, those with an id above `after` first (then from the lowest id
-   * again), each with its messages in flight; the same order and `tier` as `gatewaysByLoad` within
-   * the window. Its cost does not grow with the fleet.
+   * again), ranked as `gatewaysByLoad` ranks them, in that order. Its cost does not grow with the fleet.
    */
-  async gatewayWindow(preferredGatewayId: number | null, after: number, size: number): Promise<GatewayCandidate[]> {
-    const rows = await this.sql<{ id: number; device_id: string; priority: number; load: number; preferred: boolean }>(
-      `with top as (select max(priority) as priority from gateways where active and status = 'online')
-       select w.id, w.device_id, w.priority, w.preferred,
-              (select count(*)::int from messages m where m.gateway_id = w.id and m.status = 'dispatched') as load
-         from ((select g.id, g.device_id, g.priority, true as preferred, 0 as part
-                  from gateways g where g.id = ? and g.active and g.status = 'online')
-               union all
-               (select g.id, g.device_id, g.priority, false, 1 from gateways g, top
-                 where g.active and g.status = 'online' and g.priority = top.priority and g.id > ?
-                 order by g.id limit ?)
-               union all
-               (select g.id, g.device_id, g.priority, false, 2 from gateways g, top
-                 where g.active and g.status = 'online' and g.priority = top.priority and g.id <= ?
-                 order by g.id limit ?)) w
-        order by w.part, w.id`,
-      [preferredGatewayId, after, size, after, size],
+  gatewayWindow(preferredGatewayId: number | null, after: number, size: number): Promise<GatewayCandidate[]> {
+    const others = (from: string) =>
+      `select g.id, g.device_id, g.priority from gateways g, top
+        where g.active and g.status = 'online' and g.priority = top.priority and ${from}
+          and g.id is distinct from ?::int order by g.id limit ?`;
+    return this.sql(
+      `with top as (select max(priority) as priority from gateways where active and status = 'online'),
+            others as (
+              select o.id, o.device_id, o.priority, row_number() over (order by o.part, o.id) as n
+                from ((select *, 1 as part from (${others("g.id > ?")}) a)
+                      union all (select *, 2 from (${others("g.id <= ?")}) b)) o),
+            win as (
+              select g.id, g.device_id, g.priority, true as preferred, 0::bigint as n
+                from gateways g where g.id = ? and g.active and g.status = 'online'
+              union all
+              select id, device_id, priority, false, n from others where n <= ?)
+       ${rankedCandidates("select * from win")} order by n`,
+      [after, preferredGatewayId, size, after, preferredGatewayId, size, preferredGatewayId, size],
     );
-    const preferred = rows.filter((row) => row.preferred);
-    const others = rows.filter((row) => !row.preferred && row.id !== preferredGatewayId);
-    // The others at most `size`: the last of them is where the next window starts.
-    const window = [...preferred, ...others.slice(0, size)];
-    // Dense rank by (preferred, priority, load), as gatewaysByLoad's window function ranks them.
-    type Row = (typeof window)[number];
-    const compare = (a: Row, b: Row) =>
-      Number(b.preferred) - Number(a.preferred) || b.priority - a.priority || a.load - b.load;
-    const tiers = new Map<number, number>();
-    let tier = 0;
-    let previous: Row | undefined;
-    for (const row of [...window].sort(compare)) {
-      if (previous === undefined || compare(previous, row) !== 0) tier += 1;
-      tiers.set(row.id, tier);
-      previous = row;
-    }
-    return window.map((row) => ({ id: row.id, device_id: row.device_id, tier: tiers.get(row.id) as number }));
   }
 
   // --- the sweeper ---
