@@ -9,7 +9,7 @@
 # core runs many threads) are held to two. SMSGW_HEAP_MB, MALLOC_ARENA_MAX and SMSGW_NODE_FLAGS override.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/setup-temporal.sh
+# The Temporal CLI is found, downloaded or built by the server itself (src/temporal/dev-server.ts).
 export NODE_ENV="${NODE_ENV:-production}"
 if [ "$NODE_ENV" = production ]; then
   node scripts/build-server.mjs

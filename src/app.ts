@@ -9,6 +9,7 @@ import fastify, {
   LogController,
 } from "fastify";
 import type { Config } from "./config.js";
+import type { EmbeddedBackend } from "./embedded/backends.js";
 import { registerApiDocs } from "./http/api-docs.js";
 import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
@@ -38,6 +39,8 @@ export type AppServices = HandlerServices &
   InterceptorServices &
   Parameters<typeof checkHealth>[0] & {
     config: Config;
+    /** Named on `/up`: the backends this process runs for itself. */
+    embedded: readonly EmbeddedBackend[];
     metrics: Metrics;
     load: ClientLoad;
     rateLimiter: Pick<RateLimiter, "mode">;
@@ -132,6 +135,7 @@ export async function buildApp(
       status: health.healthy ? "ok" : accepting ? "degraded" : "unavailable",
       ...health.checks,
       rate_limiting: deps.rateLimiter.mode,
+      embedded: deps.embedded,
     });
   });
 

@@ -84,8 +84,12 @@ export const environment = {
   PUBLIC_URL: z.preprocess(unsetWhenBlank, z.string().refine(URL.canParse).optional()).describe("must be a URL"),
   TLS_CERT: optional(),
   TLS_KEY: optional(),
-  DATABASE_URL: text("postgresql://postgres@127.0.0.1:5432/smsgw"),
-  REDIS_URL: text("redis://127.0.0.1:6379/0"),
+  /** Unset: an embedded PostgreSQL in DATA_DIR/pg (src/embedded/postgres.ts). */
+  DATABASE_URL: optional(),
+  /** Unset: an embedded Redis in the server's process (src/embedded/redis.ts); one instance only. */
+  REDIS_URL: optional(),
+  /** The embedded PostgreSQL's port (on 127.0.0.1), when DATABASE_URL is unset. */
+  EMBEDDED_POSTGRES_PORT: integer(15432, 1, 65535),
   TEMPORAL_ADDRESS: optional(),
   TEMPORAL_NAMESPACE: text("default"),
   TEMPORAL_TASK_QUEUE: text("smsgw"),
@@ -187,7 +191,7 @@ const configSchema = environmentSchema.transform((env, ctx) => {
     });
   }
   try {
-    redisOptions(env.REDIS_URL);
+    if (env.REDIS_URL !== undefined) redisOptions(env.REDIS_URL);
   } catch (error) {
     ctx.issues.push({ code: "custom", path: ["REDIS_URL"], message: (error as Error).message, input: env });
   }
@@ -200,8 +204,17 @@ const configSchema = environmentSchema.transform((env, ctx) => {
       env.TLS_CERT !== undefined && env.TLS_KEY !== undefined
         ? { certFile: env.TLS_CERT, keyFile: env.TLS_KEY }
         : undefined,
+    /** Unset: the embedded PostgreSQL (`embedded`). */
     databaseUrl: env.DATABASE_URL,
+    /** Unset: the embedded Redis (`embedded`). */
     redisUrl: env.REDIS_URL,
+    /** Where the embedded backends keep their state, when DATABASE_URL or REDIS_URL is unset. */
+    embedded: {
+      postgresDir: resolve(env.DATA_DIR, "pg"),
+      postgresPort: env.EMBEDDED_POSTGRES_PORT,
+      /** The embedded Redis's port and password, for commands run beside the server. */
+      redisStateFile: resolve(env.DATA_DIR, "redis.json"),
+    },
     /** Unset: `serve` starts (or reuses) a local Temporal dev server. */
     temporalAddress: env.TEMPORAL_ADDRESS,
     temporalNamespace: env.TEMPORAL_NAMESPACE,
@@ -216,6 +229,8 @@ const configSchema = environmentSchema.transform((env, ctx) => {
           .map((dir) => resolve(dir, "temporal")),
         resolve(env.XDG_CACHE_HOME, "smsgw", "bin", "temporal"),
       ],
+      /** Where the SDK downloads the CLI when it is found nowhere else. */
+      downloadDir: resolve(env.XDG_CACHE_HOME, "smsgw", "temporal"),
       port: env.TEMPORAL_DEV_PORT,
       uiPort: env.TEMPORAL_UI_PORT,
     },
@@ -334,6 +349,9 @@ const configSchema = environmentSchema.transform((env, ctx) => {
 
 /** The server's settings, read from the environment once. */
 export type Config = DeepReadonly<z.output<typeof configSchema>>;
+
+/** A configuration with its database and Redis known: configured, or embedded ones started (src/embedded). */
+export type ConnectedConfig = Config & { readonly databaseUrl: string; readonly redisUrl: string };
 
 /** How outbound messages move through their workflow. Passed to each workflow as its input. */
 export type MessagePolicyConfig = Config["messages"];

@@ -5,8 +5,9 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "@temporalio/client";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Config } from "./config.js";
+import type { ConnectedConfig } from "./config.js";
 import { openOrm } from "./db/orm.js";
+import type { EmbeddedBackend } from "./embedded/backends.js";
 import { DeviceHub, LiveDevices, Presence, pushToConnected, startDeviceControl } from "./modules/devices/index.js";
 import { EventRepository, EventsService } from "./modules/events/index.js";
 import { FleetWatch, GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
@@ -37,7 +38,9 @@ import { type Tracing, temporalTracing } from "./tracing.js";
 
 /** Everything the server and the worker share, built once. */
 export interface Deps {
-  readonly config: Config;
+  readonly config: ConnectedConfig;
+  /** The backends this process runs for itself (DATABASE_URL, REDIS_URL or TEMPORAL_ADDRESS unset). */
+  readonly embedded: readonly EmbeddedBackend[];
   readonly logger: Logger;
   readonly orm: MikroORM;
   readonly redis: Redis;
@@ -92,7 +95,7 @@ export interface Deps {
  * The secret key base: SECRET_KEY_BASE, or one kept in DATA_DIR (created on first start). Several
  * instances must share it, so production sets SECRET_KEY_BASE.
  */
-function secretKeyBase(config: Config, logger: Logger): string {
+function secretKeyBase(config: ConnectedConfig, logger: Logger): string {
   if (config.secretKeyBase !== undefined) return config.secretKeyBase;
   const file = join(config.dataDir, "secret_key_base");
   try {
@@ -124,10 +127,10 @@ async function refuseRedisCluster(redis: Redis): Promise<void> {
 
 /** The composition root: connects to PostgreSQL, Redis and Temporal and wires the services. */
 export async function createDeps(
-  config: Config,
+  config: ConnectedConfig,
   logger: Logger,
   temporalAddress: string,
-  options: { tracing?: Tracing | undefined; worker: boolean },
+  options: { tracing?: Tracing | undefined; worker: boolean; embedded?: readonly EmbeddedBackend[] },
 ): Promise<Deps> {
   const { tracing } = options;
   const orm = await openOrm(config.databaseUrl);
@@ -297,6 +300,7 @@ export async function createDeps(
   );
   return {
     config,
+    embedded: options.embedded ?? [],
     logger,
     orm,
     redis,

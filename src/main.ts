@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.js";
 import { ensureDatabase, migrate, openOrm } from "./db/orm.js";
+import { commandBackends } from "./embedded/backends.js";
+import { EmbeddedPostgresError } from "./embedded/postgres.js";
 import { createLogger } from "./logger.js";
 import { publishDeviceControl } from "./modules/devices/index.js";
 import { GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
@@ -37,17 +39,23 @@ Configuration is read from the environment; see docs/configuration.md.`;
  * closes it. `work` also gets the names of the migrations this call applied.
  */
 async function withServices<T>(
-  work: (keys: KeysService, gateways: GatewayRegistry, applied: string[]) => Promise<T>,
+  work: (keys: KeysService, gateways: GatewayRegistry, applied: string[], redisUrl: string | undefined) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig();
-  await ensureDatabase(config.databaseUrl);
-  const orm = await openOrm(config.databaseUrl);
+  // The embedded database, when DATABASE_URL is unset: the server's, or started for this command.
+  const backends = await commandBackends(config, createLogger("warn", "auto"));
   try {
-    const applied = await migrate(orm);
-    const keys = new KeysService(new KeyRepository(orm.em));
-    return await work(keys, new GatewayRegistry(new GatewayRepository(orm.em), keys), applied);
+    await ensureDatabase(backends.databaseUrl);
+    const orm = await openOrm(backends.databaseUrl);
+    try {
+      const applied = await migrate(orm);
+      const keys = new KeysService(new KeyRepository(orm.em));
+      return await work(keys, new GatewayRegistry(new GatewayRepository(orm.em), keys), applied, backends.redisUrl);
+    } finally {
+      await orm.close();
+    }
   } finally {
-    await orm.close();
+    await backends.stop();
   }
 }
 
@@ -128,10 +136,12 @@ async function keysCommand(args: string[]): Promise<void> {
   } else if (action === "revoke") {
     const id = Number(positionals[0]);
     if (!Number.isInteger(id) || id <= 0) throw new UsageError("keys revoke takes a key id (see keys list)");
-    const config = loadConfig();
-    const record = await withServices(async (keys) => {
+    const record = await withServices(async (keys, _gateways, _applied, redisUrl) => {
+      // No Redis to reach: an embedded one lives in its server, and with no server running no
+      // connection is open to cut.
+      if (redisUrl === undefined) return await keys.revoke(id);
       // Every running instance hears of it through Redis and cuts the key's live connections.
-      const redis = openRedis(config.redisUrl, { maxRetriesPerRequest: 1 });
+      const redis = openRedis(redisUrl, { maxRetriesPerRequest: 1 });
       keys.onRevoked((keyId) => publishDeviceControl(redis, { type: "key_revoked", keyId }));
       try {
         return await keys.revoke(id);
@@ -222,7 +232,7 @@ export async function main(argv: string[]): Promise<void> {
     }
   } catch (error) {
     if (error instanceof UsageError) process.stderr.write(`smsgw: ${error.message}\n\n${usage}\n`);
-    else if (error instanceof ConfigError || error instanceof DomainError)
+    else if (error instanceof ConfigError || error instanceof DomainError || error instanceof EmbeddedPostgresError)
       process.stderr.write(`smsgw: ${error.message}\n`);
     else process.stderr.write(`smsgw: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = error instanceof UsageError ? 2 : 1;

@@ -5,6 +5,7 @@ import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import { ensureDatabase, migrate } from "./db/orm.js";
 import { createDeps, type Deps } from "./deps.js";
+import { startBackends } from "./embedded/backends.js";
 import { createActionCable } from "./http/action-cable.js";
 import { createListener } from "./http/listener.js";
 import { DeviceGrpcDoor, takesDeviceStream } from "./rpc/device-grpc-door.js";
@@ -36,9 +37,10 @@ export interface Running {
 }
 
 /** Resolves Temporal's address, starting a local dev server when none is configured. */
-async function temporalFor(config: Config, logger: Logger): Promise<LocalTemporal> {
-  if (config.temporalAddress !== undefined) return { address: config.temporalAddress, stop: async () => undefined };
-  return ensureLocalTemporal({
+async function temporalFor(config: Config, logger: Logger): Promise<LocalTemporal & { embedded: boolean }> {
+  if (config.temporalAddress !== undefined)
+    return { address: config.temporalAddress, embedded: false, stop: async () => undefined };
+  const local = await ensureLocalTemporal({
     ...devServerSetup(config),
     port: config.temporalDev.port,
     uiPort: config.temporalDev.uiPort,
@@ -46,6 +48,7 @@ async function temporalFor(config: Config, logger: Logger): Promise<LocalTempora
     namespace: config.temporalNamespace,
     logger,
   });
+  return { ...local, embedded: true };
 }
 
 /**
@@ -87,14 +90,37 @@ async function temporalWhenItComes(
  * Starts everything `smsgw serve` runs: database (created and migrated), Temporal (search attributes
  * and schedules), the worker and the API on one port.
  */
-export async function serve(config: Config, logger: Logger, options: ServeOptions): Promise<Running> {
+export async function serve(configured: Config, logger: Logger, options: ServeOptions): Promise<Running> {
   await installTemporalRuntime(logger);
-  const temporal = await temporalFor(config, logger);
-  await ensureDatabase(config.databaseUrl);
-  const tracing = await startTracing(config.tracing);
-  if (tracing !== undefined) logger.info({ endpoint: config.tracing?.endpoint }, "tracing on (OTLP)");
-  const deps = await createDeps(config, logger, temporal.address, { tracing, worker: options.worker });
-  const applied = await migrate(deps.orm);
+  // PostgreSQL and Redis first (embedded ones when none is configured), then Temporal.
+  const backends = await startBackends(configured, logger);
+  const { config } = backends;
+  let temporal: (LocalTemporal & { embedded: boolean }) | undefined;
+  let deps: Deps;
+  let applied: string[];
+  let tracing: Awaited<ReturnType<typeof startTracing>>;
+  try {
+    temporal = await temporalFor(config, logger);
+    await ensureDatabase(config.databaseUrl);
+    const embedded = [...backends.embedded, ...(temporal.embedded ? (["temporal"] as const) : [])];
+    logger.info(
+      {
+        database: backends.embedded.includes("database") ? `embedded (${config.embedded.postgresDir})` : "configured",
+        redis: backends.embedded.includes("redis") ? "embedded (in this process; one instance only)" : "configured",
+        temporal: temporal.embedded ? `dev server (${temporal.address})` : `configured (${temporal.address})`,
+      },
+      "backends",
+    );
+    tracing = await startTracing(config.tracing);
+    if (tracing !== undefined) logger.info({ endpoint: config.tracing?.endpoint }, "tracing on (OTLP)");
+    deps = await createDeps(config, logger, temporal.address, { tracing, worker: options.worker, embedded });
+    applied = await migrate(deps.orm);
+  } catch (error) {
+    // Nothing is left running by a start that failed: an embedded database runs in a process of its own.
+    await temporal?.stop();
+    await backends.stop();
+    throw error;
+  }
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
 
   const workers: { name: string; worker: Worker; running: Promise<void> }[] = [];
@@ -169,6 +195,7 @@ export async function serve(config: Config, logger: Logger, options: ServeOption
       for (const worker of workers) await worker.running.catch(() => undefined);
       await deps.close();
       await temporal.stop();
+      await backends.stop();
       await tracing?.shutdown();
     },
   };

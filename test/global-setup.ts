@@ -1,12 +1,18 @@
 import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Connection } from "@temporalio/client";
 import { bundleWorkflowCode } from "@temporalio/worker";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import type { TestProject } from "vitest/node";
 import { loadConfig } from "../src/config.js";
 import { ensureDatabase, migrate, openOrm } from "../src/db/orm.js";
+import { startEmbeddedPostgres } from "../src/embedded/postgres.js";
+import { startEmbeddedRedis } from "../src/embedded/redis.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
 import { workflowsPath } from "../src/temporal/worker.js";
@@ -20,8 +26,8 @@ declare module "vitest" {
   }
 }
 
-const databaseUrl = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_test";
-const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379/15";
+let databaseUrl = process.env.TEST_DATABASE_URL ?? "";
+let redisUrl = process.env.TEST_REDIS_URL ?? "";
 
 /** A clean test database with every migration applied. */
 async function freshDatabase(): Promise<void> {
@@ -68,11 +74,54 @@ async function ownTestServices(): Promise<pg.Client> {
   return client;
 }
 
+/**
+ * The run's own PostgreSQL and Redis when TEST_DATABASE_URL and TEST_REDIS_URL are not given: the
+ * embedded ones `npm start` uses on a machine without them, in a folder of their own that ends with
+ * the run, on free ports.
+ */
+async function ownBackends(logger: Logger): Promise<() => Promise<void>> {
+  const stops: (() => Promise<void>)[] = [];
+  const dir = mkdtempSync(join(tmpdir(), "smsgw-test-"));
+  chmodSync(dir, 0o755);
+  if (databaseUrl === "") {
+    const postgres = await startEmbeddedPostgres({
+      dir: join(dir, "pg"),
+      port: await freePort(),
+      database: "smsgw_test",
+      durable: false,
+      logger,
+    });
+    databaseUrl = postgres.url;
+    stops.push(() => postgres.stop());
+  }
+  if (redisUrl === "") {
+    const redis = await startEmbeddedRedis({ stateFile: join(dir, "redis.json"), logger });
+    redisUrl = redis.url.replace(/\/0$/, "/15");
+    stops.push(() => redis.stop());
+  }
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const logger = pino({ level: "warn" });
   // The build in dist/ (with the console, which the browser tests load), made here when missing or
   // stale: servers run as `npm start` runs them (the chaos test) start from it.
   execFileSync(process.execPath, ["scripts/build-server.mjs"], { stdio: "inherit" });
+  const stopBackends = await ownBackends(logger);
   const owner = await ownTestServices();
   await freshDatabase();
   await freshRedis();
@@ -97,6 +146,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await temporal?.stop();
     await owner.end();
+    await stopBackends();
   };
 }
 

@@ -1,10 +1,10 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ensureDatabase, migrate, openOrm } from "../src/db/orm.js";
 
 // The schema is defined once, by the entities of the modules that own the tables; the committed
 // migrations build it. On a database made by the migrations alone, the ORM finds nothing to change.
-const url = new URL(process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_test");
+const url = new URL(inject("databaseUrl"));
 url.pathname = "/smsgw_schema_test";
 const databaseUrl = url.toString();
 

@@ -143,7 +143,10 @@ async function fetchHistoryJson(workflowId: string): Promise<string> {
   const { promisify } = await import("node:util");
   const { findTemporalCli } = await import("../../src/temporal/dev-server.js");
   const { loadConfig } = await import("../../src/config.js");
-  const { stdout } = await promisify(execFile)(findTemporalCli(loadConfig().temporalDev.cliCandidates), [
+  const { cliCandidates, downloadDir } = loadConfig().temporalDev;
+  const cli = findTemporalCli(cliCandidates, downloadDir);
+  if (cli === undefined) throw new Error("the Temporal CLI the test setup started is gone");
+  const { stdout } = await promisify(execFile)(cli, [
     "workflow",
     "show",
     "--address",
