@@ -2,10 +2,11 @@
 // port), a Redis, a file-backed Temporal dev server and smsgw server processes, each of which the
 // suite may kill, stop and start again without disturbing anything else on the machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync } from "node:fs";
+import { existsSync, openSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import {
   ensureNamespace,
@@ -18,8 +19,21 @@ import {
   temporalVersion,
 } from "../scripts/temporal-server.js";
 import { loadConfig } from "../src/config.js";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../src/embedded/postgres.js";
 import { freePort } from "../src/shared/ports.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
+
+function onPath(program: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)));
+}
+
+/** A Redis-protocol server on `port` (js-redis-server, as src/embedded/redis.ts serves it), no password. */
+function embeddedRedisProgram(port: number): string {
+  return `
+    import { createRedisCommandExecutor, RedisServerState, Resp2Server } from "js-redis-server/core";
+    const server = new Resp2Server({ server: new RedisServerState({ databaseCount: 16 }), executor: createRedisCommandExecutor({}) });
+    server.server.listen(${port}, "127.0.0.1");`;
+}
 
 export const root = fileURLToPath(new URL("..", import.meta.url));
 export const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -38,62 +52,46 @@ function exited(child: ChildProcess): Promise<void> {
     : new Promise((resolve) => child.once("exit", () => resolve()));
 }
 
-/** The installed PostgreSQL's programs (the newest version in /usr/lib/postgresql, else PATH). */
-function postgresBin(): string {
-  const base = "/usr/lib/postgresql";
-  if (!existsSync(base)) return "";
-  const versions = readdirSync(base).sort((a, b) => Number(b) - Number(a));
-  return versions[0] === undefined ? "" : join(base, versions[0], "bin");
-}
-
-/** Runs a PostgreSQL program as the `postgres` user when this process is root (initdb refuses root). */
-function asPostgres(program: string, args: string[]): void {
-  const path = join(postgresBin(), program);
-  if (process.getuid?.() === 0) execFileSync("runuser", ["-u", "postgres", "--", path, ...args], { stdio: "pipe" });
-  else execFileSync(path, args, { stdio: "pipe" });
-}
-
-/** A PostgreSQL cluster of the suite's own: its data directory, its port, its socket directory. */
+/**
+ * A PostgreSQL cluster of the suite's own: the embedded PostgreSQL `npm start` runs (from npm), in
+ * its own data directory on its own port, stopped and started again as an operator would.
+ */
 export class OwnPostgres {
+  private running: EmbeddedPostgres | undefined;
+
   private constructor(
     readonly dir: string,
     readonly port: number,
   ) {}
 
   static async create(dir: string): Promise<OwnPostgres> {
-    mkdirSync(dir, { recursive: true });
-    if (process.getuid?.() === 0) {
-      const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
-      const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
-      chownSync(dir, uid, gid);
-    }
-    chmodSync(dir, 0o700);
-    asPostgres("initdb", ["-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
     const postgres = new OwnPostgres(dir, await freePort());
     await postgres.start();
     return postgres;
   }
 
   get url(): string {
-    return `postgresql://postgres@127.0.0.1:${this.port}/smsgw_chaos`;
+    if (this.running === undefined) throw new Error("the suite's PostgreSQL has not started");
+    return this.running.url;
   }
 
   async start(): Promise<void> {
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=100`;
-    asPostgres("pg_ctl", ["-D", this.dir, "-l", join(this.dir, "server.log"), "-o", options, "-w", "start"]);
+    this.running = await startEmbeddedPostgres({
+      dir: this.dir,
+      port: this.port,
+      database: "smsgw_chaos",
+      durable: true,
+      logger: pino({ level: "warn" }),
+    });
   }
 
   /** Stops it as an operator would (fast shutdown: sessions are ended, nothing is lost). */
   async stop(): Promise<void> {
-    asPostgres("pg_ctl", ["-D", this.dir, "-m", "fast", "-w", "stop"]);
+    await this.running?.stop();
   }
 
   async destroy(): Promise<void> {
-    try {
-      asPostgres("pg_ctl", ["-D", this.dir, "-m", "immediate", "-w", "stop"]);
-    } catch {
-      // Already stopped.
-    }
+    await this.stop();
   }
 }
 
@@ -114,21 +112,37 @@ export class OwnRedis {
   }
 
   async start(): Promise<void> {
-    const child = spawn(
-      "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: "ignore" },
-    );
+    // redis-server when the machine has it; else the Redis-protocol server npm start embeds, in a
+    // process of its own so that it can be killed like one.
+    const child = onPath("redis-server")
+      ? spawn(
+          "redis-server",
+          ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+          {
+            stdio: "ignore",
+          },
+        )
+      : spawn(process.execPath, ["--input-type=module", "-e", embeddedRedisProgram(this.port)], {
+          stdio: "ignore",
+          cwd: root,
+        });
     this.child = child;
-    await until("Redis to answer", () => {
+    await until("Redis to answer", async () => {
+      if (child.exitCode !== null) throw new Error("the suite's Redis exited");
+      const client = new Redis({
+        port: this.port,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      client.on("error", () => undefined);
       try {
-        return (
-          execFileSync("redis-cli", ["-p", String(this.port), "ping"], { stdio: ["ignore", "pipe", "ignore"] })
-            .toString()
-            .trim() === "PONG"
-        );
+        await client.connect();
+        return (await client.ping()) === "PONG";
       } catch {
-        return child.exitCode !== null ? Promise.reject(new Error("redis-server exited")) : false;
+        return false;
+      } finally {
+        client.disconnect();
       }
     });
   }
@@ -305,7 +319,7 @@ export class OwnTemporalServer implements ChaosTemporal {
     }
     if (port === 0) throw new Error("no free ports for Temporal's services");
     const setup: TemporalServerSetup = {
-      postgres: new URL(`postgresql://postgres@127.0.0.1:${postgres.port}`),
+      postgres: new URL(postgres.url.replace(/\/[^/]*$/, "")),
       databases: { temporal: "temporal", visibility: "temporal_visibility" },
       shards: 4,
       port,

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Connection } from "@temporalio/client";
@@ -13,6 +12,7 @@ import { loadConfig } from "../src/config.js";
 import { ensureDatabase, migrate, openOrm } from "../src/db/orm.js";
 import { startEmbeddedPostgres } from "../src/embedded/postgres.js";
 import { startEmbeddedRedis } from "../src/embedded/redis.js";
+import { freePort } from "../src/shared/ports.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 import { ensureSearchAttributes } from "../src/temporal/search-attributes.js";
 import { workflowsPath } from "../src/temporal/worker.js";
@@ -103,17 +103,6 @@ async function ownBackends(logger: Logger): Promise<() => Promise<void>> {
     for (const stop of stops.reverse()) await stop();
     rmSync(dir, { recursive: true, force: true });
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

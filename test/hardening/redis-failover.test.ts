@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
+import { lacks } from "../fixtures/tools.js";
 import {
   clientKey,
   eventually,
@@ -60,7 +61,7 @@ async function answers(port: number, check: (redis: Redis) => Promise<boolean>):
   }, 20_000);
 }
 
-describe("Redis behind Sentinel", () => {
+describe.skipIf(lacks("redis-server", "redis-sentinel"))("Redis behind Sentinel", () => {
   it("follows a failover mid-traffic: nothing accepted lost, nothing sent twice, presence and limits back", async () => {
     const [primaryPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
     const primary = redisServer(primaryPort);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
+import { lacks } from "../fixtures/tools.js";
 import {
   clientKey,
   eventually,
@@ -30,7 +31,7 @@ afterAll(async () => {
   redis?.kill("SIGKILL");
 });
 
-describe("starting while Redis does not answer, or is not one smsgw can use", () => {
+describe.skipIf(lacks("redis-server"))("starting while Redis does not answer, or is not one smsgw can use", () => {
   it("comes up degraded, takes sends, and delivers them once Redis comes", async () => {
     const port = await freePort();
     server = await startServer({ ...fastMessages, REDIS_URL: `redis://127.0.0.1:${port}` }, { worker: true });
