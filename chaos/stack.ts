@@ -6,7 +6,6 @@ import { existsSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
 import { pino } from "pino";
 import {
   ensureNamespace,
@@ -20,6 +19,7 @@ import {
 } from "../scripts/temporal-server.js";
 import { loadConfig } from "../src/config.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../src/embedded/postgres.js";
+import { redisAnswers } from "../src/embedded/redis.js";
 import { freePort } from "../src/shared/ports.js";
 import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
 
@@ -129,21 +129,7 @@ export class OwnRedis {
     this.child = child;
     await until("Redis to answer", async () => {
       if (child.exitCode !== null) throw new Error("the suite's Redis exited");
-      const client = new Redis({
-        port: this.port,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => undefined);
-      try {
-        await client.connect();
-        return (await client.ping()) === "PONG";
-      } catch {
-        return false;
-      } finally {
-        client.disconnect();
-      }
+      return redisAnswers(this.url);
     });
   }
 

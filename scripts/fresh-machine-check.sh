@@ -15,6 +15,12 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/smsgw-fresh-XXXXXX")
 chmod 755 "$work"
+# This machine's Go caches, read before HOME changes (Go finds them under HOME).
+if command -v go >/dev/null 2>&1 && [ "${FRESH_GO_CACHES:-1}" = 1 ]; then
+  go_caches=("GOMODCACHE=$(go env GOMODCACHE)" "GOCACHE=$(go env GOCACHE)")
+else
+  go_caches=()
+fi
 export HOME="$work/home"
 mkdir -p "$HOME"
 port=3900
@@ -33,10 +39,7 @@ echo "npm ci: $(elapsed "$t") s"
 
 say "the Temporal CLI, fetched into the fresh HOME as the first start does (the namespace below has no network)"
 t=$(seconds)
-if command -v go >/dev/null 2>&1 && [ "${FRESH_GO_CACHES:-1}" = 1 ]; then
-  export GOMODCACHE="$(go env GOMODCACHE)" GOCACHE="$(go env GOCACHE)"
-fi
-node --import tsx --input-type=module -e "
+env "${go_caches[@]}" node --import tsx --input-type=module -e "
   import { pino } from 'pino';
   import { loadConfig } from './src/config.ts';
   import { devServerSetup, obtainTemporalCli } from './src/temporal/dev-server.ts';
@@ -44,7 +47,6 @@ node --import tsx --input-type=module -e "
   console.log(await obtainTemporalCli({ ...setup, logger: pino({ level: 'info' }) }));
 "
 echo "Temporal CLI: $(elapsed "$t") s"
-unset GOMODCACHE GOCACHE
 
 say "inside a network namespace of its own: npm start, the first steps, Ctrl-C, npm start again"
 export PORT=$port LOG_FORMAT=json

@@ -1,15 +1,15 @@
 #!/bin/sh
-# What `npm start` and the container run: the Temporal CLI made sure of (for the local dev server;
-# nothing to do when TEMPORAL_ADDRESS is set) and the build in dist/ made when missing or older than its
+# What `npm start` and the container run: the build in dist/ made when missing or older than its
 # sources, then `smsgw serve` from that build (node alone: no TypeScript compiler or loader thread in
-# the process, about 30 MiB less) in a Node process sized for one machine. NODE_ENV=development runs
+# the process, about 30 MiB less) in a Node process sized for one machine. The server starts what is
+# not configured: an embedded PostgreSQL and Redis (src/embedded), the Temporal dev server with its
+# CLI found, downloaded or built (src/temporal/dev-server.ts). NODE_ENV=development runs
 # the TypeScript sources through tsx instead. V8 grows its heaps (the main one and the workflow thread's) lazily
 # up to a quarter of the machine's memory; a cap makes it collect first: live data is well under it
 # (about 60 MiB under a 2,000-message burst). glibc's per-thread malloc arenas (the native Temporal
 # core runs many threads) are held to two. SMSGW_HEAP_MB, MALLOC_ARENA_MAX and SMSGW_NODE_FLAGS override.
 set -eu
 cd "$(dirname "$0")/.."
-# The Temporal CLI is found, downloaded or built by the server itself (src/temporal/dev-server.ts).
 export NODE_ENV="${NODE_ENV:-production}"
 if [ "$NODE_ENV" = production ]; then
   node scripts/build-server.mjs

@@ -29,7 +29,8 @@ interface Served {
 
 const urlOf = (served: Served) => `redis://:${encodeURIComponent(served.password)}@127.0.0.1:${served.port}/0`;
 
-async function answers(url: string): Promise<boolean> {
+/** Whether a Redis answers PING at `url`, trying once. */
+export async function redisAnswers(url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on("error", () => undefined);
   try {
@@ -46,7 +47,7 @@ async function answers(url: string): Promise<boolean> {
 export async function findEmbeddedRedis(stateFile: string): Promise<EmbeddedRedis | undefined> {
   if (!existsSync(stateFile)) return undefined;
   const served = JSON.parse(readFileSync(stateFile, "utf8")) as Served;
-  if (served.pid === process.pid || !(await answers(urlOf(served)))) return undefined;
+  if (served.pid === process.pid || !(await redisAnswers(urlOf(served)))) return undefined;
   return { url: urlOf(served), shared: true, stop: async () => undefined };
 }
 
