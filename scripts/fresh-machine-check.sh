@@ -72,7 +72,9 @@ unshare -n bash -euo pipefail -c '
   stop() {
     # A script'"'"'s background jobs ignore SIGINT, so the server gets SIGTERM, which it handles as it
     # handles Ctrl-C'"'"'s SIGINT (the same drain and stop, src/main.ts).
-    kill -TERM "$(pgrep -P "$server" -f "smsgw.js serve")"
+    for pid in $(pgrep -f "smsgw.js serve"); do
+      if [ "$(readlink "/proc/$pid/cwd")" = "$PWD" ]; then kill -TERM "$pid"; fi
+    done
     wait "$server" || true
     if pgrep -f "postgres -D $PWD/.data/pg" >/dev/null; then echo "the embedded PostgreSQL outlived the server" >&2; exit 1; fi
     echo "Ctrl-C: the server and its PostgreSQL and Temporal stopped"
