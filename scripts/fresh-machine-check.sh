@@ -72,7 +72,7 @@ unshare -n bash -euo pipefail -c '
   stop() {
     # A script'"'"'s background jobs ignore SIGINT, so the server gets SIGTERM, which it handles as it
     # handles Ctrl-C'"'"'s SIGINT (the same drain and stop, src/main.ts).
-    for pid in $(pgrep -f "smsgw.js serve"); do
+    for pid in $(pgrep -f "^node .*bin/smsgw.js serve"); do
       if [ "$(readlink "/proc/$pid/cwd")" = "$PWD" ]; then kill -TERM "$pid"; fi
     done
     wait "$server" || true
