@@ -4,7 +4,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { createServer } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import {
@@ -21,11 +21,7 @@ import { loadConfig } from "../src/config.js";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../src/embedded/postgres.js";
 import { redisAnswers } from "../src/embedded/redis.js";
 import { freePort } from "../src/shared/ports.js";
-import { devServerSetup, ensureLocalTemporal, type LocalTemporal } from "../src/temporal/dev-server.js";
-
-function onPath(program: string): boolean {
-  return (process.env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)));
-}
+import { devServerSetup, ensureLocalTemporal, type LocalTemporal, onPath } from "../src/temporal/dev-server.js";
 
 /** A Redis-protocol server on `port` (js-redis-server, as src/embedded/redis.ts serves it), no password. */
 function embeddedRedisProgram(port: number): string {
@@ -114,7 +110,7 @@ export class OwnRedis {
   async start(): Promise<void> {
     // redis-server when the machine has it; else the Redis-protocol server npm start embeds, in a
     // process of its own so that it can be killed like one.
-    const child = onPath("redis-server")
+    const child = onPath("redis-server", process.env)
       ? spawn(
           "redis-server",
           ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

@@ -79,7 +79,8 @@ async function buildWithGo(env: Readonly<Record<string, string | undefined>>, lo
   if (code !== 0) throw new Error(`scripts/setup-temporal.sh exited with ${code}`);
 }
 
-function onPath(program: string, env: Readonly<Record<string, string | undefined>>): boolean {
+/** Whether `program` is an executable in one of `env.PATH`'s folders. */
+export function onPath(program: string, env: Readonly<Record<string, string | undefined>>): boolean {
   return (env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && executable(join(dir, program)));
 }
 
