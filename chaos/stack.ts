@@ -2,7 +2,7 @@
 // port), a Redis, a file-backed Temporal dev server and smsgw server processes, each of which the
 // suite may kill, stop and start again without disturbing anything else on the machine.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, openSync } from "node:fs";
+import { openSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -14,8 +14,6 @@ import { registerApiDocs } from "./http/api-docs.js";
 import { registerConsole } from "./http/console.js";
 import { checkHealth } from "./http/health.js";
 import { registerMetrics } from "./http/metrics.js";
-import { registerSmsGateApi, type SmsGateApiServices, smsGateApiPrefixes } from "./http/smsgate-api.js";
-import { registerSmsGateMobile, type SmsGateMobileServices, smsGateMobilePrefixes } from "./http/smsgate-mobile.js";
 import type { RateLimiter } from "./modules/rate-limits/index.js";
 import { registerConnectDoor } from "./rpc/connect-door.js";
 import { callContext } from "./rpc/context.js";
@@ -32,6 +30,14 @@ import {
 import type { ClientLoad } from "./shared/client-load.js";
 import type { Metrics } from "./shared/metrics.js";
 import { appVersion } from "./shared/version.js";
+import {
+  registerSmsGateApi,
+  registerSmsGateMobile,
+  type SmsGateApiServices,
+  type SmsGateMobileServices,
+  smsGateApiPrefixes,
+  smsGateMobilePrefixes,
+} from "./smsgate/index.js";
 import { temporalMetricsAddress } from "./temporal/runtime.js";
 
 /** What the app needs: the services of the handlers and interceptors, the health probes, its own counters. */
@@ -44,12 +50,17 @@ export type AppServices = HandlerServices &
     metrics: Metrics;
     load: ClientLoad;
     rateLimiter: Pick<RateLimiter, "mode">;
-  } & Omit<SmsGateMobileServices, "idleTimeoutSeconds" | "publicUrl" | "keys" | "gateways" | "messages"> & {
+  } & Omit<
+    SmsGateMobileServices,
+    "idleTimeoutSeconds" | "publicUrl" | "keys" | "gateways" | "messages" | "webhooks" | "events"
+  > & {
     keys: SmsGateMobileServices["keys"] & SmsGateApiServices["keys"];
     gateways: SmsGateMobileServices["gateways"] & SmsGateApiServices["gateways"];
     messages: SmsGateMobileServices["messages"] & SmsGateApiServices["messages"];
     inbound: SmsGateMobileServices["inbound"] & SmsGateApiServices["inbound"];
-  } & Pick<SmsGateApiServices, "webhooks" | "webhookSecrets">;
+    webhooks: SmsGateMobileServices["webhooks"] & SmsGateApiServices["webhooks"];
+    events: SmsGateMobileServices["events"] & SmsGateApiServices["events"];
+  } & Pick<SmsGateApiServices, "webhookSecrets" | "accessTokens">;
 
 /**
  * Builds the fastify app with every door (gRPC, gRPC-Web, Connect, REST), `/up`, `/metrics` and

@@ -149,6 +149,8 @@ export const environment = {
     )
     .describe("must contain {code}"),
   SECRET_KEY_BASE: optional(),
+  SMSGATE_JWT_ACCESS_TTL_SECONDS: integer(900, 1, 365 * 86_400),
+  SMSGATE_JWT_REFRESH_TTL_SECONDS: integer(30 * 86_400, 2, 10 * 365 * 86_400),
   WEBHOOK_ALLOW_PRIVATE_TARGETS: boolean(false),
   WEBHOOK_TIMEOUT_MS: integer(10_000, 100, 120_000),
   WEBHOOK_RETRY_INITIAL_MS: integer(10_000, 1, 3_600_000),
@@ -323,6 +325,14 @@ const configSchema = environmentSchema.transform((env, ctx) => {
     },
     /** The key webhook secrets are encrypted with (derived from it); unset, a key file in DATA_DIR. */
     secretKeyBase: env.SECRET_KEY_BASE,
+    /**
+     * The signed tokens (JWTs) of SMSGate's third-party API: an access token lives at most this
+     * long (SMSGate's 15 minutes), its refresh token this long (SMSGate's 30 days; longer than it).
+     */
+    smsGateTokens: {
+      accessTtlSeconds: env.SMSGATE_JWT_ACCESS_TTL_SECONDS,
+      refreshTtlSeconds: Math.max(env.SMSGATE_JWT_REFRESH_TTL_SECONDS, env.SMSGATE_JWT_ACCESS_TTL_SECONDS + 1),
+    },
     webhooks: {
       /** Allow webhook URLs on loopback, private and link-local addresses (development and tests). */
       allowPrivateTargets: env.WEBHOOK_ALLOW_PRIVATE_TARGETS,

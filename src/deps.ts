@@ -12,7 +12,7 @@ import { DeviceHub, LiveDevices, Presence, pushToConnected, startDeviceControl }
 import { EventRepository, EventsService } from "./modules/events/index.js";
 import { FleetWatch, GatewayRegistry, GatewayRepository } from "./modules/gateways/index.js";
 import { InboundRepository, InboundService } from "./modules/inbound/index.js";
-import { KeyRepository, KeysService } from "./modules/keys/index.js";
+import { AccessTokenRepository, AccessTokens, KeyRepository, KeysService } from "./modules/keys/index.js";
 import {
   Backlog,
   GatewayPicker,
@@ -81,6 +81,8 @@ export interface Deps {
   readonly webhooks: WebhookDispatcher;
   /** Keeps webhook secrets (and SMSGate accounts' signing keys) encrypted. */
   readonly webhookSecrets: SecretBox;
+  /** The signed tokens (JWTs) SMSGate's third-party API issues. */
+  readonly accessTokens: AccessTokens;
   readonly otp: OneTimePasswords;
   /**
    * The key a phone running the SMSGate app signs the webhooks it posts to smsgw with: derived from
@@ -286,7 +288,7 @@ export async function createDeps(
     workflows: createWebhookWorkflows(temporal, config),
     // Traced: the deliveries of a message's events join the trace the message was accepted in.
     ...(tracing === undefined ? {} : { traceOf: (messageId: string) => repository.traceContext(messageId) }),
-    groupIdOf: (messageId: string) => repository.groupIdOf(messageId),
+    groupOf: (messageId: string) => repository.groupOf(messageId),
   });
   const otp = new OneTimePasswords(
     new OtpRepository(orm.em),
@@ -327,6 +329,11 @@ export async function createDeps(
     inbound,
     webhooks,
     webhookSecrets,
+    accessTokens: new AccessTokens(
+      new AccessTokenRepository(orm.em),
+      createHmac("sha256", secret).update("smsgate access tokens v1").digest(),
+      { ...config.smsGateTokens, issuer: "smsgw" },
+    ),
     otp,
     signingKeyOf: (deviceId) =>
       createHmac("sha256", secret).update(`smsgate webhooks v1 ${deviceId}`).digest("hex").slice(0, 32),

@@ -4,7 +4,7 @@ import pg from "pg";
 import { EventEntity } from "../modules/events/index.js";
 import { GatewayEntity } from "../modules/gateways/index.js";
 import { InboundMessageEntity } from "../modules/inbound/index.js";
-import { ApiKeyEntity } from "../modules/keys/index.js";
+import { AccessTokenEntity, ApiKeyEntity } from "../modules/keys/index.js";
 import { MessageAttemptEntity, MessageEntity } from "../modules/messages/index.js";
 import { OtpCodeEntity } from "../modules/otp/index.js";
 import { WebhookAttemptEntity, WebhookDeliveryEntity, WebhookEntity } from "../modules/webhooks/index.js";
@@ -20,6 +20,7 @@ import { Migration20261202010000 } from "./migrations/Migration20261202010000.js
 import { Migration20261202020000 } from "./migrations/Migration20261202020000.js";
 import { Migration20261202030000 } from "./migrations/Migration20261202030000.js";
 import { Migration20261202040000 } from "./migrations/Migration20261202040000.js";
+import { Migration20261207000000 } from "./migrations/Migration20261207000000.js";
 
 /** Every migration, in order. Listed here rather than found by file glob, so bundlers and tsx agree. */
 const migrations = [
@@ -35,6 +36,7 @@ const migrations = [
   { name: "Migration20261202020000", class: Migration20261202020000 },
   { name: "Migration20261202030000", class: Migration20261202030000 },
   { name: "Migration20261202040000", class: Migration20261202040000 },
+  { name: "Migration20261207000000", class: Migration20261207000000 },
 ];
 
 /** The MikroORM configuration for a database URL. */
@@ -46,6 +48,7 @@ export function ormConfig(databaseUrl: string, debug = false) {
     entities: [
       GatewayEntity,
       ApiKeyEntity,
+      AccessTokenEntity,
       MessageEntity,
       MessageAttemptEntity,
       EventEntity,

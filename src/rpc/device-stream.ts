@@ -48,12 +48,13 @@ export function toFrame(request: ConnectRequest): DeviceFrame | undefined {
 /** A command as the stream carries it; undefined for those only SMSGate's events stream carries. */
 export function toResponse(command: DeviceCommand): MessageInitShape<typeof ConnectResponseSchema> | undefined {
   // Only the SMSGate app's events stream carries these.
-  if (command.type === "cancel" || command.type === "settings_updated") return undefined;
+  if (command.type === "cancel" || command.type === "settings_updated" || command.type === "smsgate_event")
+    return undefined;
   return commandResponse(command);
 }
 
 function commandResponse(
-  command: Exclude<DeviceCommand, { type: "cancel" | "settings_updated" }>,
+  command: Exclude<DeviceCommand, { type: "cancel" | "settings_updated" | "smsgate_event" }>,
 ): MessageInitShape<typeof ConnectResponseSchema> {
   if (command.type === "ping") return { frame: { case: "ping", value: { sentAt: timestampFromDate(command.sentAt) } } };
   if (command.type === "receipt") {

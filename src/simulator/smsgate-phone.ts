@@ -82,6 +82,8 @@ export class SmsGatePhone {
   /** The webhooks the server asked for (`GET /webhooks`), and its settings (`GET /settings`). */
   webhooks: { id: string; url: string; event: string }[] = [];
   settings: Record<string, Record<string, unknown>> = {};
+  /** The SMS the phone received (its inbox), which an export asks it to post again. */
+  readonly inbox: { event: "sms:received" | "sms:data-received"; payload: Record<string, unknown> }[] = [];
   private stream: AbortController | undefined;
   private pulling: Promise<void> | undefined;
   private pullAgain = false;
@@ -195,13 +197,18 @@ export class SmsGatePhone {
       await this.register();
     }
     await this.pull();
-    this.webhooks = (await (await this.call("GET", "/webhooks")).json()) as typeof this.webhooks;
+    await this.syncWebhooks();
     await this.syncSettings();
     if (this.behaviour.events) await this.openEvents();
     if (this.behaviour.pollMs > 0 && this.poller === undefined) {
       this.poller = setInterval(() => void this.pull().catch(() => undefined), this.behaviour.pollMs);
       this.poller.unref();
     }
+  }
+
+  /** `GET /webhooks`: what the server wants the phone to post (the app's `WebhooksUpdateWorker`). */
+  async syncWebhooks(): Promise<void> {
+    this.webhooks = (await (await this.call("GET", "/webhooks")).json()) as typeof this.webhooks;
   }
 
   /** `GET /settings`: what the server wants the phone to do (the app imports it). */
@@ -290,6 +297,12 @@ export class SmsGatePhone {
     this.events.push({ name, data });
     if (name === "MessageEnqueued") void this.pull().catch(() => undefined);
     if (name === "SettingsUpdated") void this.syncSettings().catch(() => undefined);
+    if (name === "WebhooksUpdated") void this.syncWebhooks().catch(() => undefined);
+    // The app posts the SMS of its inbox received in the window again (`MessagesExportRequested`).
+    if (name === "MessagesExportRequested") {
+      const { since, until, triggerWebhooks } = JSON.parse(data) as Record<string, string>;
+      if (triggerWebhooks !== "false") void this.export(Date.parse(since ?? ""), Date.parse(until ?? ""));
+    }
     // The app cancels a message it has not sent yet, and reports it Cancelled.
     if (name === "MessageCancelled") {
       const { messageId } = JSON.parse(data) as { messageId: string };
@@ -325,6 +338,21 @@ export class SmsGatePhone {
 
   private take(message: FetchedMessage): void {
     const known = this.messages.get(message.id);
+    // Cancelled by its sender after the phone fetched it: cancelled if not sent yet, else its state again.
+    if (message.state === "Cancelling") {
+      if (known === undefined) {
+        const local: Local = {
+          message,
+          state: "Cancelled",
+          states: { Cancelled: new Date().toISOString() },
+          error: null,
+        };
+        this.messages.set(message.id, local);
+        void this.patch([local]).catch(() => undefined);
+      } else if (known.state === "Pending") void this.move(message.id, "Cancelled").catch(() => undefined);
+      else void this.patch([known]).catch(() => undefined);
+      return;
+    }
     if (known !== undefined) {
       // A message it already has: the app sends its state again.
       void this.patch([known]).catch(() => undefined);
@@ -410,18 +438,45 @@ export class SmsGatePhone {
    * answers' statuses; `replay` posts the same signed request twice.
    */
   async receive(sender: string, message: string, options: { messageId?: string; replay?: boolean } = {}) {
-    return this.emit(
-      "sms:received",
-      {
-        messageId: options.messageId ?? randomUUID(),
-        phoneNumber: sender,
-        sender,
-        simNumber: 1,
-        message,
-        receivedAt: new Date().toISOString(),
-      },
-      options.replay === true,
-    );
+    return this.received("sms:received", sender, { message }, options);
+  }
+
+  /** The phone receives a data SMS (base64 `data`, to the app's port): it posts `sms:data-received`. */
+  async receiveData(sender: string, data: string) {
+    return this.received("sms:data-received", sender, { data });
+  }
+
+  /** Keeps a received SMS in the phone's inbox and posts it (the app's payload: `SmsEventPayload`). */
+  private async received(
+    event: "sms:received" | "sms:data-received",
+    sender: string,
+    content: { message: string } | { data: string },
+    options: { messageId?: string; replay?: boolean } = {},
+  ) {
+    const payload = {
+      messageId: options.messageId ?? randomUUID(),
+      phoneNumber: sender,
+      sender,
+      recipient: "+14155550999",
+      simNumber: 1,
+      ...content,
+      receivedAt: new Date().toISOString(),
+    };
+    this.inbox.push({ event, payload });
+    return this.emit(event, payload, options.replay === true);
+  }
+
+  /** Posts another of the app's events (`mms:received`, `mms:downloaded`, `app:started`) with its payload. */
+  async post(event: "mms:received" | "mms:downloaded" | "app:started", payload: Record<string, unknown>) {
+    return this.emit(event, payload, false);
+  }
+
+  /** Posts the SMS of its inbox received from `sinceMs` to `untilMs` again (an export). */
+  private async export(sinceMs: number, untilMs: number): Promise<void> {
+    for (const { event, payload } of this.inbox) {
+      const at = Date.parse(String(payload.receivedAt));
+      if (at >= sinceMs && at <= untilMs) await this.emit(event, payload, false).catch(() => undefined);
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { GatewayRegistry } from "../gateways/index.js";
 import type { KeysService } from "../keys/index.js";
+import type { SmsGateStreamEvent } from "./device.types.js";
 import type { LiveDevices } from "./device-connections.js";
 
 /** What every instance must act on at once for the devices it holds. */
@@ -9,7 +10,9 @@ export type DeviceControlEvent =
   | { type: "key_revoked"; keyId: number }
   | { type: "gateway_active"; gatewayId: number; active: boolean }
   | { type: "message_cancelled"; gatewayId: number; messageId: string }
-  | { type: "settings_updated"; gatewayIds: number[] };
+  | { type: "settings_updated"; gatewayIds: number[] }
+  /** An event of the SMSGate app's events stream for these phones (`WebhooksUpdated`, `MessagesExportRequested`). */
+  | { type: "smsgate_event"; gatewayIds: number[]; event: SmsGateStreamEvent; data: unknown };
 
 const channel = "smsgw:devices:control";
 
@@ -26,6 +29,7 @@ function parse(text: string): DeviceControlEvent | undefined {
       "gateway_active",
       "message_cancelled",
       "settings_updated",
+      "smsgate_event",
     ];
     return types.includes(event.type) ? event : undefined;
   } catch {
@@ -57,7 +61,12 @@ export async function startDeviceControl(deps: {
     } else if (event.type === "gateway_active") connections.setActive(event.gatewayId, event.active);
     else if (event.type === "message_cancelled") {
       connections.push(event.gatewayId, { type: "cancel", messageId: event.messageId });
-    } else for (const gatewayId of event.gatewayIds) connections.push(gatewayId, { type: "settings_updated" });
+    } else if (event.type === "settings_updated") {
+      for (const gatewayId of event.gatewayIds) connections.push(gatewayId, { type: "settings_updated" });
+    } else {
+      for (const gatewayId of event.gatewayIds)
+        connections.push(gatewayId, { type: "smsgate_event", event: event.event, data: event.data });
+    }
   };
   const publish = (event: DeviceControlEvent) =>
     publishDeviceControl(deps.redis, event).catch((error: unknown) => {

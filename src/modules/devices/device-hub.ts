@@ -20,7 +20,10 @@ export class DeviceHub {
       connections: LiveDevices;
       presence: Presence;
       gateways: Pick<GatewayRegistry, "touch" | "heartbeat" | "markDisconnected">;
-      messages: Pick<MessagesService, "unacknowledged" | "wakeQueued" | "acknowledge" | "report" | "gatewayLost">;
+      messages: Pick<
+        MessagesService,
+        "unacknowledged" | "wakeQueued" | "acknowledge" | "report" | "gatewayLost" | "cancelledOnGateway"
+      >;
       /** Where received SMS go (the inbound module). */
       inbound: InboundSink;
       logger: Logger;
@@ -137,7 +140,7 @@ export class DeviceHub {
   private async record(connection: DeviceConnection, frame: DeviceFrame, recorded?: () => void): Promise<void> {
     const { deviceId } = connection.gateway;
     connection.lastSeenMs = Date.now();
-    const reportId = frame.type === "heartbeat" ? undefined : frame.reportId;
+    const reportId = frame.type === "heartbeat" || frame.type === "cancelled" ? undefined : frame.reportId;
     const receipt = (error?: string) => {
       if (reportId !== undefined && reportId !== "") {
         connection.commands.push({ type: "receipt", reportId, ...(error === undefined ? {} : { error }) }, true);
@@ -158,6 +161,20 @@ export class DeviceHub {
     await this.alive(connection);
   }
 
+  /**
+   * Records a frame of a phone that reports by calls rather than on a stream (the SMSGate app's
+   * snapshots and posted webhooks), as `handle` records a streamed one: throws when it is refused (a
+   * `DomainError`) or cannot be recorded, so that the call answers it. `connection`: the phone's
+   * connection here, when it has one (what it said before on it is recorded first).
+   */
+  async report(gatewayId: number, frame: DeviceFrame, connection?: DeviceConnection): Promise<void> {
+    if (connection !== undefined) {
+      await connection.recorded();
+      connection.lastSeenMs = Date.now();
+    }
+    await this.recordFrame(gatewayId, frame);
+  }
+
   /** Records what a frame says; throws when it is refused or cannot be recorded. */
   private async recordFrame(gatewayId: number, frame: DeviceFrame): Promise<void> {
     switch (frame.type) {
@@ -169,6 +186,9 @@ export class DeviceHub {
         return;
       case "delivery_report":
         await this.deps.messages.report(gatewayId, frame.messageId, frame.status, frame.errorMessage);
+        return;
+      case "cancelled":
+        await this.deps.messages.cancelledOnGateway(gatewayId, frame.messageId);
         return;
       case "message_received":
         await this.deps.inbound(gatewayId, frame);

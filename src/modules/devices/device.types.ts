@@ -1,3 +1,5 @@
+import type { ReceivedSms } from "../inbound/index.js";
+
 /** What the server tells a device, whatever channel carries it (gRPC stream or Action Cable). */
 export type DeviceCommand =
   | { type: "send_sms"; messageId: string; recipient: string; message: string }
@@ -11,7 +13,12 @@ export type DeviceCommand =
    */
   | { type: "cancel"; messageId: string }
   /** What the phone is told to do changed: it reads its settings again (the SMSGate app's `SettingsUpdated`). */
-  | { type: "settings_updated" };
+  | { type: "settings_updated" }
+  /** Another event of the SMSGate app's events stream, with its data (only that stream carries it). */
+  | { type: "smsgate_event"; event: SmsGateStreamEvent; data: unknown };
+
+/** Events of the SMSGate app's stream that only its door raises. */
+export type SmsGateStreamEvent = "WebhooksUpdated" | "MessagesExportRequested";
 
 /** What a device tells the server, whatever channel carries it. */
 export type DeviceFrame =
@@ -30,13 +37,9 @@ export type DeviceFrame =
       errorMessage: string | null;
       reportId?: string | undefined;
     }
-  | {
-      type: "message_received";
-      sender: string;
-      message: string;
-      timestamp: Date | undefined;
-      reportId?: string | undefined;
-    };
+  /** The phone did not send a message it was given, because it was cancelled (the SMSGate app's `Cancelled`). */
+  | { type: "cancelled"; messageId: string }
+  | ({ type: "message_received" } & ReceivedSms);
 
 /**
  * How a device is connected: the gRPC/Connect stream, Action Cable, or (phones running the SMSGate
@@ -53,7 +56,4 @@ export interface ConnectedGateway {
 }
 
 /** Stores an SMS a device received; the inbound module provides it. */
-export type InboundSink = (
-  gatewayId: number,
-  sms: { sender: string; message: string; timestamp: Date | undefined; reportId?: string | undefined },
-) => Promise<unknown>;
+export type InboundSink = (gatewayId: number, sms: ReceivedSms) => Promise<unknown>;

@@ -9,10 +9,19 @@ export const eventTypes = [
 ] as const;
 
 /**
- * Events smsgw records for SMSGate's webhooks only (not offered to smsgw's own): `system_ping`, a
- * phone running SMSGate's app pinged (its `system:ping`, every `ping.interval_seconds`).
+ * Events smsgw records for SMSGate's webhooks only (not offered to smsgw's own), each one of the
+ * SMSGate app's: a phone pinged (`system:ping`, every `ping.interval_seconds`), received a data SMS
+ * (`sms:data-received`), an MMS (`mms:received`) and its content (`mms:downloaded`), or started
+ * (`app:started`); a message was cancelled (`sms:cancelled`).
  */
-export const smsGateOnlyEventTypes = ["system_ping"] as const;
+export const smsGateOnlyEventTypes = [
+  "system_ping",
+  "sms_data_received",
+  "mms_received",
+  "mms_downloaded",
+  "app_started",
+  "sms_cancelled",
+] as const;
 
 export type EventType = (typeof eventTypes)[number] | (typeof smsGateOnlyEventTypes)[number];
 

@@ -26,6 +26,11 @@ export const GatewayEntity = defineEntity({
     active: p.boolean().default(true),
     priority: p.integer().default(1),
     metadata: p.json<GatewayMetadata>().columnType("jsonb").default("{}"),
+    /**
+     * The account (a client key with a login) the gateway belongs to: a phone running SMSGate's app
+     * is its account's, and that account's messages go to its gateways only. Null: the operator's fleet.
+     */
+    accountKeyId: p.integer().nullable(),
     createdAt: p
       .datetime()
       .defaultRaw("now()")
@@ -42,6 +47,12 @@ export const GatewayEntity = defineEntity({
       name: "gateways_pickable_index",
       expression:
         'create index "gateways_pickable_index" on "gateways" ("priority" desc, "id") where active and status = \'online\'',
+    },
+    {
+      // An account's gateways a message may be given (Migration20261207000000).
+      name: "gateways_account_pickable_index",
+      expression:
+        'create index "gateways_account_pickable_index" on "gateways" ("account_key_id", "priority" desc, "id") where active and status = \'online\' and account_key_id is not null',
     },
   ],
 });

@@ -84,8 +84,14 @@ export class GatewayRepository {
   }
 
   /** Stores a new gateway in `em`'s transaction. */
-  async insert(deviceId: string, name: string, metadata: GatewayMetadata, em: EntityManager): Promise<GatewayRecord> {
-    const gateway = em.create(GatewayEntity, { deviceId, name, metadata });
+  async insert(
+    deviceId: string,
+    name: string,
+    metadata: GatewayMetadata,
+    em: EntityManager,
+    accountKeyId: number | null = null,
+  ): Promise<GatewayRecord> {
+    const gateway = em.create(GatewayEntity, { deviceId, name, metadata, accountKeyId });
     await em.flush();
     return gateway;
   }
@@ -115,6 +121,16 @@ export class GatewayRepository {
         where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?)
         returning id, device_id, metadata->'smsgate_settings' as settings`,
       [JSON.stringify(patch), deviceId ?? null, deviceId ?? null],
+    );
+  }
+
+  /** Replaces the settings of the phones running the SMSGate app (one, when given) with `settings`. */
+  replaceSmsGateSettings(settings: StoredSmsGateSettings, deviceId?: string): Promise<SmsGatePhoneRow[]> {
+    return this.sql.all(
+      `update gateways set metadata = jsonb_set(metadata, '{smsgate_settings}', ?::jsonb), updated_at = now()
+        where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?)
+        returning id, device_id, metadata->'smsgate_settings' as settings`,
+      [JSON.stringify(settings), deviceId ?? null, deviceId ?? null],
     );
   }
 

@@ -106,14 +106,14 @@ export class GatewayRegistry {
    * device id that is already registered is refused.
    */
   async register<T = undefined>(
-    input: { deviceId: string; name: string; metadata?: GatewayMetadata },
+    input: { deviceId: string; name: string; metadata?: GatewayMetadata; accountKeyId?: number },
     also?: (em: EntityManager, gateway: GatewayRecord) => Promise<T>,
   ): Promise<{ gateway: GatewayRecord; apiKey: string; also: T }> {
     const deviceId = requiredText(input.deviceId, "device_id");
     const name = input.name.trim() === "" ? deviceId : requiredText(input.name, "name");
     try {
       return await this.repository.transaction(async (em) => {
-        const gateway = await this.repository.insert(deviceId, name, input.metadata ?? {}, em);
+        const gateway = await this.repository.insert(deviceId, name, input.metadata ?? {}, em, input.accountKeyId);
         const { key } = await this.keys.create({ scope: "gateway", name, gatewayId: gateway.id }, em);
         return { gateway, apiKey: key, also: (also === undefined ? undefined : await also(em, gateway)) as T };
       });
@@ -152,6 +152,23 @@ export class GatewayRegistry {
     for (const phone of current) checkedSettings(patch, phone.settings);
     const checked = checkedSettings(patch);
     const rows = await this.repository.mergeSmsGateSettings(checked, deviceId);
+    for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
+    return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
+  }
+
+  /**
+   * Replaces what one phone running the SMSGate app (or every one) is told to do: the fields left
+   * out take the app's own values again. The phones are told (`onSmsGateSettingsChanged`).
+   */
+  async replaceSmsGateSettings(
+    settings: StoredSmsGateSettings,
+    deviceId?: string,
+  ): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
+    const checked = checkedSettings(settings);
+    if (deviceId !== undefined && (await this.smsGateSettings(deviceId)).length === 0) {
+      throw invalid("gateway_id is not a phone running the SMSGate app");
+    }
+    const rows = await this.repository.replaceSmsGateSettings(checked, deviceId);
     for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
     return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
   }

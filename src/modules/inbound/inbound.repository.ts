@@ -16,6 +16,8 @@ export interface InboundFilters {
   sender?: string;
   /** Only those this gateway (its device id) received. */
   deviceId?: string;
+  /** Only those the gateways of this account (an SMSGate account's key) received. */
+  accountKeyId?: number;
   since?: Date;
   until?: Date;
   limit: number;
@@ -81,6 +83,10 @@ export class InboundRepository {
     if (filters.deviceId !== undefined) {
       where.push("gateway_id = (select id from gateways where device_id = ?)");
       params.push(filters.deviceId);
+    }
+    if (filters.accountKeyId !== undefined) {
+      where.push("gateway_id in (select id from gateways where account_key_id = ?)");
+      params.push(filters.accountKeyId);
     }
     if (filters.since !== undefined) {
       where.push("received_at > ?");

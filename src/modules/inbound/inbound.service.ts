@@ -16,6 +16,21 @@ export interface InboundView {
   deviceId: string | null;
 }
 
+/** An SMS a gateway received, as it reports it. */
+export interface ReceivedSms {
+  sender: string;
+  message: string;
+  /** When the phone received it (now, when it does not say). */
+  timestamp: Date | undefined;
+  /** The phone's own id of it: reported again, it is the same one. */
+  reportId?: string | undefined;
+  /** A data SMS (its `message` is base64): the SMSGate app's `sms:data-received`. */
+  kind?: "sms" | "data" | undefined;
+  /** The phone's own number that received it, and its SIM slot, when the phone knows them. */
+  recipient?: string | undefined;
+  simNumber?: number | undefined;
+}
+
 /** A page of inbound SMS. */
 export interface InboundPage {
   messages: InboundView[];
@@ -68,10 +83,7 @@ export class InboundService {
    * that reports the same SMS again (same sender, text and timestamp; or, without a timestamp, within
    * two minutes) gets the first one's id back and nothing is stored twice.
    */
-  async receive(
-    gatewayId: number,
-    input: { sender: string; message: string; timestamp: Date | undefined; reportId?: string | undefined },
-  ): Promise<{ id: string; created: boolean }> {
+  async receive(gatewayId: number, input: ReceivedSms): Promise<{ id: string; created: boolean }> {
     const sender = this.sender(input.sender);
     if (input.message.length > maxBodyLength)
       throw invalid(`message is too long (at most ${maxBodyLength} characters)`);
@@ -104,13 +116,16 @@ export class InboundService {
       },
     );
     if (stored.row !== undefined) {
+      // A data SMS (SMSGate's `sms:data-received`) is an event of SMSGate's webhooks only.
       await this.events.emit({
-        event: "sms_received",
+        event: input.kind === "data" ? "sms_data_received" : "sms_received",
         message_id: stored.id,
         from: stored.row.sender,
         message: stored.row.body,
         received_at: new Date(stored.row.received_at).toISOString(),
         gateway_id: stored.row.device_id,
+        ...(input.recipient === undefined ? {} : { recipient: input.recipient }),
+        ...(input.simNumber === undefined ? {} : { sim_number: input.simNumber }),
       });
     }
     return { id: stored.id, created: stored.created };
@@ -123,10 +138,13 @@ export class InboundService {
   async list(filters: {
     phoneNumber?: string | undefined;
     deviceId?: string | undefined;
+    accountKeyId?: number | undefined;
     since?: Date | undefined;
     until?: Date | undefined;
     limit?: number | undefined;
     page?: number | undefined;
+    /** Rows to skip instead of pages (then `page` is ignored). */
+    offset?: number | undefined;
   }): Promise<InboundPage> {
     const limit = Math.min(filters.limit ?? defaultPageSize, maxPageSize);
     const page = filters.page ?? 1;
@@ -137,10 +155,11 @@ export class InboundService {
         ? { sender: normalizePhoneNumber(filters.phoneNumber, this.defaultCountryCode, "phone_number") }
         : {}),
       ...(filters.deviceId === undefined || filters.deviceId === "" ? {} : { deviceId: filters.deviceId }),
+      ...(filters.accountKeyId === undefined ? {} : { accountKeyId: filters.accountKeyId }),
       ...(filters.since === undefined ? {} : { since: filters.since }),
       ...(filters.until === undefined ? {} : { until: filters.until }),
       limit,
-      offset: (page - 1) * limit,
+      offset: filters.offset ?? (page - 1) * limit,
     });
     return { messages: rows.map(toView), total, page, pages: Math.ceil(total / limit) };
   }

@@ -56,6 +56,16 @@ export class KeyRepository {
     return this.insert({ scope: "client", gatewayId: null, ...account }, em);
   }
 
+  /** A live client or admin key by its id, with its login (an SMSGate account's). */
+  clientById(
+    id: number,
+  ): Promise<{ id: number; scope: "client" | "admin"; name: string; login: string | null } | undefined> {
+    return this.sql.one(
+      "select id, scope, name, login from api_keys where id = ? and revoked_at is null and scope in ('client', 'admin')",
+      [id],
+    );
+  }
+
   /** Whether a key (revoked or not) has this digest. */
   async digestKnown(digest: string): Promise<boolean> {
     return (await this.sql.one("select 1 from api_keys where digest = ?", [digest])) !== undefined;

@@ -221,6 +221,16 @@ export class KeysService {
     await this.repository.setSigningKey(keyId, box.seal(key), false);
   }
 
+  /**
+   * The live client or admin key with this id, as its principal, and its login when it is an SMSGate
+   * account (what a signed token of it acts as).
+   */
+  async clientPrincipal(keyId: number): Promise<{ principal: Principal; login: string | null } | undefined> {
+    const row = await this.repository.clientById(keyId);
+    if (row === undefined) return undefined;
+    return { principal: { kind: "client", keyId: row.id, scope: row.scope, name: row.name }, login: row.login };
+  }
+
   /** Whether a gateway still has a key that works (one whose every key was revoked is shut out). */
   gatewayKeyLive(gatewayId: number): Promise<boolean> {
     return this.repository.gatewayKeyLive(gatewayId);

@@ -66,7 +66,8 @@ return {-1}
 type PickCommand = (numberOfKeys: number, ...args: (string | number)[]) => Promise<[number, string?]>;
 
 /**
- * Chooses the gateway for a message: active, online and connected; the preferred one first, then by
+ * Chooses the gateway for a message: active, online and connected, and its account's when an SMSGate
+ * account sent it (another account's phone never gets it); the preferred one first, then by
  * priority and fewest messages in flight; among equals, the one given a message least recently (so
  * that idle phones share the traffic instead of filling one after another); gateways that failed
  * recently or were already tried for this message last; never one that has used its sends for the
@@ -111,6 +112,8 @@ export class GatewayPicker {
    * not hold it back (SMSGate's priority 100 and above).
    */
   async pick(input: {
+    /** The message (an SMSGate account's goes to that account's gateways only); unset: any gateway. */
+    messageId?: string;
     preferredGatewayId: number | null;
     triedGatewayIds: number[];
     app?: boolean;
@@ -119,7 +122,7 @@ export class GatewayPicker {
     // A window of the fleet first (its cost does not grow with the fleet); the whole fleet only when
     // no gateway of the window can take it (none connected, all used their sends, all tried).
     const size = tuning.pickWindow.value;
-    const window = await this.repository.gatewayWindow(input.preferredGatewayId, this.cursor, size);
+    const window = await this.repository.gatewayWindow(input.preferredGatewayId, this.cursor, size, input.messageId);
     // None online and active (the window always holds one of the highest priority when any is).
     if (window.length === 0) return { kind: "none", reason: "no_gateway", retryAfterMs: 0 };
     // The next pick's window starts after this one: equals take turns over the whole fleet.
@@ -129,7 +132,11 @@ export class GatewayPicker {
     // for a better one elsewhere in the fleet, if there is one.
     const picked = untried.length === 0 ? undefined : await this.pickAmong(untried, input, true);
     if (picked?.kind === "picked") return picked;
-    return this.pickAmong(await this.repository.gatewaysByLoad(input.preferredGatewayId), input, false);
+    return this.pickAmong(
+      await this.repository.gatewaysByLoad(input.preferredGatewayId, input.messageId),
+      input,
+      false,
+    );
   }
 
   /**

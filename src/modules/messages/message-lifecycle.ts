@@ -129,6 +129,28 @@ export class MessageLifecycle {
     return rows.map((row) => this.handed(row));
   }
 
+  /**
+   * Records that a message was cancelled (`sms_cancelled`, an event of SMSGate's webhooks), once:
+   * by its sender, or by the phone that held it.
+   */
+  async cancelled(row: { id: string; recipient: string; gateway_id: number | null }): Promise<void> {
+    const deviceId = row.gateway_id === null ? null : ((await this.repository.deviceIdOf(row.gateway_id)) ?? null);
+    await this.events.emit({
+      event: "sms_cancelled",
+      message_id: row.id,
+      to: row.recipient,
+      cancelled_at: new Date().toISOString(),
+      gateway_id: deviceId,
+    });
+  }
+
+  /** Messages a polling phone must be told were cancelled after it fetched them, at most `limit`. */
+  async cancelling(gatewayId: number, limit: number): Promise<UnacknowledgedCommand[]> {
+    return (await this.repository.cancelling(gatewayId, limit)).map((row) => ({
+      ...this.handed({ ...row, sealed_body: null }),
+    }));
+  }
+
   /** A command as a phone is handed it (a sealed text opened). */
   private handed(row: UnacknowledgedRow): UnacknowledgedCommand {
     return {

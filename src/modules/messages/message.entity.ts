@@ -40,6 +40,8 @@ export const MessageEntity = defineEntity({
     failedAt: p.datetime().nullable(),
     expiredAt: p.datetime().nullable(),
     cancelledAt: p.datetime().nullable(),
+    /** When the phone that fetched it confirmed its cancel (until then a polling phone is told: `Cancelling`). */
+    cancelConfirmedAt: p.datetime().nullable(),
     errorMessage: p.text().nullable(),
     updatedAt: p.datetime().defaultRaw("now()"),
     sealedBody: p.text().nullable(),

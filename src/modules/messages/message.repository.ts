@@ -53,6 +53,16 @@ function rankedCandidates(source: string): string {
                     from (${source}) c) ranked`;
 }
 
+/**
+ * The account a message was sent by (`acct`: one row when its key is an SMSGate account, a client
+ * key with a login; none otherwise). Its one parameter is the message's id (null: none).
+ */
+const accountScope = `acct as (select k.id from messages m join api_keys k on k.id = m.client_key_id
+                                where m.id = ?::text and k.login is not null)`;
+
+/** Whether gateway `g` may take the message of `accountScope`: an account's only its own. */
+const ofAccount = (g: string) => `(not exists (select 1 from acct) or ${g}.account_key_id = (select id from acct))`;
+
 /** A row of `messages`, as PostgreSQL returns it. */
 export interface MessageRow {
   id: string;
@@ -428,6 +438,15 @@ const fetching = (order: "asc" | "desc") =>
     order by dispatched_at ${order}, id ${order}`;
 const fetchSql = { oldestFirst: fetching("asc"), newestFirst: fetching("desc") };
 
+/**
+ * Messages cancelled by their sender after this gateway fetched or took them, whose cancel it has
+ * not confirmed (within a day of the cancel): a polling phone learns of them as `Cancelling`.
+ */
+const cancellingSql = `select ${handedColumns} from messages
+  where gateway_id = ? and status = 'cancelled' and cancel_confirmed_at is null
+    and (fetched_at is not null or acked_at is not null) and cancelled_at > now() - interval '1 day'
+  order by cancelled_at, id limit ?`;
+
 const cancelling = (where: string) =>
   `update messages set status = 'cancelled', cancelled_at = now(), sealed_body = null, updated_at = now()
     where ${where} and ${leaves("cancel")} returning *`;
@@ -736,6 +755,21 @@ export class MessageRepository {
     return this.one<MessageRow>(cancelSql.any, [messageId]);
   }
 
+  /** Messages this gateway must be told were cancelled (`cancellingSql`), at most `limit`. */
+  cancelling(gatewayId: number, limit: number): Promise<UnacknowledgedRow[]> {
+    return this.sql(cancellingSql, [gatewayId, limit]);
+  }
+
+  /** Records that the gateway knows a message it held was cancelled; false when it is not such a message. */
+  async confirmCancel(messageId: string, gatewayId: number): Promise<boolean> {
+    const row = await this.one<{ id: string }>(
+      `update messages set cancel_confirmed_at = coalesce(cancel_confirmed_at, now())
+        where id = ? and gateway_id = ? and status = 'cancelled' returning id`,
+      [messageId, gatewayId],
+    );
+    return row !== undefined;
+  }
+
   /** Cancels a message its gateway `gatewayId` holds and has not sent; undefined otherwise. */
   async cancelOn(messageId: string, gatewayId: number): Promise<MessageRow | undefined> {
     return this.one<MessageRow>(cancelSql.onGateway, [messageId, gatewayId]);
@@ -885,43 +919,52 @@ export class MessageRepository {
   }
 
   /**
-   * Active online gateways, the preferred one first, then by priority and fewest messages in flight;
-   * `tier` numbers the groups of equals (same preference, priority and load), for the picker to share
-   * messages among them.
+   * Active online gateways that may take message `messageId` (an account's message: its account's
+   * gateways only, `accountScope`), the preferred one first, then by priority and fewest messages in
+   * flight; `tier` numbers the groups of equals (same preference, priority and load), for the picker
+   * to share messages among them.
    */
-  gatewaysByLoad(preferredGatewayId: number | null): Promise<GatewayCandidate[]> {
+  gatewaysByLoad(preferredGatewayId: number | null, messageId?: string): Promise<GatewayCandidate[]> {
     return this.sql(
-      `${rankedCandidates(
-        "select g.id, g.device_id, g.priority, (g.id = ?) as preferred, g.id as n from gateways g where g.active and g.status = 'online'",
+      `with ${accountScope} ${rankedCandidates(
+        `select g.id, g.device_id, g.priority, (g.id = ?) as preferred, g.id as n from gateways g
+          where g.active and g.status = 'online' and ${ofAccount("g")}`,
       )} order by tier, id`,
-      [preferredGatewayId],
+      [messageId ?? null, preferredGatewayId],
     );
   }
 
   /**
    * A window of the gateways `gatewaysByLoad` would rank first, read through an index instead of the
-   * whole fleet: the preferred gateway when it is active and online, then up to `size` active online
-   * gateways of the highest priority, those with an id above `after` first (then from the lowest id
-   * again), ranked as `gatewaysByLoad` ranks them, in that order. Its cost does not grow with the fleet.
+   * whole fleet (or the whole account): the preferred gateway when it is active, online and may take
+   * the message, then up to `size` active online gateways of the highest priority, those with an id
+   * above `after` first (then from the lowest id again), ranked as `gatewaysByLoad` ranks them, in
+   * that order. Its cost does not grow with the fleet.
    */
-  gatewayWindow(preferredGatewayId: number | null, after: number, size: number): Promise<GatewayCandidate[]> {
+  gatewayWindow(
+    preferredGatewayId: number | null,
+    after: number,
+    size: number,
+    messageId?: string,
+  ): Promise<GatewayCandidate[]> {
     const others = (from: string) =>
       `select g.id, g.device_id, g.priority from gateways g, top
-        where g.active and g.status = 'online' and g.priority = top.priority and ${from}
+        where g.active and g.status = 'online' and g.priority = top.priority and ${ofAccount("g")} and ${from}
           and g.id is distinct from ?::int order by g.id limit ?`;
     return this.sql(
-      `with top as (select max(priority) as priority from gateways where active and status = 'online'),
+      `with ${accountScope},
+            top as (select max(priority) as priority from gateways g where active and status = 'online' and ${ofAccount("g")}),
             others as (
               select o.id, o.device_id, o.priority, row_number() over (order by o.part, o.id) as n
                 from ((select *, 1 as part from (${others("g.id > ?")}) a)
                       union all (select *, 2 from (${others("g.id <= ?")}) b)) o),
             win as (
               select g.id, g.device_id, g.priority, true as preferred, 0::bigint as n
-                from gateways g where g.id = ? and g.active and g.status = 'online'
+                from gateways g where g.id = ? and g.active and g.status = 'online' and ${ofAccount("g")}
               union all
               select id, device_id, priority, false, n from others where n <= ?)
        ${rankedCandidates("select * from win")} order by n`,
-      [after, preferredGatewayId, size, after, preferredGatewayId, size, preferredGatewayId, size],
+      [messageId ?? null, after, preferredGatewayId, size, after, preferredGatewayId, size, preferredGatewayId, size],
     );
   }
 
@@ -1022,8 +1065,16 @@ export class MessageRepository {
 
   /** SMSGate's id of the logical message `messageId` is a recipient of (its own id when it has none). */
   async groupIdOf(messageId: string): Promise<string | undefined> {
-    return (await this.one<{ id: string }>("select coalesce(ext_id, id) as id from messages where id = ?", [messageId]))
-      ?.id;
+    return (await this.groupOf(messageId))?.groupId;
+  }
+
+  /** The logical message a message is a recipient of (SMSGate's id of it), and its SIM choice. */
+  async groupOf(messageId: string): Promise<{ groupId: string; simNumber: number | null } | undefined> {
+    const row = await this.one<{ id: string; sim_number: number | null }>(
+      "select coalesce(ext_id, id) as id, sim_number from messages where id = ?",
+      [messageId],
+    );
+    return row === undefined ? undefined : { groupId: row.id, simNumber: row.sim_number };
   }
 
   /**

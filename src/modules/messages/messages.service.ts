@@ -84,6 +84,8 @@ export const groupLimits = {
   maxIdLength: 36,
   /** Encrypted content is opaque: only its size is bounded (SMSGate's own bound). */
   maxEncryptedLength: 65_535,
+  /** The longest text SMSGate takes (client-go's `TextMessage.Text`, `max=65535`): the phone splits it. */
+  maxTextLength: 65_535,
   /** The most a data SMS carries (one SMS's user data). */
   maxDataBytes: 140,
 } as const;
@@ -114,7 +116,7 @@ export interface GroupSendInput {
  */
 function checkedContent(
   body: string,
-  options: { dataPort: number | null; encrypted: boolean; simNumber: number | null },
+  options: { dataPort: number | null; encrypted: boolean; simNumber: number | null; maxTextLength?: number },
   names: { text: string; data: string; port: string; sim: string },
 ): void {
   const { dataPort, encrypted, simNumber } = options;
@@ -122,7 +124,7 @@ function checkedContent(
     throw invalid(`${names.sim} must be from 1 to 3`);
   if (dataPort === null) {
     if (body.trim() === "") throw invalid(`${names.text} is empty`);
-    const max = encrypted ? groupLimits.maxEncryptedLength : maxBodyLength;
+    const max = encrypted ? groupLimits.maxEncryptedLength : (options.maxTextLength ?? maxBodyLength);
     if (body.length > max) throw invalid(`${names.text} is too long (at most ${max} characters)`);
     return;
   }
@@ -410,7 +412,12 @@ export class MessagesService {
     const dataPort = "text" in input.content ? null : input.content.port;
     checkedContent(
       body,
-      { dataPort, encrypted: input.encrypted, simNumber: input.simNumber ?? null },
+      {
+        dataPort,
+        encrypted: input.encrypted,
+        simNumber: input.simNumber ?? null,
+        maxTextLength: groupLimits.maxTextLength,
+      },
       { text: "the message's text", data: "dataMessage.data", port: "dataMessage.port", sim: "simNumber" },
     );
     const now = Date.now();
@@ -570,6 +577,9 @@ export class MessagesService {
     const row = await this.repository.cancel(messageId);
     if (row === undefined) throw invalid(`message is already ${view.status} and cannot be cancelled`);
     this.metrics.messageOutcome("cancelled", null);
+    await this.lifecycle
+      .cancelled(row)
+      .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "recording sms_cancelled failed"));
     // A phone that holds it is told not to send it.
     if (row.gateway_id !== null) for (const listener of this.cancelListeners) listener(row.gateway_id, messageId);
     await this.workflows
@@ -590,10 +600,15 @@ export class MessagesService {
    */
   async cancelledOnGateway(gatewayId: number, messageId: string): Promise<void> {
     const row = await this.repository.cancelOn(messageId, gatewayId);
+    // Its sender cancelled it first: the phone confirms it knows (a polling phone is no longer told).
+    if (row === undefined && (await this.repository.confirmCancel(messageId, gatewayId))) return;
     if (row === undefined) {
       throw new DomainError("permission_denied", "This message is not held by this gateway, or was sent or ended");
     }
     this.metrics.messageOutcome("cancelled", null);
+    await this.lifecycle
+      .cancelled(row)
+      .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "recording sms_cancelled failed"));
     await this.workflows
       .cancel(messageId)
       .catch((error: unknown) => this.logger.warn({ err: error, messageId }, "cancel signal failed"));
@@ -637,6 +652,11 @@ export class MessagesService {
    */
   fetch(gatewayId: number, options: { newestFirst: boolean; limit: number }): Promise<UnacknowledgedCommand[]> {
     return this.lifecycle.fetch(gatewayId, options);
+  }
+
+  /** Messages its sender cancelled after this gateway fetched them, not yet confirmed by it (`Cancelling`). */
+  cancelling(gatewayId: number, limit: number): Promise<UnacknowledgedCommand[]> {
+    return this.lifecycle.cancelling(gatewayId, limit);
   }
 
   /** How many messages are assigned to this gateway and not yet reported sent. */

@@ -47,13 +47,18 @@ export interface AttemptRow {
 }
 
 /**
- * Whether an SMSGate webhook `w` wants event `e`: one of its phone's, when it names one; and for a
- * message's events, one of a message its credential sent (an admin key's: any). Received SMS and
- * phones' pings go to every credential, as smsgw's inbox and fleet are every client's.
+ * Whether an SMSGate webhook `w` wants event `e`: one of its phone's, when it names one; for a
+ * message's events, one of a message its credential sent (an admin key's: any); for a phone's
+ * events (what it received, its pings, MMS and starts), one of its account's phones when its
+ * credential is an SMSGate account, else any phone's (smsgw's own keys see the whole fleet). An
+ * event for one credential only (`only_key_id`: an inbox export it asked for) goes to its webhooks.
  */
 const smsGateWants = `(w.device_id is null or w.device_id = e.payload->>'gateway_id')
-  and (e.type in ('sms_received', 'system_ping')
-       or exists (select 1 from api_keys k where k.id = w.client_key_id and k.scope = 'admin')
+  and (exists (select 1 from api_keys k where k.id = w.client_key_id and k.scope = 'admin')
+       or (e.type in ('sms_received', 'sms_data_received', 'system_ping', 'mms_received', 'mms_downloaded', 'app_started')
+           and (not exists (select 1 from api_keys k where k.id = w.client_key_id and k.login is not null)
+                or exists (select 1 from gateways g where g.device_id = e.payload->>'gateway_id'
+                                                      and g.account_key_id = w.client_key_id)))
        or exists (select 1 from messages m where m.id = e.message_id and m.client_key_id = w.client_key_id))`;
 
 /** Every statement on `webhooks`, `webhook_deliveries` and `webhook_attempts`: the only code that writes them. */
@@ -172,6 +177,8 @@ export class WebhookRepository {
          select 'whd_' || substr(md5(random()::text || clock_timestamp()::text || w.id::text), 1, 24), w.id, ?, ?
            from webhooks w join events e on e.id = ?
           where w.active and w.events @> ?::jsonb and (w.dialect = 'smsgw' or (${smsGateWants}))
+            and (e.payload->>'only_key_id' is null
+                 or (w.dialect <> 'smsgw' and w.client_key_id::text = e.payload->>'only_key_id'))
          on conflict (webhook_id, event_id) do nothing returning id)
        select id from created
        union all select id from webhook_deliveries where event_id = ? and status = 'pending'`,

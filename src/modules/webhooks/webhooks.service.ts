@@ -45,14 +45,22 @@ const toView = (row: WebhookRow): WebhookView => ({
   updatedAt: new Date(row.updated_at),
 });
 
-/** SMSGate's event names, each with the smsgw event it is. */
+/** SMSGate's event names (all ten the app and client-go know), each with the smsgw event it is. */
 export const smsGateEvents = {
   "sms:received": "sms_received",
+  "sms:data-received": "sms_data_received",
+  "mms:received": "mms_received",
+  "mms:downloaded": "mms_downloaded",
   "sms:sent": "sms_sent",
   "sms:delivered": "sms_delivered",
   "sms:failed": "sms_failed",
+  "sms:cancelled": "sms_cancelled",
   "system:ping": "system_ping",
+  "app:started": "app_started",
 } as const satisfies Record<string, EventType>;
+
+/** The events a phone posts as it sent them (its fields are the payload, named by the phone). */
+const relayedEvents: readonly EventType[] = ["system_ping", "mms_received", "mms_downloaded", "app_started"];
 export type SmsGateEvent = keyof typeof smsGateEvents;
 const smsGateEventOf = Object.fromEntries(Object.entries(smsGateEvents).map(([name, type]) => [type, name])) as Record<
   EventType,
@@ -106,8 +114,8 @@ export class WebhookDispatcher {
   private readonly workflows: WebhookWorkflows;
   /** With tracing on: how to find the trace a message was accepted in. */
   private readonly traceOf: ((messageId: string) => Promise<string | null>) | undefined;
-  /** SMSGate's id of the logical message a message is a recipient of (the messages module's). */
-  private readonly groupIdOf: (messageId: string) => Promise<string | undefined>;
+  /** SMSGate's id of the logical message a message is a recipient of, and its SIM (the messages module's). */
+  private readonly groupOf: (messageId: string) => Promise<{ groupId: string; simNumber: number | null } | undefined>;
 
   /** Made, it hands every event recorded from now on to the endpoints that want it. */
   constructor(
@@ -120,7 +128,7 @@ export class WebhookDispatcher {
       metrics: Metrics;
       workflows: WebhookWorkflows;
       traceOf?: (messageId: string) => Promise<string | null>;
-      groupIdOf: (messageId: string) => Promise<string | undefined>;
+      groupOf: (messageId: string) => Promise<{ groupId: string; simNumber: number | null } | undefined>;
     },
   ) {
     this.options = parts.options;
@@ -128,7 +136,7 @@ export class WebhookDispatcher {
     this.metrics = parts.metrics;
     this.workflows = parts.workflows;
     this.traceOf = parts.traceOf;
-    this.groupIdOf = parts.groupIdOf;
+    this.groupOf = parts.groupOf;
     events.listen(({ id, payload }) => {
       // In the background: a slow Temporal never delays the code that emitted the event. Anything
       // not dispatched here the sweeper dispatches.
@@ -224,38 +232,57 @@ export class WebhookDispatcher {
   }
 
   /**
-   * A delivery as SMSGate's server sends it: `{id, webhookId, event, deviceId, payload}`, the payload
-   * in the app's shape, the message named by its SMSGate id.
+   * A delivery as SMSGate sends it: `{id, webhookId, event, deviceId, payload}`, the payload in the
+   * app's shape (client-go's `dto_webhooks.go`): a message's events name it by its SMSGate id, with
+   * `sender` (the phone's own number: smsgw does not know it, null), `recipient`, `simNumber` and the
+   * deprecated `phoneNumber`; a received SMS has its `sender`, `recipient` (the phone's number, when
+   * it told) and `simNumber`; what a phone posts of its own (pings, MMS, starts) is as it posted it.
    */
   private async smsGateBody(row: WebhookRow, deliveryId: string, event: EventPayload): Promise<string> {
-    const name = smsGateEventOf[event.event];
-    const at = (field: string) => (typeof event[field] === "string" ? event[field] : new Date().toISOString());
-    const messageId =
-      event.event === "sms_received" || event.event === "system_ping" || event.message_id === undefined
-        ? event.message_id
-        : ((await this.groupIdOf(event.message_id)) ?? event.message_id);
-    const payload =
-      event.event === "system_ping"
-        ? { health: event.health ?? {} }
-        : event.event === "sms_received"
-          ? { messageId, message: event.message, phoneNumber: event.from, receivedAt: at("received_at") }
-          : event.event === "sms_sent"
-            ? {
-                messageId,
-                phoneNumber: event.to,
-                partsCount: partsOf(String(event.message ?? "")),
-                sentAt: at("sent_at"),
-              }
-            : event.event === "sms_delivered"
-              ? { messageId, phoneNumber: event.to, deliveredAt: at("delivered_at") }
-              : { messageId, phoneNumber: event.to, failedAt: at("failed_at"), reason: event.error_message ?? "" };
     return JSON.stringify({
       id: deliveryId,
       webhookId: row.ext_id ?? String(row.id),
-      event: name,
+      event: smsGateEventOf[event.event],
       deviceId: event.gateway_id ?? "",
-      payload,
+      payload: await this.smsGatePayload(event),
     });
+  }
+
+  private async smsGatePayload(event: EventPayload): Promise<Record<string, unknown>> {
+    const at = (field: string) => (typeof event[field] === "string" ? event[field] : new Date().toISOString());
+    if (relayedEvents.includes(event.event)) {
+      const { event: _event, gateway_id: _gateway, ...posted } = event;
+      return event.event === "system_ping" ? { health: posted.health ?? {} } : posted;
+    }
+    if (event.event === "sms_received" || event.event === "sms_data_received") {
+      return {
+        messageId: event.message_id ?? event.export_of,
+        ...(event.event === "sms_received" ? { message: event.message } : { data: event.message }),
+        phoneNumber: event.from,
+        sender: event.from,
+        recipient: event.recipient ?? null,
+        simNumber: event.sim_number ?? null,
+        receivedAt: at("received_at"),
+      };
+    }
+    const group = event.message_id === undefined ? undefined : await this.groupOf(event.message_id);
+    const base = {
+      messageId: group?.groupId ?? event.message_id,
+      phoneNumber: event.to,
+      sender: null,
+      recipient: event.to,
+      simNumber: group?.simNumber ?? null,
+    };
+    switch (event.event) {
+      case "sms_sent":
+        return { ...base, partsCount: partsOf(String(event.message ?? "")), sentAt: at("sent_at") };
+      case "sms_delivered":
+        return { ...base, deliveredAt: at("delivered_at") };
+      case "sms_cancelled":
+        return { ...base, cancelledAt: at("cancelled_at") };
+      default:
+        return { ...base, failedAt: at("failed_at"), reason: event.error_message ?? "" };
+    }
   }
 
   async list(): Promise<WebhookView[]> {

@@ -1,13 +1,16 @@
 // Command smsgate-go-client drives smsgw through SMSGate's own Go client library
 // (github.com/android-sms-gateway/client-go), so that a test can show that library working against
 // smsgw unchanged. It prints each answer as one line of JSON on stdout and any error on stderr
-// (exit code 1).
+// (exit code 1). It builds against two releases of the library: v1.14 (go.mod, the current one,
+// which sends text as `textMessage`) and v1.6 (go.v1.6.mod with the tag `legacy`, which sends it as
+// `message`); scripts/setup-smsgate-go-client.sh builds both.
 //
 // Environment: ASG_ENDPOINT (the API's base URL, e.g. http://127.0.0.1:3000/3rdparty/v1),
 // ASG_USERNAME, ASG_PASSWORD.
 //
 //	smsgate-go-client send NUMBER[,NUMBER...] TEXT
 //	smsgate-go-client state ID
+//	smsgate-go-client devices          (v1.14 only)
 //	smsgate-go-client webhooks list
 //	smsgate-go-client webhooks register ID URL EVENT
 //	smsgate-go-client webhooks delete ID
@@ -46,7 +49,9 @@ func run(args []string) error {
 	var err error
 	switch {
 	case args[0] == "send" && len(args) == 3:
-		answer, err = client.Send(ctx, smsgateway.Message{Message: args[2], PhoneNumbers: strings.Split(args[1], ",")})
+		answer, err = client.Send(ctx, textMessage(args[2], strings.Split(args[1], ",")))
+	case args[0] == "devices" && len(args) == 1:
+		answer, err = listDevices(ctx, client)
 	case args[0] == "state" && len(args) == 2:
 		answer, err = client.GetState(ctx, args[1])
 	case args[0] == "webhooks" && len(args) == 2 && args[1] == "list":

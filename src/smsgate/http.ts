@@ -5,7 +5,7 @@ import { outageMessage, outageOf } from "../shared/outage.js";
 import { unstorableJsonPath, unstorableTextMessage } from "../shared/text.js";
 
 // What SMSGate's two APIs (the app's mobile API and the third-party API) share in smsgw: their error
-// shape, how a credential is read, and how a scope of either is set up.
+// shape, how a credential and a body's fields are read, and how a scope of either is set up.
 
 /** An error in SMSGate's shape: `{"message": ...}` with its HTTP status. */
 export class SmsGateError extends Error {
@@ -27,6 +27,18 @@ export const isObject = (value: unknown): value is Record<string, unknown> =>
 export function jsonBody(request: FastifyRequest): Record<string, unknown> {
   if (!isObject(request.body)) throw badRequest("The body must be a JSON object");
   return request.body;
+}
+
+/** The address a request came from (what failed authentications are counted by). */
+export const peerOf = (request: FastifyRequest): string => request.socket.remoteAddress ?? "unknown";
+
+/** An optional string field: undefined when absent or null, refused when of another type or too long. */
+export function optionalString(body: Record<string, unknown>, field: string, max = 255): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw badRequest(`${field} must be a string`);
+  if (value.length > max) throw badRequest(`${field} is too long (at most ${max} characters)`);
+  return value;
 }
 
 /** The scheme (lower case) and value of the `Authorization` header, if it has both. */
