@@ -422,14 +422,17 @@ describe(`bounded fuzz (seed ${seed})`, () => {
 // and this one counts how many of its requests got past authentication.
 describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
   let apiServer: Awaited<ReturnType<typeof startServer>>;
-  let account: { login: string; password: string };
+  let account: { login: string; password: string; record: { id: number } };
   let clientKeys: string[];
   let gatewayKey: string;
+  let signedTokens: { access: string; refresh: string };
   beforeAll(async () => {
     apiServer = await startServer();
     account = await apiServer.deps.keys.createAccount("fuzz");
     clientKeys = [await clientKey(apiServer), await clientKey(apiServer, "admin")];
     gatewayKey = (await registeredGateway(apiServer)).key;
+    const pair = await apiServer.deps.accessTokens.issue(account.record.id, ["all:any"], 0);
+    signedTokens = { access: pair.access.token, refresh: pair.refresh.token };
   });
   afterAll(async () => apiServer.stop());
 
@@ -450,10 +453,19 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
       ["POST", "/inbox/refresh"],
       ["POST", "/inbox/export"],
       ["POST", "/messages/inbox/export"],
+      ["GET", "/message"],
       ["GET", "/logs"],
       ["POST", "/auth/token"],
+      ["POST", "/auth/token/refresh"],
       ["DELETE", "/auth/token/{id}"],
+      ["GET", "/webhooks"],
+      ["POST", "/webhooks"],
+      ["DELETE", "/webhooks/{id}"],
+      ["GET", "/settings"],
+      ["PUT", "/settings"],
+      ["PATCH", "/settings"],
       ["GET", "/health"],
+      ["GET", "/health/live"],
       ["GET", "/health/ready"],
     ];
     // Wrong credentials within the address's failure budget (30 a minute), so that the rest get past it.
@@ -463,6 +475,7 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
         `Basic ${Buffer.from(`${account.login}:${account.password}`).toString("base64")}`,
         `Bearer ${clientKeys[0]}`,
         `Bearer ${clientKeys[1]}`,
+        `Bearer ${signedTokens.access}`,
       ]);
     const authorizations = () => {
       if (wrongLeft <= 0 || random.next() < 0.9) return valid();
@@ -474,6 +487,9 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
         `Basic ${Buffer.from(`${random.pick(strings).slice(0, 20)}:${random.pick(strings).slice(0, 20)}`).toString("base64")}`,
         "Basic %%%",
         "Token",
+        `Bearer ${signedTokens.refresh}`,
+        `Bearer ${signedTokens.access.slice(0, -3)}xyz`,
+        "Bearer a.b.c",
       ]);
     };
     const statuses = new Map<number, number>();
@@ -509,6 +525,34 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
       put("deviceId", () => random.pick([random.pick(strings), jsonValue(random)]));
       return fields;
     };
+    /** A body of the other routes: a token request, an export, a webhook or settings, each of wrong parts. */
+    const other = () =>
+      random.pick([
+        {
+          ttl: random.pick([...numbers, 60, jsonValue(random)]),
+          scopes: random.pick([["messages:send"], [], jsonValue(random)]),
+        },
+        {
+          since: random.pick(["2030-01-01T00:00:00Z", random.pick(strings), jsonValue(random)]),
+          until: random.pick(["2031-01-01T00:00:00Z", random.pick(strings), jsonValue(random)]),
+          messageTypes: random.pick([["SMS"], ["MMS", "SMS"], jsonValue(random)]),
+          webhookDelivery: random.pick(["Batch", "Disabled", jsonValue(random)]),
+          triggerWebhooks: jsonValue(random),
+          deviceId: random.pick([random.pick(strings), jsonValue(random)]),
+        },
+        {
+          id: random.pick([random.pick(strings), jsonValue(random)]),
+          url: random.pick(["https://example.com/hook", random.pick(strings), jsonValue(random)]),
+          event: random.pick(["sms:received", "mms:downloaded", random.pick(strings), jsonValue(random)]),
+          deviceId: jsonValue(random),
+        },
+        {
+          messages: random.pick([{ limit_period: "PerDay", limit_value: random.pick(numbers) }, jsonValue(random)]),
+          ping: random.pick([{ interval_seconds: random.pick(numbers) }, jsonValue(random)]),
+          gateway: jsonValue(random),
+          webhooks: random.pick([{ signing_key: random.pick(strings) }, jsonValue(random)]),
+        },
+      ]);
     for (const prefix of ["/api/3rdparty/v1", "/3rdparty/v1"]) {
       for (const [verb, route] of routes) {
         for (let i = 0; i < requestsPerRoute / 2; i++) {
@@ -516,10 +560,19 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
           const headers: Record<string, string> = {};
           if (authorization !== undefined) headers.authorization = authorization;
           let payload: string | undefined;
-          if (verb === "POST") {
+          if (verb === "POST" || verb === "PUT" || verb === "PATCH") {
             payload =
               random.next() < 0.8
-                ? JSON.stringify(random.pick([message(), message(), jsonValue(random)]))
+                ? JSON.stringify(
+                    route.endsWith("/message") || route.endsWith("/messages")
+                      ? random.pick([
+                          message(),
+                          message(),
+                          jsonValue(random),
+                          { textMessage: { text: "Fuzzed" }, phoneNumbers: ["+14155552671"] },
+                        ])
+                      : random.pick([other(), other(), jsonValue(random)]),
+                  )
                 : random.pick(strings);
             headers["content-type"] = random.next() < 0.9 ? "application/json" : "text/plain";
           }
@@ -537,8 +590,8 @@ describe(`bounded fuzz of SMSGate's third-party API (seed ${seed})`, () => {
           const what = `${verb} ${prefix}${path.slice(0, 60)}${query.slice(0, 60)} (${authorization?.slice(0, 30)}) -> ${response.status}`;
           const text = await response.text();
           statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-          // A device's logs are not kept by the server, and no JWT is issued: SMSGate's own answer is 501.
-          if (!(route === "/logs" || route.startsWith("/auth/token")) || response.status !== 501)
+          // A device's logs are not kept by the server: SMSGate's own answer is 501.
+          if (route !== "/logs" || response.status !== 501)
             expect(response.status, `${what} ${text.slice(0, 200)}`).toBeLessThan(500);
           if (response.status >= 400) {
             const parsed = JSON.parse(text) as Record<string, unknown>;
