@@ -4,8 +4,9 @@
 //    throughput (run.ts) and the latency from a start to its first local activity (latency.ts);
 // 2. bare endpoint: one INSERT per send (bench/bare-endpoint.ts), same PostgreSQL, pool and load;
 // 3. smsgw (`smsgw serve`, one process, as `npm start` runs it) with instant simulated phones:
-//    a burst, then a steady 2 msg/s; then a steady 2 msg/s through phones speaking the SMSGate app's
-//    protocol (events stream, GET /message, PATCH /message) in their place;
+//    a burst, then a steady 2 msg/s; then BENCH_SMSGATE_RATE (20) msg/s through phones speaking the
+//    SMSGate app's protocol (events stream, GET /message, PATCH /message) in their place, joined to
+//    one SMSGate account, sent through smsgw's REST and through SMSGate's third-party API;
 // 4. smsgw with a small backlog limit under a send rate above what it drains (back-pressure).
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
@@ -40,14 +41,19 @@ const costRate = Number(process.env.BENCH_COST_RATE ?? 20);
 const overloadRate = Number(process.env.BENCH_OVERLOAD_RATE ?? 120);
 const overloadSeconds = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 15);
 const overloadBacklog = Number(process.env.BENCH_OVERLOAD_BACKLOG ?? 100);
+/** The rate of the phases through phones running SMSGate's app (issue 34's target: p50 ≤ 20 ms at 20 msg/s). */
+const smsGateRate = Number(process.env.BENCH_SMSGATE_RATE ?? 20);
 const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/smsgw_bench";
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
 // BENCH_ONLY=burst (the burst and the steady phase) or BENCH_ONLY=overload runs that alone, without
 // the floor or the bare endpoint (its ratios print as NaN): for trying a change quickly.
+// BENCH_ONLY=smsgate runs the floor's latency, the bare endpoint and the SMSGate phases only.
 // BENCH_SERVER_LOG=FILE keeps the servers' logs.
-const only = process.env.BENCH_ONLY as "burst" | "overload" | undefined;
-/** One phase alone: the floor and the bare endpoint are skipped. */
-const withoutReferences = only !== undefined;
+const only = process.env.BENCH_ONLY as "burst" | "overload" | "smsgate" | undefined;
+/** One phase alone: the floor and the bare endpoint are skipped (not for the SMSGate phases: their references). */
+const withoutReferences = only === "burst" || only === "overload";
+/** The burst, the steady phase and the cost phases are skipped. */
+const withoutBurst = only === "overload" || only === "smsgate";
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const root = here("..");
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -231,10 +237,11 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     ackReceipts: () => phones.flatMap((phone) => phone.ackReceiptMs),
     /**
      * Puts phones running the SMSGate app in place of the stream phones (those are made inactive):
-     * registered with a registration token, told on their events stream, fetching with `GET /message`.
+     * joined to the SMSGate account `account` (`login:password`), told on their events stream,
+     * fetching with `GET /message`.
      * Returns when each fetched each message.
      */
-    async smsGatePhones(count: number): Promise<Map<string, number>> {
+    async smsGatePhones(count: number, account: string): Promise<Map<string, number>> {
       const [token] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "registration", "--name", "bench"]);
       if (token === undefined) throw new Error("no registration token");
       await db.query("update gateways set active = false");
@@ -244,6 +251,9 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
         phone.onMessage((message) => {
           if (!fetchedAt.has(message.id)) fetchedAt.set(message.id, wallClock());
         });
+        // Each joins the account (an account's messages go to its own phones only).
+        const [login = "", password = ""] = account.split(":");
+        await phone.register({ login, password });
         await phone.start();
         smsGate.push(phone);
       }
@@ -424,7 +434,7 @@ async function main(): Promise<void> {
   };
   const memory = peakRss({ server: run.pid, temporal: temporalPid });
   const serverCpuBefore = processCpuMs(run.pid);
-  const burst = await load(run.url, run.key, only === "overload" ? 0 : burstMessages, concurrency);
+  const burst = await load(run.url, run.key, withoutBurst ? 0 : burstMessages, concurrency);
   const acceptingCpuMs = processCpuMs(run.pid) - serverCpuBefore;
   const accepted = burst.sent.filter((s) => s.status === 202);
   if (process.env.BENCH_DUMP !== undefined) writeFileSync(process.env.BENCH_DUMP, JSON.stringify(burst.sent));
@@ -449,7 +459,7 @@ async function main(): Promise<void> {
     `burst:     ${accepted.length} of ${burstMessages} accepted at ${acceptRate.toFixed(0)}/s; ${burstDelivered.size} delivered in ${drainSeconds.toFixed(1)} s (${drainRate.toFixed(1)} msg/s)`,
   );
 
-  const steadyCount = only === "overload" ? 0 : Math.round(steadySeconds * 2);
+  const steadyCount = withoutBurst ? 0 : Math.round(steadySeconds * 2);
   // Steady state: the burst's last workflows end before the steady phase begins.
   await new Promise((resolve) => setTimeout(resolve, settleMs));
   const steady = await load(run.url, run.key, steadyCount, 4, 2);
@@ -519,13 +529,26 @@ async function main(): Promise<void> {
       loopbackKiB: (after.loopbackBytes - before.loopbackBytes) / 1024 / n,
     };
   };
-  const instantCost = await costPhase();
+  const noCost = {
+    delivered: 0,
+    server: 0,
+    temporal: 0,
+    postgres: 0,
+    commits: 0,
+    rows: 0,
+    walKiB: 0,
+    redisCommands: 0,
+    loopbackKiB: 0,
+  };
+  const instantCost = withoutBurst ? noCost : await costPhase();
   run.behave({ sendLatencyMs: 1000, sendLatencyMaxMs: 3000, deliveredAfterMs: [2000, 10_000] });
-  const realisticCost = await costPhase();
+  const realisticCost = withoutBurst ? noCost : await costPhase();
   run.behave({ sendLatencyMs: 0, sendLatencyMaxMs: 0, deliveredAfterMs: undefined });
-  // The same steady load through phones running the SMSGate app, on the same server.
-  const fetchedAt = await run.smsGatePhones(gatewayCount);
-  const viaApp = await load(run.url, run.key, steadyCount, 4, 2);
+  // A steady load through phones running the SMSGate app, on the same server, all of one account.
+  const smsGateCount = only === "overload" || only === "burst" ? 0 : Math.round(steadySeconds * smsGateRate);
+  const account = await run.smsGateAccount();
+  const fetchedAt = await run.smsGatePhones(gatewayCount, account.credentials);
+  const viaApp = await load(run.url, run.key, smsGateCount, 8, smsGateRate);
   const viaAppDelivered = await run.deliveredTimes(
     viaApp.sent.flatMap((s) => (s.id === undefined ? [] : [s.id])),
     60_000,
@@ -533,8 +556,7 @@ async function main(): Promise<void> {
   const viaAppFetched = latencies(viaApp.sent, fetchedAt);
   const viaAppEnd = latencies(viaApp.sent, viaAppDelivered);
   // And through SMSGate's third-party API, sent by SMSGate's own client library, to the same phones.
-  const account = await run.smsGateAccount();
-  const viaApi = await load(run.url, account.credentials, steadyCount, 4, 2, { LOAD_DIALECT: "smsgate" });
+  const viaApi = await load(run.url, account.credentials, smsGateCount, 8, smsGateRate, { LOAD_DIALECT: "smsgate" });
   const ownIds = await account.idsOf(viaApi.sent.flatMap((s) => (s.id === undefined ? [] : [s.id])));
   const viaApiSent = viaApi.sent.map((s) => ({ ...s, id: s.id === undefined ? undefined : ownIds.get(s.id) }));
   const viaApiDelivered = await run.deliveredTimes(
@@ -554,7 +576,7 @@ async function main(): Promise<void> {
   const overload = await load(
     over.url,
     over.key,
-    only === "burst" ? 0 : overloadRate * overloadSeconds,
+    only === "burst" || only === "smsgate" ? 0 : overloadRate * overloadSeconds,
     64,
     overloadRate,
   );
@@ -599,7 +621,7 @@ async function main(): Promise<void> {
       ([label, cost]) =>
         `  ${label}: ${(cost.server + cost.temporal + cost.postgres).toFixed(1)} ms CPU (server ${cost.server.toFixed(1)}, Temporal ${cost.temporal.toFixed(1)}, PostgreSQL ${cost.postgres.toFixed(1)}); PostgreSQL ${cost.commits.toFixed(1)} commits, ${cost.rows.toFixed(1)} rows written, ${cost.walKiB.toFixed(1)} KiB of WAL; Redis ${cost.redisCommands.toFixed(1)} commands; ${cost.loopbackKiB.toFixed(1)} KiB over loopback (all parts, both ways); ${cost.delivered} delivered`,
     ),
-    `steady 2 msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol (events stream, then GET /message; the stream phones inactive):`,
+    `steady ${smsGateRate} msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol, joined to one SMSGate account (events stream, then GET /message; the stream phones inactive), sent through smsgw's REST:`,
     `  ${latencyLine("accept -> GET /message has it", viaAppFetched)}`,
     `  ${latencyLine("accept -> delivered", viaAppEnd)}`,
     `  ${latencyLine("accept (HTTP 202, smsgw REST)", viaAppAccept)}`,

@@ -104,7 +104,7 @@ describe("SMSGate accounts", () => {
       ] as const) {
         expect((await api("POST", "/webhooks", auth, { url: receiver.url, event: "sms:received" })).status).toBe(201);
       }
-      await phoneA.receive("+14155550177", "Only for A");
+      await phoneA.receive("+14155550277", "Only for A");
       await eventually(async () => receiverA.requests[0]);
       const inboxA = (await api("GET", "/inbox", a)).body as { contentPreview: string }[];
       expect(inboxA.map((message) => message.contentPreview)).toEqual(["Only for A"]);

@@ -1,4 +1,4 @@
-import type { ReceivedSms } from "../inbound/index.js";
+import type { ReportedSms } from "../inbound/index.js";
 
 /** What the server tells a device, whatever channel carries it (gRPC stream or Action Cable). */
 export type DeviceCommand =
@@ -39,7 +39,7 @@ export type DeviceFrame =
     }
   /** The phone did not send a message it was given, because it was cancelled (the SMSGate app's `Cancelled`). */
   | { type: "cancelled"; messageId: string }
-  | ({ type: "message_received" } & ReceivedSms);
+  | ({ type: "message_received" } & ReportedSms);
 
 /**
  * How a device is connected: the gRPC/Connect stream, Action Cable, or (phones running the SMSGate
@@ -56,4 +56,4 @@ export interface ConnectedGateway {
 }
 
 /** Stores an SMS a device received; the inbound module provides it. */
-export type InboundSink = (gatewayId: number, sms: ReceivedSms) => Promise<unknown>;
+export type InboundSink = (gatewayId: number, sms: ReportedSms) => Promise<unknown>;

@@ -17,7 +17,7 @@ export interface InboundView {
 }
 
 /** An SMS a gateway received, as it reports it. */
-export interface ReceivedSms {
+export interface ReportedSms {
   sender: string;
   message: string;
   /** When the phone received it (now, when it does not say). */
@@ -83,7 +83,7 @@ export class InboundService {
    * that reports the same SMS again (same sender, text and timestamp; or, without a timestamp, within
    * two minutes) gets the first one's id back and nothing is stored twice.
    */
-  async receive(gatewayId: number, input: ReceivedSms): Promise<{ id: string; created: boolean }> {
+  async receive(gatewayId: number, input: ReportedSms): Promise<{ id: string; created: boolean }> {
     const sender = this.sender(input.sender);
     if (input.message.length > maxBodyLength)
       throw invalid(`message is too long (at most ${maxBodyLength} characters)`);

@@ -1,3 +1,3 @@
 export { InboundRepository } from "./inbound.repository.js";
-export { type InboundPage, InboundService, type InboundView, type ReceivedSms } from "./inbound.service.js";
+export { type InboundPage, InboundService, type InboundView, type ReportedSms } from "./inbound.service.js";
 export { InboundMessageEntity } from "./inbound-message.entity.js";

@@ -63,7 +63,7 @@ export interface MobileContext {
 }
 
 /** The context of the mobile door over its services. */
-export function mobileContext(deps: SmsGateMobileServices, codes: SignInCodes, replays: ReplayGuard): MobileContext {
+export function contextOfPhones(deps: SmsGateMobileServices, codes: SignInCodes, replays: ReplayGuard): MobileContext {
   const refuse = async (request: FastifyRequest): Promise<never> => {
     await deps.authFailures.failed(peerOf(request));
     throw unauthorized();

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { smsGateScope } from "../http.js";
 import { ReplayGuard } from "../replay-guard.js";
 import { SignInCodes } from "../sign-in-codes.js";
-import { mobileContext, type SmsGateMobileServices } from "./context.js";
+import { contextOfPhones, type SmsGateMobileServices } from "./context.js";
 import { deviceRoutes } from "./device.js";
 import { eventRoutes } from "./events.js";
 import { inboundRoutes } from "./inbound.js";
@@ -25,7 +25,7 @@ export const smsGateMobilePrefixes = ["/api/mobile/v1", "/mobile/v1"] as const;
  * `{"message": ...}`), under each of `smsGateMobilePrefixes`.
  */
 export async function registerSmsGateMobile(app: FastifyInstance, deps: SmsGateMobileServices): Promise<void> {
-  const context = mobileContext(deps, new SignInCodes(deps.redis), new ReplayGuard(deps.redis));
+  const context = contextOfPhones(deps, new SignInCodes(deps.redis), new ReplayGuard(deps.redis));
   const routes = async (mobile: FastifyInstance) => {
     smsGateScope(mobile, { withCode: false });
     deviceRoutes(mobile, context);

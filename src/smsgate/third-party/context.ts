@@ -81,7 +81,7 @@ export interface ApiContext {
 }
 
 /** The context of the third-party door over its services. */
-export function apiContext(deps: SmsGateApiServices): ApiContext {
+export function contextOfClients(deps: SmsGateApiServices): ApiContext {
   const refuse = async (request: FastifyRequest): Promise<never> => {
     const decision = await deps.authFailures.failed(peerOf(request));
     if (!decision.allowed) {

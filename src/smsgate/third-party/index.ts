@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { httpStatusOfDomain } from "../../rpc/errors.js";
 import { smsGateScope } from "../http.js";
-import { apiContext, type SmsGateApiServices } from "./context.js";
+import { contextOfClients, type SmsGateApiServices } from "./context.js";
 import { deviceRoutes } from "./devices.js";
 import { healthRoutes } from "./health.js";
 import { inboxRoutes } from "./inbox.js";
@@ -24,7 +24,7 @@ export const smsGateApiPrefixes = ["/api/3rdparty/v1", "/3rdparty/v1"] as const;
  * `smsGateApiPrefixes`, and its health probes at the root.
  */
 export async function registerSmsGateApi(app: FastifyInstance, deps: SmsGateApiServices): Promise<void> {
-  const context = apiContext(deps);
+  const context = contextOfClients(deps);
   const routes = (prefix: string) => async (api: FastifyInstance) => {
     smsGateScope(api, {
       withCode: true,

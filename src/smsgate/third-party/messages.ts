@@ -97,7 +97,7 @@ const iso = (value: string | null) => (value === null ? undefined : new Date(val
  * A logical message as SMSGate answers it (`smsgateway.MessageState`): its state, each recipient's
  * (with its error), when each state was first reached, and its content when `withContent`.
  */
-export function messageState(rows: GroupRecipientRow[], withContent: boolean) {
+export function smsGateState(rows: GroupRecipientRow[], withContent: boolean) {
   const first = rows[0];
   if (first === undefined) throw new DomainError("not_found", "Message not found");
   const earliest = (values: (string | null)[]) => {
@@ -162,7 +162,7 @@ export function messageRoutes(api: FastifyInstance, context: ApiContext, prefix:
       if (seen.length === 0) throw badRequest("No device was active within the given period");
     }
     const rows = await deps.messages.sendGroup(caller, input);
-    const state = messageState(rows, true);
+    const state = smsGateState(rows, true);
     return reply
       .code(202)
       .header("location", `${prefix}/messages/${encodeURIComponent(state.id)}`)
@@ -171,12 +171,12 @@ export function messageRoutes(api: FastifyInstance, context: ApiContext, prefix:
 
   const get = async (request: FastifyRequest) => {
     const { id } = request.params as { id: string };
-    return messageState(await deps.messages.group(context.caller(request, "messages:read"), id), true);
+    return smsGateState(await deps.messages.group(context.caller(request, "messages:read"), id), true);
   };
 
   const cancel = async (request: FastifyRequest) => {
     const { id } = request.params as { id: string };
-    return messageState(await deps.messages.cancelGroup(context.caller(request, "messages:cancel"), id), true);
+    return smsGateState(await deps.messages.cancelGroup(context.caller(request, "messages:cancel"), id), true);
   };
 
   const list = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -216,7 +216,7 @@ export function messageRoutes(api: FastifyInstance, context: ApiContext, prefix:
     const withContent = flagOf(query.includeContent, "includeContent");
     return reply
       .header("x-total-count", String(page.total))
-      .send(groups.map((rows) => messageState(rows, withContent)));
+      .send(groups.map((rows) => smsGateState(rows, withContent)));
   };
 
   for (const path of ["/messages", "/message"]) {
