@@ -131,8 +131,11 @@ export async function buildApp(
     ),
     ...smsGateMobilePrefixes.map((prefix) => `${prefix}/events`),
   ]);
+  // A phone's own calls (the SMSGate app fetching and reporting) are the devices' traffic, as a
+  // stream's frames are, not clients sending: they never hold the starter back.
+  const phoneCall = (url: string) => smsGateMobilePrefixes.some((prefix) => url.startsWith(`${prefix}/`));
   app.addHook("onRequest", async (request, reply) => {
-    if (streaming.has(request.url)) return;
+    if (streaming.has(request.url) || phoneCall(request.url)) return;
     deps.load.began();
     // 'close' comes once, whether the answer was sent (raw, by the Connect door, or not) or the client left.
     reply.raw.once("close", () => deps.load.ended());

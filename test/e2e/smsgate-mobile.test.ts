@@ -272,6 +272,20 @@ describe("a phone running the SMSGate app", () => {
     expect(await phone.receive("+14155550124", "after revocation")).toEqual([401]);
   });
 
+  it("is the devices' traffic: its calls, however many at once, never count as clients sending hard", async () => {
+    const phone = await smsGatePhone({ autoReport: false });
+    const calls = (count: number, path: string, authorization: string) =>
+      Promise.all(Array.from({ length: count }, () => rest(server, "GET", path, { headers: { authorization } })));
+    // Clients' calls in flight together do count (the starter makes way for them)…
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await calls(16, "/api/v1/sms/received", `Bearer ${key}`);
+    expect(server.deps.load.busy).toBe(true);
+    // …a phone's fetches do not: they are its own work, as a stream's frames are.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await calls(16, "/api/mobile/v1/message", `Bearer ${phone.token}`);
+    expect(server.deps.load.busy).toBe(false);
+  });
+
   it("adds a phone to an account with Basic login:password, and with a sign-in code", async () => {
     const first = await smsGatePhone();
     const second = new SmsGatePhone(base(), "", defaultSmsGateBehaviour);

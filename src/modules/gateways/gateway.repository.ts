@@ -147,6 +147,13 @@ export class GatewayRepository {
     return this.em.fork().find(GatewayEntity, {}, { orderBy: { priority: "desc", id: "asc" } });
   }
 
+  /** The active gateways of an account, as `list` orders them. */
+  listOfAccount(accountKeyId: number): Promise<GatewayRecord[]> {
+    return this.em
+      .fork()
+      .find(GatewayEntity, { accountKeyId, active: true }, { orderBy: { priority: "desc", id: "asc" } });
+  }
+
   find(id: number): Promise<GatewayRecord | null> {
     return this.em.fork().findOne(GatewayEntity, { id });
   }

@@ -222,6 +222,11 @@ export class GatewayRegistry {
     return this.repository.list();
   }
 
+  /** The active gateways of an SMSGate account (its phones). */
+  listOfAccount(accountKeyId: number): Promise<GatewayRecord[]> {
+    return this.repository.listOfAccount(accountKeyId);
+  }
+
   /** The gateway with this id, if it exists. */
   find(id: number): Promise<GatewayRecord | null> {
     return this.repository.find(id);

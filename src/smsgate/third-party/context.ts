@@ -24,7 +24,13 @@ export interface SmsGateApiServices {
   messages: Pick<MessagesService, "sendGroup" | "group" | "groups" | "cancelGroup">;
   gateways: Pick<
     GatewayRegistry,
-    "list" | "findByDeviceId" | "update" | "smsGateSettings" | "updateSmsGateSettings" | "replaceSmsGateSettings"
+    | "list"
+    | "listOfAccount"
+    | "findByDeviceId"
+    | "update"
+    | "smsGateSettings"
+    | "updateSmsGateSettings"
+    | "replaceSmsGateSettings"
   >;
   webhooks: Pick<WebhookDispatcher, "upsertSmsGate" | "listSmsGate" | "deleteSmsGate" | "resignSmsGate">;
   events: Pick<EventsService, "emitMany">;
@@ -113,10 +119,10 @@ export function contextOfClients(deps: SmsGateApiServices): ApiContext {
     return { principal: key.principal, login: key.login ?? undefined, scopes: claims.scopes, token: given.value };
   };
 
-  const phonesOf = async (caller: ApiCaller): Promise<GatewayRecord[]> => {
-    const all = (await deps.gateways.list()).filter((gateway) => gateway.active);
-    return caller.accountKeyId === null ? all : all.filter((gateway) => gateway.accountKeyId === caller.accountKeyId);
-  };
+  const phonesOf = async (caller: ApiCaller): Promise<GatewayRecord[]> =>
+    caller.accountKeyId === null
+      ? (await deps.gateways.list()).filter((gateway) => gateway.active)
+      : deps.gateways.listOfAccount(caller.accountKeyId);
 
   return {
     deps,
