@@ -88,8 +88,12 @@ export class AccessTokenRepository {
     });
   }
 
-  /** Forgets tokens that expired before `before`; how many. */
-  async purgeExpired(before: Date): Promise<number> {
-    return (await this.sql.all("delete from access_tokens where expires_at < ? returning id", [before])).length;
+  /** Forgets a key's tokens that expired a day ago or more (nothing can use or revoke them); how many. */
+  async forgetExpired(keyId: number): Promise<number> {
+    const rows = await this.sql.all(
+      "delete from access_tokens where key_id = ? and expires_at < now() - interval '1 day' returning id",
+      [keyId],
+    );
+    return rows.length;
   }
 }

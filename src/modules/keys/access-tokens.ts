@@ -122,6 +122,8 @@ export class AccessTokens {
     if (scopes.length === 0) throw invalid("scopes must name at least one scope");
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0) throw invalid("ttl must be a whole number of seconds");
     const { pair, rows } = this.pair(keyId, scopes, ttlSeconds === 0 ? this.options.accessTtlSeconds : ttlSeconds);
+    // The key's long-expired tokens go as it issues new ones: the table holds what can still be used.
+    await this.repository.forgetExpired(keyId);
     await this.repository.insert(rows);
     return pair;
   }
