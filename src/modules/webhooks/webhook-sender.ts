@@ -48,6 +48,40 @@ function classify(statusCode: number): AttemptResult["outcome"] {
   return "give_up";
 }
 
+/**
+ * Kept-alive connections per endpoint, so that a busy endpoint is not paid a TCP (and TLS) handshake
+ * per delivery: one agent per checked address, port and host name (a pooled socket only ever leads to
+ * the address the guard checked), at most `maxPooledEndpoints` of them, the least recently used
+ * dropped first. An idle socket is closed after `idleSocketMs`, before common servers close theirs
+ * (Node's 5 s), so that a delivery seldom meets a socket the endpoint has just closed.
+ */
+const maxPooledEndpoints = 256;
+const idleSocketMs = 4000;
+const socketsPerEndpoint = 16;
+const agents = new Map<string, http.Agent>();
+
+function agentFor(target: ResolvedTarget): http.Agent {
+  const key = `${target.url.protocol}//${target.address}:${target.url.port}/${target.url.hostname}`;
+  const known = agents.get(key);
+  if (known !== undefined) {
+    // Most recently used last.
+    agents.delete(key);
+    agents.set(key, known);
+    return known;
+  }
+  const options = { keepAlive: true, maxSockets: socketsPerEndpoint, maxFreeSockets: 4, timeout: idleSocketMs };
+  const agent = target.url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+  agents.set(key, agent);
+  if (agents.size > maxPooledEndpoints) {
+    const [oldest] = agents.keys();
+    if (oldest !== undefined) {
+      agents.get(oldest)?.destroy();
+      agents.delete(oldest);
+    }
+  }
+  return agent;
+}
+
 function post(
   target: ResolvedTarget,
   body: string,
@@ -60,6 +94,7 @@ function post(
       target.url,
       {
         method: "POST",
+        agent: agentFor(target),
         headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
         // Connect to the address that was checked, so DNS cannot point elsewhere in between.
         lookup: (_hostname, options, callback) => {
