@@ -207,6 +207,7 @@ export async function createDeps(
   const picker = new GatewayPicker(repository, redis, presence, {
     sendsPerMinute: config.messages.gatewaySendsPerMinute,
     failureCooldownSeconds: config.messages.failedGatewayCooldownSeconds,
+    localTaskQueue: instanceTaskQueue,
   });
   const textBox = new SecretBox(secret, "message texts v1");
   const lifecycle = new MessageLifecycle(

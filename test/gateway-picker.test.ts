@@ -21,10 +21,11 @@ describe("GatewayPicker", () => {
     }
   }
 
-  const picker = (sendsPerMinute = 100) =>
+  const picker = (sendsPerMinute = 100, localTaskQueue?: string) =>
     new GatewayPicker(server.deps.messageRepository, server.deps.redis, presence, {
       sendsPerMinute,
       failureCooldownSeconds: 60,
+      ...(localTaskQueue === undefined ? {} : { localTaskQueue }),
     });
 
   /** How many of `picks` picks (of a message with no preference) each gateway took. */
@@ -154,6 +155,27 @@ describe("GatewayPicker", () => {
         gatewayId: gateways[1],
       });
     }
+  });
+
+  it("takes, among equals, a phone held by its own instance, and a better phone elsewhere all the same", async () => {
+    await fleet(3);
+    const sql = server.deps.orm.em.getConnection();
+    await sql.execute("update gateways set priority = 1 where id in (?, ?, ?)", gateways);
+    // The instance holding gateway 1 (`queue-1`) pushes to it itself: it takes every pick while equal.
+    const counts = await picksOf(picker(100_000, "queue-1"), 30);
+    expect(gateways.map((id) => counts.get(id) ?? 0)).toEqual([0, 30, 0]);
+    // A phone of a higher priority elsewhere is still taken first.
+    await sql.execute("update gateways set priority = 5 where id = ?", [gateways[2]]);
+    expect(await picker(100_000, "queue-1").pick({ preferredGatewayId: null, triedGatewayIds: [] })).toMatchObject({
+      gatewayId: gateways[2],
+      taskQueue: "queue-2",
+    });
+    // With its own phone at its sends for the minute, the others take the rest.
+    await sql.execute("update gateways set priority = 1 where id = ?", [gateways[2]]);
+    const minuteKeys = await server.deps.redis.keys("smsgw:gwrate:*");
+    if (minuteKeys.length > 0) await server.deps.redis.del(...minuteKeys);
+    const capped = await picksOf(picker(10, "queue-1"), 20);
+    expect(gateways.map((id) => capped.get(id) ?? 0)).toEqual([5, 10, 5]);
   });
 
   it("shares the work over a fleet larger than the window it weighs at a time, and still finds a lone connected phone", async () => {

@@ -45,6 +45,40 @@ describe("several server instances", () => {
     }
   });
 
+  it("sends a message through the phone its own instance holds, when another instance holds an equal one", async () => {
+    const queue = unique("shared-queue");
+    const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+    try {
+      await isolate(a);
+      const onA = await simulatedGateway(a);
+      const onB = await simulatedGateway(b);
+      const key = await clientKey(a);
+      // One at a time, so that the two phones stay equals (no message in flight on either).
+      const sendThrough = async (server: typeof a, message: string) => {
+        const sent = await rest(server, "POST", "/api/v1/sms/send", { key, body: { to: "+14155552671", message } });
+        const messageId = (sent.body as { message_id: string }).message_id;
+        await eventually(async () => {
+          const status = await rest(server, "GET", `/api/v1/sms/status/${messageId}`, { key });
+          return (status.body as { status: string }).status === "delivered" ? true : undefined;
+        });
+        return messageId;
+      };
+      const viaA = [];
+      const viaB = [];
+      for (let i = 0; i < 4; i++) viaA.push(await sendThrough(a, `through a ${i}`));
+      for (let i = 0; i < 4; i++) viaB.push(await sendThrough(b, `through b ${i}`));
+      // Each went out through the instance that accepted it: no push crossed to the other.
+      expect(onA.commands.map((command) => command.messageId)).toEqual(viaA);
+      expect(onB.commands.map((command) => command.messageId)).toEqual(viaB);
+      await onA.disconnect();
+      await onB.disconnect();
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+
   it("tells a phone running the SMSGate app on one instance of a message sent, and cancelled, through another", async () => {
     const queue = unique("shared-queue");
     const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });

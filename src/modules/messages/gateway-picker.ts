@@ -13,18 +13,21 @@ export type Pick =
 // for the current minute, the number of the last pick that took it. ARGV: the sends allowed per
 // minute, 1 when only a phone running SMSGate's app (channel `sse` or `poll`) can send the message,
 // 1 when only a candidate with nothing against it may take it (not tried, not polling, no recent
-// failure: the picker then asks again with the whole fleet), then per candidate 1 when it was
-// already tried for this message and its tier (candidates of one tier are equally preferred: same
-// preference, priority and load). Connected candidates are
-// ranked (tried ones last, then phones that only poll (channel `poll`: they fetch a message at their
-// next call, not at once), then those that failed recently, then by tier, then the one given a
-// message least recently first), and the first with a send left in this minute takes one. Returns
-// {index, presence value}, {0} when none is connected, {-1} when every connected one used its sends
-// for the minute.
+// failure: the picker then asks again with the whole fleet), the task queue of the instance picking
+// ("" for none), then per candidate 1 when it was already tried for this message and its tier
+// (candidates of one tier are equally preferred: same preference, priority and load). Connected
+// candidates are ranked (tried ones last, then phones that only poll (channel `poll`: they fetch a
+// message at their next call, not at once), then those that failed recently, then by tier, then
+// those held by the instance picking before those held by another (its push is a frame on a
+// connection here, not an activity on the other's task queue), then the one given a message least
+// recently first), and the first with a send left in this minute takes one. Returns {index,
+// presence value}, {0} when none is connected, {-1} when every connected one used its sends for the
+// minute.
 const pickScript = `
 local limit = tonumber(ARGV[1])
 local app = ARGV[2] == '1'
 local strict = ARGV[3] == '1'
+local here = ARGV[4] .. ' '
 local ranked = {}
 for i = 1, (#KEYS - 1) / 4 do
   local base = 4 * (i - 1) + 1
@@ -33,29 +36,30 @@ for i = 1, (#KEYS - 1) / 4 do
     held = false
   end
   if held then
-    local rank = tonumber(ARGV[2 * i + 2]) * 4
+    local rank = tonumber(ARGV[2 * i + 3]) * 4
     if string.find(held, ' poll ', 1, true) then rank = rank + 2 end
     if redis.call('EXISTS', KEYS[base + 2]) == 1 then rank = rank + 1 end
     if strict and rank > 0 then
       held = false
     else
       local last = tonumber(redis.call('GET', KEYS[base + 4]) or '0')
-      ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 3]), last, i, held}
+      local elsewhere = (ARGV[4] ~= '' and string.sub(held, 1, #here) == here) and 0 or 1
+      ranked[#ranked + 1] = {rank, tonumber(ARGV[2 * i + 4]), elsewhere, last, i, held}
     end
   end
 end
 if #ranked == 0 then return {0} end
 table.sort(ranked, function(a, b)
-  for k = 1, 4 do if a[k] ~= b[k] then return a[k] < b[k] end end
+  for k = 1, 5 do if a[k] ~= b[k] then return a[k] < b[k] end end
   return false
 end)
 for _, candidate in ipairs(ranked) do
-  local base = 4 * (candidate[4] - 1) + 1
+  local base = 4 * (candidate[5] - 1) + 1
   local sent = redis.call('INCR', KEYS[base + 3])
   if sent == 1 then redis.call('EXPIRE', KEYS[base + 3], 120) end
   if sent <= limit then
     redis.call('SET', KEYS[base + 4], redis.call('INCR', KEYS[1]), 'EX', 86400)
-    return {candidate[4], candidate[5]}
+    return {candidate[5], candidate[6]}
   end
   redis.call('DECR', KEYS[base + 3])
 end
@@ -70,8 +74,8 @@ type PickCommand = (numberOfKeys: number, ...args: (string | number)[]) => Promi
  * account sent it (another account's phone never gets it); the preferred one first, then by
  * priority and fewest messages in flight; among equals, the one given a message least recently (so
  * that idle phones share the traffic instead of filling one after another); gateways that failed
- * recently or were already tried for this message last; never one that has used its sends for the
- * current minute.
+ * recently or were already tried for this message last; among equals, one held by this instance
+ * first; never one that has used its sends for the current minute.
  */
 export class GatewayPicker {
   /** Where the next pick's window of the fleet starts (after this gateway id). */
@@ -81,7 +85,12 @@ export class GatewayPicker {
     private readonly repository: MessageRepository,
     private readonly redis: Redis,
     private readonly presence: Presence,
-    private readonly options: { sendsPerMinute: number; failureCooldownSeconds: number },
+    private readonly options: {
+      sendsPerMinute: number;
+      failureCooldownSeconds: number;
+      /** This instance's task queue for pushes: among equals, a phone held here is taken first. */
+      localTaskQueue?: string;
+    },
   ) {
     redis.defineCommand("smsgwPickGateway", { lua: pickScript });
   }
@@ -168,6 +177,7 @@ export class GatewayPicker {
       input.expedited === true ? Number.MAX_SAFE_INTEGER : this.options.sendsPerMinute,
       input.app === true ? 1 : 0,
       strict ? 1 : 0,
+      this.options.localTaskQueue ?? "",
       ...ranks,
     );
     const row = rows[index - 1];
