@@ -18,13 +18,25 @@ import {
   untilUp,
 } from "../helpers.js";
 
+/** Two instances on one task queue, with no gateway left from an earlier test; both stopped after `work`. */
+async function twoInstances(work: (a: Running, b: Running) => Promise<void>): Promise<void> {
+  const queue = unique("shared-queue");
+  const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+  const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
+  try {
+    await isolate(a);
+    await work(a, b);
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
+}
+
+type Running = Awaited<ReturnType<typeof startServer>>;
+
 describe("several server instances", () => {
   it("delivers a message sent through one instance to a phone connected to another", async () => {
-    const queue = unique("shared-queue");
-    const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
-    const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
-    try {
-      await isolate(a);
+    await twoInstances(async (a, b) => {
       const phone = await simulatedGateway(a);
       const key = await clientKey(b);
       const sent = await rest(b, "POST", "/api/v1/sms/send", { key, body: { to: "+14155552671", message: "across" } });
@@ -39,18 +51,11 @@ describe("several server instances", () => {
       );
       expect(phone.commands.map((command) => command.messageId)).toEqual([messageId]);
       await phone.disconnect();
-    } finally {
-      await b.stop();
-      await a.stop();
-    }
+    });
   });
 
   it("sends a message through the phone its own instance holds, when another instance holds an equal one", async () => {
-    const queue = unique("shared-queue");
-    const a = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
-    const b = await startServer({ ...fastMessages, TEMPORAL_TASK_QUEUE: queue }, { worker: true });
-    try {
-      await isolate(a);
+    await twoInstances(async (a, b) => {
       const onA = await simulatedGateway(a);
       const onB = await simulatedGateway(b);
       const key = await clientKey(a);
@@ -73,10 +78,7 @@ describe("several server instances", () => {
       expect(onB.commands.map((command) => command.messageId)).toEqual(viaB);
       await onA.disconnect();
       await onB.disconnect();
-    } finally {
-      await b.stop();
-      await a.stop();
-    }
+    });
   });
 
   it("tells a phone running the SMSGate app on one instance of a message sent, and cancelled, through another", async () => {
