@@ -7,11 +7,15 @@
 //    a burst, then a steady 2 msg/s; then BENCH_SMSGATE_RATE (20) msg/s through phones speaking the
 //    SMSGate app's protocol (events stream, GET /message, PATCH /message) in their place, joined to
 //    one SMSGate account, sent through smsgw's REST and through SMSGate's third-party API;
+//    Between them, the cost of a message with phones answering at once, as real ones do, and as
+//    real ones do with two webhook events subscribed, CPU per process beside the floor's workflow;
 // 4. smsgw with a small backlog limit under a send rate above what it drains (back-pressure).
 // The Temporal dev server is file-backed with npm start's own settings (WAL). Prints every figure,
 // the conditions and the ratios. Not a test: `npm run bench:send` (options as environment variables).
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -47,13 +51,16 @@ const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1
 const temporalPort = Number(process.env.BENCH_TEMPORAL_PORT ?? 7288);
 // BENCH_ONLY=burst (the burst and the steady phase) or BENCH_ONLY=overload runs that alone, without
 // the floor or the bare endpoint (its ratios print as NaN): for trying a change quickly.
-// BENCH_ONLY=smsgate runs the floor's latency, the bare endpoint and the SMSGate phases only.
+// BENCH_ONLY=smsgate runs the floor, the bare endpoint and the SMSGate phases only; BENCH_ONLY=cost
+// the floor, the bare endpoint and the cost phases (with and without webhooks) only.
 // BENCH_SERVER_LOG=FILE keeps the servers' logs.
-const only = process.env.BENCH_ONLY as "burst" | "overload" | "smsgate" | undefined;
+const only = process.env.BENCH_ONLY as "burst" | "overload" | "smsgate" | "cost" | undefined;
 /** One phase alone: the floor and the bare endpoint are skipped (not for the SMSGate phases: their references). */
 const withoutReferences = only === "burst" || only === "overload";
-/** The burst, the steady phase and the cost phases are skipped. */
-const withoutBurst = only === "overload" || only === "smsgate";
+/** The burst and the steady phase are skipped. */
+const withoutBurst = only === "overload" || only === "smsgate" || only === "cost";
+/** The cost phases are skipped. */
+const withoutCost = only === "overload" || only === "smsgate";
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const root = here("..");
 const wallClock = () => performance.timeOrigin + performance.now();
@@ -170,10 +177,14 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
     PORT: String(port),
     HOST: "127.0.0.1",
     DATABASE_URL: databaseUrl,
+    // The machine's Redis, whose commands the cost phases count (unset, smsgw would embed its own).
+    REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
     TEMPORAL_ADDRESS: temporalAddress,
     TEMPORAL_TASK_QUEUE: `bench-${Date.now()}`,
     LOG_LEVEL: "warn",
     RATE_LIMIT_REQUESTS: "1000000",
+    // The cost phase with webhooks posts to a receiver in the bench process, on loopback.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
     GATEWAY_SENDS_PER_MINUTE: "100000",
     ...env,
   };
@@ -274,6 +285,40 @@ async function smsgwRun(temporalAddress: string, env: Record<string, string>, db
             [ids],
           );
           return new Map(rows.map((row) => [row.ext_id, row.id]));
+        },
+      };
+    },
+    /**
+     * Subscribes a webhook endpoint to `events`: a receiver in this process that answers 200 at once.
+     * Returns how many deliveries it received so far, and a stop that removes the webhook.
+     */
+    async webhooks(events: string[]): Promise<{ received: () => number; stop: () => Promise<void> }> {
+      let received = 0;
+      const receiver = createServer((request, response) => {
+        request.resume();
+        request.on("end", () => {
+          received += 1;
+          response.end("ok");
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+      const port = (receiver.address() as AddressInfo).port;
+      const [admin] = await runTs("bin/smsgw.js", ["keys", "create", "--kind", "admin", "--name", "bench hooks"]);
+      const made = await fetch(`${url}/api/v1/admin/webhooks`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: JSON.stringify({ url: `http://127.0.0.1:${port}/hook`, events }),
+      });
+      const { id } = (await made.json()) as { id: number };
+      if (made.status !== 201) throw new Error(`the webhook was not made: ${made.status}`);
+      return {
+        received: () => received,
+        async stop() {
+          await fetch(`${url}/api/v1/admin/webhooks/${id}`, {
+            method: "DELETE",
+            headers: { authorization: `Bearer ${admin}` },
+          });
+          await new Promise((resolve) => receiver.close(resolve));
         },
       };
     },
@@ -540,12 +585,19 @@ async function main(): Promise<void> {
     redisCommands: 0,
     loopbackKiB: 0,
   };
-  const instantCost = withoutBurst ? noCost : await costPhase();
+  const instantCost = withoutCost ? noCost : await costPhase();
   run.behave({ sendLatencyMs: 1000, sendLatencyMaxMs: 3000, deliveredAfterMs: [2000, 10_000] });
-  const realisticCost = withoutBurst ? noCost : await costPhase();
+  const realisticCost = withoutCost ? noCost : await costPhase();
+  // The same with two webhook events subscribed (each message's sms_sent and sms_delivered posted
+  // to a receiver that answers at once): what a customer's webhooks add to a message's cost.
+  const hooks = withoutCost ? undefined : await run.webhooks(["sms_sent", "sms_delivered"]);
+  const hookedCost = hooks === undefined ? noCost : await costPhase();
+  const hookDeliveries = hooks?.received() ?? 0;
+  await hooks?.stop();
   run.behave({ sendLatencyMs: 0, sendLatencyMaxMs: 0, deliveredAfterMs: undefined });
   // A steady load through phones running the SMSGate app, on the same server, all of one account.
-  const smsGateCount = only === "overload" || only === "burst" ? 0 : Math.round(steadySeconds * smsGateRate);
+  const smsGateCount =
+    only === "overload" || only === "burst" || only === "cost" ? 0 : Math.round(steadySeconds * smsGateRate);
   const account = await run.smsGateAccount();
   const fetchedAt = await run.smsGatePhones(gatewayCount, account.credentials);
   const viaApp = await load(run.url, run.key, smsGateCount, 8, smsGateRate);
@@ -576,7 +628,7 @@ async function main(): Promise<void> {
   const overload = await load(
     over.url,
     over.key,
-    only === "burst" || only === "smsgate" ? 0 : overloadRate * overloadSeconds,
+    only === "burst" || only === "smsgate" || only === "cost" ? 0 : overloadRate * overloadSeconds,
     64,
     overloadRate,
   );
@@ -616,10 +668,14 @@ async function main(): Promise<void> {
       [
         ["phones answering at once", instantCost],
         ["phones answering as real ones (sent 1–3 s, delivered 2–10 s later)", realisticCost],
+        [
+          `the same, two webhook events subscribed (sms_sent, sms_delivered; ${hookDeliveries} deliveries received)`,
+          hookedCost,
+        ],
       ] as const
     ).map(
       ([label, cost]) =>
-        `  ${label}: ${(cost.server + cost.temporal + cost.postgres).toFixed(1)} ms CPU (server ${cost.server.toFixed(1)}, Temporal ${cost.temporal.toFixed(1)}, PostgreSQL ${cost.postgres.toFixed(1)}); PostgreSQL ${cost.commits.toFixed(1)} commits, ${cost.rows.toFixed(1)} rows written, ${cost.walKiB.toFixed(1)} KiB of WAL; Redis ${cost.redisCommands.toFixed(1)} commands; ${cost.loopbackKiB.toFixed(1)} KiB over loopback (all parts, both ways); ${cost.delivered} delivered`,
+        `  ${label}: ${(cost.server + cost.temporal + cost.postgres).toFixed(1)} ms CPU (server ${cost.server.toFixed(1)}, Temporal ${cost.temporal.toFixed(1)}, PostgreSQL ${cost.postgres.toFixed(1)}; the floor's workflow ${floorCpuPer.toFixed(1)}); PostgreSQL ${cost.commits.toFixed(1)} commits, ${cost.rows.toFixed(1)} rows written, ${cost.walKiB.toFixed(1)} KiB of WAL; Redis ${cost.redisCommands.toFixed(1)} commands; ${cost.loopbackKiB.toFixed(1)} KiB over loopback (all parts, both ways); ${cost.delivered} delivered`,
     ),
     `steady ${smsGateRate} msg/s for ${steadySeconds} s through ${gatewayCount} phones speaking the SMSGate app's protocol, joined to one SMSGate account (events stream, then GET /message; the stream phones inactive), sent through smsgw's REST:`,
     `  ${latencyLine("accept -> GET /message has it", viaAppFetched)}`,
