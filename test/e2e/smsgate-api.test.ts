@@ -379,6 +379,13 @@ describe("SMSGate's client library against smsgw", () => {
       expect((await rest(server, "GET", `/3rdparty/v1/health/${probe}`)).status).toBe(200);
       expect((await rest(server, "GET", `/health/${probe}`)).body).toMatchObject({ status: "pass" });
     }
+    // Alive is alive: the process answers, whatever its dependencies do.
+    expect((await rest(server, "GET", "/health/live")).body).toEqual({
+      status: "pass",
+      version: expect.any(String),
+      releaseId: 0,
+      checks: {},
+    });
     expect((await rest(server, "GET", "/health")).body).toMatchObject({
       status: "pass",
       checks: { database: { status: "pass" } },

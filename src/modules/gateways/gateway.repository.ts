@@ -113,24 +113,22 @@ export class GatewayRepository {
     );
   }
 
-  /** Merges `patch` into the settings of the phones running the SMSGate app (one, when given). */
-  mergeSmsGateSettings(patch: StoredSmsGateSettings, deviceId?: string): Promise<SmsGatePhoneRow[]> {
+  /**
+   * Merges `patch` into the settings of the phones running the SMSGate app (one, when given), or
+   * (`replace`) makes it their settings.
+   */
+  setSmsGateSettings(
+    patch: StoredSmsGateSettings,
+    deviceId: string | undefined,
+    replace: boolean,
+  ): Promise<SmsGatePhoneRow[]> {
     return this.sql.all(
       `update gateways set metadata = jsonb_set(metadata, '{smsgate_settings}',
-                coalesce(metadata->'smsgate_settings', '{}') || ?::jsonb), updated_at = now()
+                case when ? then '{}'::jsonb else coalesce(metadata->'smsgate_settings', '{}') end || ?::jsonb),
+                updated_at = now()
         where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?)
         returning id, device_id, metadata->'smsgate_settings' as settings`,
-      [JSON.stringify(patch), deviceId ?? null, deviceId ?? null],
-    );
-  }
-
-  /** Replaces the settings of the phones running the SMSGate app (one, when given) with `settings`. */
-  replaceSmsGateSettings(settings: StoredSmsGateSettings, deviceId?: string): Promise<SmsGatePhoneRow[]> {
-    return this.sql.all(
-      `update gateways set metadata = jsonb_set(metadata, '{smsgate_settings}', ?::jsonb), updated_at = now()
-        where metadata->>'app' = 'SMSGate' and (?::varchar is null or device_id = ?)
-        returning id, device_id, metadata->'smsgate_settings' as settings`,
-      [JSON.stringify(settings), deviceId ?? null, deviceId ?? null],
+      [replace, JSON.stringify(patch), deviceId ?? null, deviceId ?? null],
     );
   }
 

@@ -137,38 +137,24 @@ export class GatewayRegistry {
   }
 
   /**
-   * Changes what one phone running the SMSGate app (or every one) is told to do; the fields left out
-   * keep their values. The phones are told (`onSmsGateSettingsChanged`).
+   * Changes what one phone running the SMSGate app (or every one) is told to do: the fields left out
+   * keep their values, or (`replace`) take the app's own again. The phones are told
+   * (`onSmsGateSettingsChanged`).
    */
   async updateSmsGateSettings(
     patch: StoredSmsGateSettings,
     deviceId?: string,
+    options: { replace?: boolean } = {},
   ): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
+    const replace = options.replace === true;
     // Checked against each phone's current settings (the interval's bounds), then changed in one statement.
     const current = await this.smsGateSettings(deviceId);
     if (deviceId !== undefined && current.length === 0) {
       throw invalid("gateway_id is not a phone running the SMSGate app");
     }
-    for (const phone of current) checkedSettings(patch, phone.settings);
+    if (!replace) for (const phone of current) checkedSettings(patch, phone.settings);
     const checked = checkedSettings(patch);
-    const rows = await this.repository.mergeSmsGateSettings(checked, deviceId);
-    for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
-    return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
-  }
-
-  /**
-   * Replaces what one phone running the SMSGate app (or every one) is told to do: the fields left
-   * out take the app's own values again. The phones are told (`onSmsGateSettingsChanged`).
-   */
-  async replaceSmsGateSettings(
-    settings: StoredSmsGateSettings,
-    deviceId?: string,
-  ): Promise<{ deviceId: string; settings: StoredSmsGateSettings }[]> {
-    const checked = checkedSettings(settings);
-    if (deviceId !== undefined && (await this.smsGateSettings(deviceId)).length === 0) {
-      throw invalid("gateway_id is not a phone running the SMSGate app");
-    }
-    const rows = await this.repository.replaceSmsGateSettings(checked, deviceId);
+    const rows = await this.repository.setSmsGateSettings(checked, deviceId, replace);
     for (const listener of this.settingsListeners) listener(rows.map((row) => row.id));
     return rows.map((row) => ({ deviceId: row.device_id, settings: row.settings }));
   }

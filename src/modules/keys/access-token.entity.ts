@@ -1,4 +1,4 @@
-import { defineEntity, type InferEntity, p } from "@mikro-orm/core";
+import { defineEntity, p } from "@mikro-orm/core";
 import { foreignKey } from "../../db/foreign-key.js";
 import { ApiKeyEntity } from "./api-key.entity.js";
 
@@ -24,5 +24,3 @@ export const AccessTokenEntity = defineEntity({
       .onCreate(() => new Date()),
   },
 });
-
-export type StoredAccessToken = InferEntity<typeof AccessTokenEntity>;

@@ -13,6 +13,15 @@ export interface NewAccessToken {
 const insertSql = `insert into access_tokens (id, key_id, token_use, parent_id, expires_at)
   select * from unnest(?::char(21)[], ?::int[], ?::varchar(8)[], ?::char(21)[], ?::timestamptz[])`;
 
+/** `insertSql`'s parameters: each column's values as one array. */
+const insertParams = (tokens: NewAccessToken[]) => [
+  tokens.map((token) => token.id),
+  tokens.map((token) => token.keyId),
+  tokens.map((token) => token.use),
+  tokens.map((token) => token.parentId),
+  tokens.map((token) => token.expiresAt),
+];
+
 /** Every statement on `access_tokens`: the only code that writes it. */
 export class AccessTokenRepository {
   private readonly sql: Sql;
@@ -23,25 +32,19 @@ export class AccessTokenRepository {
 
   /** Stores tokens issued together (an access token and its refresh token). */
   async insert(tokens: NewAccessToken[]): Promise<void> {
-    await this.sql.all(insertSql, [
-      tokens.map((token) => token.id),
-      tokens.map((token) => token.keyId),
-      tokens.map((token) => token.use),
-      tokens.map((token) => token.parentId),
-      tokens.map((token) => token.expiresAt),
-    ]);
+    await this.sql.all(insertSql, insertParams(tokens));
   }
 
   /**
-   * Whether a token of this use and key may be used: stored, not revoked, not expired, and its key
+   * Whether an access token of this key may be used: stored, not revoked, not expired, and its key
    * not revoked either.
    */
-  async usable(id: string, keyId: number, use: "access" | "refresh"): Promise<boolean> {
+  async accessUsable(id: string, keyId: number): Promise<boolean> {
     const row = await this.sql.one<{ ok: boolean }>(
       `select true as ok from access_tokens t join api_keys k on k.id = t.key_id
-        where t.id = ? and t.key_id = ? and t.token_use = ? and t.revoked_at is null and t.expires_at > now()
-          and k.revoked_at is null`,
-      [id, keyId, use],
+        where t.id = ? and t.key_id = ? and t.token_use = 'access' and t.revoked_at is null
+          and t.expires_at > now() and k.revoked_at is null`,
+      [id, keyId],
     );
     return row !== undefined;
   }
@@ -73,17 +76,7 @@ export class AccessTokenRepository {
       if (current === undefined || current.expired) return "unknown";
       if (current.revoked) return "replayed";
       await this.sql.all("update access_tokens set revoked_at = now() where id = ?", [id], tx);
-      await this.sql.all(
-        insertSql,
-        [
-          next.map((token) => token.id),
-          next.map((token) => token.keyId),
-          next.map((token) => token.use),
-          next.map((token) => token.parentId),
-          next.map((token) => token.expiresAt),
-        ],
-        tx,
-      );
+      await this.sql.all(insertSql, insertParams(next), tx);
       return "rotated";
     });
   }

@@ -43,8 +43,8 @@ interface Payload {
 const base64url = (value: Buffer | string) => Buffer.from(value).toString("base64url");
 const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
 
-/** The scope a refresh token carries (and the only thing it is good for). */
-export const refreshScope = "tokens:refresh";
+/** The scope a refresh token carries (SMSGate's `tokens:refresh`: the only thing it is good for). */
+const refreshScope = "tokens:refresh";
 
 /** Issues, checks, refreshes and revokes a key's signed tokens. */
 export class AccessTokens {
@@ -133,7 +133,7 @@ export class AccessTokens {
     const payload = this.read(token);
     if (payload === undefined || payload.original_scopes !== undefined) return undefined;
     const keyId = Number(payload.sub);
-    if (!(await this.repository.usable(payload.jti, keyId, "access"))) return undefined;
+    if (!(await this.repository.accessUsable(payload.jti, keyId))) return undefined;
     return { id: payload.jti, keyId, scopes: payload.scopes };
   }
 

@@ -146,9 +146,7 @@ export class MessageLifecycle {
 
   /** Messages a polling phone must be told were cancelled after it fetched them, at most `limit`. */
   async cancelling(gatewayId: number, limit: number): Promise<UnacknowledgedCommand[]> {
-    return (await this.repository.cancelling(gatewayId, limit)).map((row) => ({
-      ...this.handed({ ...row, sealed_body: null }),
-    }));
+    return (await this.repository.cancelling(gatewayId, limit)).map((row) => this.handed(row));
   }
 
   /** A command as a phone is handed it (a sealed text opened). */

@@ -1063,12 +1063,10 @@ export class MessageRepository {
 
   // --- SMSGate's logical messages: the recipients stored under one client id (`ext_id`) ---
 
-  /** SMSGate's id of the logical message `messageId` is a recipient of (its own id when it has none). */
-  async groupIdOf(messageId: string): Promise<string | undefined> {
-    return (await this.groupOf(messageId))?.groupId;
-  }
-
-  /** The logical message a message is a recipient of (SMSGate's id of it), and its SIM choice. */
+  /**
+   * The logical message a message is a recipient of (SMSGate's id of it: its own id when it has
+   * none), and its SIM choice.
+   */
   async groupOf(messageId: string): Promise<{ groupId: string; simNumber: number | null } | undefined> {
     const row = await this.one<{ id: string; sim_number: number | null }>(
       "select coalesce(ext_id, id) as id, sim_number from messages where id = ?",

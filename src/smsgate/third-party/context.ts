@@ -24,13 +24,7 @@ export interface SmsGateApiServices {
   messages: Pick<MessagesService, "sendGroup" | "group" | "groups" | "cancelGroup">;
   gateways: Pick<
     GatewayRegistry,
-    | "list"
-    | "listOfAccount"
-    | "findByDeviceId"
-    | "update"
-    | "smsGateSettings"
-    | "updateSmsGateSettings"
-    | "replaceSmsGateSettings"
+    "list" | "listOfAccount" | "findByDeviceId" | "update" | "smsGateSettings" | "updateSmsGateSettings"
   >;
   webhooks: Pick<WebhookDispatcher, "upsertSmsGate" | "listSmsGate" | "deleteSmsGate" | "resignSmsGate">;
   events: Pick<EventsService, "emitMany">;
@@ -76,6 +70,10 @@ const looksSigned = (value: string) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(value);
 /** What every resource of the third-party door shares. */
 export interface ApiContext {
   deps: SmsGateApiServices;
+  /** Refuses the call (429) while its address has used its failed sign-ins. */
+  notBlocked(request: FastifyRequest): void;
+  /** Counts a failed sign-in from the caller's address and refuses it (401, or 429 past the budget). */
+  refuse(request: FastifyRequest): Promise<never>;
   /** Authenticates the call (Basic, an smsgw key, or a signed token), within its rate limit. */
   authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
   /** The caller, when it may act in `scope` (403 otherwise; `exact`: `all:any` is not enough). */
@@ -112,7 +110,7 @@ export function contextOfClients(deps: SmsGateApiServices): ApiContext {
       const principal = await deps.keys.authenticate(given.value);
       return principal === undefined ? undefined : { principal, login: undefined, scopes: [allScopes] };
     }
-    // A refresh token is no access token: it is good for `POST /auth/token/refresh` only.
+    // A refresh token is no access token (`verify` refuses it): it is good for the refresh route only.
     const claims = await deps.accessTokens.verify(given.value);
     const key = claims === undefined ? undefined : await deps.keys.clientPrincipal(claims.keyId);
     if (claims === undefined || key === undefined) return undefined;
@@ -124,16 +122,20 @@ export function contextOfClients(deps: SmsGateApiServices): ApiContext {
       ? (await deps.gateways.list()).filter((gateway) => gateway.active)
       : deps.gateways.listOfAccount(caller.accountKeyId);
 
+  const notBlocked = (request: FastifyRequest) => {
+    const blocked = deps.authFailures.blockedFor(peerOf(request));
+    if (blocked !== undefined) {
+      deps.metrics.rateLimited("authentication");
+      throw new DomainError("rate_limited", "Too many failed authentication attempts", blocked);
+    }
+  };
+
   return {
     deps,
+    notBlocked,
+    refuse,
     async authenticate(request, reply) {
-      const blocked = deps.authFailures.blockedFor(peerOf(request));
-      if (blocked !== undefined) {
-        deps.metrics.rateLimited("authentication");
-        throw new DomainError("rate_limited", "Too many failed authentication attempts", blocked);
-      }
-      // The refresh route checks its refresh token itself.
-      if (request.routeOptions.url?.endsWith("/auth/token/refresh") === true) return;
+      notBlocked(request);
       const found = await identify(request);
       if (found === undefined) return refuse(request);
       const { principal } = found;

@@ -7,7 +7,7 @@ import { healthRoutes } from "./health.js";
 import { inboxRoutes } from "./inbox.js";
 import { messageRoutes } from "./messages.js";
 import { settingsRoutes } from "./settings.js";
-import { tokenRoutes } from "./tokens.js";
+import { refreshRoute, tokenRoutes } from "./tokens.js";
 import { webhookRoutes } from "./webhooks.js";
 
 export type { SmsGateApiServices } from "./context.js";
@@ -32,6 +32,7 @@ export async function registerSmsGateApi(app: FastifyInstance, deps: SmsGateApiS
       domainStatus: (error) => (error.code === "validation" ? 400 : httpStatusOfDomain(error)),
     });
     healthRoutes(api, context);
+    refreshRoute(api, context);
     await api.register(async (authenticated) => {
       authenticated.addHook("onRequest", context.authenticate);
       messageRoutes(authenticated, context, prefix);

@@ -56,40 +56,38 @@ function storedSettings(body: Record<string, unknown>): { stored: StoredSmsGateS
 export function settingsRoutes(api: FastifyInstance, context: ApiContext): void {
   const { deps } = context;
 
-  /** The phones running SMSGate's app whose settings the caller manages. */
-  const appPhones = async (caller: ApiCaller): Promise<string[]> => {
+  /** The phones running SMSGate's app whose settings the caller manages, with their settings. */
+  const appPhones = async (caller: ApiCaller) => {
     const mine = new Set((await context.phonesOf(caller)).map((phone) => phone.deviceId));
-    return (await deps.gateways.smsGateSettings()).map((phone) => phone.deviceId).filter((id) => mine.has(id));
+    return (await deps.gateways.smsGateSettings()).filter((phone) => mine.has(phone.deviceId));
   };
 
   /** The account's settings, in SMSGate's shape (its first phone's), without the signing key. */
-  const settingsOf = async (caller: ApiCaller) => {
-    const [deviceId] = await appPhones(caller);
-    const stored = deviceId === undefined ? {} : ((await deps.gateways.smsGateSettings(deviceId))[0]?.settings ?? {});
-    const { webhooks: _hidden, ...shown } = appSettings(stored, "");
-    return shown;
+  const shown = (phones: { settings: StoredSmsGateSettings }[]) => {
+    const { webhooks: _hidden, ...rest } = appSettings(phones[0]?.settings ?? {}, "");
+    return rest;
   };
 
   const update = (replace: boolean) => async (request: FastifyRequest) => {
     const caller = context.caller(request, "settings:write");
     const { stored, signingKey } = storedSettings(jsonBody(request));
-    const phones = await appPhones(caller);
+    let phones = await appPhones(caller);
+    if (phones.length === 0 && Object.keys(stored).length > 0)
+      throw badRequest("This account has no phone running SMSGate's app to relay settings to");
     if (Object.keys(stored).length > 0 || replace) {
-      if (phones.length === 0 && Object.keys(stored).length > 0)
-        throw badRequest("This account has no phone running SMSGate's app to relay settings to");
-      for (const deviceId of phones) {
-        if (replace) await deps.gateways.replaceSmsGateSettings(stored, deviceId);
-        else await deps.gateways.updateSmsGateSettings(stored, deviceId);
-      }
+      const changed = [];
+      for (const phone of phones)
+        changed.push(...(await deps.gateways.updateSmsGateSettings(stored, phone.deviceId, { replace })));
+      phones = changed;
     }
     if (signingKey !== undefined) {
       await deps.keys.setSmsGateSigningKey(caller.keyId, signingKey, deps.webhookSecrets);
       await deps.webhooks.resignSmsGate(caller.keyId, signingKey);
     }
-    return settingsOf(caller);
+    return shown(phones);
   };
 
-  api.get("/settings", async (request) => settingsOf(context.caller(request, "settings:read")));
+  api.get("/settings", async (request) => shown(await appPhones(context.caller(request, "settings:read"))));
   api.put("/settings", update(true));
   api.patch("/settings", update(false));
 }

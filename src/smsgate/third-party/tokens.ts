@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { TokenPair } from "../../modules/keys/index.js";
-import { badRequest, credentials, jsonBody, SmsGateError, unauthorized } from "../http.js";
+import { badRequest, credentials, jsonBody, SmsGateError } from "../http.js";
 import type { ApiContext } from "./context.js";
 
 // Signed tokens (`handlers/thirdparty/auth.go`, client-go's `GenerateToken`, `RefreshToken`,
@@ -38,7 +38,21 @@ const answer = (pair: TokenPair) => ({
   expires_at: pair.access.expiresAt.toISOString(),
 });
 
-/** The routes of tokens. */
+/**
+ * `POST /auth/token/refresh`, on a scope without the API's authentication: the refresh token itself
+ * is its credential (and that is its only use). A refused one counts as a failed sign-in.
+ */
+export function refreshRoute(api: FastifyInstance, context: ApiContext): void {
+  api.post("/auth/token/refresh", async (request, reply) => {
+    context.notBlocked(request);
+    const given = credentials(request);
+    const pair = given?.scheme === "bearer" ? await context.deps.accessTokens.refresh(given.value) : undefined;
+    if (pair === undefined || pair === "replayed") return context.refuse(request);
+    return reply.code(201).send(answer(pair));
+  });
+}
+
+/** The routes of tokens (but the refresh). */
 export function tokenRoutes(api: FastifyInstance, context: ApiContext): void {
   const { deps } = context;
 
@@ -59,15 +73,6 @@ export function tokenRoutes(api: FastifyInstance, context: ApiContext): void {
     );
     if (beyond !== undefined) throw new SmsGateError(403, `scope required: ${String(beyond)}`);
     const pair = await deps.accessTokens.issue(caller.keyId, [...new Set(scopes as string[])], ttl);
-    return reply.code(201).send(answer(pair));
-  });
-
-  // Authorised by the refresh token itself (its only use), not by the API's credentials.
-  api.post("/auth/token/refresh", async (request, reply) => {
-    const given = credentials(request);
-    if (given?.scheme !== "bearer") throw unauthorized();
-    const pair = await deps.accessTokens.refresh(given.value);
-    if (pair === undefined || pair === "replayed") throw unauthorized();
     return reply.code(201).send(answer(pair));
   });
 
